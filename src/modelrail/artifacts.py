@@ -1,0 +1,111 @@
+"""Content-addressed artifact store: every file lives at ``sha256/ab/cdef...``.
+
+Writes go to a temporary file in the same folder and are renamed into place,
+so a crash never leaves a partial file under a valid address, and two writers
+of the same content simply produce the same file. Every read checks the sha256
+that the caller recorded, so a changed or truncated file is refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from modelrail.errors import ArtifactIntegrityError, ArtifactNotFoundError, InvalidInputError
+
+_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class StoredBlob:
+    sha256: str
+    size: int
+
+
+class ArtifactStore:
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        text = os.fspath(root)
+        if "://" in text and not text.startswith("file://"):
+            raise InvalidInputError(
+                f"artifact root {text!r}: only local and mounted shared folders are supported "
+                "in this version"
+            )
+        self.root = Path(text.removeprefix("file://")).expanduser()
+
+    def path_for(self, sha256: str) -> Path:
+        return self.root / "sha256" / sha256[:2] / sha256[2:]
+
+    def put_file(self, source: str | os.PathLike[str]) -> StoredBlob:
+        path = Path(source)
+        if not path.is_file():
+            raise ArtifactNotFoundError(f"artifact file {path} does not exist")
+        with path.open("rb") as handle:
+            return self.put_stream(handle)
+
+    def put_bytes(self, data: bytes) -> StoredBlob:
+        return self.put_stream(io.BytesIO(data))
+
+    def put_stream(self, stream: BinaryIO) -> StoredBlob:
+        staging = self.root / "staging"
+        staging.mkdir(parents=True, exist_ok=True)
+        digest = hashlib.sha256()
+        size = 0
+        fd, temp_name = tempfile.mkstemp(dir=staging, prefix="upload-")
+        try:
+            with os.fdopen(fd, "wb") as out:
+                while chunk := stream.read(_CHUNK):
+                    digest.update(chunk)
+                    out.write(chunk)
+                    size += len(chunk)
+                out.flush()
+                os.fsync(out.fileno())
+            target = self.path_for(digest.hexdigest())
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(temp_name, target)
+        except BaseException:
+            Path(temp_name).unlink(missing_ok=True)
+            raise
+        return StoredBlob(digest.hexdigest(), size)
+
+    def verified_path(self, sha256: str, *, size: int | None = None, label: str = "") -> Path:
+        """Return the file's path after checking its content against ``sha256``."""
+        path = self.path_for(sha256)
+        what = f"{label} ({path})" if label else str(path)
+        if not path.is_file():
+            raise ArtifactIntegrityError(f"artifact {what} is missing from the artifact store")
+        actual_size = path.stat().st_size
+        if size is not None and actual_size != size:
+            raise ArtifactIntegrityError(
+                f"artifact {what} is {actual_size} bytes but {size} were stored: "
+                "it was truncated or changed; refusing to load it"
+            )
+        actual = _file_sha256(path)
+        if actual != sha256:
+            raise ArtifactIntegrityError(
+                f"artifact {what} has sha256 {actual[:12]}... but the registry recorded "
+                f"{sha256[:12]}...: it was changed after it was stored; refusing to load it"
+            )
+        return path
+
+    def read_verified(self, sha256: str, *, size: int | None = None, label: str = "") -> bytes:
+        return self.verified_path(sha256, size=size, label=label).read_bytes()
+
+    def copy_out(self, sha256: str, destination: Path, *, size: int | None = None) -> Path:
+        source = self.verified_path(sha256, size=size)
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, destination)
+        return destination
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()

@@ -1,0 +1,1 @@
+"""The ``modelrail`` command: thin commands over the library."""

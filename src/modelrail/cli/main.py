@@ -1,0 +1,41 @@
+"""The ``modelrail`` entry point and the one place errors become exit codes."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from modelrail.cli import models, project, runs
+from modelrail.errors import ModelrailError
+
+app = typer.Typer(
+    name="modelrail",
+    help="Version everything that produced a model, promote it, deploy it.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    rich_markup_mode=None,
+)
+app.add_typer(runs.app, name="runs")
+app.add_typer(models.app, name="models")
+project.register(app)
+
+
+def run() -> None:
+    """Console-script entry point: a ModelrailError prints one line, never a traceback."""
+    try:
+        app(prog_name="modelrail")
+    except ModelrailError as exc:
+        from rich.markup import escape
+
+        from modelrail.cli.render import error_console
+
+        error_console().print(f"[bold red]error:[/] {escape(exc.message)}")
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    run()

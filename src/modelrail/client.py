@@ -1,0 +1,181 @@
+"""``Client``: the front door that wires the store, the artifact store and the services."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from modelrail.artifacts import ArtifactStore
+from modelrail.config import Settings, load_settings
+from modelrail.entities import ComponentVersion, Model, ModelVersion, Run, TrackerPage
+from modelrail.errors import InvalidInputError, RunNotFoundError
+from modelrail.refs import Ref, validate_name
+from modelrail.registry import LoadedModel, load_model_version
+from modelrail.store.db import Database
+from modelrail.store.models_repo import ModelRepository
+from modelrail.store.runs_repo import RunRepository
+from modelrail.store.tracker_query import TrackerQuery, tracker_page
+from modelrail.tracking.run import ActiveRun
+
+log = logging.getLogger("modelrail")
+
+
+class Client:
+    """Everything modelrail does, as methods. ``Client()`` reads settings from the environment."""
+
+    def __init__(
+        self,
+        store_url: str | None = None,
+        artifact_root: str | Path | None = None,
+        *,
+        settings: Settings | None = None,
+        user: str | None = None,
+    ) -> None:
+        if settings is None:
+            settings = load_settings(create=store_url is None)
+            if settings.created_project:
+                log.warning(
+                    "modelrail: no project found in %s or above; created %s "
+                    "(run 'modelrail init' to choose the place)",
+                    settings.project_root,
+                    settings.project_dir,
+                )
+        self.settings = settings
+        self.user = user or settings.user
+        self.db = Database(store_url or settings.store_url)
+        self.artifacts = ArtifactStore(artifact_root or settings.artifact_root)
+        self.runs = RunRepository(self.db)
+        self.models = ModelRepository(self.db)
+        self._experiment_ids: dict[str, int] = {}
+
+    def close(self) -> None:
+        self.db.dispose()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # -- tracking --------------------------------------------------------------------
+
+    def start_run(
+        self,
+        experiment: str = "default",
+        *,
+        architecture: str | None = None,
+        name: str | None = None,
+        tags: Mapping[str, str] | None = None,
+    ) -> ActiveRun:
+        from modelrail.tracking.components import code_component, environment_component
+        from modelrail.tracking.provenance import capture_provenance
+
+        validate_name("experiment", experiment)
+        experiment_id = self._experiment_ids.get(experiment)
+        if experiment_id is None:
+            experiment_id = self.runs.get_or_create_experiment(experiment).id
+            self._experiment_ids[experiment] = experiment_id
+        run_id = uuid.uuid4().hex
+        provenance = capture_provenance()
+        components = [
+            code_component(experiment, architecture, provenance),
+            environment_component(self.settings.project_root.name),
+        ]
+        self.runs.create_run(
+            run_id=run_id,
+            experiment_id=experiment_id,
+            name=name or f"{experiment}-{run_id[:8]}",
+            architecture=architecture,
+            user=self.user,
+            started_at=time.time(),
+            provenance=provenance.to_json(),
+            tags={str(k): str(v) for k, v in (tags or {}).items()},
+            components=components,
+        )
+        return ActiveRun(self, run_id, experiment)
+
+    def get_run(self, run_id: str) -> Run:
+        return self.runs.get_run(run_id)
+
+    def tracker(self, query: TrackerQuery | None = None) -> TrackerPage:
+        return tracker_page(self.db, query or TrackerQuery())
+
+    def best_run(
+        self, metric: str, *, minimize: bool = False, experiment: str | None = None
+    ) -> Run:
+        page = self.tracker(
+            TrackerQuery(experiment=experiment, sort=metric, ascending=minimize, limit=1)
+        )
+        if not page.rows or metric not in page.rows[0].metrics:
+            scope = f" in experiment {experiment!r}" if experiment else ""
+            raise RunNotFoundError(f"no run{scope} has logged the metric {metric!r}")
+        return self.get_run(page.rows[0].run_id)
+
+    def datasets(self) -> list[tuple[ComponentVersion, int]]:
+        """Every dataset version with the number of runs that used it."""
+        usage = self.runs.component_usage()
+        return [(cv, usage.get(cv.id, 0)) for cv in self.runs.component_versions("data")]
+
+    # -- registry --------------------------------------------------------------------
+
+    def list_models(self) -> list[Model]:
+        return self.models.list_models()
+
+    def list_versions(self, name: str) -> list[ModelVersion]:
+        return self.models.list_versions(name)
+
+    def get_model_version(self, reference: str | Ref) -> ModelVersion:
+        ref = reference if isinstance(reference, Ref) else Ref.parse(reference)
+        if ref.environment is not None:
+            raise InvalidInputError(
+                f"{ref}: environments (dev -> staging -> prod) are not set up in this store yet"
+            )
+        return self.models.get_version(ref.name, ref.version)
+
+    def load_model(self, reference: str | Ref) -> LoadedModel:
+        """Load a model version after checking its artifact's sha256."""
+        return load_model_version(self.artifacts, self.get_model_version(reference))
+
+    def register_model(
+        self, model: Any, name: str, *, input_example: Any, description: str = ""
+    ) -> ModelVersion:
+        """Register a model that was trained outside a run."""
+        from modelrail.registry import register_model
+
+        return register_model(
+            self.models,
+            self.artifacts,
+            model,
+            name=name,
+            run_id=None,
+            input_example=input_example,
+            created_by=self.user,
+            description=description,
+        )
+
+
+@functools.cache
+def _default_client(cwd: str, store: str | None, artifacts: str | None, home: str | None) -> Client:
+    return Client()
+
+
+def default_client() -> Client:
+    """The client for the project around the working directory.
+
+    Kept per (directory, settings) for the life of the process so a loop of
+    ``start_run`` calls reuses one connection pool instead of opening the
+    database each time.
+    """
+    import os
+
+    return _default_client(
+        os.getcwd(),
+        os.environ.get("MODELRAIL_STORE"),
+        os.environ.get("MODELRAIL_ARTIFACTS"),
+        os.environ.get("MODELRAIL_HOME"),
+    )

@@ -1,0 +1,164 @@
+"""Settings: ``MODELRAIL_*`` environment variables over ``modelrail.toml`` over defaults.
+
+Settings are read once at the edge (CLI command, ``Client()`` without arguments,
+app factory) and passed down; nothing below this module reads the environment.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from modelrail.errors import ConfigError
+
+PROJECT_DIR_NAME = ".modelrail"
+CONFIG_FILE_NAME = "modelrail.toml"
+DATABASE_FILE_NAME = "modelrail.db"
+ARTIFACTS_DIR_NAME = "artifacts"
+
+_KNOWN_KEYS: Mapping[str, frozenset[str]] = {
+    "store": frozenset({"url"}),
+    "artifacts": frozenset({"root"}),
+    "identity": frozenset({"user"}),
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    project_root: Path
+    store_url: str
+    artifact_root: str
+    user: str
+    created_project: bool = False
+
+    @property
+    def project_dir(self) -> Path:
+        return self.project_root / PROJECT_DIR_NAME
+
+
+def find_project_root(start: Path) -> Path | None:
+    """Walk up from ``start`` like git does and return the folder holding ``.modelrail/``."""
+    current = start.resolve()
+    for folder in (current, *current.parents):
+        if (folder / PROJECT_DIR_NAME).is_dir():
+            return folder
+    return None
+
+
+def init_project(root: Path) -> Path:
+    """Create ``.modelrail/`` and a commented ``modelrail.toml`` in ``root``; idempotent."""
+    project_dir = root / PROJECT_DIR_NAME
+    project_dir.mkdir(parents=True, exist_ok=True)
+    (project_dir / ARTIFACTS_DIR_NAME).mkdir(exist_ok=True)
+    gitignore = project_dir / ".gitignore"
+    if not gitignore.exists():
+        # The store and artifacts are data, not source: keep them out of the user's commits.
+        gitignore.write_text("*\n", encoding="utf-8")
+    config = root / CONFIG_FILE_NAME
+    if not config.exists():
+        config.write_text(_DEFAULT_CONFIG, encoding="utf-8")
+    return project_dir
+
+
+def load_settings(
+    cwd: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    *,
+    create: bool = True,
+) -> Settings:
+    """Resolve settings for the project containing ``cwd``.
+
+    Without a project above ``cwd`` and without ``MODELRAIL_STORE``, a project is
+    created in ``cwd`` when ``create`` is true (the caller tells the user so).
+    """
+    env = os.environ if environ is None else environ
+    start = Path.cwd() if cwd is None else cwd
+    home = env.get("MODELRAIL_HOME")
+    root = Path(home).resolve() if home else find_project_root(start)
+    created = False
+    if root is None:
+        root = start.resolve()
+        if create and "MODELRAIL_STORE" not in env:
+            init_project(root)
+            created = True
+    file_values = _read_config(root / CONFIG_FILE_NAME)
+    default_db = root / PROJECT_DIR_NAME / DATABASE_FILE_NAME
+    store_url = (
+        env.get("MODELRAIL_STORE")
+        or file_values.get(("store", "url"))
+        or f"sqlite:///{default_db.as_posix()}"
+    )
+    artifact_root = (
+        env.get("MODELRAIL_ARTIFACTS")
+        or file_values.get(("artifacts", "root"))
+        or str(root / PROJECT_DIR_NAME / ARTIFACTS_DIR_NAME)
+    )
+    user = env.get("MODELRAIL_USER") or file_values.get(("identity", "user")) or _os_user()
+    return Settings(
+        project_root=root,
+        store_url=store_url,
+        artifact_root=artifact_root,
+        user=user,
+        created_project=created,
+    )
+
+
+def _os_user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        # Containers often run as a uid with no passwd entry.
+        return f"uid-{os.getuid()}"
+
+
+def _read_config(path: Path) -> dict[tuple[str, str], str]:
+    if not path.is_file():
+        return {}
+    text = path.read_text(encoding="utf-8")
+    try:
+        document = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
+    values: dict[tuple[str, str], str] = {}
+    for section, body in document.items():
+        if section not in _KNOWN_KEYS or not isinstance(body, dict):
+            line = _line_of(text, f"[{section}")
+            raise ConfigError(f"{path}:{line}: unknown section [{section}]")
+        for key, value in body.items():
+            if key not in _KNOWN_KEYS[section]:
+                line = _line_of(text, key)
+                raise ConfigError(f"{path}:{line}: unknown key '{key}' in [{section}]")
+            if not isinstance(value, str):
+                line = _line_of(text, key)
+                raise ConfigError(f"{path}:{line}: [{section}] {key} must be a string")
+            values[(section, key)] = value
+    return values
+
+
+def _line_of(text: str, needle: str) -> int:
+    for number, line in enumerate(text.splitlines(), start=1):
+        if line.strip().startswith(needle):
+            return number
+    return 1
+
+
+_DEFAULT_CONFIG = """\
+# modelrail project settings. Environment variables MODELRAIL_* override this file.
+
+[store]
+# Metadata database. Default: SQLite in .modelrail/modelrail.db.
+# A team shares one PostgreSQL server:
+# url = "postgresql+psycopg://user@db.example.org/modelrail"
+
+[artifacts]
+# Where model files and run artifacts are kept, content-addressed by sha256.
+# root = "/shared/modelrail-artifacts"
+
+[identity]
+# Who you are in the audit history. Default: the operating-system user.
+# user = "alice"
+"""

@@ -1,0 +1,187 @@
+"""Frozen records that leave the store. Nothing outside ``store/`` sees a table row."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+JSONValue = Any
+
+RUN_STATUSES = ("running", "finished", "failed")
+DATA_ROLES = ("train", "validation", "test")
+COMPONENT_ROLES = ("code", "data:train", "data:validation", "data:test", "params", "environment")
+
+
+@dataclass(frozen=True)
+class Experiment:
+    id: int
+    name: str
+    created_at: float
+
+
+@dataclass(frozen=True)
+class ComponentVersion:
+    """One version of one input of a run, labelled ``MAJOR.MINOR`` within its lineage."""
+
+    id: int
+    kind: str
+    lineage: str
+    fingerprint: str
+    shape_fingerprint: str
+    major: int
+    minor: int
+    details: Mapping[str, JSONValue]
+    created_at: float
+
+    @property
+    def label(self) -> str:
+        return f"{self.major}.{self.minor}"
+
+
+@dataclass(frozen=True)
+class ComponentSpec:
+    """A component's content, fingerprinted but not yet labelled within its lineage."""
+
+    role: str
+    kind: str
+    lineage: str
+    fingerprint: str
+    shape_fingerprint: str
+    details: Mapping[str, JSONValue]
+
+
+@dataclass(frozen=True)
+class MetricPoint:
+    key: str
+    value: float
+    step: int
+    timestamp: float
+
+
+@dataclass(frozen=True)
+class ArtifactRecord:
+    path: str
+    sha256: str
+    size: int
+
+
+@dataclass(frozen=True)
+class ModelVersionRef:
+    """The short link from a run to the model version it registered."""
+
+    model: str
+    version: int
+
+
+@dataclass(frozen=True)
+class Run:
+    id: str
+    experiment: str
+    name: str
+    status: str
+    architecture: str | None
+    user: str
+    started_at: float
+    ended_at: float | None
+    error: str | None
+    params: Mapping[str, JSONValue]
+    metrics: Mapping[str, float]
+    tags: Mapping[str, str]
+    components: Mapping[str, ComponentVersion]
+    provenance: Mapping[str, JSONValue]
+    artifacts: tuple[ArtifactRecord, ...] = ()
+    model_versions: tuple[ModelVersionRef, ...] = ()
+
+    @property
+    def short_id(self) -> str:
+        return self.id[:8]
+
+    @property
+    def duration(self) -> float | None:
+        return None if self.ended_at is None else self.ended_at - self.started_at
+
+
+@dataclass(frozen=True)
+class ColumnSpec:
+    name: str
+    dtype: str
+
+
+@dataclass(frozen=True)
+class Signature:
+    """Input columns a version expects and the shape of what it returns."""
+
+    inputs: tuple[ColumnSpec, ...]
+    outputs: tuple[ColumnSpec, ...]
+    has_probabilities: bool = False
+    classes: tuple[JSONValue, ...] = ()
+
+    def to_json(self) -> dict[str, JSONValue]:
+        return {
+            "inputs": [{"name": c.name, "dtype": c.dtype} for c in self.inputs],
+            "outputs": [{"name": c.name, "dtype": c.dtype} for c in self.outputs],
+            "has_probabilities": self.has_probabilities,
+            "classes": list(self.classes),
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, JSONValue]) -> Signature:
+        return cls(
+            inputs=tuple(ColumnSpec(c["name"], c["dtype"]) for c in data.get("inputs", [])),
+            outputs=tuple(ColumnSpec(c["name"], c["dtype"]) for c in data.get("outputs", [])),
+            has_probabilities=bool(data.get("has_probabilities", False)),
+            classes=tuple(data.get("classes", [])),
+        )
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    model: str
+    version: int
+    run_id: str | None
+    flavor: str
+    artifact_sha256: str
+    artifact_size: int
+    signature: Signature
+    input_example: JSONValue
+    flavor_details: Mapping[str, JSONValue]
+    created_at: float
+    created_by: str
+    description: str = ""
+
+    @property
+    def reference(self) -> str:
+        return f"{self.model}:{self.version}"
+
+
+@dataclass(frozen=True)
+class Model:
+    name: str
+    created_at: float
+    latest_version: int | None
+    version_count: int
+
+
+@dataclass(frozen=True)
+class TrackerRow:
+    """One row of the model tracker: a run and the model version it produced, if any."""
+
+    run_id: str
+    experiment: str
+    status: str
+    started_at: float
+    model: str | None
+    version: int | None
+    architecture: str | None
+    dataset: str | None
+    labels: Mapping[str, str]
+    metrics: Mapping[str, float]
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TrackerPage:
+    rows: tuple[TrackerRow, ...]
+    total: int
+    metric_keys: tuple[str, ...]

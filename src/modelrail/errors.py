@@ -1,0 +1,143 @@
+"""The one error tree. Every error a user can meet is a ``ModelrailError``.
+
+Each class carries the process exit code the CLI uses and the HTTP status the
+servers answer with, so both layers map errors in exactly one place and never
+look at message text.
+"""
+
+from __future__ import annotations
+
+
+class ModelrailError(Exception):
+    """Base of every error modelrail raises on purpose."""
+
+    exit_code: int = 1
+    http_status: int = 500
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+# -- configuration and store -------------------------------------------------
+
+
+class ConfigError(ModelrailError):
+    """A setting, environment variable or config file entry is wrong."""
+
+    exit_code = 2
+    http_status = 500
+
+
+class ProjectNotFoundError(ConfigError):
+    """No ``.modelrail/`` folder here or above, and no ``MODELRAIL_STORE`` set."""
+
+
+class StoreURLError(ConfigError):
+    """``MODELRAIL_STORE`` (or a store URL argument) cannot be parsed."""
+
+
+class StoreUnavailableError(ModelrailError):
+    """The metadata database cannot be reached or opened."""
+
+    exit_code = 3
+    http_status = 503
+
+
+class StoreSchemaError(ModelrailError):
+    """The database holds a schema this version of modelrail does not know."""
+
+    exit_code = 3
+    http_status = 503
+
+
+class ConflictError(ModelrailError):
+    """A concurrent writer won; the caller's change was not applied."""
+
+    exit_code = 5
+    http_status = 409
+
+
+# -- user input ----------------------------------------------------------------
+
+
+class InvalidInputError(ModelrailError):
+    """A value given by the user is malformed or out of range."""
+
+    exit_code = 2
+    http_status = 400
+
+
+class InvalidMetricError(InvalidInputError):
+    """A metric value is not a finite real number, or its key/step is wrong."""
+
+
+class ParamConflictError(InvalidInputError):
+    """A parameter was logged again with a different value in the same run."""
+
+    http_status = 409
+
+
+class UnsupportedDatasetError(InvalidInputError):
+    """``log_dataset`` got an object or file type it cannot fingerprint."""
+
+
+class DatasetReadError(InvalidInputError):
+    """A dataset file exists but cannot be read (corrupt, wrong format)."""
+
+
+class InvalidReferenceError(InvalidInputError):
+    """A model reference such as ``name:7`` or ``name@prod`` is malformed."""
+
+
+class ModelFlavorError(InvalidInputError):
+    """The object given to ``log_model`` cannot be saved by any flavor."""
+
+
+class RunStateError(InvalidInputError):
+    """The operation does not fit the run's state (e.g. logging to a finished run)."""
+
+    http_status = 409
+
+
+# -- lookups -------------------------------------------------------------------
+
+
+class NotFoundError(ModelrailError):
+    """Something named by the user does not exist."""
+
+    exit_code = 4
+    http_status = 404
+
+
+class RunNotFoundError(NotFoundError):
+    pass
+
+
+class ModelNotFoundError(NotFoundError):
+    pass
+
+
+class ModelVersionNotFoundError(NotFoundError):
+    pass
+
+
+class ExperimentNotFoundError(NotFoundError):
+    pass
+
+
+class ArtifactNotFoundError(NotFoundError):
+    pass
+
+
+# -- integrity -------------------------------------------------------------------
+
+
+class ArtifactIntegrityError(ModelrailError):
+    """A stored artifact is missing, changed or truncated: its sha256 does not match."""
+
+    exit_code = 6
+    http_status = 500

@@ -1,0 +1,7 @@
+"""Model flavors: how a kind of model is saved to one file and loaded back."""
+
+from __future__ import annotations
+
+from modelrail.flavors.base import Flavor, flavor_for, get_flavor
+
+__all__ = ["Flavor", "flavor_for", "get_flavor"]

@@ -1,0 +1,57 @@
+"""scikit-learn estimators and pipelines, saved with skops: loading never runs pickle.
+
+skops refuses types it does not know unless told to trust them. The types a
+model needs are recorded when it is logged (by the user who logged it) and
+trusted again at load time only after the file's sha256 matched the registry,
+so an edited file cannot slip new types in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from modelrail.errors import ModelFlavorError
+
+
+class SklearnFlavor:
+    name = "sklearn"
+
+    def accepts(self, model: object) -> bool:
+        try:
+            from sklearn.base import BaseEstimator
+        except ImportError:  # pragma: no cover - scikit-learn is a core dependency
+            return False
+        return isinstance(model, BaseEstimator)
+
+    def save(self, model: object, path: Path) -> dict[str, Any]:
+        import numpy
+        import sklearn
+        import skops
+        import skops.io as sio
+
+        try:
+            sio.dump(model, path)
+            untrusted = sorted(sio.get_untrusted_types(file=path))
+        except Exception as exc:  # skops raises plain TypeError/ValueError for unsupported parts
+            raise ModelFlavorError(f"skops cannot save this {type(model).__name__}: {exc}") from exc
+        return {
+            "format": "skops",
+            "trusted_types": untrusted,
+            "estimator": f"{type(model).__module__}.{type(model).__name__}",
+            "packages": {
+                "scikit-learn": sklearn.__version__,
+                "numpy": numpy.__version__,
+                "skops": skops.__version__,
+            },
+        }
+
+    def load(self, path: Path, details: Mapping[str, Any]) -> Any:
+        import skops.io as sio
+
+        trusted = list(details.get("trusted_types", []))
+        try:
+            return sio.load(path, trusted=trusted)
+        except Exception as exc:
+            raise ModelFlavorError(f"cannot load skops model {path}: {exc}") from exc

@@ -1,0 +1,101 @@
+"""Registering model versions and loading them back, verified."""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from modelrail.artifacts import ArtifactStore
+from modelrail.entities import ModelVersion
+from modelrail.errors import InvalidInputError
+from modelrail.flavors import flavor_for, get_flavor
+from modelrail.refs import validate_name
+from modelrail.signatures import infer_signature
+from modelrail.store.models_repo import ModelRepository
+
+
+def register_model(
+    repository: ModelRepository,
+    artifacts: ArtifactStore,
+    model: Any,
+    *,
+    name: str,
+    run_id: str | None,
+    input_example: Any,
+    created_by: str,
+    description: str = "",
+) -> ModelVersion:
+    """Save ``model`` content-addressed, then record the version in one transaction.
+
+    The file is stored before the row is written: a crash in between leaves an
+    unreferenced blob, never a version whose artifact is missing.
+    """
+    validate_name("model", name)
+    if input_example is None:
+        raise InvalidInputError(
+            f"log_model({name!r}) needs input_example=...: a few rows of model input, "
+            "from which the signature is inferred and the smoke test runs"
+        )
+    flavor = flavor_for(model)
+    signature, example = infer_signature(model, input_example)
+    with tempfile.TemporaryDirectory(prefix="modelrail-save-") as tmp:
+        path = Path(tmp) / "model.bin"
+        details = flavor.save(model, path)
+        blob = artifacts.put_file(path)
+    return repository.create_version(
+        name=name,
+        run_id=run_id,
+        flavor=flavor.name,
+        artifact_sha256=blob.sha256,
+        artifact_size=blob.size,
+        signature=signature,
+        input_example=example,
+        flavor_details=details,
+        description=description,
+        created_by=created_by,
+    )
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A verified model version, ready to predict."""
+
+    version: ModelVersion
+    model: Any
+
+    def predict(self, data: Any) -> np.ndarray[Any, Any]:
+        return np.asarray(self.model.predict(self._ordered(data)))
+
+    def predict_proba(self, data: Any) -> np.ndarray[Any, Any] | None:
+        method = getattr(self.model, "predict_proba", None)
+        return None if method is None else np.asarray(method(self._ordered(data)))
+
+    def input_example(self) -> Any:
+        import pandas as pd
+
+        example = self.version.input_example
+        frame = pd.DataFrame(example["data"], columns=example["columns"])
+        return frame if self._expects_names() else frame.to_numpy()
+
+    def _expects_names(self) -> bool:
+        return hasattr(self.model, "feature_names_in_")
+
+    def _ordered(self, data: Any) -> Any:
+        # A DataFrame with the right columns in another order must still score correctly.
+        columns = getattr(data, "columns", None)
+        expected = [c.name for c in self.version.signature.inputs]
+        if columns is not None and list(columns) != expected and set(expected) <= set(columns):
+            return data[expected]
+        return data
+
+
+def load_model_version(artifacts: ArtifactStore, version: ModelVersion) -> LoadedModel:
+    path = artifacts.verified_path(
+        version.artifact_sha256, size=version.artifact_size, label=version.reference
+    )
+    model = get_flavor(version.flavor).load(path, version.flavor_details)
+    return LoadedModel(version=version, model=model)

@@ -1,0 +1,90 @@
+"""Input/output signatures and input examples, inferred from what the user passes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from modelrail.entities import ColumnSpec, Signature
+from modelrail.errors import InvalidInputError
+
+MAX_EXAMPLE_ROWS = 20
+
+
+def example_columns(example: Any) -> tuple[list[str], list[str], list[list[Any]]]:
+    """Column names, dtype names and up to ``MAX_EXAMPLE_ROWS`` rows of an input example."""
+    import pandas as pd
+
+    if isinstance(example, pd.Series):
+        example = example.to_frame()
+    if isinstance(example, pd.DataFrame):
+        head = example.head(MAX_EXAMPLE_ROWS)
+        names = [str(c) for c in head.columns]
+        dtypes = [_dtype_name(head[c].dtype) for c in head.columns]
+        rows = head.astype(object).where(head.notna(), None).values.tolist()
+        return names, dtypes, [[_plain(v) for v in row] for row in rows]
+    array = np.asarray(example)
+    if array.ndim == 1:
+        array = array.reshape(1, -1)
+    if array.ndim != 2:
+        raise InvalidInputError(
+            f"input_example must be a DataFrame or a 1-D/2-D array, got {array.ndim} dimensions"
+        )
+    head = array[:MAX_EXAMPLE_ROWS]
+    names = [str(i) for i in range(head.shape[1])]
+    dtypes = [_dtype_name(head.dtype)] * head.shape[1]
+    return names, dtypes, [[_plain(v) for v in row] for row in head.tolist()]
+
+
+def infer_signature(model: Any, example: Any) -> tuple[Signature, dict[str, Any]]:
+    """Signature from the example and from predicting it; also the stored example."""
+    names, dtypes, rows = example_columns(example)
+    frame_or_array = _as_model_input(example)
+    try:
+        predictions = np.asarray(model.predict(frame_or_array))
+    except Exception as exc:  # the user's model may raise anything
+        raise InvalidInputError(
+            f"the model failed to predict its input_example: {type(exc).__name__}: {exc}"
+        ) from exc
+    has_proba = callable(getattr(model, "predict_proba", None))
+    classes = getattr(model, "classes_", None)
+    signature = Signature(
+        inputs=tuple(ColumnSpec(n, d) for n, d in zip(names, dtypes, strict=True)),
+        outputs=(ColumnSpec("prediction", _dtype_name(predictions.dtype)),),
+        has_probabilities=has_proba,
+        classes=tuple(_plain(c) for c in classes) if classes is not None else (),
+    )
+    return signature, {"columns": names, "data": rows}
+
+
+def _as_model_input(example: Any) -> Any:
+    import pandas as pd
+
+    if isinstance(example, pd.DataFrame | pd.Series):
+        return example.head(MAX_EXAMPLE_ROWS)
+    array = np.asarray(example)
+    return array.reshape(1, -1) if array.ndim == 1 else array[:MAX_EXAMPLE_ROWS]
+
+
+def _dtype_name(dtype: Any) -> str:
+    kind = getattr(dtype, "kind", "O")
+    if kind == "b":
+        return "bool"
+    if kind in "iu":
+        return "int64"
+    if kind == "f":
+        return "float64"
+    if kind == "M":
+        return "datetime"
+    return "string" if kind in "OSU" else str(dtype)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and value != value:
+        return None
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    return str(value)

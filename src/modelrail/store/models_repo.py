@@ -1,0 +1,142 @@
+"""Models and their immutable, numbered versions."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import Row, func, select
+
+from modelrail.entities import Model, ModelVersion, Signature
+from modelrail.errors import ModelNotFoundError, ModelVersionNotFoundError
+from modelrail.store import tables as t
+from modelrail.store.codec import dumps, loads
+from modelrail.store.db import Database
+
+
+class ModelRepository:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def create_version(
+        self,
+        *,
+        name: str,
+        run_id: str | None,
+        flavor: str,
+        artifact_sha256: str,
+        artifact_size: int,
+        signature: Signature,
+        input_example: Any,
+        flavor_details: Mapping[str, Any],
+        description: str,
+        created_by: str,
+    ) -> ModelVersion:
+        """Register the next version number of ``name`` (creating the model on first use)."""
+        now = time.time()
+        with self.db.write() as conn:
+            self.db.lock(conn, f"model:{name}")
+            model_id = conn.execute(select(t.models.c.id).where(t.models.c.name == name)).scalar()
+            if model_id is None:
+                conn.execute(t.models.insert().values(name=name, created_at=now))
+                model_id = conn.execute(
+                    select(t.models.c.id).where(t.models.c.name == name)
+                ).scalar_one()
+            top = conn.execute(
+                select(func.max(t.model_versions.c.version)).where(
+                    t.model_versions.c.model_id == model_id
+                )
+            ).scalar()
+            version = (top or 0) + 1
+            conn.execute(
+                t.model_versions.insert().values(
+                    model_id=model_id,
+                    version=version,
+                    run_id=run_id,
+                    flavor=flavor,
+                    artifact_sha256=artifact_sha256,
+                    artifact_size=artifact_size,
+                    signature=dumps(signature.to_json()),
+                    input_example=dumps(input_example),
+                    flavor_details=dumps(dict(flavor_details)),
+                    description=description,
+                    created_at=now,
+                    created_by=created_by,
+                )
+            )
+        return self.get_version(name, version)
+
+    def get_version(self, name: str, version: int | None = None) -> ModelVersion:
+        """Version ``version`` of ``name``, or its latest version when ``version`` is None."""
+        query = (
+            select(t.model_versions, t.models.c.name)
+            .join(t.models, t.models.c.id == t.model_versions.c.model_id)
+            .where(t.models.c.name == name)
+        )
+        if version is None:
+            query = query.order_by(t.model_versions.c.version.desc()).limit(1)
+        else:
+            query = query.where(t.model_versions.c.version == version)
+        with self.db.read() as conn:
+            row = conn.execute(query).first()
+            if row is None:
+                exists = conn.execute(select(t.models.c.id).where(t.models.c.name == name)).first()
+        if row is None:
+            if exists is None:
+                raise ModelNotFoundError(f"no model named {name!r}")
+            raise ModelVersionNotFoundError(f"model {name!r} has no version {version}")
+        return _version(row)
+
+    def list_versions(self, name: str) -> list[ModelVersion]:
+        with self.db.read() as conn:
+            rows = conn.execute(
+                select(t.model_versions, t.models.c.name)
+                .join(t.models, t.models.c.id == t.model_versions.c.model_id)
+                .where(t.models.c.name == name)
+                .order_by(t.model_versions.c.version)
+            ).all()
+        if not rows:
+            self.get_version(name)  # raises the right not-found error
+        return [_version(r) for r in rows]
+
+    def list_models(self) -> list[Model]:
+        mv = t.model_versions
+        with self.db.read() as conn:
+            rows = conn.execute(
+                select(
+                    t.models.c.name,
+                    t.models.c.created_at,
+                    func.max(mv.c.version),
+                    func.count(mv.c.id),
+                )
+                .outerjoin(mv, mv.c.model_id == t.models.c.id)
+                .group_by(t.models.c.id, t.models.c.name, t.models.c.created_at)
+                .order_by(t.models.c.name)
+            ).all()
+            return [
+                Model(
+                    name=name,
+                    created_at=float(created),
+                    latest_version=None if latest is None else int(latest),
+                    version_count=int(count),
+                )
+                for name, created, latest, count in rows
+            ]
+
+
+def _version(row: Row[Any]) -> ModelVersion:
+    return ModelVersion(
+        model=row.name,
+        version=int(row.version),
+        run_id=row.run_id,
+        flavor=row.flavor,
+        artifact_sha256=row.artifact_sha256,
+        artifact_size=int(row.artifact_size),
+        signature=Signature.from_json(loads(row.signature)),
+        input_example=loads(row.input_example),
+        flavor_details=loads(row.flavor_details),
+        created_at=float(row.created_at),
+        created_by=row.created_by,
+        description=row.description,
+    )

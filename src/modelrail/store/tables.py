@@ -1,0 +1,156 @@
+"""Table definitions. Only ``store/`` knows these names."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+experiments = Table(
+    "experiments",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(128), nullable=False, unique=True),
+    Column("created_at", Float, nullable=False),
+)
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("experiment_id", Integer, ForeignKey("experiments.id"), nullable=False),
+    Column("name", String(256), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("architecture", String(128)),
+    Column("user_name", String(128), nullable=False),
+    Column("started_at", Float, nullable=False),
+    Column("ended_at", Float),
+    Column("error", Text),
+    Column("provenance", Text, nullable=False),
+    Index("ix_runs_experiment_started", "experiment_id", "started_at"),
+    Index("ix_runs_started", "started_at"),
+)
+
+run_params = Table(
+    "run_params",
+    metadata,
+    Column("run_id", String(32), ForeignKey("runs.id"), primary_key=True),
+    Column("key", String(256), primary_key=True),
+    Column("value_json", Text, nullable=False),
+)
+
+run_tags = Table(
+    "run_tags",
+    metadata,
+    Column("run_id", String(32), ForeignKey("runs.id"), primary_key=True),
+    Column("key", String(256), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+# Every logged point; ``run_latest_metrics`` keeps the last one per key so the
+# tracker can sort and filter 10,000s of runs without scanning histories.
+run_metrics = Table(
+    "run_metrics",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("run_id", String(32), ForeignKey("runs.id"), nullable=False),
+    Column("key", String(256), nullable=False),
+    Column("value", Float, nullable=False),
+    Column("step", BigInteger, nullable=False),
+    Column("timestamp", Float, nullable=False),
+    Index("ix_run_metrics_run_key_step", "run_id", "key", "step"),
+)
+
+run_latest_metrics = Table(
+    "run_latest_metrics",
+    metadata,
+    Column("run_id", String(32), ForeignKey("runs.id"), primary_key=True),
+    Column("key", String(256), primary_key=True),
+    Column("value", Float, nullable=False),
+    Column("step", BigInteger, nullable=False),
+    Column("timestamp", Float, nullable=False),
+    Index("ix_run_latest_metrics_key_value", "key", "value"),
+)
+
+run_artifacts = Table(
+    "run_artifacts",
+    metadata,
+    Column("run_id", String(32), ForeignKey("runs.id"), primary_key=True),
+    Column("path", String(1024), primary_key=True),
+    Column("sha256", String(64), nullable=False),
+    Column("size", BigInteger, nullable=False),
+)
+
+component_versions = Table(
+    "component_versions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("kind", String(32), nullable=False),
+    Column("lineage", String(512), nullable=False),
+    Column("fingerprint", String(64), nullable=False),
+    Column("shape_fingerprint", String(64), nullable=False),
+    Column("major", Integer, nullable=False),
+    Column("minor", Integer, nullable=False),
+    Column("details", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
+    UniqueConstraint("lineage", "fingerprint"),
+    UniqueConstraint("lineage", "major", "minor"),
+    Index("ix_component_versions_lineage_shape", "lineage", "shape_fingerprint"),
+)
+
+run_components = Table(
+    "run_components",
+    metadata,
+    Column("run_id", String(32), ForeignKey("runs.id"), primary_key=True),
+    Column("role", String(64), primary_key=True),
+    Column("component_version_id", Integer, ForeignKey("component_versions.id"), nullable=False),
+)
+
+models = Table(
+    "models",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(128), nullable=False, unique=True),
+    Column("created_at", Float, nullable=False),
+)
+
+model_versions = Table(
+    "model_versions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("model_id", Integer, ForeignKey("models.id"), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("run_id", String(32), ForeignKey("runs.id")),
+    Column("flavor", String(64), nullable=False),
+    Column("artifact_sha256", String(64), nullable=False),
+    Column("artifact_size", BigInteger, nullable=False),
+    Column("signature", Text, nullable=False),
+    Column("input_example", Text, nullable=False),
+    Column("flavor_details", Text, nullable=False),
+    Column("description", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("created_by", String(128), nullable=False),
+    UniqueConstraint("model_id", "version"),
+    Index("ix_model_versions_run", "run_id"),
+)

@@ -1,0 +1,1 @@
+"""Runs and the fingerprints of everything that went into them."""
