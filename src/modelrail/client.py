@@ -8,19 +8,21 @@ import time
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from modelrail.artifacts import ArtifactStore
 from modelrail.config import Settings, load_settings
 from modelrail.entities import ComponentVersion, Model, ModelVersion, Run, TrackerPage
 from modelrail.errors import InvalidInputError, RunNotFoundError
 from modelrail.refs import Ref, validate_name
-from modelrail.registry import LoadedModel, load_model_version
 from modelrail.store.db import Database
 from modelrail.store.models_repo import ModelRepository
 from modelrail.store.runs_repo import RunRepository
 from modelrail.store.tracker_query import TrackerQuery, tracker_page
 from modelrail.tracking.run import ActiveRun
+
+if TYPE_CHECKING:
+    from modelrail.registry import LoadedModel
 
 log = logging.getLogger("modelrail")
 
@@ -139,6 +141,8 @@ class Client:
 
     def load_model(self, reference: str | Ref) -> LoadedModel:
         """Load a model version after checking its artifact's sha256."""
+        from modelrail.registry import load_model_version
+
         return load_model_version(self.artifacts, self.get_model_version(reference))
 
     def register_model(

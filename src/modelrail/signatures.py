@@ -31,10 +31,10 @@ def example_columns(example: Any) -> tuple[list[str], list[str], list[list[Any]]
         raise InvalidInputError(
             f"input_example must be a DataFrame or a 1-D/2-D array, got {array.ndim} dimensions"
         )
-    head = array[:MAX_EXAMPLE_ROWS]
-    names = [str(i) for i in range(head.shape[1])]
-    dtypes = [_dtype_name(head.dtype)] * head.shape[1]
-    return names, dtypes, [[_plain(v) for v in row] for row in head.tolist()]
+    first_rows = array[:MAX_EXAMPLE_ROWS]
+    names = [str(i) for i in range(first_rows.shape[1])]
+    dtypes = [_dtype_name(first_rows.dtype)] * first_rows.shape[1]
+    return names, dtypes, [[_plain(v) for v in row] for row in first_rows.tolist()]
 
 
 def infer_signature(model: Any, example: Any) -> tuple[Signature, dict[str, Any]]:

@@ -195,7 +195,8 @@ def _component_note(details: object) -> str:
     if not isinstance(details, dict):
         return ""
     if "rows" in details:
-        return f"{details.get('dataset')}: {details['rows']} rows x {len(details.get('schema', []))} columns"
+        columns = len(details.get("schema", []))
+        return f"{details.get('dataset')}: {details['rows']} rows x {columns} columns"
     if "packages" in details and isinstance(details["packages"], dict):
         return f"python {details.get('python')}, {len(details['packages'])} packages"
     if "architecture" in details:

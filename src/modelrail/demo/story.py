@@ -217,7 +217,8 @@ def run_demo(path: Path, out: Console) -> None:
         X_test, y_test = _splits(step_of[best_version.version], X, y)["test"]
         check = _scores(loaded, X_test, y_test)["accuracy"]
         out.print(
-            f"\nbest model: {reference} (run {best.short_id}), accuracy {best.metrics['accuracy']:.1%}, "
+            f"\nbest model: {reference} (run {best.short_id}), "
+            f"accuracy {best.metrics['accuracy']:.1%}, "
             f"false positives {best.metrics['false_positive_rate']:.1%}; "
             f"reloaded from its verified artifact it scores {check:.1%} again"
         )

@@ -116,7 +116,8 @@ class Database:
         try:
             yield
         except OperationalError as exc:
-            detail = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+            raw = str(exc.orig) if exc.orig is not None else str(exc)
+            detail = "; ".join(line.strip() for line in raw.splitlines() if line.strip())
             raise StoreUnavailableError(f"store {self.display_url}: {detail}") from exc
         except DBAPIError as exc:
             if exc.connection_invalidated:

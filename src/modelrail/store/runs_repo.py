@@ -7,7 +7,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Connection, Row, bindparam, func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
 from modelrail.entities import (
@@ -111,9 +110,11 @@ class RunRepository:
                     t.run_tags.insert(),
                     [{"run_id": run_id, "key": k, "value": v} for k, v in tags.items()],
                 )
-            return {
+            attached = {
                 spec.role: self._attach(conn, run_id, spec, replace=False) for spec in components
             }
+        self._remember(*attached.values())
+        return attached
 
     def end_run(
         self,
@@ -125,11 +126,11 @@ class RunRepository:
         components: Sequence[ComponentSpec] = (),
     ) -> None:
         with self.db.write() as conn:
-            for spec in components:
-                self._attach(conn, run_id, spec, replace=True)
+            attached = [self._attach(conn, run_id, spec, replace=True) for spec in components]
             conn.execute(
                 _END_RUN, {"run": run_id, "status": status, "ended_at": ended_at, "error": error}
             )
+        self._remember(*attached)
 
     # -- params, metrics, tags ------------------------------------------------------------
 
@@ -167,7 +168,7 @@ class RunRepository:
                 conn.execute(t.run_params.insert(), new_rows)
 
     def log_metrics(self, run_id: str, points: Sequence[MetricPoint]) -> None:
-        history = [
+        history: list[dict[str, Any]] = [
             {
                 "run_id": run_id,
                 "key": p.key,
@@ -232,7 +233,9 @@ class RunRepository:
         """Label the content within its lineage and link it to the run under its role."""
         with self.db.write() as conn:
             self._require_running(conn, run_id)
-            return self._attach(conn, run_id, spec, replace=True)
+            version = self._attach(conn, run_id, spec, replace=True)
+        self._remember(version)
+        return version
 
     def _attach(
         self, conn: Connection, run_id: str, spec: ComponentSpec, *, replace: bool
@@ -260,7 +263,7 @@ class RunRepository:
             select(cv).where(cv.c.lineage == lineage, cv.c.fingerprint == fingerprint)
         ).first()
         if found is not None:
-            return self._remember(_component(found))
+            return _component(found)
         major = conn.execute(
             select(cv.c.major)
             .where(cv.c.lineage == lineage, cv.c.shape_fingerprint == spec.shape_fingerprint)
@@ -273,7 +276,7 @@ class RunRepository:
             top_minor = conn.execute(
                 select(func.max(cv.c.minor)).where(cv.c.lineage == lineage, cv.c.major == major)
             ).scalar()
-            minor = int(top_minor) + 1
+            minor = int(top_minor or 0) + 1
         conn.execute(
             cv.insert().values(
                 kind=spec.kind,
@@ -289,13 +292,12 @@ class RunRepository:
         row = conn.execute(
             select(cv).where(cv.c.lineage == lineage, cv.c.fingerprint == fingerprint)
         ).one()
-        # Remembered only after commit would be stricter, but a rolled-back label is
-        # re-found by fingerprint on the next try, so caching it now loses nothing.
-        return self._remember(_component(row))
+        return _component(row)
 
-    def _remember(self, version: ComponentVersion) -> ComponentVersion:
-        self._labelled[(version.lineage, version.fingerprint)] = version
-        return version
+    def _remember(self, *versions: ComponentVersion) -> None:
+        # Only after commit: another thread must never link to a label that may roll back.
+        for version in versions:
+            self._labelled[(version.lineage, version.fingerprint)] = version
 
     def component_versions(self, kind: str | None = None) -> list[ComponentVersion]:
         cv = t.component_versions
@@ -425,8 +427,15 @@ class RunRepository:
 
 
 def _latest_metric_upsert(is_sqlite: bool) -> Any:
-    dialect_insert = sqlite.insert if is_sqlite else postgresql.insert
-    statement = dialect_insert(t.run_latest_metrics)
+    statement: Any
+    if is_sqlite:
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        statement = sqlite_insert(t.run_latest_metrics)
+    else:
+        from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+
+        statement = postgresql_insert(t.run_latest_metrics)
     excluded = statement.excluded
     current = t.run_latest_metrics.c
     # The last step wins; a later log of an earlier step does not roll the summary back.

@@ -12,11 +12,13 @@ import functools
 import hashlib
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from modelrail.entities import ComponentSpec
-from modelrail.tracking.datasets import DatasetFingerprint
 from modelrail.tracking.provenance import Provenance, capture_environment
+
+if TYPE_CHECKING:
+    from modelrail.tracking.datasets import DatasetFingerprint
 
 
 def _sha256_json(value: Any) -> str:

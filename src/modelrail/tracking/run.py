@@ -102,7 +102,7 @@ class ActiveRun:
     # -- data -------------------------------------------------------------------------------
 
     def log_dataset(self, data: Any, *, role: str, name: str | None = None) -> ComponentVersion:
-        """Fingerprint ``data`` and record it as this run's ``role`` data (train/validation/test)."""
+        """Fingerprint ``data`` and record it as this run's train, validation or test data."""
         from modelrail.tracking.datasets import fingerprint_dataset
 
         self._require_open()

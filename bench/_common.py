@@ -1,0 +1,62 @@
+"""Helpers shared by the benchmarks in bench/: subprocesses, timing, the machine's description."""
+
+from __future__ import annotations
+
+import os
+import platform
+import shlex
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run(cmd: list[str], *, cwd: Path | None = None, env: dict[str, str] | None = None) -> str:
+    done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        sys.stderr.write(done.stdout + done.stderr)
+        raise SystemExit(f"command failed ({done.returncode}): {shlex.join(cmd)}")
+    return done.stdout + done.stderr
+
+
+def wall(cmd: list[str], cwd: Path, env: dict[str, str]) -> float:
+    start = time.perf_counter()
+    run(cmd, cwd=cwd, env=env)
+    return time.perf_counter() - start
+
+
+def median_of(repeats: int, measure: Callable[[], float]) -> float:
+    return statistics.median(measure() for _ in range(repeats))
+
+
+def machine() -> dict[str, str]:
+    cpuinfo = Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines()
+    meminfo = Path("/proc/meminfo").read_text(encoding="utf-8").splitlines()
+    cpu = next((ln.split(":", 1)[1].strip() for ln in cpuinfo if ln.startswith("model name")), "")
+    mem_kb = next(int(ln.split()[1]) for ln in meminfo if ln.startswith("MemTotal"))
+    try:
+        system = platform.freedesktop_os_release()["PRETTY_NAME"]
+    except (OSError, KeyError):
+        system = platform.system()
+    return {
+        "cpu": cpu or platform.processor(),
+        "cores": str(os.cpu_count()),
+        "ram": f"{mem_kb / 1024**2:.1f} GiB",
+        "python": platform.python_version(),
+        "os": f"{system}, kernel {platform.release()}",
+        "load": load_average(),
+    }
+
+
+def load_average() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def command_line() -> str:
+    exe = Path(sys.executable)
+    shown = exe.relative_to(ROOT) if exe.is_relative_to(ROOT) else exe
+    return shlex.join([str(shown), *sys.argv])

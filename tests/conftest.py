@@ -1,0 +1,88 @@
+"""Shared fixtures: a fresh project per test, on SQLite and (when configured) PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from modelrail.client import Client
+from modelrail.config import init_project, load_settings
+
+POSTGRES_URL = os.environ.get("MODELRAIL_TEST_POSTGRES_URL")
+REQUIRE_POSTGRES = os.environ.get("MODELRAIL_TEST_REQUIRE_POSTGRES") == "1"
+_postgres_tests_run = 0
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    if POSTGRES_URL:
+        return f"modelrail: PostgreSQL store tests run against {make_url(POSTGRES_URL)!r}"
+    return (
+        "modelrail: PostgreSQL store tests are SKIPPED: set MODELRAIL_TEST_POSTGRES_URL "
+        "(e.g. postgresql+psycopg://postgres@127.0.0.1:5432/test) to run them"
+    )
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    # CI must not pass with the PostgreSQL variants silently skipped.
+    if REQUIRE_POSTGRES and _postgres_tests_run == 0 and exitstatus == 0:
+        session.exitstatus = 1
+        print("\nmodelrail: MODELRAIL_TEST_REQUIRE_POSTGRES=1 but no PostgreSQL test ran")
+
+
+def postgres_schema_url(base: str) -> Iterator[str]:
+    """A throw-away schema on the test server, dropped afterwards."""
+    global _postgres_tests_run
+    schema = f"mr_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(base)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    _postgres_tests_run += 1
+    url = make_url(base).update_query_dict({"options": f"-csearch_path={schema}"})
+    try:
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        init_project(tmp_path)
+        yield f"sqlite:///{tmp_path / '.modelrail' / 'modelrail.db'}"
+        return
+    if not POSTGRES_URL:
+        if REQUIRE_POSTGRES:
+            pytest.fail(
+                "MODELRAIL_TEST_REQUIRE_POSTGRES=1 but MODELRAIL_TEST_POSTGRES_URL is unset"
+            )
+        pytest.skip("set MODELRAIL_TEST_POSTGRES_URL to run the PostgreSQL variant")
+    yield from postgres_schema_url(POSTGRES_URL)
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    init_project(tmp_path)
+    return tmp_path
+
+
+@pytest.fixture
+def client(store_url: str, tmp_path: Path) -> Iterator[Client]:
+    init_project(tmp_path)
+    settings = load_settings(cwd=tmp_path, environ={}, create=False)
+    with Client(store_url=store_url, settings=settings, user="tester") as made:
+        yield made
+
+
+@pytest.fixture
+def sqlite_client(project: Path) -> Iterator[Client]:
+    settings = load_settings(cwd=project, environ={}, create=False)
+    with Client(settings=settings, user="tester") as made:
+        yield made

@@ -1,0 +1,175 @@
+"""Registering numbered model versions and loading them back, verified."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.datasets import load_breast_cancer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+import modelrail
+from modelrail.client import Client
+from modelrail.errors import (
+    ArtifactIntegrityError,
+    InvalidInputError,
+    InvalidReferenceError,
+    ModelFlavorError,
+    ModelNotFoundError,
+    ModelVersionNotFoundError,
+)
+
+
+@pytest.fixture(scope="module")
+def data() -> tuple[pd.DataFrame, pd.Series]:
+    X, y = load_breast_cancer(return_X_y=True, as_frame=True)
+    return X, y
+
+
+def _fit(data: tuple[pd.DataFrame, pd.Series]) -> object:
+    X, y = data
+    return make_pipeline(StandardScaler(), LogisticRegression(max_iter=500)).fit(X, y)
+
+
+class MeanModel:
+    """A plain object with predict(): saved by the joblib fallback."""
+
+    def __init__(self, value: float) -> None:
+        self.value = value
+
+    def predict(self, X: object) -> np.ndarray:
+        return np.full(len(X), self.value)  # type: ignore[arg-type]
+
+
+def test_versions_are_numbered_and_linked_to_their_run(
+    client: Client, data: tuple[pd.DataFrame, pd.Series]
+) -> None:
+    X, _ = data
+    model = _fit(data)
+    versions = []
+    for _ in range(3):
+        with client.start_run("cancer") as run:
+            versions.append(run.log_model(model, "cancer-classifier", input_example=X[:5]))
+    assert [v.version for v in versions] == [1, 2, 3]
+    assert versions[0].run_id != versions[1].run_id
+    assert client.get_run(versions[2].run_id or "").model_versions[0].version == 3
+    listed = client.list_models()
+    assert [(m.name, m.latest_version, m.version_count) for m in listed] == [
+        ("cancer-classifier", 3, 3)
+    ]
+
+
+def test_signature_is_inferred_from_the_input_example(
+    client: Client, data: tuple[pd.DataFrame, pd.Series]
+) -> None:
+    X, _ = data
+    with client.start_run("cancer") as run:
+        version = run.log_model(_fit(data), "cancer-classifier", input_example=X[:5])
+    names = [c.name for c in version.signature.inputs]
+    assert names == list(X.columns)
+    assert {c.dtype for c in version.signature.inputs} == {"float64"}
+    assert version.signature.has_probabilities
+    assert version.signature.classes == (0, 1)
+    assert version.flavor == "sklearn"
+    assert version.flavor_details["format"] == "skops"
+    assert len(version.input_example["data"]) == 5
+
+
+def test_loaded_model_predicts_like_the_original(
+    client: Client, data: tuple[pd.DataFrame, pd.Series]
+) -> None:
+    X, _ = data
+    model = _fit(data)
+    with client.start_run("cancer") as run:
+        run.log_model(model, "cancer-classifier", input_example=X[:5])
+    loaded = client.load_model("cancer-classifier:1")
+    np.testing.assert_array_equal(loaded.predict(X), model.predict(X))  # type: ignore[attr-defined]
+    proba = loaded.predict_proba(X[list(reversed(X.columns))])  # column order does not matter
+    np.testing.assert_allclose(proba, model.predict_proba(X))  # type: ignore[attr-defined]
+    assert client.load_model("cancer-classifier").version.version == 1
+
+
+def test_top_level_load_model_uses_the_project_around_the_working_directory(
+    project: object, monkeypatch: pytest.MonkeyPatch, data: tuple[pd.DataFrame, pd.Series]
+) -> None:
+    monkeypatch.chdir(str(project))
+    for name in ("MODELRAIL_STORE", "MODELRAIL_ARTIFACTS", "MODELRAIL_HOME"):
+        monkeypatch.delenv(name, raising=False)
+    X, _ = data
+    with modelrail.start_run(experiment="cancer") as run:
+        run.log_model(_fit(data), "cancer-classifier", input_example=X[:5])
+    assert modelrail.load_model("cancer-classifier:1").predict(X[:3]).shape == (3,)
+
+
+def test_changed_artifact_is_refused_naming_the_file(
+    client: Client, data: tuple[pd.DataFrame, pd.Series]
+) -> None:
+    X, _ = data
+    with client.start_run("cancer") as run:
+        version = run.log_model(_fit(data), "cancer-classifier", input_example=X[:5])
+    path = client.artifacts.path_for(version.artifact_sha256)
+    raw = bytearray(path.read_bytes())
+    raw[len(raw) // 2] ^= 0xFF
+    path.write_bytes(bytes(raw))
+    with pytest.raises(ArtifactIntegrityError, match=str(path)) as caught:
+        client.load_model("cancer-classifier:1")
+    assert "changed" in str(caught.value)
+
+
+def test_truncated_artifact_is_refused(
+    client: Client, data: tuple[pd.DataFrame, pd.Series]
+) -> None:
+    X, _ = data
+    with client.start_run("cancer") as run:
+        version = run.log_model(_fit(data), "cancer-classifier", input_example=X[:5])
+    path = client.artifacts.path_for(version.artifact_sha256)
+    path.write_bytes(path.read_bytes()[:100])
+    with pytest.raises(ArtifactIntegrityError, match="truncated"):
+        client.load_model("cancer-classifier:1")
+
+
+def test_missing_artifact_is_refused(client: Client, data: tuple[pd.DataFrame, pd.Series]) -> None:
+    X, _ = data
+    with client.start_run("cancer") as run:
+        version = run.log_model(_fit(data), "cancer-classifier", input_example=X[:5])
+    client.artifacts.path_for(version.artifact_sha256).unlink()
+    with pytest.raises(ArtifactIntegrityError, match="missing"):
+        client.load_model("cancer-classifier:1")
+
+
+def test_objects_outside_scikit_learn_use_the_joblib_flavor(client: Client) -> None:
+    with client.start_run("cancer") as run:
+        version = run.log_model(MeanModel(0.25), "mean", input_example=np.zeros((2, 3)))
+    assert version.flavor == "joblib"
+    assert [c.name for c in version.signature.inputs] == ["0", "1", "2"]
+    assert client.load_model("mean:1").predict(np.zeros((4, 3))).tolist() == [0.25] * 4
+
+
+def test_object_without_predict_is_refused(client: Client) -> None:
+    with client.start_run("cancer") as run, pytest.raises(ModelFlavorError, match="predict"):
+        run.log_model(object(), "nothing", input_example=np.zeros((1, 1)))
+    assert client.list_models() == []
+
+
+def test_model_without_input_example_is_refused_before_anything_is_stored(
+    client: Client, data: tuple[pd.DataFrame, pd.Series]
+) -> None:
+    with client.start_run("cancer") as run, pytest.raises(InvalidInputError, match="input_example"):
+        run.log_model(_fit(data), "cancer-classifier")
+    assert client.list_models() == []
+
+
+def test_references_to_missing_models_and_versions_are_clear(
+    client: Client, data: tuple[pd.DataFrame, pd.Series]
+) -> None:
+    X, _ = data
+    with pytest.raises(ModelNotFoundError, match="'ghost'"):
+        client.load_model("ghost")
+    with client.start_run("cancer") as run:
+        run.log_model(_fit(data), "cancer-classifier", input_example=X[:5])
+    with pytest.raises(ModelVersionNotFoundError, match="no version 9"):
+        client.load_model("cancer-classifier:9")
+    with pytest.raises(InvalidReferenceError, match="cancer-classifier:x"):
+        client.load_model("cancer-classifier:x")
