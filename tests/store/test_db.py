@@ -57,3 +57,16 @@ def test_store_from_a_newer_modelrail_is_refused(tmp_path: Path) -> None:
     engine.dispose()
     with pytest.raises(StoreSchemaError, match="9999"):
         Database(url)
+
+
+def test_migrations_build_exactly_the_schema_the_code_expects(store_url: str) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from modelrail.store.tables import metadata
+
+    db = Database(store_url)
+    with db.engine.connect() as conn:
+        differences = compare_metadata(MigrationContext.configure(conn), metadata)
+    db.dispose()
+    assert differences == []
