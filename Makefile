@@ -17,9 +17,11 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/modelrail demo
 
+LINT_PATHS := src tests $(wildcard bench)
+
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check $(LINT_PATHS)
+	$(BIN)/ruff format --check $(LINT_PATHS)
 	$(BIN)/mypy
 
 test: lint
