@@ -216,3 +216,15 @@ def test_exit_code_table_lists_every_error_with_its_exit_code() -> None:
     }
     actual = {cls.__name__: cls.exit_code for cls in _error_classes()}
     assert documented == actual
+
+
+def test_cli_reference_is_regenerated_from_the_current_help() -> None:
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "tools" / "gen_cli_docs.py"
+    spec = importlib.util.spec_from_file_location("gen_cli_docs", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    current = (path.parents[1] / "docs" / "cli.md").read_text(encoding="utf-8")
+    assert module.render() == current, "docs/cli.md is out of date: run 'make docs'"

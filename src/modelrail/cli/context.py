@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 from modelrail.client import Client
-from modelrail.config import CONFIG_FILE_NAME, load_settings
+from modelrail.config import load_settings
 from modelrail.errors import ProjectNotFoundError
 
 
@@ -16,8 +15,7 @@ def open_client() -> Client:
     has_project = (settings.project_dir).is_dir()
     if not has_project and "MODELRAIL_STORE" not in os.environ:
         raise ProjectNotFoundError(
-            f"no modelrail project in {Path.cwd()} or any folder above it "
-            f"(looked for .modelrail/ and {CONFIG_FILE_NAME}): run 'modelrail init' first, "
-            "or set MODELRAIL_STORE"
+            f"no modelrail project in {settings.project_root} or any folder above it "
+            "(looked for a .modelrail/ folder): run 'modelrail init' first, or set MODELRAIL_STORE"
         )
     return Client(settings=settings)

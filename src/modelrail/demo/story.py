@@ -18,6 +18,7 @@ from rich.console import Console
 
 from modelrail.client import Client
 from modelrail.config import init_project, load_settings
+from modelrail.errors import InvalidInputError
 from modelrail.store.tracker_query import TrackerQuery
 
 EXPERIMENT = "breast-cancer"
@@ -58,7 +59,7 @@ STEPS = (
         "weaker regularisation (params 1.1)", "Alpha", {"C": 1.0, "max_iter": 2000}, train="cleaned"
     ),
     Step(
-        "a new validation split (validation 1.1)",
+        "a new validation split (validation 1.1; the rest of the pool becomes train 1.3)",
         "Alpha",
         {"C": 1.0, "max_iter": 2000},
         train="cleaned",
@@ -185,10 +186,19 @@ def train_step(client: Client, step: Step, X: pd.DataFrame, y: pd.Series) -> int
     return version.version
 
 
+DEMO_MARKER = ".modelrail-demo"
+
+
 def run_demo(path: Path, out: Console) -> None:
-    if path.exists():
+    if path.exists() and any(path.iterdir()):
+        if not (path / DEMO_MARKER).is_file():
+            raise InvalidInputError(
+                f"demo folder {path} exists and is not an earlier demo: "
+                "choose another --path (the demo recreates its folder)"
+            )
         shutil.rmtree(path)
     init_project(path)
+    (path / DEMO_MARKER).write_text("created by modelrail demo; recreated on every run\n")
     settings = load_settings(cwd=path, environ={}, create=False)
     X, y = _load()
     with Client(settings=settings) as client:

@@ -11,6 +11,7 @@ numbers) with transaction-scoped advisory locks.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -32,8 +33,9 @@ def parse_store_url(raw: str) -> URL:
     try:
         url = make_url(raw)
     except ArgumentError as exc:
+        shown = re.sub(r"(://[^:/@]*):[^@]*@", r"\1:***@", raw)
         raise StoreURLError(
-            f"malformed store URL {raw!r}: expected e.g. sqlite:///path/to/modelrail.db "
+            f"malformed store URL {shown!r}: expected e.g. sqlite:///path/to/modelrail.db "
             "or postgresql+psycopg://user@host/database"
         ) from exc
     if url.drivername in ("postgres", "postgresql"):
@@ -46,7 +48,8 @@ def parse_store_url(raw: str) -> URL:
         )
     if backend == "sqlite" and url.database in (None, "", ":memory:"):
         raise StoreURLError(
-            f"store URL {raw!r} names no database file: an in-memory store would lose every run"
+            f"store URL {url.render_as_string()!r} names no database file: "
+            "an in-memory store would lose every run"
         )
     return url
 
