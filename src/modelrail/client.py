@@ -7,13 +7,15 @@ import logging
 import time
 import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from modelrail.artifacts import ArtifactStore
 from modelrail.config import Settings, load_settings
 from modelrail.entities import ComponentVersion, Model, ModelVersion, Run, TrackerPage
-from modelrail.errors import InvalidInputError, RunNotFoundError
+from modelrail.errors import RunNotFoundError
+from modelrail.policy import EnvironmentPolicy
 from modelrail.refs import Ref, validate_name
 from modelrail.store.db import Database
 from modelrail.store.models_repo import ModelRepository
@@ -22,9 +24,23 @@ from modelrail.store.tracker_query import TrackerQuery, tracker_page
 from modelrail.tracking.run import ActiveRun
 
 if TYPE_CHECKING:
+    from modelrail.entities import (
+        ApprovalRequest,
+        EnvironmentEvent,
+        Holding,
+        PromotionOutcome,
+    )
+    from modelrail.environments import Environments
     from modelrail.registry import LoadedModel
 
 log = logging.getLogger("modelrail")
+
+
+@dataclass(frozen=True)
+class EnvironmentView:
+    name: str
+    policy: EnvironmentPolicy
+    holdings: Mapping[str, Holding]
 
 
 class Client:
@@ -54,6 +70,16 @@ class Client:
         self.runs = RunRepository(self.db)
         self.models = ModelRepository(self.db)
         self._experiment_ids: dict[str, int] = {}
+        self._environments: Environments | None = None
+
+    @property
+    def environment_service(self) -> Environments:
+        """Promotion, approval, rollback and history across the environment chain."""
+        if self._environments is None:
+            from modelrail.environments import Environments
+
+            self._environments = Environments(self)
+        return self._environments
 
     def close(self) -> None:
         self.db.dispose()
@@ -134,9 +160,7 @@ class Client:
     def get_model_version(self, reference: str | Ref) -> ModelVersion:
         ref = reference if isinstance(reference, Ref) else Ref.parse(reference)
         if ref.environment is not None:
-            raise InvalidInputError(
-                f"{ref}: environments (dev -> staging -> prod) are not set up in this store yet"
-            )
+            return self.environment_service.resolve(ref.name, ref.environment)
         return self.models.get_version(ref.name, ref.version)
 
     def load_model(self, reference: str | Ref) -> LoadedModel:
@@ -149,18 +173,67 @@ class Client:
         self, model: Any, name: str, *, input_example: Any, description: str = ""
     ) -> ModelVersion:
         """Register a model that was trained outside a run."""
+        return self._register(model, name, None, input_example, description)
+
+    def _register(
+        self, model: Any, name: str, run_id: str | None, input_example: Any, description: str
+    ) -> ModelVersion:
         from modelrail.registry import register_model
 
-        return register_model(
+        version = register_model(
             self.models,
             self.artifacts,
             model,
             name=name,
-            run_id=None,
+            run_id=run_id,
             input_example=input_example,
             created_by=self.user,
             description=description,
         )
+        self.environment_service.auto_enter(version)
+        return version
+
+    # -- environments ------------------------------------------------------------------
+
+    def promote(
+        self, reference: str, to: str, *, reason: str = "", force: bool = False
+    ) -> PromotionOutcome:
+        """Move a version into environment ``to`` through its gates (or open an approval)."""
+        return self.environment_service.promote(reference, to, reason=reason, force=force)
+
+    def approve(self, request_id: int, *, reason: str = "") -> PromotionOutcome:
+        return self.environment_service.approve(request_id, reason=reason)
+
+    def reject(self, request_id: int, *, reason: str = "") -> ApprovalRequest:
+        return self.environment_service.reject(request_id, reason=reason)
+
+    def rollback(
+        self, model: str, environment: str, *, to_version: int | None = None, reason: str = ""
+    ) -> EnvironmentEvent:
+        return self.environment_service.rollback(
+            model, environment, to_version=to_version, reason=reason
+        )
+
+    def history(
+        self, model: str | None = None, environment: str | None = None
+    ) -> list[EnvironmentEvent]:
+        return self.environment_service.history(model, environment)
+
+    def board(self) -> list[Holding]:
+        """What every environment holds, per model."""
+        return self.environment_service.board()
+
+    def environments(self) -> list[EnvironmentView]:
+        """The chain in order, each environment with its gates, settings and holdings."""
+        holdings = self.board()
+        return [
+            EnvironmentView(
+                name=name,
+                policy=self.settings.policy.environments[name],
+                holdings={h.model: h for h in holdings if h.environment == name},
+            )
+            for name in self.settings.policy.chain
+        ]
 
 
 @functools.cache

@@ -10,10 +10,12 @@ import getpass
 import os
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from modelrail.errors import ConfigError
+from modelrail.policy import PromotionPolicy, default_policy, parse_policy
 
 PROJECT_DIR_NAME = ".modelrail"
 CONFIG_FILE_NAME = "modelrail.toml"
@@ -34,6 +36,7 @@ class Settings:
     artifact_root: str
     user: str
     created_project: bool = False
+    policy: PromotionPolicy = field(default_factory=default_policy)
 
     @property
     def project_dir(self) -> Path:
@@ -85,7 +88,7 @@ def load_settings(
         if create and "MODELRAIL_STORE" not in env:
             init_project(root)
             created = True
-    file_values = _read_config(root / CONFIG_FILE_NAME)
+    file_values, document, text = _read_config(root / CONFIG_FILE_NAME)
     default_db = root / PROJECT_DIR_NAME / DATABASE_FILE_NAME
     store_url = (
         env.get("MODELRAIL_STORE")
@@ -98,12 +101,14 @@ def load_settings(
         or str(root / PROJECT_DIR_NAME / ARTIFACTS_DIR_NAME)
     )
     user = env.get("MODELRAIL_USER") or file_values.get(("identity", "user")) or _os_user()
+    policy = parse_policy(document.get("environments"), root / CONFIG_FILE_NAME, text, env)
     return Settings(
         project_root=root,
         store_url=store_url,
         artifact_root=artifact_root,
         user=user,
         created_project=created,
+        policy=policy,
     )
 
 
@@ -115,9 +120,9 @@ def _os_user() -> str:
         return f"uid-{os.getuid()}"
 
 
-def _read_config(path: Path) -> dict[tuple[str, str], str]:
+def _read_config(path: Path) -> tuple[dict[tuple[str, str], str], dict[str, Any], str]:
     if not path.is_file():
-        return {}
+        return {}, {}, ""
     text = path.read_text(encoding="utf-8")
     try:
         document = tomllib.loads(text)
@@ -125,6 +130,8 @@ def _read_config(path: Path) -> dict[tuple[str, str], str]:
         raise ConfigError(f"{path}: {exc}") from exc
     values: dict[tuple[str, str], str] = {}
     for section, body in document.items():
+        if section == "environments":
+            continue  # parsed by modelrail.policy
         if section not in _KNOWN_KEYS or not isinstance(body, dict):
             line = _line_of(text, f"[{section}")
             raise ConfigError(f"{path}:{line}: unknown section [{section}]")
@@ -136,7 +143,7 @@ def _read_config(path: Path) -> dict[tuple[str, str], str]:
                 line = _line_of(text, key)
                 raise ConfigError(f"{path}:{line}: [{section}] {key} must be a string")
             values[(section, key)] = value
-    return values
+    return values, document, text
 
 
 def _line_of(text: str, needle: str) -> int:
@@ -161,4 +168,35 @@ _DEFAULT_CONFIG = """\
 [identity]
 # Who you are in the audit history. Default: the operating-system user.
 # user = "alice"
+
+[environments]
+# The working environments a model version moves through, in order.
+chain = ["dev", "staging", "prod"]
+# New versions land in the first environment as soon as they are logged.
+auto_enter_first = true
+# The metric the "beat_incumbent" gate compares (larger is better).
+primary_metric = "accuracy"
+# Told about every change of what an environment holds (JSON on stdin / POST body):
+# notify_command = "./deploy-hook.sh"
+# notify_url = "http://127.0.0.1:9000/hooks/modelrail"
+
+# Gates, per environment. Defaults: the first environment only smoke-tests; later ones
+# also need the version to have been in the one before and a compatible signature;
+# the last one also needs matching package versions and a human approval.
+# [environments.staging]
+# min = { accuracy = 0.85 }              # metric thresholds
+# max = { false_positive_rate = 0.1 }
+# beat_incumbent = true                   # primary metric >= the version in place + margin
+# margin = 0.0
+# smoke_latency_ms = 500                  # the input example must predict this fast
+# min_hours_in_previous = 0               # time the version must have spent in dev
+
+[environments.prod]
+approval = true                           # someone other than the requester approves
+approval_expires_hours = 72
+runtime_compatible = true                 # scikit-learn / numpy versions match this runtime
+
+# [environments.prod.settings]
+# batch_output = "postgresql+psycopg://analytics@db/scores"
+# serving_port = 8080
 """

@@ -185,3 +185,79 @@ class TrackerPage:
     rows: tuple[TrackerRow, ...]
     total: int
     metric_keys: tuple[str, ...]
+
+
+# -- environments ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GateResult:
+    gate: str
+    passed: bool
+    detail: str
+
+    def to_json(self) -> dict[str, JSONValue]:
+        return {"gate": self.gate, "passed": self.passed, "detail": self.detail}
+
+
+@dataclass(frozen=True)
+class Holding:
+    """The version an environment holds for a model, and since when."""
+
+    model: str
+    environment: str
+    version: int
+    since: float
+    revision: int
+
+
+@dataclass(frozen=True)
+class EnvironmentEvent:
+    """One line of the append-only history."""
+
+    id: int
+    model: str
+    environment: str
+    action: str  # auto, promote, rollback, request, approve, reject
+    from_version: int | None
+    to_version: int | None
+    actor: str
+    reason: str
+    gates: tuple[GateResult, ...]
+    forced: bool
+    request_id: int | None
+    created_at: float
+
+
+@dataclass(frozen=True)
+class ApprovalRequest:
+    id: int
+    model: str
+    version: int
+    environment: str
+    requested_by: str
+    reason: str
+    gates: tuple[GateResult, ...]
+    status: str  # pending, approved, rejected
+    created_at: float
+    expires_at: float
+    decided_by: str | None
+    decided_at: float | None
+    decision_reason: str | None
+
+
+@dataclass(frozen=True)
+class PromotionOutcome:
+    """What ``promote`` did: changed the holder, or opened an approval request."""
+
+    model: str
+    environment: str
+    version: int
+    previous_version: int | None
+    gates: tuple[GateResult, ...]
+    event: EnvironmentEvent | None
+    request: ApprovalRequest | None
+
+    @property
+    def waiting_for_approval(self) -> bool:
+        return self.request is not None and self.event is None

@@ -133,6 +133,40 @@ class ArtifactNotFoundError(NotFoundError):
     pass
 
 
+class EnvironmentNotFoundError(NotFoundError):
+    pass
+
+
+class RequestNotFoundError(NotFoundError):
+    pass
+
+
+# -- environments ----------------------------------------------------------------
+
+
+class PromotionError(InvalidInputError):
+    """A promotion or rollback that the chain or the history does not allow."""
+
+    http_status = 409
+
+
+class ApprovalError(InvalidInputError):
+    """An approval that is not allowed: own request, expired or already decided."""
+
+    http_status = 403
+
+
+class GateFailedError(ModelrailError):
+    """One or more gates failed; nothing was changed. ``results`` holds every gate."""
+
+    exit_code = 7
+    http_status = 422
+
+    def __init__(self, message: str, results: tuple[object, ...] = ()) -> None:
+        super().__init__(message)
+        self.results = results
+
+
 # -- integrity -------------------------------------------------------------------
 
 

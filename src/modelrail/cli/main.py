@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from modelrail.cli import models, project, runs
+from modelrail.cli import envs, models, project, runs
 from modelrail.errors import ModelrailError
 
 app = typer.Typer(
@@ -20,6 +20,7 @@ app = typer.Typer(
 app.add_typer(runs.app, name="runs")
 app.add_typer(models.app, name="models")
 project.register(app)
+envs.register(app)
 
 
 def run() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     Float,
     ForeignKey,
@@ -153,4 +154,56 @@ model_versions = Table(
     Column("created_by", String(128), nullable=False),
     UniqueConstraint("model_id", "version"),
     Index("ix_model_versions_run", "run_id"),
+)
+
+# -- environments (revision 0002) -------------------------------------------------------
+
+# What each environment holds now. ``revision`` counts changes so writers can
+# compare-and-swap: an update names the revision it read and fails if another won.
+environment_slots = Table(
+    "environment_slots",
+    metadata,
+    Column("model_id", Integer, ForeignKey("models.id"), primary_key=True),
+    Column("environment", String(64), primary_key=True),
+    Column("version", Integer, nullable=False),
+    Column("revision", Integer, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+
+# The audit history. Append-only: database triggers refuse UPDATE and DELETE.
+environment_events = Table(
+    "environment_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("model_id", Integer, ForeignKey("models.id"), nullable=False),
+    Column("environment", String(64), nullable=False),
+    Column("action", String(16), nullable=False),
+    Column("from_version", Integer),
+    Column("to_version", Integer),
+    Column("actor", String(128), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("gates", Text, nullable=False),
+    Column("forced", Boolean, nullable=False),
+    Column("request_id", Integer),
+    Column("created_at", Float, nullable=False),
+    Index("ix_environment_events_model_env", "model_id", "environment", "id"),
+)
+
+approval_requests = Table(
+    "approval_requests",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("model_id", Integer, ForeignKey("models.id"), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("environment", String(64), nullable=False),
+    Column("requested_by", String(128), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("gates", Text, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("expires_at", Float, nullable=False),
+    Column("decided_by", String(128)),
+    Column("decided_at", Float),
+    Column("decision_reason", Text),
+    Index("ix_approval_requests_status", "status"),
 )

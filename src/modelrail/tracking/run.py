@@ -164,19 +164,8 @@ class ActiveRun:
         self, model: Any, name: str, *, input_example: Any = None, description: str = ""
     ) -> ModelVersion:
         """Register ``model`` as the next version of ``name``, linked to this run."""
-        from modelrail.registry import register_model
-
         self._require_open()
-        return register_model(
-            self.client.models,
-            self.client.artifacts,
-            model,
-            name=name,
-            run_id=self.id,
-            input_example=input_example,
-            created_by=self.client.user,
-            description=description,
-        )
+        return self.client._register(model, name, self.id, input_example, description)
 
     # -- life cycle ----------------------------------------------------------------------------
 

@@ -1,0 +1,381 @@
+"""Moving model versions through the environment chain: promote, approve, reject,
+roll back, and read the board and the history.
+
+Every change of what an environment holds is a compare-and-swap plus an event
+in one transaction, so racing writers never lose a change or a history line.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+from modelrail.entities import (
+    ApprovalRequest,
+    EnvironmentEvent,
+    GateResult,
+    Holding,
+    ModelVersion,
+    PromotionOutcome,
+    Run,
+)
+from modelrail.errors import ApprovalError, ConflictError, GateFailedError, PromotionError
+from modelrail.gates import GateContext, evaluate
+from modelrail.notify import notify_change
+from modelrail.refs import Ref
+from modelrail.store.environments_repo import HOLDER_ACTIONS, EnvironmentRepository
+
+if TYPE_CHECKING:
+    from modelrail.client import Client
+
+
+class Environments:
+    def __init__(self, client: Client) -> None:
+        self.client = client
+        self.policy = client.settings.policy
+        self.repo = EnvironmentRepository(client.db)
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def board(self) -> list[Holding]:
+        return self.repo.holdings()
+
+    def history(
+        self, model: str | None = None, environment: str | None = None
+    ) -> list[EnvironmentEvent]:
+        if environment is not None:
+            self.policy.environment(environment)
+        return self.repo.events(model, environment)
+
+    def requests(self, status: str | None = "pending") -> list[ApprovalRequest]:
+        return self.repo.requests(status)
+
+    def resolve(self, model: str, environment: str) -> ModelVersion:
+        self.policy.environment(environment)
+        holding = self.repo.holding(model, environment)
+        if holding is None:
+            raise PromotionError(f"{environment} holds no version of {model!r}")
+        return self.client.models.get_version(model, holding.version)
+
+    # -- promotion --------------------------------------------------------------------------
+
+    def check(self, reference: str, to: str) -> tuple[GateResult, ...]:
+        """The gate results ``promote`` would see, without changing anything."""
+        version = self._version(reference)
+        self._check_chain(version, to)
+        return self._evaluate(version, to, self.repo.holding(version.model, to))
+
+    def promote(
+        self,
+        reference: str,
+        to: str,
+        *,
+        reason: str = "",
+        force: bool = False,
+        actor: str | None = None,
+    ) -> PromotionOutcome:
+        actor = actor or self.client.user
+        version = self._version(reference)
+        env = self.policy.environment(to)
+        holding = self.repo.holding(version.model, to)
+        if holding is not None and holding.version == version.version:
+            raise PromotionError(f"{to} already holds {version.model} version {version.version}")
+        self._no_pending_request(version, to)
+        if force:
+            if not reason.strip():
+                raise PromotionError("--force skips the gates, so it needs --reason saying why")
+            event = self._change(version, to, holding, "promote", actor, reason, (), forced=True)
+            return self._outcome(version, to, holding, (), event, None)
+        self._check_chain(version, to)
+        results = self._evaluate(version, to, holding)
+        _raise_on_failure(version, to, results)
+        if env.gates.approval:
+            with self.client.db.write() as conn:
+                request = self.repo.create_request(
+                    conn,
+                    model=version.model,
+                    version=version.version,
+                    environment=to,
+                    requested_by=actor,
+                    reason=reason,
+                    gates=results,
+                    expires_in_s=env.gates.approval_expires_hours * 3600,
+                )
+                self.repo.append_event(
+                    conn,
+                    model=version.model,
+                    environment=to,
+                    action="request",
+                    from_version=holding.version if holding else None,
+                    to_version=version.version,
+                    actor=actor,
+                    reason=reason,
+                    gates=results,
+                    request_id=request.id,
+                )
+            return self._outcome(version, to, holding, results, None, request)
+        event = self._change(version, to, holding, "promote", actor, reason, results)
+        return self._outcome(version, to, holding, results, event, None)
+
+    def approve(
+        self, request_id: int, *, reason: str = "", actor: str | None = None
+    ) -> PromotionOutcome:
+        actor = actor or self.client.user
+        request = self._pending(request_id, actor, deciding="approve")
+        version = self.client.models.get_version(request.model, request.version)
+        holding = self.repo.holding(request.model, request.environment)
+        # The environment may have changed since the request: judge it as it is now.
+        results = self._evaluate(version, request.environment, holding)
+        _raise_on_failure(version, request.environment, results)
+        with self.client.db.write() as conn:
+            self.repo.decide_request(
+                conn, request_id, status="approved", actor=actor, reason=reason
+            )
+            event = self.repo.change_holder(
+                model=request.model,
+                environment=request.environment,
+                expected=holding,
+                version=request.version,
+                action="approve",
+                actor=actor,
+                reason=reason or f"approved request {request_id} by {request.requested_by}",
+                gates=results,
+                request_id=request_id,
+                conn=conn,
+            )
+        self._notify(event, version)
+        return self._outcome(version, request.environment, holding, results, event, request)
+
+    def reject(
+        self, request_id: int, *, reason: str = "", actor: str | None = None
+    ) -> ApprovalRequest:
+        actor = actor or self.client.user
+        request = self._pending(request_id, actor, deciding="reject")
+        with self.client.db.write() as conn:
+            self.repo.decide_request(
+                conn, request_id, status="rejected", actor=actor, reason=reason
+            )
+            self.repo.append_event(
+                conn,
+                model=request.model,
+                environment=request.environment,
+                action="reject",
+                to_version=request.version,
+                actor=actor,
+                reason=reason,
+                request_id=request_id,
+            )
+        return self.repo.get_request(request_id)
+
+    # -- rollback -----------------------------------------------------------------------------
+
+    def rollback(
+        self,
+        model: str,
+        environment: str,
+        *,
+        to_version: int | None = None,
+        reason: str = "",
+        actor: str | None = None,
+    ) -> EnvironmentEvent:
+        actor = actor or self.client.user
+        self.policy.environment(environment)
+        holding = self.repo.holding(model, environment)
+        if holding is None:
+            raise PromotionError(
+                f"{environment} holds no version of {model!r}: nothing to roll back"
+            )
+        events = self.repo.events(model, environment)
+        stack = _holder_stack(events)
+        if to_version is None:
+            if len(stack) < 2:
+                raise PromotionError(
+                    f"cannot roll back {model}@{environment}: version {holding.version} is the "
+                    "first version in its history there"
+                )
+            to_version = stack[-2]
+        else:
+            ever = {e.to_version for e in events if e.action in HOLDER_ACTIONS}
+            if to_version not in ever:
+                held = ", ".join(str(v) for v in sorted(v for v in ever if v is not None))
+                raise PromotionError(
+                    f"version {to_version} of {model} was never in {environment} "
+                    f"(it held: {held}); a rollback only returns to a version that was there"
+                )
+            if to_version == holding.version:
+                raise PromotionError(f"{environment} already holds {model} version {to_version}")
+        target = self.client.models.get_version(model, to_version)
+        # Never roll back onto an artifact that no longer verifies.
+        self.client.artifacts.verified_path(
+            target.artifact_sha256, size=target.artifact_size, label=target.reference
+        )
+        return self._change(target, environment, holding, "rollback", actor, reason, ())
+
+    # -- new versions ----------------------------------------------------------------------------
+
+    def auto_enter(self, version: ModelVersion) -> EnvironmentEvent | None:
+        """Put a newly logged version in the first environment, if the policy says so."""
+        if not self.policy.auto_enter_first:
+            return None
+        first = self.policy.chain[0]
+        for _ in range(5):
+            holding = self.repo.holding(version.model, first)
+            if holding is not None and holding.version >= version.version:
+                return None  # a newer version got there first
+            try:
+                return self._change(
+                    version, first, holding, "auto", self.client.user, "new version logged", ()
+                )
+            except ConflictError:
+                continue
+        return None
+
+    # -- helpers ---------------------------------------------------------------------------------
+
+    def _version(self, reference: str) -> ModelVersion:
+        ref = Ref.parse(reference)
+        if ref.environment is not None:
+            return self.resolve(ref.name, ref.environment)
+        return self.client.models.get_version(ref.name, ref.version)
+
+    def _check_chain(self, version: ModelVersion, to: str) -> None:
+        env = self.policy.environment(to)
+        previous = self.policy.previous(to)
+        if previous is None or not env.gates.require_previous:
+            return
+        if self._entered_at(version, previous) is None:
+            raise PromotionError(
+                f"{version.model} version {version.version} has never been in {previous}; "
+                f"promote it to {previous} before {to}"
+            )
+
+    def _entered_at(self, version: ModelVersion, environment: str) -> float | None:
+        for event in self.repo.events(version.model, environment):
+            if event.action in HOLDER_ACTIONS and event.to_version == version.version:
+                return event.created_at
+        return None
+
+    def _evaluate(
+        self, version: ModelVersion, to: str, holding: Holding | None
+    ) -> tuple[GateResult, ...]:
+        env = self.policy.environment(to)
+        previous = self.policy.previous(to)
+        incumbent = (
+            self.client.models.get_version(version.model, holding.version) if holding else None
+        )
+        context = GateContext(
+            candidate=version,
+            candidate_run=self._run(version),
+            incumbent=incumbent,
+            incumbent_run=self._run(incumbent) if incumbent else None,
+            previous_environment=previous,
+            entered_previous_at=self._entered_at(version, previous) if previous else None,
+            primary_metric=self.policy.primary_metric,
+            artifacts=self.client.artifacts,
+            now=time.time(),
+        )
+        return evaluate(env.gates, context)
+
+    def _run(self, version: ModelVersion) -> Run | None:
+        return self.client.get_run(version.run_id) if version.run_id else None
+
+    def _no_pending_request(self, version: ModelVersion, to: str) -> None:
+        for request in self.repo.requests("pending"):
+            if (request.model, request.version, request.environment) == (
+                version.model,
+                version.version,
+                to,
+            ) and request.expires_at > time.time():
+                raise PromotionError(
+                    f"request {request.id} to put {version.model} version {version.version} "
+                    f"in {to} is already waiting for approval"
+                )
+
+    def _pending(self, request_id: int, actor: str, *, deciding: str) -> ApprovalRequest:
+        request = self.repo.get_request(request_id)
+        if request.status != "pending":
+            raise ApprovalError(
+                f"request {request_id} was already {request.status} by {request.decided_by}"
+            )
+        if request.expires_at < time.time():
+            expired = time.strftime("%Y-%m-%d %H:%M", time.localtime(request.expires_at))
+            raise ApprovalError(
+                f"request {request_id} expired at {expired}; promote again to open a new one"
+            )
+        if deciding == "approve" and actor == request.requested_by:
+            raise ApprovalError(
+                f"request {request_id} was made by {actor}: it needs approval by someone else"
+            )
+        return request
+
+    def _change(
+        self,
+        version: ModelVersion,
+        environment: str,
+        holding: Holding | None,
+        action: str,
+        actor: str,
+        reason: str,
+        gates: tuple[GateResult, ...],
+        *,
+        forced: bool = False,
+    ) -> EnvironmentEvent:
+        event = self.repo.change_holder(
+            model=version.model,
+            environment=environment,
+            expected=holding,
+            version=version.version,
+            action=action,
+            actor=actor,
+            reason=reason,
+            gates=gates,
+            forced=forced,
+        )
+        self._notify(event, version)
+        return event
+
+    def _notify(self, event: EnvironmentEvent, version: ModelVersion) -> None:
+        notify_change(self.policy, self.client.settings.project_dir, event, version)
+
+    def _outcome(
+        self,
+        version: ModelVersion,
+        to: str,
+        holding: Holding | None,
+        results: tuple[GateResult, ...],
+        event: EnvironmentEvent | None,
+        request: ApprovalRequest | None,
+    ) -> PromotionOutcome:
+        return PromotionOutcome(
+            model=version.model,
+            environment=to,
+            version=version.version,
+            previous_version=holding.version if holding else None,
+            gates=results,
+            event=event,
+            request=request,
+        )
+
+
+def _raise_on_failure(version: ModelVersion, to: str, results: tuple[GateResult, ...]) -> None:
+    failed = [r for r in results if not r.passed]
+    if failed:
+        names = ", ".join(r.gate for r in failed)
+        raise GateFailedError(
+            f"{version.model} version {version.version} did not pass the gates of {to} "
+            f"({names}); nothing was changed",
+            results,
+        )
+
+
+def _holder_stack(events: list[EnvironmentEvent]) -> list[int]:
+    """Replay the history: promotions push, a rollback returns to an earlier entry."""
+    stack: list[int] = []
+    for event in events:
+        if event.action not in HOLDER_ACTIONS or event.to_version is None:
+            continue
+        if event.action == "rollback" and event.to_version in stack:
+            del stack[len(stack) - stack[::-1].index(event.to_version) :]
+        else:
+            stack.append(event.to_version)
+    return stack

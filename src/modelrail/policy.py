@@ -1,0 +1,272 @@
+"""The environment chain and each environment's gates and settings, from modelrail.toml.
+
+```toml
+[environments]
+chain = ["dev", "staging", "prod"]
+primary_metric = "accuracy"
+
+[environments.prod]
+min = { accuracy = 0.85 }
+approval = true
+
+[environments.prod.settings]
+serving_port = 8080
+```
+
+Every wrong key or value is reported with the line it is on.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from modelrail.errors import ConfigError
+
+DEFAULT_CHAIN = ("dev", "staging", "prod")
+_ENV_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
+
+
+@dataclass(frozen=True)
+class GatePolicy:
+    require_previous: bool = True
+    min_metrics: Mapping[str, float] = field(default_factory=dict)
+    max_metrics: Mapping[str, float] = field(default_factory=dict)
+    beat_incumbent: bool = False
+    margin: float = 0.0
+    signature_compatible: bool = True
+    runtime_compatible: bool = False
+    smoke_test: bool = True
+    smoke_latency_ms: float = 500.0
+    min_hours_in_previous: float = 0.0
+    approval: bool = False
+    approval_expires_hours: float = 72.0
+
+
+@dataclass(frozen=True)
+class EnvironmentPolicy:
+    name: str
+    gates: GatePolicy
+    settings: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PromotionPolicy:
+    chain: tuple[str, ...]
+    environments: Mapping[str, EnvironmentPolicy]
+    auto_enter_first: bool = True
+    primary_metric: str = "accuracy"
+    notify_command: str | None = None
+    notify_url: str | None = None
+
+    def environment(self, name: str) -> EnvironmentPolicy:
+        from modelrail.errors import EnvironmentNotFoundError
+
+        if name not in self.environments:
+            raise EnvironmentNotFoundError(
+                f"unknown environment {name!r}: the chain is {' -> '.join(self.chain)}"
+            )
+        return self.environments[name]
+
+    def previous(self, name: str) -> str | None:
+        index = self.chain.index(self.environment(name).name)
+        return self.chain[index - 1] if index > 0 else None
+
+
+def default_gates(name: str, chain: tuple[str, ...]) -> GatePolicy:
+    """Looser at the start of the chain, stricter at its end."""
+    if name == chain[0]:
+        return GatePolicy(require_previous=False, signature_compatible=False, smoke_test=True)
+    if name == chain[-1] and len(chain) > 1:
+        return GatePolicy(runtime_compatible=True, approval=True)
+    return GatePolicy()
+
+
+def default_policy() -> PromotionPolicy:
+    return PromotionPolicy(
+        chain=DEFAULT_CHAIN,
+        environments={
+            n: EnvironmentPolicy(n, default_gates(n, DEFAULT_CHAIN)) for n in DEFAULT_CHAIN
+        },
+    )
+
+
+# -- parsing -------------------------------------------------------------------------------
+
+_TOP_KEYS = {
+    "chain": "list",
+    "auto_enter_first": "bool",
+    "primary_metric": "str",
+    "notify_command": "str",
+    "notify_url": "str",
+}
+_GATE_KEYS = {
+    "require_previous": "bool",
+    "min": "metrics",
+    "max": "metrics",
+    "beat_incumbent": "bool",
+    "margin": "number",
+    "signature_compatible": "bool",
+    "runtime_compatible": "bool",
+    "smoke_test": "bool",
+    "smoke_latency_ms": "number",
+    "min_hours_in_previous": "number",
+    "approval": "bool",
+    "approval_expires_hours": "number",
+}
+SETTING_KEYS = {
+    "batch_output": "str",
+    "batch_table": "str",
+    "serving_host": "str",
+    "serving_port": "port",
+}
+_GATE_FIELD = {"min": "min_metrics", "max": "max_metrics"}
+
+
+def parse_policy(
+    section: Mapping[str, Any] | None, path: Path, text: str, environ: Mapping[str, str]
+) -> PromotionPolicy:
+    section = dict(section or {})
+    where = _Locator(path, text)
+    for key in section:
+        if key not in _TOP_KEYS and not isinstance(section[key], dict):
+            where.fail(("environments",), key, f"unknown key '{key}' in [environments]")
+    chain_value = environ.get("MODELRAIL_CHAIN")
+    if chain_value:
+        chain = tuple(part.strip() for part in chain_value.split(",") if part.strip())
+    else:
+        raw = section.get("chain", list(DEFAULT_CHAIN))
+        _check(where, ("environments",), "chain", raw, "list")
+        chain = tuple(raw)
+    _check_chain(where, chain)
+    environments = {}
+    for name in chain:
+        body = section.get(name, {})
+        if not isinstance(body, dict):
+            where.fail(("environments",), name, f"[environments] {name} must be a table")
+        environments[name] = _parse_environment(where, name, chain, body, environ)
+    for key, value in section.items():
+        if isinstance(value, dict) and key not in chain:
+            where.fail(
+                ("environments", key),
+                None,
+                f"[environments.{key}] is not in the chain {list(chain)}",
+            )
+    for key in ("auto_enter_first", "primary_metric", "notify_command", "notify_url"):
+        if key in section:
+            _check(where, ("environments",), key, section[key], _TOP_KEYS[key])
+    return PromotionPolicy(
+        chain=chain,
+        environments=environments,
+        auto_enter_first=bool(section.get("auto_enter_first", True)),
+        primary_metric=str(section.get("primary_metric", "accuracy")),
+        notify_command=environ.get("MODELRAIL_NOTIFY_COMMAND") or section.get("notify_command"),
+        notify_url=environ.get("MODELRAIL_NOTIFY_URL") or section.get("notify_url"),
+    )
+
+
+def _parse_environment(
+    where: _Locator,
+    name: str,
+    chain: tuple[str, ...],
+    body: Mapping[str, Any],
+    environ: Mapping[str, str],
+) -> EnvironmentPolicy:
+    table = ("environments", name)
+    values: dict[str, Any] = {}
+    settings: dict[str, Any] = {}
+    for key, value in body.items():
+        if key == "settings":
+            if not isinstance(value, dict):
+                where.fail(table, key, f"[environments.{name}] settings must be a table")
+            for setting, setting_value in value.items():
+                if setting not in SETTING_KEYS:
+                    where.fail(
+                        (*table, "settings"),
+                        setting,
+                        f"unknown setting '{setting}' in [environments.{name}.settings]; "
+                        f"known: {', '.join(SETTING_KEYS)}",
+                    )
+                _check(where, (*table, "settings"), setting, setting_value, SETTING_KEYS[setting])
+                settings[setting] = setting_value
+            continue
+        if key not in _GATE_KEYS:
+            where.fail(
+                table,
+                key,
+                f"unknown key '{key}' in [environments.{name}]; known: {', '.join(_GATE_KEYS)}",
+            )
+        _check(where, table, key, value, _GATE_KEYS[key])
+        values[_GATE_FIELD.get(key, key)] = dict(value) if isinstance(value, dict) else value
+    for setting, kind in SETTING_KEYS.items():
+        override = environ.get(f"MODELRAIL_{name.upper().replace('-', '_')}_{setting.upper()}")
+        if override is not None:
+            settings[setting] = int(override) if kind == "port" else override
+    defaults = default_gates(name, chain)
+    gates = GatePolicy(**{**defaults.__dict__, **values})
+    return EnvironmentPolicy(name=name, gates=gates, settings=settings)
+
+
+def _check_chain(where: _Locator, chain: tuple[str, ...]) -> None:
+    if not chain:
+        where.fail(("environments",), "chain", "the environment chain is empty")
+    for name in chain:
+        if not isinstance(name, str) or not _ENV_NAME.match(name):
+            where.fail(
+                ("environments",),
+                "chain",
+                f"environment name {name!r} must be lower-case letters, digits, '-' or '_'",
+            )
+    if len(set(chain)) != len(chain):
+        where.fail(("environments",), "chain", f"the chain {list(chain)} repeats a name")
+
+
+def _check(where: _Locator, table: tuple[str, ...], key: str, value: Any, kind: str) -> None:
+    ok = {
+        "bool": isinstance(value, bool),
+        "str": isinstance(value, str),
+        "list": isinstance(value, list) and all(isinstance(v, str) for v in value),
+        "number": isinstance(value, int | float) and not isinstance(value, bool) and value >= 0,
+        "port": isinstance(value, int) and not isinstance(value, bool) and 0 < value < 65536,
+        "metrics": isinstance(value, dict)
+        and all(isinstance(v, int | float) and not isinstance(v, bool) for v in value.values()),
+    }[kind]
+    if not ok:
+        expected = {
+            "bool": "true or false",
+            "str": "a string",
+            "list": "a list of names",
+            "number": "a number >= 0",
+            "port": "a port number 1-65535",
+            "metrics": "a table of metric = number, e.g. { accuracy = 0.85 }",
+        }[kind]
+        where.fail(table, key, f"[{'.'.join(table)}] {key} must be {expected}, got {value!r}")
+
+
+class _Locator:
+    """Finds the line of a key in the TOML text, for error messages."""
+
+    def __init__(self, path: Path, text: str) -> None:
+        self.path = path
+        self.lines = text.splitlines()
+
+    def fail(self, table: tuple[str, ...], key: str | None, message: str) -> None:
+        raise ConfigError(f"{self.path}:{self.line(table, key)}: {message}")
+
+    def line(self, table: tuple[str, ...], key: str | None) -> int:
+        header = re.compile(r"^\s*\[\s*" + r"\s*\.\s*".join(map(re.escape, table)) + r"\s*\]")
+        start = next((i for i, line in enumerate(self.lines) if header.match(line)), None)
+        if start is None:
+            return 1 if len(table) <= 1 else self.line(table[:-1], table[-1])
+        if key is None:
+            return start + 1
+        pattern = re.compile(rf"^\s*\"?{re.escape(key)}\"?\s*=")
+        for offset, line in enumerate(self.lines[start + 1 :], start=start + 2):
+            if line.lstrip().startswith("["):
+                break
+            if pattern.match(line):
+                return offset
+        return start + 1

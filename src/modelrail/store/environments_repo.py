@@ -1,0 +1,302 @@
+"""What each environment holds, its append-only history, and approval requests."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Connection, select, update
+from sqlalchemy.exc import IntegrityError
+
+from modelrail.entities import ApprovalRequest, EnvironmentEvent, GateResult, Holding
+from modelrail.errors import ConflictError, ModelNotFoundError, RequestNotFoundError
+from modelrail.store import tables as t
+from modelrail.store.codec import dumps, loads
+from modelrail.store.db import Database
+
+HOLDER_ACTIONS = ("auto", "promote", "rollback", "approve")
+
+
+class EnvironmentRepository:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def model_id(self, conn: Connection, name: str) -> int:
+        found = conn.execute(select(t.models.c.id).where(t.models.c.name == name)).scalar()
+        if found is None:
+            raise ModelNotFoundError(f"no model named {name!r}")
+        return int(found)
+
+    # -- holders -----------------------------------------------------------------------
+
+    def holding(self, model: str, environment: str) -> Holding | None:
+        with self.db.read() as conn:
+            return self._holding(conn, self.model_id(conn, model), model, environment)
+
+    def _holding(
+        self, conn: Connection, model_id: int, model: str, environment: str
+    ) -> Holding | None:
+        s = t.environment_slots
+        row = conn.execute(
+            select(s.c.version, s.c.updated_at, s.c.revision).where(
+                s.c.model_id == model_id, s.c.environment == environment
+            )
+        ).first()
+        if row is None:
+            return None
+        return Holding(
+            model, environment, int(row.version), float(row.updated_at), int(row.revision)
+        )
+
+    def holdings(self) -> list[Holding]:
+        s = t.environment_slots
+        with self.db.read() as conn:
+            rows = conn.execute(
+                select(t.models.c.name, s.c.environment, s.c.version, s.c.updated_at, s.c.revision)
+                .join(t.models, t.models.c.id == s.c.model_id)
+                .order_by(t.models.c.name, s.c.environment)
+            ).all()
+        return [Holding(r[0], r[1], int(r[2]), float(r[3]), int(r[4])) for r in rows]
+
+    def change_holder(
+        self,
+        *,
+        model: str,
+        environment: str,
+        expected: Holding | None,
+        version: int,
+        action: str,
+        actor: str,
+        reason: str,
+        gates: Sequence[GateResult] = (),
+        forced: bool = False,
+        request_id: int | None = None,
+        conn: Connection | None = None,
+    ) -> EnvironmentEvent:
+        """Compare-and-swap what ``environment`` holds and append the event, atomically.
+
+        ``expected`` is the holding the caller's checks were made against; if another
+        writer changed it meanwhile, nothing is written and ``ConflictError`` names
+        the version that won.
+        """
+        if conn is None:
+            with self.db.write() as own:
+                return self.change_holder(
+                    model=model,
+                    environment=environment,
+                    expected=expected,
+                    version=version,
+                    action=action,
+                    actor=actor,
+                    reason=reason,
+                    gates=gates,
+                    forced=forced,
+                    request_id=request_id,
+                    conn=own,
+                )
+        now = time.time()
+        model_id = self.model_id(conn, model)
+        s = t.environment_slots
+        if expected is None:
+            try:
+                with conn.begin_nested():
+                    conn.execute(
+                        s.insert(),
+                        {
+                            "model_id": model_id,
+                            "environment": environment,
+                            "version": version,
+                            "revision": 1,
+                            "updated_at": now,
+                        },
+                    )
+            except IntegrityError:
+                self._conflict(conn, model_id, model, environment)
+        else:
+            changed = conn.execute(
+                update(s)
+                .where(
+                    s.c.model_id == model_id,
+                    s.c.environment == environment,
+                    s.c.revision == expected.revision,
+                )
+                .values(version=version, revision=expected.revision + 1, updated_at=now)
+            ).rowcount
+            if changed != 1:
+                self._conflict(conn, model_id, model, environment)
+        return self._append(
+            conn,
+            model_id=model_id,
+            model=model,
+            environment=environment,
+            action=action,
+            from_version=expected.version if expected else None,
+            to_version=version,
+            actor=actor,
+            reason=reason,
+            gates=gates,
+            forced=forced,
+            request_id=request_id,
+            created_at=now,
+        )
+
+    def _conflict(self, conn: Connection, model_id: int, model: str, environment: str) -> None:
+        current = self._holding(conn, model_id, model, environment)
+        winner = f"version {current.version}" if current else "nothing"
+        raise ConflictError(
+            f"{model}@{environment} was changed by another promotion while this one ran: "
+            f"it now holds {winner}; nothing was changed, check and try again"
+        )
+
+    # -- history ------------------------------------------------------------------------
+
+    def append_event(self, conn: Connection, *, model: str, **fields: Any) -> EnvironmentEvent:
+        return self._append(
+            conn, model_id=self.model_id(conn, model), model=model, created_at=time.time(), **fields
+        )
+
+    def _append(
+        self, conn: Connection, *, model_id: int, model: str, **fields: Any
+    ) -> EnvironmentEvent:
+        row = {
+            "model_id": model_id,
+            "environment": fields["environment"],
+            "action": fields["action"],
+            "from_version": fields.get("from_version"),
+            "to_version": fields.get("to_version"),
+            "actor": fields["actor"],
+            "reason": fields.get("reason", ""),
+            "gates": dumps([g.to_json() for g in fields.get("gates", ())]),
+            "forced": bool(fields.get("forced", False)),
+            "request_id": fields.get("request_id"),
+            "created_at": fields["created_at"],
+        }
+        new_id = conn.execute(t.environment_events.insert(), row).inserted_primary_key
+        assert new_id is not None
+        return _event({**row, "id": new_id[0], "name": model})
+
+    def events(
+        self, model: str | None = None, environment: str | None = None
+    ) -> list[EnvironmentEvent]:
+        e = t.environment_events
+        query = select(e, t.models.c.name).join(t.models, t.models.c.id == e.c.model_id)
+        if model is not None:
+            query = query.where(t.models.c.name == model)
+        if environment is not None:
+            query = query.where(e.c.environment == environment)
+        with self.db.read() as conn:
+            if model is not None:
+                self.model_id(conn, model)
+            rows = conn.execute(query.order_by(e.c.id)).mappings().all()
+        return [_event(dict(r)) for r in rows]
+
+    # -- approval requests ----------------------------------------------------------------
+
+    def create_request(
+        self,
+        conn: Connection,
+        *,
+        model: str,
+        version: int,
+        environment: str,
+        requested_by: str,
+        reason: str,
+        gates: Sequence[GateResult],
+        expires_in_s: float,
+    ) -> ApprovalRequest:
+        now = time.time()
+        row = {
+            "model_id": self.model_id(conn, model),
+            "version": version,
+            "environment": environment,
+            "requested_by": requested_by,
+            "reason": reason,
+            "gates": dumps([g.to_json() for g in gates]),
+            "status": "pending",
+            "created_at": now,
+            "expires_at": now + expires_in_s,
+        }
+        new_id = conn.execute(t.approval_requests.insert(), row).inserted_primary_key
+        assert new_id is not None
+        return self.get_request(int(new_id[0]), conn=conn)
+
+    def get_request(self, request_id: int, *, conn: Connection | None = None) -> ApprovalRequest:
+        if conn is None:
+            with self.db.read() as own:
+                return self.get_request(request_id, conn=own)
+        r = t.approval_requests
+        row = (
+            conn.execute(
+                select(r, t.models.c.name)
+                .join(t.models, t.models.c.id == r.c.model_id)
+                .where(r.c.id == request_id)
+            )
+            .mappings()
+            .first()
+        )
+        if row is None:
+            raise RequestNotFoundError(f"no approval request {request_id}")
+        return _request(dict(row))
+
+    def requests(self, status: str | None = None) -> list[ApprovalRequest]:
+        r = t.approval_requests
+        query = select(r, t.models.c.name).join(t.models, t.models.c.id == r.c.model_id)
+        if status is not None:
+            query = query.where(r.c.status == status)
+        with self.db.read() as conn:
+            rows = conn.execute(query.order_by(r.c.id)).mappings().all()
+        return [_request(dict(row)) for row in rows]
+
+    def decide_request(
+        self, conn: Connection, request_id: int, *, status: str, actor: str, reason: str
+    ) -> None:
+        r = t.approval_requests
+        changed = conn.execute(
+            update(r)
+            .where(r.c.id == request_id, r.c.status == "pending")
+            .values(status=status, decided_by=actor, decided_at=time.time(), decision_reason=reason)
+        ).rowcount
+        if changed != 1:
+            raise ConflictError(
+                f"approval request {request_id} was decided by someone else meanwhile"
+            )
+
+
+def _gates(text: str) -> tuple[GateResult, ...]:
+    return tuple(GateResult(g["gate"], bool(g["passed"]), g["detail"]) for g in loads(text))
+
+
+def _event(row: dict[str, Any]) -> EnvironmentEvent:
+    return EnvironmentEvent(
+        id=int(row["id"]),
+        model=row["name"],
+        environment=row["environment"],
+        action=row["action"],
+        from_version=row["from_version"],
+        to_version=row["to_version"],
+        actor=row["actor"],
+        reason=row["reason"],
+        gates=_gates(row["gates"]),
+        forced=bool(row["forced"]),
+        request_id=row["request_id"],
+        created_at=float(row["created_at"]),
+    )
+
+
+def _request(row: dict[str, Any]) -> ApprovalRequest:
+    return ApprovalRequest(
+        id=int(row["id"]),
+        model=row["name"],
+        version=int(row["version"]),
+        environment=row["environment"],
+        requested_by=row["requested_by"],
+        reason=row["reason"],
+        gates=_gates(row["gates"]),
+        status=row["status"],
+        created_at=float(row["created_at"]),
+        expires_at=float(row["expires_at"]),
+        decided_by=row["decided_by"],
+        decided_at=row["decided_at"],
+        decision_reason=row["decision_reason"],
+    )
