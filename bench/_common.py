@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import platform
 import shlex
@@ -60,3 +61,15 @@ def command_line() -> str:
     exe = Path(sys.executable)
     shown = exe.relative_to(ROOT) if exe.is_relative_to(ROOT) else exe
     return shlex.join([str(shown), *sys.argv])
+
+
+def source_state() -> str:
+    """The git commit (if any) and a digest of src/modelrail, which may hold uncommitted edits."""
+    digest = hashlib.sha256()
+    for path in sorted((ROOT / "src" / "modelrail").rglob("*.py")):
+        digest.update(path.relative_to(ROOT).as_posix().encode() + b"\0" + path.read_bytes())
+    head = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+    )
+    commit = head.stdout.strip() if head.returncode == 0 else "none"
+    return f"commit {commit}, src/modelrail sha256 {digest.hexdigest()[:12]}"

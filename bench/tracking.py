@@ -23,7 +23,16 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from _common import ROOT, command_line, load_average, machine, median_of, run, wall
+from _common import (
+    ROOT,
+    command_line,
+    load_average,
+    machine,
+    median_of,
+    run,
+    source_state,
+    wall,
+)
 
 BENCH = ROOT / "bench"
 RESULTS = BENCH / ".work" / "tracking-results.json"
@@ -229,7 +238,7 @@ def report(rows: list[Row], info: dict[str, str], mlflow: str, counts: dict[str,
     print(f"         Python {info['python']}, {info['os']}")
     print(f"         load average {info['load']} before the run, {load_average()} after")
     print(f"command: {command_line()}")
-    print(f"versions: modelrail (.venv, editable) vs {mlflow} (bench/.envs/mlflow), SQLite stores")
+    print(f"versions: modelrail (.venv, editable; {info['source']}) vs {mlflow}, both on SQLite")
     print(f"counts: {counts}\n")
     header = f"{'scenario':<36} {'modelrail':>12} {'MLflow':>12} {'MLflow/mr':>10}  target"
     print(header)
@@ -253,7 +262,7 @@ def main() -> None:
     counts = {"log_metric": 1000 // scale, "create_runs": 2000 // scale}
     counts["tracker_runs"] = 2000 if quick else 10000
     started = time.perf_counter()
-    info = machine()
+    info = machine() | {"source": source_state()}
     mlflow = ensure_mlflow()
     notes.extend(METHOD_NOTES)
     print(f"log_metric x{counts['log_metric']} ...", flush=True)

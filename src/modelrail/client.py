@@ -196,10 +196,21 @@ class Client:
     # -- environments ------------------------------------------------------------------
 
     def promote(
-        self, reference: str, to: str, *, reason: str = "", force: bool = False
+        self,
+        reference: str,
+        to: str,
+        *,
+        reason: str = "",
+        force: bool = False,
+        if_holds: int | None = None,
     ) -> PromotionOutcome:
-        """Move a version into environment ``to`` through its gates (or open an approval)."""
-        return self.environment_service.promote(reference, to, reason=reason, force=force)
+        """Move a version into environment ``to`` through its gates (or open an approval).
+
+        With ``if_holds=N`` it only happens while ``to`` still holds version N.
+        """
+        return self.environment_service.promote(
+            reference, to, reason=reason, force=force, if_holds=if_holds
+        )
 
     def approve(self, request_id: int, *, reason: str = "") -> PromotionOutcome:
         return self.environment_service.approve(request_id, reason=reason)

@@ -73,11 +73,24 @@ class Environments:
         reason: str = "",
         force: bool = False,
         actor: str | None = None,
+        if_holds: int | None = None,
     ) -> PromotionOutcome:
+        """Promote ``reference`` into ``to``.
+
+        ``if_holds`` makes the promotion conditional, like HTTP's If-Match: it only
+        happens while ``to`` still holds that version, so a pipeline never replaces a
+        version it has not seen.
+        """
         actor = actor or self.client.user
         version = self._version(reference)
         env = self.policy.environment(to)
         holding = self.repo.holding(version.model, to)
+        if if_holds is not None and (holding is None or holding.version != if_holds):
+            now = f"version {holding.version}" if holding else "nothing"
+            raise ConflictError(
+                f"{version.model}@{to} holds {now}, not version {if_holds}: "
+                "another promotion won; nothing was changed"
+            )
         if holding is not None and holding.version == version.version:
             raise PromotionError(f"{to} already holds {version.model} version {version.version}")
         self._no_pending_request(version, to)

@@ -38,13 +38,19 @@ def promote(
     force: Annotated[
         bool, typer.Option("--force", help="Skip the gates (needs --reason; recorded as forced).")
     ] = False,
+    if_holds: Annotated[
+        int | None,
+        typer.Option(
+            help="Only if the environment still holds this version (for pipelines).", min=1
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Move a model version into an environment through its gates."""
     out = console()
     with open_client() as client:
         try:
-            outcome = client.promote(reference, to, reason=reason, force=force)
+            outcome = client.promote(reference, to, reason=reason, force=force, if_holds=if_holds)
         except GateFailedError as exc:
             if as_json:
                 print_json({"promoted": False, "error": exc.message, "gates": exc.results})
