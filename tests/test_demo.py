@@ -47,3 +47,36 @@ def test_demo_trains_ten_versions_and_tells_the_story_in_under_a_minute(tmp_path
     params = [row["labels"]["params"] for row in rows]
     assert params[:4] == ["1.0", "1.0", "1.0", "1.1"] and params[5] == "2.0"
     assert all("accuracy" in row["metrics"] for row in rows)
+
+
+def test_demo_promotes_the_best_model_with_approval_stops_a_weaker_one_and_rolls_back(
+    tmp_path: Path,
+) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MODELRAIL_")}
+    done = subprocess.run(
+        [MODELRAIL, "demo", "--path", str(tmp_path / "demo")],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "beats incumbent on accuracy  FAIL" in done.stdout
+    assert "waiting for approval by someone other than alice" in done.stdout
+    history = subprocess.run(
+        [MODELRAIL, "history", "cancer-classifier", "--env", "prod", "--json"],
+        cwd=tmp_path / "demo",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        check=True,
+    )
+    events = json.loads(history.stdout)
+    assert [e["action"] for e in events] == ["request", "approve", "promote", "rollback"]
+    request, approval, forced, rollback = events
+    assert request["actor"] == "alice" and approval["actor"] == "bob"
+    assert forced["forced"] and forced["gates"] == []
+    assert rollback["from_version"] == forced["to_version"]
+    assert rollback["to_version"] == approval["to_version"]

@@ -11,7 +11,7 @@ from rich.table import Table
 
 from modelrail.cli.context import open_client
 from modelrail.cli.render import console, format_time, print_json
-from modelrail.entities import GateResult
+from modelrail.entities import EnvironmentEvent, GateResult
 from modelrail.errors import GateFailedError
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
@@ -148,6 +148,15 @@ def history(
         print_json(events)
         return
     out = console()
+    print_history(events, out)
+    if gates:
+        for event in events:
+            if event.gates:
+                out.print(f"event {event.id} ({event.action} {event.model}@{event.environment}):")
+                print_gates(event.gates, out)
+
+
+def print_history(events: Sequence[EnvironmentEvent], out: Console) -> None:
     table = Table(title="history", title_justify="left")
     for column in ("#", "when", "model", "env", "action", "from", "to", "who", "why", "gates"):
         table.add_column(column)
@@ -172,11 +181,6 @@ def history(
             summary,
         )
     out.print(table)
-    if gates:
-        for event in events:
-            if event.gates:
-                out.print(f"event {event.id} ({event.action} {event.model}@{event.environment}):")
-                print_gates(event.gates, out)
 
 
 def envs(as_json: JsonOption = False) -> None:

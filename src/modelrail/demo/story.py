@@ -8,7 +8,7 @@ metrics through the public API, and registers a version.
 from __future__ import annotations
 
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +17,8 @@ import pandas as pd
 from rich.console import Console
 
 from modelrail.client import Client
-from modelrail.config import init_project, load_settings
+from modelrail.config import CONFIG_FILE_NAME, init_project, load_settings
+from modelrail.demo.promotion import DEMO_POLICY, run_promotion_story
 from modelrail.errors import InvalidInputError
 from modelrail.store.tracker_query import TrackerQuery
 
@@ -199,9 +200,13 @@ def run_demo(path: Path, out: Console) -> None:
         shutil.rmtree(path)
     init_project(path)
     (path / DEMO_MARKER).write_text("created by modelrail demo; recreated on every run\n")
+    (path / CONFIG_FILE_NAME).write_text(
+        "# The demo's gates; see 'modelrail init' for every setting.\n" + DEMO_POLICY,
+        encoding="utf-8",
+    )
     settings = load_settings(cwd=path, environ={}, create=False)
     X, y = _load()
-    with Client(settings=settings) as client:
+    with Client(settings=replace(settings, user="alice")) as client:
         out.print(f"[bold]modelrail demo[/] in {path}: {len(STEPS)} versions of {MODEL}\n")
         step_of: dict[int, Step] = {}
         for step in STEPS:
@@ -232,7 +237,10 @@ def run_demo(path: Path, out: Console) -> None:
             f"false positives {best.metrics['false_positive_rate']:.1%}; "
             f"reloaded from its verified artifact it scores {check:.1%} again"
         )
+        with Client(settings=replace(settings, user="bob")) as bob:
+            run_promotion_story(client, bob, MODEL, best_version.version, out)
         out.print(
             f"\nexplore it: cd {path} && modelrail runs, modelrail runs show {best.short_id}, "
-            "modelrail models show cancer-classifier, modelrail datasets"
+            "modelrail models show cancer-classifier, modelrail datasets, modelrail envs, "
+            "modelrail history"
         )
