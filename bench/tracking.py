@@ -278,6 +278,8 @@ def main() -> None:
     elapsed = time.perf_counter() - started
     notes.append(f"whole benchmark took {elapsed / 60:.1f} min")
     info["load_after"] = load_average()
+    if (after := source_state()) != info["source"]:
+        notes.append(f"src/modelrail changed during the run (now {after}): rerun on a quiet tree")
     report(rows, info, mlflow, counts)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     document = {

@@ -20,9 +20,10 @@ import modelrail
 from modelrail import environments
 from modelrail.client import Client
 from modelrail.config import init_project, load_settings
-from modelrail.entities import EnvironmentEvent, ModelVersion
+from modelrail.entities import EnvironmentEvent, GateResult, ModelVersion
 from modelrail.errors import (
     ApprovalError,
+    ArtifactIntegrityError,
     EnvironmentNotFoundError,
     GateFailedError,
     ModelNotFoundError,
@@ -30,9 +31,15 @@ from modelrail.errors import (
     PromotionError,
     RequestNotFoundError,
 )
+from modelrail.store import environments_repo
 
 MODEL = "pets-classifier"
 Data = tuple[pd.DataFrame, pd.Series]
+
+
+def gate_results(error: GateFailedError) -> list[GateResult]:
+    """Every gate result a GateFailedError carries."""
+    return [r for r in error.results if isinstance(r, GateResult)]
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +69,7 @@ def make_client(store_url: str, tmp_path: Path) -> Iterator[MakeClient]:
     """Clients on the test store whose policy comes from a modelrail.toml written here."""
     made: list[Client] = []
 
-    def make(toml: str | None = None, user: str = "alice") -> Client:
+    def make(toml: str | None = None, user: str | None = "alice") -> Client:
         init_project(tmp_path)
         if toml is not None:
             (tmp_path / "modelrail.toml").write_text(toml, encoding="utf-8")
@@ -109,7 +116,9 @@ class Clock:
 # -- entering the chain ------------------------------------------------------------------
 
 
-def test_new_versions_land_in_the_first_environment(client: Client, data: Data, fitted: Any) -> None:
+def test_new_versions_land_in_the_first_environment(
+    client: Client, data: Data, fitted: Any
+) -> None:
     X, _ = data
     log_version(client, fitted, X)
     assert holdings(client) == {(MODEL, "dev"): 1}
@@ -231,7 +240,7 @@ def test_failed_gate_raises_and_changes_nothing(
         "nothing was changed"
     )
     assert caught.value.exit_code == 7
-    failed = [r for r in caught.value.results if not r.passed]  # type: ignore[attr-defined]
+    failed = [r for r in gate_results(caught.value) if not r.passed]
     assert [(r.gate, r.detail) for r in failed] == [("min accuracy >= 0.99", "0.9")]
     assert client.board() == board
     assert client.history() == history
@@ -338,7 +347,9 @@ def test_expired_request_cannot_be_approved(
     request = client.promote(f"{MODEL}:1", to="prod").request
     assert request is not None
     history = client.history()
+    # Expiry is judged where requests are read, so both modules see the later clock.
     monkeypatch.setattr(environments, "time", Clock(73 * 3600))
+    monkeypatch.setattr(environments_repo, "time", Clock(73 * 3600))
     with pytest.raises(ApprovalError, match=f"request {request.id} expired at .*promote again"):
         bob.approve(request.id)
     assert (MODEL, "prod") not in holdings(client)
@@ -409,7 +420,7 @@ def test_approval_runs_the_gates_again_against_what_the_environment_holds_now(
     history = alice.history()
     with pytest.raises(GateFailedError, match="did not pass the gates of prod") as caught:
         bob.approve(request.id)
-    beat = next(r for r in caught.value.results if r.gate == "beats incumbent on accuracy")  # type: ignore[attr-defined]
+    beat = next(r for r in gate_results(caught.value) if r.gate.startswith("beats"))
     assert not beat.passed and beat.detail == "0.92 vs 0.95 (version 3)"
     assert holdings(alice)[(MODEL, "prod")] == 3
     assert alice.history() == history
@@ -511,7 +522,9 @@ def test_rollback_to_a_named_version_must_have_been_there(
     X, _ = data
     _in_staging(client, X, fitted, count=3)
     log_version(client, fitted, X)  # version 4, only in dev
-    with pytest.raises(PromotionError, match=r"version 4 of .* was never in staging \(it held: 1, 2, 3\)"):
+    with pytest.raises(
+        PromotionError, match=r"version 4 of .* was never in staging \(it held: 1, 2, 3\)"
+    ):
         client.rollback(MODEL, "staging", to_version=4)
     with pytest.raises(PromotionError, match=f"staging already holds {MODEL} version 3"):
         client.rollback(MODEL, "staging", to_version=3)
@@ -530,6 +543,22 @@ def test_rollback_of_an_empty_environment_is_a_clear_error(
         client.rollback(MODEL, "prod")
     with pytest.raises(PromotionError, match="version 1 is the first version in its history"):
         client.rollback(MODEL, "dev")
+
+
+def test_rollback_refuses_a_version_whose_artifact_no_longer_verifies(
+    client: Client, data: Data, fitted: Any
+) -> None:
+    X, _ = data
+    _in_staging(client, X, fitted, count=2)
+    first = client.get_model_version(f"{MODEL}:1")
+    path = client.artifacts.path_for(first.artifact_sha256)
+    path.chmod(0o644)
+    path.write_bytes(path.read_bytes()[:-1])  # truncated
+    history = client.history()
+    with pytest.raises(ArtifactIntegrityError, match=f"artifact {MODEL}:1 .* truncated"):
+        client.rollback(MODEL, "staging")
+    assert holdings(client)[(MODEL, "staging")] == 2
+    assert client.history() == history
 
 
 def test_load_model_at_an_environment_follows_promotion_and_rollback(
@@ -591,7 +620,7 @@ def test_history_is_complete_and_in_order(
         ("request", "prod", None, 1, "tester", "ship v1", False),
         ("approve", "prod", None, 1, "bob", "ok", False),
         ("request", "prod", 1, 2, "tester", "ship v2", False),
-        ("reject", "prod", None, 2, "bob", "wait for the canary", False),
+        ("reject", "prod", 1, 2, "bob", "wait for the canary", False),
         ("promote", "prod", 1, 2, "tester", "incident 7", True),
         ("rollback", "prod", 2, 1, "bob", "v2 broke the canary", False),
         ("rollback", "staging", 2, 1, "tester", "match prod", False),
@@ -614,6 +643,19 @@ def test_history_is_complete_and_in_order(
     assert client.history() == events
 
 
+def test_history_names_the_configured_identity_as_actor(
+    make_client: MakeClient, data: Data, fitted: Any
+) -> None:
+    client = make_client('[identity]\nuser = "carol"\n', user=None)
+    X, _ = data
+    log_version(client, fitted, X)
+    client.promote(f"{MODEL}:1", to="staging", reason="mine")
+    assert [(e.action, e.actor) for e in client.history(MODEL)] == [
+        ("auto", "carol"),
+        ("promote", "carol"),
+    ]
+
+
 def test_history_cannot_be_changed_or_deleted_even_with_raw_sql(
     client: Client, data: Data, fitted: Any
 ) -> None:
@@ -630,9 +672,11 @@ def test_history_cannot_be_changed_or_deleted_even_with_raw_sql(
     if not client.db.is_sqlite:
         statements.append("TRUNCATE environment_events")
     for statement in statements:
-        with pytest.raises(DBAPIError, match="environment_events is append-only"):
-            with client.db.engine.begin() as conn:
-                conn.execute(text(statement))
+        with (
+            pytest.raises(DBAPIError, match="environment_events is append-only"),
+            client.db.engine.begin() as conn,
+        ):
+            conn.execute(text(statement))
     assert client.history() == before
 
 

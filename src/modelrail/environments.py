@@ -164,6 +164,7 @@ class Environments:
     ) -> ApprovalRequest:
         actor = actor or self.client.user
         request = self._pending(request_id, actor, deciding="reject")
+        holding = self.repo.holding(request.model, request.environment)
         with self.client.db.write() as conn:
             self.repo.decide_request(
                 conn, request_id, status="rejected", actor=actor, reason=reason
@@ -173,6 +174,7 @@ class Environments:
                 model=request.model,
                 environment=request.environment,
                 action="reject",
+                from_version=holding.version if holding else None,
                 to_version=request.version,
                 actor=actor,
                 reason=reason,
@@ -298,7 +300,7 @@ class Environments:
                 version.model,
                 version.version,
                 to,
-            ) and request.expires_at > time.time():
+            ):
                 raise PromotionError(
                     f"request {request.id} to put {version.model} version {version.version} "
                     f"in {to} is already waiting for approval"
@@ -306,11 +308,11 @@ class Environments:
 
     def _pending(self, request_id: int, actor: str, *, deciding: str) -> ApprovalRequest:
         request = self.repo.get_request(request_id)
-        if request.status != "pending":
+        if request.status in ("approved", "rejected"):
             raise ApprovalError(
                 f"request {request_id} was already {request.status} by {request.decided_by}"
             )
-        if request.expires_at < time.time():
+        if request.status == "expired":
             expired = time.strftime("%Y-%m-%d %H:%M", time.localtime(request.expires_at))
             raise ApprovalError(
                 f"request {request_id} expired at {expired}; promote again to open a new one"

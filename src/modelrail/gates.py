@@ -86,7 +86,8 @@ def _beats_incumbent(policy: GatePolicy, ctx: GateContext) -> GateResult:
             f"{ctx.candidate.version}: test {test_a or 'not logged'}, version "
             f"{ctx.incumbent.version}: test {test_b or 'not logged'})",
         )
-    passed = candidate >= incumbent + policy.margin
+    # A tolerance so "beats by exactly the margin" is not lost to float rounding.
+    passed = candidate >= incumbent + policy.margin - 1e-12
     return GateResult(
         name, passed, f"{candidate:.4g} vs {incumbent:.4g} (version {ctx.incumbent.version})"
     )

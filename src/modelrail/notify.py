@@ -16,6 +16,7 @@ import logging
 import shlex
 import subprocess
 import sys
+import threading
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -72,6 +73,9 @@ def notify_change(
         assert child.stdin is not None
         child.stdin.write(json.dumps(change_payload(event, version)).encode())
         child.stdin.close()
+        # Reap the child when it ends; the thread dies with a short-lived CLI process,
+        # the child (its own session) lives on and finishes the delivery.
+        threading.Thread(target=child.wait, name="modelrail-notify", daemon=True).start()
     except OSError as exc:
         log.warning("modelrail: could not start the notification of event %s: %s", event.id, exc)
 

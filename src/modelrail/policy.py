@@ -19,10 +19,10 @@ Every wrong key or value is reported with the line it is on.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from modelrail.errors import ConfigError
 
@@ -129,19 +129,22 @@ _GATE_FIELD = {"min": "min_metrics", "max": "max_metrics"}
 def parse_policy(
     section: Mapping[str, Any] | None, path: Path, text: str, environ: Mapping[str, str]
 ) -> PromotionPolicy:
-    section = dict(section or {})
     where = _Locator(path, text)
-    for key in section:
-        if key not in _TOP_KEYS and not isinstance(section[key], dict):
-            where.fail(("environments",), key, f"unknown key '{key}' in [environments]")
+    if section is not None and not isinstance(section, dict):
+        where.fail((), "environments", "[environments] must be a table")
+    section = dict(section or {})
     chain_value = environ.get("MODELRAIL_CHAIN")
     if chain_value:
         chain = tuple(part.strip() for part in chain_value.split(",") if part.strip())
+        _check_chain(chain, lambda problem: _env_fail("MODELRAIL_CHAIN", chain_value, problem))
     else:
         raw = section.get("chain", list(DEFAULT_CHAIN))
         _check(where, ("environments",), "chain", raw, "list")
         chain = tuple(raw)
-    _check_chain(where, chain)
+        _check_chain(chain, lambda problem: where.fail(("environments",), "chain", problem))
+    for key in section:
+        if key not in _TOP_KEYS and key not in chain and not isinstance(section[key], dict):
+            where.fail(("environments",), key, f"unknown key '{key}' in [environments]")
     environments = {}
     for name in chain:
         body = section.get(name, {})
@@ -202,26 +205,33 @@ def _parse_environment(
         _check(where, table, key, value, _GATE_KEYS[key])
         values[_GATE_FIELD.get(key, key)] = dict(value) if isinstance(value, dict) else value
     for setting, kind in SETTING_KEYS.items():
-        override = environ.get(f"MODELRAIL_{name.upper().replace('-', '_')}_{setting.upper()}")
-        if override is not None:
-            settings[setting] = int(override) if kind == "port" else override
+        variable = f"MODELRAIL_{name.upper().replace('-', '_')}_{setting.upper()}"
+        override = environ.get(variable)
+        if override is None:
+            continue
+        if kind == "port":
+            if not override.isdigit() or not 0 < int(override) < 65536:
+                _env_fail(variable, override, "must be a port number 1-65535")
+            settings[setting] = int(override)
+        else:
+            settings[setting] = override
     defaults = default_gates(name, chain)
     gates = GatePolicy(**{**defaults.__dict__, **values})
     return EnvironmentPolicy(name=name, gates=gates, settings=settings)
 
 
-def _check_chain(where: _Locator, chain: tuple[str, ...]) -> None:
+def _check_chain(chain: tuple[str, ...], fail: Callable[[str], None]) -> None:
     if not chain:
-        where.fail(("environments",), "chain", "the environment chain is empty")
+        fail("the environment chain is empty")
     for name in chain:
         if not isinstance(name, str) or not _ENV_NAME.match(name):
-            where.fail(
-                ("environments",),
-                "chain",
-                f"environment name {name!r} must be lower-case letters, digits, '-' or '_'",
-            )
+            fail(f"environment name {name!r} must be lower-case letters, digits, '-' or '_'")
     if len(set(chain)) != len(chain):
-        where.fail(("environments",), "chain", f"the chain {list(chain)} repeats a name")
+        fail(f"the chain {list(chain)} repeats a name")
+
+
+def _env_fail(variable: str, value: str, problem: str) -> NoReturn:
+    raise ConfigError(f"environment variable {variable}={value!r}: {problem}")
 
 
 def _check(where: _Locator, table: tuple[str, ...], key: str, value: Any, kind: str) -> None:
@@ -253,20 +263,44 @@ class _Locator:
         self.path = path
         self.lines = text.splitlines()
 
-    def fail(self, table: tuple[str, ...], key: str | None, message: str) -> None:
+    def fail(self, table: tuple[str, ...], key: str | None, message: str) -> NoReturn:
         raise ConfigError(f"{self.path}:{self.line(table, key)}: {message}")
 
     def line(self, table: tuple[str, ...], key: str | None) -> int:
-        header = re.compile(r"^\s*\[\s*" + r"\s*\.\s*".join(map(re.escape, table)) + r"\s*\]")
-        start = next((i for i, line in enumerate(self.lines) if header.match(line)), None)
-        if start is None:
-            return 1 if len(table) <= 1 else self.line(table[:-1], table[-1])
-        if key is None:
-            return start + 1
-        pattern = re.compile(rf"^\s*\"?{re.escape(key)}\"?\s*=")
-        for offset, line in enumerate(self.lines[start + 1 :], start=start + 2):
+        """1-based line of ``key`` in ``table``, trying every way TOML can write it."""
+        path = (*table, key) if key else table
+        header = self._header(table)
+        if key is not None and header is not None:
+            found = self._key_below(header, key)
+            if found is not None:
+                return found
+        as_table = self._header(path)
+        if as_table is not None:
+            return as_table + 1
+        # Dotted keys: `prod.approval = ...` under [environments], or deeper.
+        for start in range(len(path)):
+            parent = self._header(path[:start]) if start else -1
+            if parent is None:
+                continue
+            found = self._key_below(parent, ".".join(path[start:]))
+            if found is not None:
+                return found
+        if header is not None:
+            return header + 1
+        return self.line(table[:-1], table[-1]) if table else 1
+
+    def _header(self, table: tuple[str, ...]) -> int | None:
+        if not table:
+            return None
+        pattern = re.compile(r"^\s*\[\s*" + r"\s*\.\s*".join(map(re.escape, table)) + r"\s*\]")
+        return next((i for i, line in enumerate(self.lines) if pattern.match(line)), None)
+
+    def _key_below(self, header: int, dotted: str) -> int | None:
+        parts = [re.escape(part) for part in dotted.split(".")]
+        pattern = re.compile(r"^\s*" + r"\s*\.\s*".join(rf'"?{p}"?' for p in parts) + r"\s*=")
+        for number, line in enumerate(self.lines[header + 1 :], start=header + 2):
             if line.lstrip().startswith("["):
                 break
             if pattern.match(line):
-                return offset
-        return start + 1
+                return number
+        return None

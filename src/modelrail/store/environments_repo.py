@@ -243,10 +243,12 @@ class EnvironmentRepository:
         r = t.approval_requests
         query = select(r, t.models.c.name).join(t.models, t.models.c.id == r.c.model_id)
         if status is not None:
-            query = query.where(r.c.status == status)
+            stored = "pending" if status == "expired" else status
+            query = query.where(r.c.status == stored)
         with self.db.read() as conn:
             rows = conn.execute(query.order_by(r.c.id)).mappings().all()
-        return [_request(dict(row)) for row in rows]
+        found = [_request(dict(row)) for row in rows]
+        return found if status is None else [q for q in found if q.status == status]
 
     def decide_request(
         self, conn: Connection, request_id: int, *, status: str, actor: str, reason: str
@@ -285,6 +287,9 @@ def _event(row: dict[str, Any]) -> EnvironmentEvent:
 
 
 def _request(row: dict[str, Any]) -> ApprovalRequest:
+    status = row["status"]
+    if status == "pending" and float(row["expires_at"]) < time.time():
+        status = "expired"  # derived, so expiry needs no writer
     return ApprovalRequest(
         id=int(row["id"]),
         model=row["name"],
@@ -293,7 +298,7 @@ def _request(row: dict[str, Any]) -> ApprovalRequest:
         requested_by=row["requested_by"],
         reason=row["reason"],
         gates=_gates(row["gates"]),
-        status=row["status"],
+        status=status,
         created_at=float(row["created_at"]),
         expires_at=float(row["expires_at"]),
         decided_by=row["decided_by"],
