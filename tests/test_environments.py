@@ -572,7 +572,7 @@ def test_load_model_at_an_environment_follows_promotion_and_rollback(
     client.rollback(MODEL, "staging")
     assert modelrail.load_model(f"{MODEL}@staging", client=client).version.version == 1
     assert client.get_model_version(f"{MODEL}@dev").version == 2
-    with pytest.raises(PromotionError, match=f"prod holds no version of '{MODEL}'"):
+    with pytest.raises(ModelVersionNotFoundError, match=f"prod holds no version of '{MODEL}'"):
         modelrail.load_model(f"{MODEL}@prod", client=client)
 
 

@@ -354,6 +354,7 @@ def _context(client: Client, candidate: ModelVersion) -> GateContext:
         incumbent_run=None,
         previous_environment=None,
         entered_previous_at=None,
+        seconds_in_previous=0.0,
         primary_metric="accuracy",
         artifacts=client.artifacts,
         now=time.time(),
@@ -467,14 +468,28 @@ def test_min_time_in_previous_environment(
     X, _ = data
     log_version(client, fitted, X, {"accuracy": 0.9})
     assert failed_gates(client, f"{MODEL}:1") == [
-        GateResult("at least 24 h in dev", False, "0.00 h")
+        GateResult("at least 24 h in dev", False, "0.00 h there")
     ]
     monkeypatch.setattr(environments, "time", Clock(23 * 3600))
-    assert failed_gates(client, f"{MODEL}:1")[0].detail == "23.00 h"
+    assert failed_gates(client, f"{MODEL}:1")[0].detail == "23.00 h there"
     monkeypatch.setattr(environments, "time", Clock(25 * 3600))
     outcome = client.promote(f"{MODEL}:1", to="staging")
     time_gate = next(g for g in outcome.gates if g.gate == "at least 24 h in dev")
-    assert (time_gate.passed, time_gate.detail) == (True, "25.00 h")
+    assert (time_gate.passed, time_gate.detail) == (True, "25.00 h there")
+
+
+def test_min_time_counts_only_the_time_the_version_was_held(
+    make_client: MakeClient, data: Data, fitted: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client = make_client("[environments.staging]\nmin_hours_in_previous = 24\nsmoke_test = false\n")
+    X, _ = data
+    log_version(client, fitted, X, {"accuracy": 0.9})
+    log_version(client, fitted, X, {"accuracy": 0.9})  # replaces version 1 in dev at once
+    monkeypatch.setattr(environments, "time", Clock(25 * 3600))
+    (gate,) = failed_gates(client, f"{MODEL}:1")
+    assert gate.detail.endswith("h there") and float(gate.detail.split()[0]) < 0.01
+    outcome = client.promote(f"{MODEL}:2", to="staging")
+    assert all(g.passed for g in outcome.gates)
 
 
 def test_min_time_in_previous_fails_for_a_version_never_there(

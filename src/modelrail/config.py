@@ -180,9 +180,10 @@ primary_metric = "accuracy"
 # notify_command = "./deploy-hook.sh"
 # notify_url = "http://127.0.0.1:9000/hooks/modelrail"
 
-# Gates, per environment. Defaults: the first environment only smoke-tests; later ones
-# also need the version to have been in the one before and a compatible signature;
-# the last one also needs matching package versions and a human approval.
+# Gates, per environment. New versions enter the first environment without gates
+# (a promotion into it smoke-tests); later ones also need the version to have been in
+# the one before and a compatible signature; the last one also needs matching package
+# versions and a human approval.
 # [environments.staging]
 # min = { accuracy = 0.85 }              # metric thresholds
 # max = { false_positive_rate = 0.1 }

@@ -19,7 +19,13 @@ from modelrail.entities import (
     PromotionOutcome,
     Run,
 )
-from modelrail.errors import ApprovalError, ConflictError, GateFailedError, PromotionError
+from modelrail.errors import (
+    ApprovalError,
+    ConflictError,
+    GateFailedError,
+    ModelVersionNotFoundError,
+    PromotionError,
+)
 from modelrail.gates import GateContext, evaluate
 from modelrail.notify import notify_change
 from modelrail.refs import Ref
@@ -54,7 +60,7 @@ class Environments:
         self.policy.environment(environment)
         holding = self.repo.holding(model, environment)
         if holding is None:
-            raise PromotionError(f"{environment} holds no version of {model!r}")
+            raise ModelVersionNotFoundError(f"{environment} holds no version of {model!r}")
         return self.client.models.get_version(model, holding.version)
 
     # -- promotion --------------------------------------------------------------------------
@@ -93,12 +99,12 @@ class Environments:
             )
         if holding is not None and holding.version == version.version:
             raise PromotionError(f"{to} already holds {version.model} version {version.version}")
-        self._no_pending_request(version, to)
         if force:
             if not reason.strip():
                 raise PromotionError("--force skips the gates, so it needs --reason saying why")
             event = self._change(version, to, holding, "promote", actor, reason, (), forced=True)
             return self._outcome(version, to, holding, (), event, None)
+        self._no_pending_request(version, to)
         self._check_chain(version, to)
         results = self._evaluate(version, to, holding)
         _raise_on_failure(version, to, results)
@@ -137,6 +143,11 @@ class Environments:
         request = self._pending(request_id, actor, deciding="approve")
         version = self.client.models.get_version(request.model, request.version)
         holding = self.repo.holding(request.model, request.environment)
+        if holding is not None and holding.version == request.version:
+            raise PromotionError(
+                f"{request.environment} already holds {request.model} version {request.version}; "
+                f"reject request {request_id} to close it"
+            )
         # The environment may have changed since the request: judge it as it is now.
         results = self._evaluate(version, request.environment, holding)
         _raise_on_failure(version, request.environment, results)
@@ -270,6 +281,19 @@ class Environments:
                 return event.created_at
         return None
 
+    def _seconds_held(self, version: ModelVersion, environment: str, now: float) -> float:
+        """Total time ``environment`` held ``version``, over every stay there."""
+        total, since = 0.0, None
+        for event in self.repo.events(version.model, environment):
+            if event.action not in HOLDER_ACTIONS:
+                continue
+            if since is not None:
+                total += event.created_at - since
+                since = None
+            if event.to_version == version.version:
+                since = event.created_at
+        return total + (now - since if since is not None else 0.0)
+
     def _evaluate(
         self, version: ModelVersion, to: str, holding: Holding | None
     ) -> tuple[GateResult, ...]:
@@ -278,16 +302,21 @@ class Environments:
         incumbent = (
             self.client.models.get_version(version.model, holding.version) if holding else None
         )
+        now = time.time()
+        entered = self._entered_at(version, previous) if previous else None
         context = GateContext(
             candidate=version,
             candidate_run=self._run(version),
             incumbent=incumbent,
             incumbent_run=self._run(incumbent) if incumbent else None,
             previous_environment=previous,
-            entered_previous_at=self._entered_at(version, previous) if previous else None,
+            entered_previous_at=entered,
+            seconds_in_previous=(
+                self._seconds_held(version, previous, now) if previous and entered else 0.0
+            ),
             primary_metric=self.policy.primary_metric,
             artifacts=self.client.artifacts,
-            now=time.time(),
+            now=now,
         )
         return evaluate(env.gates, context)
 

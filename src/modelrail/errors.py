@@ -93,6 +93,17 @@ class InvalidReferenceError(InvalidInputError):
     """A model reference such as ``name:7`` or ``name@prod`` is malformed."""
 
 
+class InvalidRequestError(InvalidInputError):
+    """A prediction request that does not fit: names the field at fault."""
+
+    http_status = 422
+
+    def __init__(self, message: str, *, field: str | None = None, status: int = 422) -> None:
+        super().__init__(message)
+        self.field = field
+        self.http_status = status
+
+
 class ModelFlavorError(InvalidInputError):
     """The object given to ``log_model`` cannot be saved by any flavor."""
 

@@ -25,6 +25,7 @@ class GateContext:
     incumbent_run: Run | None
     previous_environment: str | None
     entered_previous_at: float | None
+    seconds_in_previous: float
     primary_metric: str
     artifacts: ArtifactStore
     now: float
@@ -141,8 +142,8 @@ def _time_in_previous(policy: GatePolicy, ctx: GateContext) -> GateResult:
         return GateResult(name, True, "first environment")
     if ctx.entered_previous_at is None:
         return GateResult(name, False, f"never was in {ctx.previous_environment}")
-    spent = (ctx.now - ctx.entered_previous_at) / 3600
-    return GateResult(name, spent >= hours, f"{spent:.2f} h")
+    spent = ctx.seconds_in_previous / 3600
+    return GateResult(name, spent >= hours, f"{spent:.2f} h there")
 
 
 def _smoke_test(policy: GatePolicy, ctx: GateContext) -> GateResult:

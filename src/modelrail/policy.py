@@ -153,10 +153,11 @@ def parse_policy(
         environments[name] = _parse_environment(where, name, chain, body, environ)
     for key, value in section.items():
         if isinstance(value, dict) and key not in chain:
+            source = " (set by MODELRAIL_CHAIN)" if chain_value else ""
             where.fail(
                 ("environments", key),
                 None,
-                f"[environments.{key}] is not in the chain {list(chain)}",
+                f"[environments.{key}] is not in the chain {list(chain)}{source}",
             )
     for key in ("auto_enter_first", "primary_metric", "notify_command", "notify_url"):
         if key in section:
@@ -166,8 +167,10 @@ def parse_policy(
         environments=environments,
         auto_enter_first=bool(section.get("auto_enter_first", True)),
         primary_metric=str(section.get("primary_metric", "accuracy")),
-        notify_command=environ.get("MODELRAIL_NOTIFY_COMMAND") or section.get("notify_command"),
-        notify_url=environ.get("MODELRAIL_NOTIFY_URL") or section.get("notify_url"),
+        notify_command=_override(
+            environ, "MODELRAIL_NOTIFY_COMMAND", section.get("notify_command")
+        ),
+        notify_url=_override(environ, "MODELRAIL_NOTIFY_URL", section.get("notify_url")),
     )
 
 
@@ -230,6 +233,14 @@ def _check_chain(chain: tuple[str, ...], fail: Callable[[str], None]) -> None:
         fail(f"the chain {list(chain)} repeats a name")
 
 
+def _override(environ: Mapping[str, str], variable: str, fallback: str | None) -> str | None:
+    # A variable set to "" switches the file's setting off.
+    value = environ.get(variable)
+    if value is None:
+        return fallback
+    return value or None
+
+
 def _env_fail(variable: str, value: str, problem: str) -> NoReturn:
     raise ConfigError(f"environment variable {variable}={value!r}: {problem}")
 
@@ -287,12 +298,17 @@ class _Locator:
                 return found
         if header is not None:
             return header + 1
+        deeper = self._header(table, prefix=True)
+        if deeper is not None:
+            return deeper + 1
         return self.line(table[:-1], table[-1]) if table else 1
 
-    def _header(self, table: tuple[str, ...]) -> int | None:
+    def _header(self, table: tuple[str, ...], *, prefix: bool = False) -> int | None:
+        """The header line of ``table`` (or, with ``prefix``, of a table inside it)."""
         if not table:
             return None
-        pattern = re.compile(r"^\s*\[\s*" + r"\s*\.\s*".join(map(re.escape, table)) + r"\s*\]")
+        end = r"\s*\." if prefix else r"\s*\]"
+        pattern = re.compile(r"^\s*\[\s*" + r"\s*\.\s*".join(map(re.escape, table)) + end)
         return next((i for i, line in enumerate(self.lines) if pattern.match(line)), None)
 
     def _key_below(self, header: int, dotted: str) -> int | None:

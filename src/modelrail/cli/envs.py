@@ -85,7 +85,10 @@ def approve(
         try:
             outcome = client.approve(request_id, reason=reason)
         except GateFailedError as exc:
-            print_gates(exc.results, out)
+            if as_json:
+                print_json({"approved": False, "error": exc.message, "gates": exc.results})
+            else:
+                print_gates(exc.results, out)
             raise
     if as_json:
         print_json(outcome)
@@ -192,6 +195,10 @@ def envs(as_json: JsonOption = False) -> None:
         print_json(
             {
                 "chain": [v.name for v in views],
+                "environments": {
+                    v.name: {"gates": v.policy.gates, "settings": dict(v.policy.settings)}
+                    for v in views
+                },
                 "holdings": {v.name: {m: h.version for m, h in v.holdings.items()} for v in views},
                 "pending_requests": requests,
             }

@@ -88,7 +88,7 @@ def demo(
         Path, typer.Option(help="Folder for the demo project (recreated each time).")
     ] = Path(".modelrail-demo"),
 ) -> None:
-    """Train 10 model versions on a bundled dataset and show the tracker and the best model."""
+    """Train 10 model versions, show the tracker, then promote, approve and roll back."""
     from modelrail.demo.story import run_demo
 
     run_demo(path.resolve(), console())

@@ -59,7 +59,7 @@ def run_promotion_story(alice: Client, bob: Client, model: str, best: int, out: 
     out.print(f"request {request} waiting for approval by someone other than {alice.user}")
 
     out.print(f"\n$ modelrail approve {request} --reason reviewed   # as {bob.user}")
-    bob.approve(request, reason="reviewed the gates and the diff")
+    bob.approve(request, reason="reviewed")
     out.print(f"approved: prod now holds {model} {best}")
 
     urgent = 10

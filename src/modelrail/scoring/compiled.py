@@ -1,0 +1,115 @@
+"""Compiled forms of common scikit-learn models: the same arithmetic as the model,
+done directly in numpy on a float64 matrix, without scikit-learn's per-call checks.
+
+A compiled form is only used after it reproduced the model's own predictions on
+a verification sample (see ``predictor.py``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+FloatMatrix = np.ndarray[Any, np.dtype[np.float64]]
+
+
+@dataclass(frozen=True)
+class LinearForm:
+    """``z = X @ weights + bias``, then a link: identity, logistic or softmax."""
+
+    weights: FloatMatrix  # (features, outputs)
+    bias: FloatMatrix  # (outputs,)
+    link: str  # "identity", "logistic", "softmax"
+    classes: np.ndarray[Any, Any] | None
+
+    def predict(self, X: FloatMatrix) -> tuple[np.ndarray[Any, Any], FloatMatrix | None]:
+        z = X @ self.weights
+        z += self.bias
+        if self.link == "identity":
+            return (z[:, 0] if z.shape[1] == 1 else z), None
+        assert self.classes is not None
+        if self.link == "logistic":
+            positive = 1.0 / (1.0 + np.exp(-z[:, 0]))
+            proba = np.empty((X.shape[0], 2))
+            proba[:, 1] = positive
+            proba[:, 0] = 1.0 - positive
+            return self.classes[(z[:, 0] > 0).astype(np.intp)], proba
+        z -= z.max(axis=1, keepdims=True)
+        np.exp(z, out=z)
+        z /= z.sum(axis=1, keepdims=True)
+        return self.classes[z.argmax(axis=1)], z
+
+
+def compile_model(model: Any) -> LinearForm | None:
+    """A compiled form of ``model``, or None when it is not a supported shape."""
+    steps = _steps(model)
+    if not steps:
+        return None
+    *transforms, final = steps
+    form = _linear(final)
+    if form is None:
+        return None
+    for transform in reversed(transforms):
+        folded = _fold_scaler(transform, form)
+        if folded is None:
+            return None
+        form = folded
+    return form
+
+
+def _steps(model: Any) -> list[Any]:
+    from sklearn.pipeline import Pipeline
+
+    if isinstance(model, Pipeline):
+        steps = [step for _, step in model.steps if step not in (None, "passthrough")]
+        return steps
+    return [model]
+
+
+def _linear(estimator: Any) -> LinearForm | None:
+    from sklearn.linear_model import (
+        ElasticNet,
+        Lasso,
+        LinearRegression,
+        LogisticRegression,
+        Ridge,
+    )
+
+    if isinstance(estimator, LogisticRegression):
+        coef = np.asarray(estimator.coef_, dtype=np.float64)
+        intercept = np.asarray(estimator.intercept_, dtype=np.float64)
+        classes = np.asarray(estimator.classes_)
+        if coef.shape[0] == 1:
+            return LinearForm(coef.T.copy(), intercept.copy(), "logistic", classes)
+        return LinearForm(coef.T.copy(), intercept.copy(), "softmax", classes)
+    if isinstance(estimator, LinearRegression | Ridge | Lasso | ElasticNet):
+        coef = np.atleast_2d(np.asarray(estimator.coef_, dtype=np.float64))
+        intercept = np.atleast_1d(np.asarray(estimator.intercept_, dtype=np.float64))
+        return LinearForm(coef.T.copy(), intercept.copy(), "identity", None)
+    return None
+
+
+def _fold_scaler(transform: Any, form: LinearForm) -> LinearForm | None:
+    """Fold an affine scaler into the weights: (X - shift) / scale @ W = X @ W' + b'."""
+    from sklearn.preprocessing import MaxAbsScaler, MinMaxScaler, StandardScaler
+
+    n_features = form.weights.shape[0]
+    if isinstance(transform, StandardScaler):
+        mean = transform.mean_ if transform.with_mean else np.zeros(n_features)
+        scale = transform.scale_ if transform.with_std else np.ones(n_features)
+        multiplier, offset = 1.0 / np.asarray(scale, np.float64), -np.asarray(mean, np.float64)
+        offset = offset * multiplier
+    elif isinstance(transform, MinMaxScaler):
+        if transform.clip:
+            return None
+        multiplier, offset = np.asarray(transform.scale_), np.asarray(transform.min_)
+    elif isinstance(transform, MaxAbsScaler):
+        multiplier, offset = 1.0 / np.asarray(transform.scale_), np.zeros(n_features)
+    else:
+        return None
+    # X' = X * multiplier + offset, so X' @ W + b = X @ (multiplier[:, None] * W) + (offset @ W + b)
+    weights = form.weights * multiplier[:, None]
+    bias = offset @ form.weights + form.bias
+    return LinearForm(weights, bias, form.link, form.classes)

@@ -1,0 +1,1 @@
+"""The real-time prediction server: ASGI app, request protocols, hot swap, metrics."""

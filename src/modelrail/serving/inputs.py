@@ -1,0 +1,240 @@
+"""Prediction request bodies -> a float64 matrix in the model's column order.
+
+Accepted: modelrail's own ``{"inputs": [{...}]}`` (records) and
+``{"columns": [...], "data": [[...]]}``, and MLflow's scoring protocol:
+``dataframe_split``, ``dataframe_records``, ``instances``, ``inputs`` and CSV.
+Column-shaped bodies become a matrix in one numpy call; records need one pass
+over the rows to pick values by name, done with C-level list and dict operations.
+Every problem is an ``InvalidRequestError`` naming the field at fault.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import orjson
+
+from modelrail.errors import InvalidRequestError
+from modelrail.scoring.compiled import FloatMatrix
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_rows: int = 10_000
+    max_body_bytes: int = 16 * 1024 * 1024
+
+
+def parse_json(body: bytes) -> Any:
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRequestError(f"malformed JSON: {exc}", field="body", status=400) from exc
+
+
+def matrix_from_native(payload: Any, columns: tuple[str, ...], limits: Limits) -> FloatMatrix:
+    """modelrail's protocol: records under "inputs" or "columns" + "data"."""
+    if not isinstance(payload, dict):
+        raise InvalidRequestError(
+            'the body must be a JSON object with "inputs" (records) or "columns" and "data"',
+            field="body",
+        )
+    if "inputs" in payload:
+        _only(payload, {"inputs"})
+        return _from_records(payload["inputs"], columns, limits, "inputs")
+    if "data" in payload or "columns" in payload:
+        _only(payload, {"columns", "data"})
+        return _from_split(payload, columns, limits, "")
+    raise InvalidRequestError(
+        'the body needs "inputs" (a list of records) or "columns" and "data"', field="body"
+    )
+
+
+def matrix_from_mlflow(payload: Any, columns: tuple[str, ...], limits: Limits) -> FloatMatrix:
+    """MLflow's scoring protocol, so existing clients work unchanged."""
+    if not isinstance(payload, dict) or len(payload.keys() & _MLFLOW_KEYS) != 1:
+        raise InvalidRequestError(
+            "the body must be a JSON object with exactly one of " + ", ".join(sorted(_MLFLOW_KEYS)),
+            field="body",
+        )
+    (key,) = payload.keys() & _MLFLOW_KEYS
+    extra = set(payload) - _MLFLOW_KEYS - {"params"}
+    if extra:
+        raise InvalidRequestError(f"unknown field {sorted(extra)[0]!r}", field=sorted(extra)[0])
+    value = payload[key]
+    if key == "dataframe_split":
+        if not isinstance(value, dict):
+            raise InvalidRequestError('"dataframe_split" must be an object', field=key)
+        return _from_split(value, columns, limits, f"{key}.")
+    if key == "dataframe_records":
+        return _from_records(value, columns, limits, key)
+    # "instances" and "inputs": a list of records, a list of rows, or an object of columns.
+    if isinstance(value, dict):
+        return _from_column_lists(value, columns, limits, key)
+    if isinstance(value, list) and value and isinstance(value[0], dict):
+        return _from_records(value, columns, limits, key)
+    return _from_rows(value, columns, limits, key)
+
+
+def matrix_from_csv(body: bytes, columns: tuple[str, ...], limits: Limits) -> FloatMatrix:
+    import io
+
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    try:
+        table = pacsv.read_csv(io.BytesIO(body))
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        raise InvalidRequestError(f"unreadable CSV: {exc}", field="body", status=400) from exc
+    _check_names(list(table.column_names), columns, "CSV header")
+    _check_rows(table.num_rows, limits, "CSV")
+    matrix = np.empty((table.num_rows, len(columns)))
+    for index, name in enumerate(columns):
+        column = table.column(name)
+        if not (
+            pa.types.is_integer(column.type)
+            or pa.types.is_floating(column.type)
+            or pa.types.is_boolean(column.type)
+        ):
+            raise InvalidRequestError(
+                f"column {name!r} must be numeric, CSV has {column.type}", field=name
+            )
+        if column.null_count:
+            raise InvalidRequestError(f"column {name!r} has empty values", field=name)
+        matrix[:, index] = column.to_numpy(zero_copy_only=False)
+    return _finite(matrix, columns)
+
+
+_MLFLOW_KEYS = frozenset({"dataframe_split", "dataframe_records", "instances", "inputs"})
+
+
+def _only(payload: dict[str, Any], allowed: set[str]) -> None:
+    extra = set(payload) - allowed
+    if extra:
+        name = sorted(extra)[0]
+        raise InvalidRequestError(f"unknown field {name!r}", field=name)
+
+
+def _check_rows(count: int, limits: Limits, where: str) -> None:
+    if count == 0:
+        raise InvalidRequestError(f"{where} has no rows", field=where)
+    if count > limits.max_rows:
+        raise InvalidRequestError(
+            f"{where} has {count} rows; at most {limits.max_rows} per request",
+            field=where,
+            status=413,
+        )
+
+
+def _check_names(names: list[Any], columns: tuple[str, ...], where: str) -> None:
+    if names == list(columns):
+        return
+    missing = [c for c in columns if c not in names]
+    if missing:
+        raise InvalidRequestError(f"missing column {missing[0]!r} in {where}", field=missing[0])
+    extra = [n for n in names if n not in columns]
+    if extra:
+        raise InvalidRequestError(f"unknown column {extra[0]!r} in {where}", field=str(extra[0]))
+    duplicated = next(n for n in names if names.count(n) > 1)
+    raise InvalidRequestError(f"column {duplicated!r} appears twice in {where}", field=duplicated)
+
+
+def _from_split(
+    value: dict[str, Any], columns: tuple[str, ...], limits: Limits, prefix: str
+) -> FloatMatrix:
+    names = value.get("columns", list(columns))
+    data = value.get("data")
+    if not isinstance(names, list):
+        raise InvalidRequestError(
+            f'"{prefix}columns" must be a list of names', field=f"{prefix}columns"
+        )
+    if not isinstance(data, list):
+        raise InvalidRequestError(f'"{prefix}data" must be a list of rows', field=f"{prefix}data")
+    _check_names(names, columns, f"{prefix}columns")
+    matrix = _from_rows(data, tuple(names), limits, f"{prefix}data")
+    if tuple(names) != columns:
+        matrix = matrix[:, [names.index(c) for c in columns]]
+    return matrix
+
+
+def _from_rows(rows: Any, columns: tuple[str, ...], limits: Limits, where: str) -> FloatMatrix:
+    if not isinstance(rows, list):
+        raise InvalidRequestError(f'"{where}" must be a list of rows', field=where)
+    _check_rows(len(rows), limits, where)
+    try:
+        matrix = np.array(rows, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise _locate(rows, columns, where) from exc
+    if matrix.ndim != 2 or matrix.shape[1] != len(columns):
+        width = len(rows[0]) if isinstance(rows[0], list) else 1
+        raise InvalidRequestError(
+            f'rows in "{where}" must have {len(columns)} values ({", ".join(columns)}); '
+            f"got {width}",
+            field=where,
+        )
+    return _finite(matrix, columns)
+
+
+def _from_records(
+    records: Any, columns: tuple[str, ...], limits: Limits, where: str
+) -> FloatMatrix:
+    if not isinstance(records, list):
+        raise InvalidRequestError(f'"{where}" must be a list of records', field=where)
+    _check_rows(len(records), limits, where)
+    expected = set(columns)
+    for index, record in enumerate(records):
+        if not isinstance(record, dict):
+            raise InvalidRequestError(
+                f'"{where}[{index}]" must be an object', field=f"{where}[{index}]"
+            )
+        if record.keys() != expected:
+            _check_names(list(record), columns, f"{where}[{index}]")
+    rows = [[record[c] for c in columns] for record in records]
+    return _from_rows(rows, columns, limits, where)
+
+
+def _from_column_lists(
+    value: dict[str, Any], columns: tuple[str, ...], limits: Limits, where: str
+) -> FloatMatrix:
+    _check_names(list(value), columns, where)
+    lengths = {len(v) if isinstance(v, list) else -1 for v in value.values()}
+    if len(lengths) != 1 or -1 in lengths:
+        raise InvalidRequestError(
+            f'every column in "{where}" must be a list of the same length', field=where
+        )
+    return _from_rows(
+        [list(r) for r in zip(*(value[c] for c in columns), strict=True)], columns, limits, where
+    )
+
+
+def _finite(matrix: FloatMatrix, columns: tuple[str, ...]) -> FloatMatrix:
+    if not np.isfinite(matrix).all():
+        bad = np.argwhere(~np.isfinite(matrix))[0]
+        raise InvalidRequestError(
+            f"row {bad[0]}, column {columns[bad[1]]!r}: missing or non-finite number",
+            field=columns[bad[1]],
+        )
+    return matrix
+
+
+def _locate(rows: list[Any], columns: tuple[str, ...], where: str) -> InvalidRequestError:
+    """Find the first value that is not a number (only on the error path)."""
+    for r, row in enumerate(rows):
+        if not isinstance(row, list):
+            return InvalidRequestError(
+                f'"{where}[{r}]" must be a list of values', field=f"{where}[{r}]"
+            )
+        if len(row) != len(columns):
+            return InvalidRequestError(
+                f'"{where}[{r}]" has {len(row)} values; expected {len(columns)}',
+                field=f"{where}[{r}]",
+            )
+        for c, value in enumerate(row):
+            if value is not None and (isinstance(value, str) or not isinstance(value, int | float)):
+                kind = type(value).__name__
+                return InvalidRequestError(
+                    f"row {r}, column {columns[c]!r}: expected a number, got {kind}",
+                    field=columns[c],
+                )
+    return InvalidRequestError(f'"{where}" holds values that are not numbers', field=where)

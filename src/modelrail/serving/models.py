@@ -1,0 +1,138 @@
+"""The set of models a server answers with, and the watcher that swaps them.
+
+The watcher polls the store for what the environment holds. A new version is
+loaded, verified and compiled on the watcher's thread while requests keep being
+answered by the old one; then one assignment replaces the whole mapping, so a
+request sees either the old version or the new one, never a mix.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+from modelrail.errors import ModelrailError
+from modelrail.scoring.predictor import ScoringModel
+
+log = logging.getLogger("modelrail.serving")
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    name: str
+    environment: str | None
+    scoring: ScoringModel
+    since: float
+
+    @property
+    def version(self) -> int:
+        return self.scoring.version.version
+
+
+@dataclass
+class ModelSet:
+    """Copy-on-write: readers take ``current`` once per request."""
+
+    current: Mapping[str, ServedModel] = field(default_factory=lambda: MappingProxyType({}))
+    failures: dict[str, str] = field(default_factory=dict)
+    expected: frozenset[str] = frozenset()
+
+    def swap(self, model: ServedModel) -> None:
+        updated = dict(self.current)
+        updated[model.name] = model
+        self.current = MappingProxyType(updated)
+        self.failures.pop(model.name, None)
+
+    def drop(self, name: str) -> None:
+        updated = dict(self.current)
+        updated.pop(name, None)
+        self.current = MappingProxyType(updated)
+
+    @property
+    def ready(self) -> bool:
+        return bool(self.current) and self.expected <= set(self.current) and not self.failures
+
+
+# Returns {model name: version} the environment holds now.
+HoldingsReader = Callable[[], dict[str, int]]
+# Loads and verifies a version; raises ModelrailError when it cannot.
+Loader = Callable[[str, int], ScoringModel]
+
+
+class Watcher:
+    def __init__(
+        self,
+        models: ModelSet,
+        environment: str,
+        read_holdings: HoldingsReader,
+        load: Loader,
+        *,
+        interval_s: float = 0.5,
+        only: frozenset[str] | None = None,
+    ) -> None:
+        self.models = models
+        self.environment = environment
+        self.read_holdings = read_holdings
+        self.load = load
+        self.interval_s = interval_s
+        self.only = only
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._refused: dict[str, int] = {}
+
+    def refresh(self) -> None:
+        """One poll: load whatever changed; keep the old version if the new one fails."""
+        try:
+            holdings = self.read_holdings()
+        except ModelrailError as exc:
+            log.warning("modelrail serve: cannot read %s from the store: %s", self.environment, exc)
+            return
+        if self.only is not None:
+            holdings = {k: v for k, v in holdings.items() if k in self.only}
+            self.models.expected = self.only
+        else:
+            self.models.expected = frozenset(holdings)
+        for name, version in holdings.items():
+            served = self.models.current.get(name)
+            if served is not None and served.version == version:
+                continue
+            if self._refused.get(name) == version:
+                continue  # already failed; wait for the next change
+            try:
+                scoring = self.load(name, version)
+            except ModelrailError as exc:
+                self._refused[name] = version
+                self.models.failures[name] = f"version {version}: {exc.message}"
+                log.error("modelrail serve: not switching %s to version %s: %s", name, version, exc)
+                continue
+            self.models.swap(ServedModel(name, self.environment, scoring, time.time()))
+            log.warning(
+                "modelrail serve: %s@%s now answers with version %s",
+                name,
+                self.environment,
+                version,
+            )
+        for name in set(self.models.current) - set(holdings):
+            # The environment no longer holds this model: keep answering with the last
+            # version rather than failing requests, and say so in /ready.
+            self.models.failures[name] = f"{self.environment} no longer holds {name}"
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="modelrail-watcher", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            try:
+                self.refresh()
+            except Exception:  # never let the watcher die; the next poll tries again
+                log.exception("modelrail serve: watcher poll failed")
