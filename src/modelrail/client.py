@@ -121,7 +121,7 @@ class Client:
             architecture=architecture,
             user=self.user,
             started_at=time.time(),
-            provenance=provenance.to_json(),
+            provenance_json=provenance.json_text,
             tags={str(k): str(v) for k, v in (tags or {}).items()},
             components=components,
         )

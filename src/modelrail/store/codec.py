@@ -6,6 +6,8 @@ import json
 import math
 from typing import Any
 
+import orjson
+
 from modelrail.errors import InvalidInputError
 
 
@@ -33,8 +35,12 @@ def to_jsonable(value: Any, *, what: str) -> Any:
 
 
 def dumps(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    try:
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+    except (orjson.JSONEncodeError, TypeError):
+        # orjson stops at 64-bit integers; the standard library does not.
+        return json.dumps(value, sort_keys=True, separators=(",", ":"), allow_nan=False)
 
 
 def loads(text: str) -> Any:
-    return json.loads(text)
+    return orjson.loads(text)

@@ -76,6 +76,8 @@ class Database:
             engine = create_engine(
                 self.url,
                 connect_args={"timeout": 60, "check_same_thread": False},
+                # Every transaction ends in COMMIT or ROLLBACK already; skip the extra reset.
+                pool_reset_on_return=None,
             )
             event.listen(engine, "connect", _configure_sqlite_connection)
             event.listen(engine, "begin", _begin_sqlite_transaction)

@@ -28,6 +28,7 @@ from modelrail.errors import (
 from modelrail.store import tables as t
 from modelrail.store.codec import dumps, loads
 from modelrail.store.db import Database
+from modelrail.store.fast import FastStatement
 
 # Prebuilt statements for the per-run hot path: building a statement costs more than running it.
 _RUN_STATUS = select(t.runs.c.status).where(t.runs.c.id == bindparam("run"))
@@ -38,11 +39,40 @@ _END_RUN = (
 )
 
 
+_CV = t.component_versions
+_CV_COLUMNS = tuple(c.name for c in _CV.columns if c.name != "id")
+_RUN_COLUMNS = tuple(c.name for c in t.runs.columns if c.name not in ("ended_at", "error"))
+_METRIC_COLUMNS = ("run_id", "key", "value", "step", "timestamp")
+_FIND_COMPONENT = select(_CV).where(
+    _CV.c.lineage == bindparam("lineage"), _CV.c.fingerprint == bindparam("fingerprint")
+)
+_SHAPE_LABEL = (
+    select(_CV.c.major, func.max(_CV.c.minor))
+    .where(_CV.c.lineage == bindparam("lineage"), _CV.c.shape_fingerprint == bindparam("shape"))
+    .group_by(_CV.c.major)
+)
+_TOP_MAJOR = select(func.max(_CV.c.major)).where(_CV.c.lineage == bindparam("lineage"))
+
+
 class RunRepository:
     def __init__(self, db: Database) -> None:
         self.db = db
         # Built once: constructing an upsert costs more than executing it.
-        self._latest_upsert = _latest_metric_upsert(db.is_sqlite)
+        dialect = db.engine.dialect
+        self._fast = {
+            "run": FastStatement(t.runs.insert(), dialect, _RUN_COLUMNS),
+            "end": FastStatement(_END_RUN, dialect),
+            "component": FastStatement(t.run_components.insert(), dialect),
+            "param": FastStatement(t.run_params.insert(), dialect),
+            "metric": FastStatement(t.run_metrics.insert(), dialect, _METRIC_COLUMNS),
+            "latest": FastStatement(_latest_metric_upsert(db.is_sqlite), dialect),
+            "find": FastStatement(_FIND_COMPONENT, dialect),
+            "shape": FastStatement(_SHAPE_LABEL, dialect),
+            "top": FastStatement(_TOP_MAJOR, dialect),
+            "label": FastStatement(
+                t.component_versions.insert().returning(_CV.c.id), dialect, _CV_COLUMNS
+            ),
+        }
         # A label never changes once given, so known (lineage, fingerprint) pairs are cached.
         self._labelled: dict[tuple[str, str], ComponentVersion] = {}
 
@@ -86,14 +116,14 @@ class RunRepository:
         architecture: str | None,
         user: str,
         started_at: float,
-        provenance: Mapping[str, Any],
+        provenance_json: str,
         tags: Mapping[str, str],
         components: Sequence[ComponentSpec] = (),
     ) -> dict[str, ComponentVersion]:
         """Insert the run and label its known components in one transaction."""
         with self.db.write() as conn:
-            conn.execute(
-                t.runs.insert(),
+            self._fast["run"].execute(
+                conn,
                 {
                     "id": run_id,
                     "experiment_id": experiment_id,
@@ -102,19 +132,17 @@ class RunRepository:
                     "architecture": architecture,
                     "user_name": user,
                     "started_at": started_at,
-                    "provenance": dumps(provenance),
+                    "provenance": provenance_json,
                 },
-            )
+            ).close()
             if tags:
                 conn.execute(
                     t.run_tags.insert(),
                     [{"run_id": run_id, "key": k, "value": v} for k, v in tags.items()],
                 )
-            attached = {
-                spec.role: self._attach(conn, run_id, spec, replace=False) for spec in components
-            }
-        self._remember(*attached.values())
-        return attached
+            versions = self._attach(conn, run_id, components, replace=False)
+        self._remember(*versions)
+        return {spec.role: version for spec, version in zip(components, versions, strict=True)}
 
     def end_run(
         self,
@@ -126,10 +154,10 @@ class RunRepository:
         components: Sequence[ComponentSpec] = (),
     ) -> None:
         with self.db.write() as conn:
-            attached = [self._attach(conn, run_id, spec, replace=True) for spec in components]
-            conn.execute(
-                _END_RUN, {"run": run_id, "status": status, "ended_at": ended_at, "error": error}
-            )
+            attached = self._attach(conn, run_id, components, replace=True)
+            self._fast["end"].execute(
+                conn, {"run": run_id, "status": status, "ended_at": ended_at, "error": error}
+            ).close()
         self._remember(*attached)
 
     # -- params, metrics, tags ------------------------------------------------------------
@@ -143,8 +171,7 @@ class RunRepository:
         try:
             # Fast path: new keys only. The primary key catches any repeat.
             with self.db.write() as conn:
-                self._require_running(conn, run_id)
-                conn.execute(t.run_params.insert(), rows)
+                self._fast["param"].execute_many(conn, rows)
             return
         except IntegrityError:
             pass
@@ -187,11 +214,8 @@ class RunRepository:
             ):
                 latest[row["key"]] = row
         with self.db.write() as conn:
-            conn.execute(t.run_metrics.insert(), history)
-            self._upsert_latest(conn, list(latest.values()))
-
-    def _upsert_latest(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
-        conn.execute(self._latest_upsert, rows)
+            self._fast["metric"].execute_many(conn, history)
+            self._fast["latest"].execute_many(conn, list(latest.values()))
 
     def set_tags(self, run_id: str, tags: Mapping[str, str]) -> None:
         with self.db.write() as conn:
@@ -233,66 +257,65 @@ class RunRepository:
         """Label the content within its lineage and link it to the run under its role."""
         with self.db.write() as conn:
             self._require_running(conn, run_id)
-            version = self._attach(conn, run_id, spec, replace=True)
+            (version,) = self._attach(conn, run_id, [spec], replace=True)
         self._remember(version)
         return version
 
     def _attach(
-        self, conn: Connection, run_id: str, spec: ComponentSpec, *, replace: bool
-    ) -> ComponentVersion:
-        version = self._labelled.get((spec.lineage, spec.fingerprint))
-        if version is None:
-            self.db.lock(conn, f"lineage:{spec.lineage}")
-            version = self._find_or_label(conn, spec)
+        self, conn: Connection, run_id: str, specs: Sequence[ComponentSpec], *, replace: bool
+    ) -> list[ComponentVersion]:
+        """Label each spec (reusing known labels) and link them all to the run."""
+        versions = []
+        for spec in specs:
+            version = self._labelled.get((spec.lineage, spec.fingerprint))
+            if version is None:
+                self.db.lock(conn, f"lineage:{spec.lineage}")
+                version = self._find_or_label(conn, spec)
+            versions.append(version)
+        if not versions:
+            return versions
         if replace:
             conn.execute(
                 t.run_components.delete().where(
-                    t.run_components.c.run_id == run_id, t.run_components.c.role == spec.role
+                    t.run_components.c.run_id == run_id,
+                    t.run_components.c.role.in_([spec.role for spec in specs]),
                 )
             )
-        conn.execute(
-            t.run_components.insert(),
-            {"run_id": run_id, "role": spec.role, "component_version_id": version.id},
+        self._fast["component"].execute_many(
+            conn,
+            [
+                {"run_id": run_id, "role": spec.role, "component_version_id": version.id}
+                for spec, version in zip(specs, versions, strict=True)
+            ],
         )
-        return version
+        return versions
 
     def _find_or_label(self, conn: Connection, spec: ComponentSpec) -> ComponentVersion:
-        cv = t.component_versions
-        lineage, fingerprint = spec.lineage, spec.fingerprint
-        found = conn.execute(
-            select(cv).where(cv.c.lineage == lineage, cv.c.fingerprint == fingerprint)
-        ).first()
+        lineage = {"lineage": spec.lineage}
+        fast = self._fast
+        found = fast["find"].first(conn, {**lineage, "fingerprint": spec.fingerprint})
         if found is not None:
-            return _component(found)
-        major = conn.execute(
-            select(cv.c.major)
-            .where(cv.c.lineage == lineage, cv.c.shape_fingerprint == spec.shape_fingerprint)
-            .limit(1)
-        ).scalar()
-        if major is None:
-            top = conn.execute(select(func.max(cv.c.major)).where(cv.c.lineage == lineage)).scalar()
-            major, minor = (top or 0) + 1, 0
+            return _component_from(int(found[0]), dict(zip(_CV_COLUMNS, found[1:], strict=True)))
+        # A shape keeps its major number for good, so one query finds it and its last minor.
+        known = fast["shape"].first(conn, {**lineage, "shape": spec.shape_fingerprint})
+        if known is None:
+            top = fast["top"].first(conn, lineage)
+            major, minor = ((top[0] if top else None) or 0) + 1, 0
         else:
-            top_minor = conn.execute(
-                select(func.max(cv.c.minor)).where(cv.c.lineage == lineage, cv.c.major == major)
-            ).scalar()
-            minor = int(top_minor or 0) + 1
-        conn.execute(
-            cv.insert().values(
-                kind=spec.kind,
-                lineage=lineage,
-                fingerprint=fingerprint,
-                shape_fingerprint=spec.shape_fingerprint,
-                major=major,
-                minor=minor,
-                details=dumps(dict(spec.details)),
-                created_at=time.time(),
-            )
-        )
-        row = conn.execute(
-            select(cv).where(cv.c.lineage == lineage, cv.c.fingerprint == fingerprint)
-        ).one()
-        return _component(row)
+            major, minor = int(known[0]), int(known[1]) + 1
+        row = {
+            "kind": spec.kind,
+            "lineage": spec.lineage,
+            "fingerprint": spec.fingerprint,
+            "shape_fingerprint": spec.shape_fingerprint,
+            "major": major,
+            "minor": minor,
+            "details": dumps(dict(spec.details)),
+            "created_at": time.time(),
+        }
+        new_id = fast["label"].first(conn, row)
+        assert new_id is not None
+        return _component_from(int(new_id[0]), row)
 
     def _remember(self, *versions: ComponentVersion) -> None:
         # Only after commit: another thread must never link to a label that may roll back.
@@ -451,6 +474,20 @@ def _latest_metric_upsert(is_sqlite: bool) -> Any:
 
 def _experiment(row: Row[Any]) -> Experiment:
     return Experiment(id=int(row.id), name=row.name, created_at=float(row.created_at))
+
+
+def _component_from(new_id: int, row: dict[str, Any]) -> ComponentVersion:
+    return ComponentVersion(
+        id=new_id,
+        kind=row["kind"],
+        lineage=row["lineage"],
+        fingerprint=row["fingerprint"],
+        shape_fingerprint=row["shape_fingerprint"],
+        major=int(row["major"]),
+        minor=int(row["minor"]),
+        details=loads(row["details"]),
+        created_at=float(row["created_at"]),
+    )
 
 
 def _component(row: Row[Any]) -> ComponentVersion:

@@ -49,10 +49,16 @@ def code_component(
         role="code",
         kind="code",
         lineage=f"code:{experiment}",
-        fingerprint=_sha256_json(content),
-        shape_fingerprint=_sha256_json({"architecture": architecture}),
+        fingerprint=_sha256_of_items(tuple(sorted(content.items()))),
+        shape_fingerprint=_sha256_of_items((("architecture", architecture),)),
         details=details,
     )
+
+
+@functools.lru_cache(maxsize=256)
+def _sha256_of_items(items: tuple[tuple[str, Any], ...]) -> str:
+    # Cached: a loop of runs in one process fingerprints the same code again and again.
+    return _sha256_json(dict(items))
 
 
 def params_component(experiment: str, params: Mapping[str, Any]) -> ComponentSpec:

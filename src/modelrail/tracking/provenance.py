@@ -64,6 +64,12 @@ class Provenance:
     entry_point: EntryPoint
     environment: Environment
 
+    @functools.cached_property
+    def json_text(self) -> str:
+        from modelrail.store.codec import dumps
+
+        return dumps(self.to_json())
+
     def to_json(self) -> dict[str, Any]:
         """Everything but the package list, which the environment component keeps once."""
         env = self.environment
@@ -82,7 +88,9 @@ class Provenance:
         }
 
 
+@functools.cache
 def capture_provenance() -> Provenance:
+    """Once per process: what ran is what Python loaded when the process started."""
     entry = capture_entry_point()
     start = Path(entry.script).parent if entry.script else Path.cwd()
     return Provenance(
