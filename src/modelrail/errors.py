@@ -178,6 +178,16 @@ class GateFailedError(ModelrailError):
         self.results = results
 
 
+# -- serving -----------------------------------------------------------------------
+
+
+class ServerStartError(ModelrailError):
+    """The server cannot start: port in use, nothing to serve, a model that fails to load."""
+
+    exit_code = 8
+    http_status = 503
+
+
 # -- integrity -------------------------------------------------------------------
 
 

@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from modelrail.cli import envs, models, project, runs
+from modelrail.cli import envs, models, project, runs, serve
 from modelrail.errors import ModelrailError
 
 app = typer.Typer(
@@ -21,6 +21,7 @@ app.add_typer(runs.app, name="runs")
 app.add_typer(models.app, name="models")
 project.register(app)
 envs.register(app)
+serve.register(app)
 
 
 def run() -> None:

@@ -207,3 +207,23 @@ approval_requests = Table(
     Column("decision_reason", Text),
     Index("ix_approval_requests_status", "status"),
 )
+
+# -- shadow traffic (revision 0003) -------------------------------------------------------
+
+# Running totals of live requests also scored by another environment's version.
+shadow_results = Table(
+    "shadow_results",
+    metadata,
+    Column("model", String(128), primary_key=True),
+    Column("live_environment", String(64), primary_key=True),
+    Column("live_version", Integer, primary_key=True),
+    Column("shadow_environment", String(64), primary_key=True),
+    Column("shadow_version", Integer, primary_key=True),
+    Column("requests", BigInteger, nullable=False),
+    Column("rows", BigInteger, nullable=False),
+    Column("agreeing_rows", BigInteger, nullable=False),
+    Column("live_seconds", Float, nullable=False),
+    Column("shadow_seconds", Float, nullable=False),
+    Column("first_at", Float, nullable=False),
+    Column("last_at", Float, nullable=False),
+)

@@ -1,0 +1,128 @@
+"""``modelrail serve`` and ``modelrail shadow report``."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from modelrail.cli.context import open_client
+from modelrail.cli.render import console, format_time, print_json
+
+shadow_app = typer.Typer(help="Shadow traffic: how a candidate answers live requests.")
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+
+
+def serve(
+    references: Annotated[
+        list[str] | None,
+        typer.Argument(help="Fixed versions to serve (NAME:VERSION), instead of or besides --env."),
+    ] = None,
+    env: Annotated[
+        str | None,
+        typer.Option("--env", help="Serve what this environment holds; follows promotions."),
+    ] = None,
+    model: Annotated[
+        list[str] | None, typer.Option("--model", help="With --env: only this model (repeatable).")
+    ] = None,
+    host: Annotated[
+        str | None, typer.Option(help="Address to listen on (default 127.0.0.1).")
+    ] = None,
+    port: Annotated[
+        int | None,
+        typer.Option(
+            help="Port (default: the environment's serving_port, else 8080).", min=1, max=65535
+        ),
+    ] = None,
+    workers: Annotated[int, typer.Option(help="Worker processes sharing the port.", min=1)] = 1,
+    wait: Annotated[
+        bool,
+        typer.Option("--wait", help="Start even if nothing is held yet; pick it up when promoted."),
+    ] = False,
+    shadow: Annotated[
+        str | None,
+        typer.Option(
+            help="Also score each request with what this environment holds (off the request path)."
+        ),
+    ] = None,
+    max_rows: Annotated[int, typer.Option(help="Most rows in one request.", min=1)] = 10_000,
+    poll_interval: Annotated[
+        float, typer.Option(help="Seconds between checks for promotions.", min=0.05)
+    ] = 0.5,
+) -> None:
+    """Serve predictions over HTTP: POST /v1/models/NAME/predict and MLflow's /invocations."""
+    from modelrail.serving.server import ServeOptions, run_server
+
+    client = open_client()
+    settings = client.settings.policy.environment(env).settings if env else {}
+    options = ServeOptions(
+        environment=env,
+        references=tuple(references or ()),
+        only=tuple(model or ()),
+        host=host or str(settings.get("serving_host", "127.0.0.1")),
+        port=port or int(settings.get("serving_port", 8080)),
+        workers=workers,
+        wait=wait,
+        shadow=shadow,
+        max_rows=max_rows,
+        poll_interval_s=poll_interval,
+    )
+    what = (
+        f"{env} ({', '.join(model)})" if env and model else (env or ", ".join(options.references))
+    )
+    console().print(
+        f"serving {what} on http://{options.host}:{options.port} "
+        f"with {workers} worker{'s' if workers > 1 else ''}"
+        + (f", shadowing {shadow}" if shadow else "")
+    )
+    run_server(client, options)
+
+
+@shadow_app.command("report")
+def shadow_report(
+    model: Annotated[str | None, typer.Argument(help="Model name (default: all).")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """How often the shadow version agreed with the live one, and both latencies."""
+    from modelrail.store.shadow_repo import ShadowRepository
+
+    with open_client() as client:
+        totals = ShadowRepository(client.db).totals(model)
+    if as_json:
+        print_json([{**t.__dict__, "agreement": t.agreement} for t in totals])
+        return
+    table = Table(title="shadow traffic", title_justify="left")
+    for column in (
+        "model",
+        "live",
+        "shadow",
+        "requests",
+        "rows",
+        "agreement",
+        "live ms",
+        "shadow ms",
+        "last seen",
+    ):
+        table.add_column(column)
+    for t in totals:
+        table.add_row(
+            t.model,
+            f"{t.live_environment} v{t.live_version}",
+            f"{t.shadow_environment} v{t.shadow_version}",
+            str(t.requests),
+            str(t.rows),
+            f"{t.agreement:.1%}",
+            f"{t.live_seconds / t.requests * 1000:.3f}",
+            f"{t.shadow_seconds / t.requests * 1000:.3f}",
+            format_time(t.last_at),
+        )
+    console().print(
+        table if totals else "no shadow traffic recorded yet (modelrail serve --shadow ENV)"
+    )
+
+
+def register(app: typer.Typer) -> None:
+    app.command("serve")(serve)
+    app.add_typer(shadow_app, name="shadow")

@@ -1,0 +1,318 @@
+"""The prediction server as a plain ASGI application.
+
+No framework sits on the predict path: a request is routed by a dict lookup,
+its body parsed by orjson into a float64 matrix, scored by the model's fastest
+verified predictor and answered with orjson. Every response names the model and
+version that produced it, in the body and in ``x-model-*`` headers.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+
+from modelrail.errors import InvalidRequestError
+from modelrail.serving.docs import docs_page, openapi_spec
+from modelrail.serving.inputs import (
+    Limits,
+    matrix_from_csv,
+    matrix_from_mlflow,
+    matrix_from_native,
+    parse_json,
+)
+from modelrail.serving.metrics import ServerMetrics
+from modelrail.serving.models import ModelSet, ServedModel
+
+log = logging.getLogger("modelrail.serving")
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+ShadowHook = Callable[[ServedModel, Any, Any, float], None]
+
+_JSON = (b"content-type", b"application/json")
+_PREDICT_PREFIX = "/v1/models/"
+_PREDICT_SUFFIX = "/predict"
+# curl -d sends form encoding by default; the body is still the JSON the user typed.
+_JSON_TYPES = (b"application/json", b"application/x-www-form-urlencoded", b"")
+
+
+class PredictionApp:
+    def __init__(
+        self,
+        models: ModelSet,
+        *,
+        environment: str | None,
+        metrics: ServerMetrics,
+        limits: Limits | None = None,
+        shadow: ShadowHook | None = None,
+        on_startup: Callable[[], None] | None = None,
+        on_shutdown: Callable[[], None] | None = None,
+    ) -> None:
+        self.models = models
+        self.environment = environment
+        self.metrics = metrics
+        self.limits = limits or Limits()
+        self.shadow = shadow
+        self.on_startup = on_startup
+        self.on_shutdown = on_shutdown
+        self._get_routes: dict[str, Callable[[], tuple[int, bytes, bytes]]] = {
+            "/health": self._health,
+            "/ready": self._ready,
+            "/v1/models": self._list_models,
+            "/metrics": self._metrics,
+            "/openapi.json": self._openapi,
+            "/docs": self._docs,
+        }
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            await self._http(scope, receive, send)
+        elif kind == "lifespan":
+            await self._lifespan(receive, send)
+
+    # -- routing -----------------------------------------------------------------------------
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path: str = scope["path"]
+        method: str = scope["method"]
+        if method == "POST":
+            if path.startswith(_PREDICT_PREFIX) and path.endswith(_PREDICT_SUFFIX):
+                name = path[len(_PREDICT_PREFIX) : -len(_PREDICT_SUFFIX)]
+                await self._predict(scope, receive, send, name, mlflow=False)
+                return
+            if path == "/invocations":
+                await self._predict(scope, receive, send, None, mlflow=True)
+                return
+        elif method in ("GET", "HEAD"):
+            route = self._get_routes.get(path)
+            if route is not None:
+                status, content_type, body = route()
+                await _respond(send, status, body, [(b"content-type", content_type)])
+                return
+        known = (
+            path in self._get_routes or path == "/invocations" or path.startswith(_PREDICT_PREFIX)
+        )
+        if known:
+            await _error(send, 405, f"method {method} is not allowed on {path}", "method")
+        else:
+            await _error(send, 404, f"no route {path}", "path")
+
+    # -- predictions ----------------------------------------------------------------------------
+
+    async def _predict(
+        self, scope: Scope, receive: Receive, send: Send, name: str | None, *, mlflow: bool
+    ) -> None:
+        started = time.perf_counter()
+        served = self._choose(name)
+        if isinstance(served, str):
+            await _error(send, 404, served, "model")
+            return
+        headers = _model_headers(served)
+        try:
+            body = await _read_body(scope, receive, self.limits)
+            content_type = _content_type(scope)
+            columns = served.scoring.columns
+            if mlflow and content_type == b"text/csv":
+                matrix = matrix_from_csv(body, columns, self.limits)
+            elif content_type in _JSON_TYPES or content_type.endswith(b"+json"):
+                payload = parse_json(body)
+                parse = matrix_from_mlflow if mlflow else matrix_from_native
+                matrix = parse(payload, columns, self.limits)
+            else:
+                raise InvalidRequestError(
+                    f"content type {content_type.decode(errors='replace')!r} is not supported: "
+                    "send application/json" + (" or text/csv" if mlflow else ""),
+                    field="content-type",
+                    status=415,
+                )
+            scoring_started = time.perf_counter()
+            scored = served.scoring.score(matrix)
+            scoring_seconds = time.perf_counter() - scoring_started
+        except InvalidRequestError as exc:
+            self.metrics.refused(served.name, exc.field or "body")
+            self.metrics.observe(
+                served.name, served.version, exc.http_status, 0, time.perf_counter() - started
+            )
+            await _error(send, exc.http_status, exc.message, exc.field, headers)
+            return
+        except _ClientGone:
+            return
+        except Exception as exc:  # a valid-looking input the model itself cannot score
+            log.warning(
+                "modelrail serve: %s %s could not score a request: %s",
+                served.name,
+                served.version,
+                exc,
+            )
+            self.metrics.refused(served.name, "model")
+            await _error(
+                send,
+                422,
+                f"the model could not score this input: {type(exc).__name__}: {exc}",
+                "inputs",
+                headers,
+            )
+            return
+        document: dict[str, Any] = {
+            "model": served.name,
+            "version": served.version,
+            "environment": served.environment,
+            "predictions": scored.predictions,
+        }
+        if scored.probabilities is not None:
+            document["probabilities"] = scored.probabilities
+        payload_out = orjson.dumps(document, option=orjson.OPT_SERIALIZE_NUMPY)
+        await _respond(send, 200, payload_out, [_JSON, *headers])
+        self.metrics.observe(
+            served.name, served.version, 200, matrix.shape[0], time.perf_counter() - started
+        )
+        if self.shadow is not None:
+            self.shadow(served, matrix, scored.predictions, scoring_seconds)
+
+    def _choose(self, name: str | None) -> ServedModel | str:
+        current = self.models.current
+        if name is None:
+            if len(current) == 1:
+                return next(iter(current.values()))
+            if not current:
+                return "no model is loaded yet"
+            return (
+                "this server serves several models; use /v1/models/NAME/predict "
+                f"(models: {', '.join(sorted(current))})"
+            )
+        served = current.get(name)
+        if served is None:
+            return (
+                f"no model {name!r} is served here (models: {', '.join(sorted(current)) or 'none'})"
+            )
+        return served
+
+    # -- other endpoints -----------------------------------------------------------------------
+
+    def _health(self) -> tuple[int, bytes, bytes]:
+        return 200, b"application/json", b'{"status":"alive"}'
+
+    def _ready(self) -> tuple[int, bytes, bytes]:
+        ready = self.models.ready
+        document = {
+            "ready": ready,
+            "environment": self.environment,
+            "models": {
+                name: {"version": m.version, "predictor": m.scoring.predictor_kind}
+                for name, m in self.models.current.items()
+            },
+            "waiting_for": sorted(self.models.expected - set(self.models.current)),
+            "failures": dict(self.models.failures),
+        }
+        return (200 if ready else 503), b"application/json", orjson.dumps(document)
+
+    def _list_models(self) -> tuple[int, bytes, bytes]:
+        listing = [
+            {
+                "name": m.name,
+                "version": m.version,
+                "environment": m.environment,
+                "since": m.since,
+                "predictor": m.scoring.predictor_kind,
+                "artifact_sha256": m.scoring.version.artifact_sha256,
+                "run_id": m.scoring.version.run_id,
+                "signature": m.scoring.version.signature.to_json(),
+            }
+            for m in self.models.current.values()
+        ]
+        return 200, b"application/json", orjson.dumps({"models": listing})
+
+    def _metrics(self) -> tuple[int, bytes, bytes]:
+        return 200, self.metrics.content_type.encode(), self.metrics.render()
+
+    def _openapi(self) -> tuple[int, bytes, bytes]:
+        return 200, b"application/json", orjson.dumps(openapi_spec(self.models.current))
+
+    def _docs(self) -> tuple[int, bytes, bytes]:
+        return 200, b"text/html; charset=utf-8", docs_page(self.models.current).encode()
+
+    # -- lifespan ----------------------------------------------------------------------------------
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                if self.on_startup is not None:
+                    self.on_startup()
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                if self.on_shutdown is not None:
+                    self.on_shutdown()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+
+class _ClientGone(Exception):
+    pass
+
+
+def _model_headers(served: ServedModel) -> list[tuple[bytes, bytes]]:
+    headers = [
+        (b"x-model-name", served.name.encode()),
+        (b"x-model-version", str(served.version).encode()),
+    ]
+    if served.environment:
+        headers.append((b"x-model-environment", served.environment.encode()))
+    return headers
+
+
+def _content_type(scope: Scope) -> bytes:
+    for key, value in scope["headers"]:
+        if key == b"content-type":
+            return bytes(value.split(b";", 1)[0].strip().lower())
+    return b""
+
+
+async def _read_body(scope: Scope, receive: Receive, limits: Limits) -> bytes:
+    for key, value in scope["headers"]:
+        if key == b"content-length" and value.isdigit() and int(value) > limits.max_body_bytes:
+            raise InvalidRequestError(
+                f"the body is {int(value)} bytes; at most {limits.max_body_bytes}",
+                field="body",
+                status=413,
+            )
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise _ClientGone
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limits.max_body_bytes:
+            raise InvalidRequestError(
+                f"the body is over {limits.max_body_bytes} bytes", field="body", status=413
+            )
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+async def _respond(
+    send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]
+) -> None:
+    headers.append((b"content-length", str(len(body)).encode()))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _error(
+    send: Send,
+    status: int,
+    message: str,
+    field: str | None,
+    headers: list[tuple[bytes, bytes]] | None = None,
+) -> None:
+    body = orjson.dumps({"error": message, "field": field, "status": status})
+    await _respond(send, status, body, [_JSON, *(headers or [])])

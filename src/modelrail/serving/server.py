@@ -1,0 +1,258 @@
+"""Starting the prediction server: resolve what to serve, check it loads, bind the
+port, and run one or several uvicorn worker processes on it.
+
+Several workers share one listening socket that the parent binds and hands down
+(each child accepts on it), so a port in use is reported once, before anything
+starts, and every worker keeps TCP_NODELAY as a single-process server does.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from modelrail.client import Client
+from modelrail.errors import ModelrailError, ServerStartError
+from modelrail.refs import Ref
+from modelrail.scoring.predictor import ScoringModel
+from modelrail.serving.app import PredictionApp
+from modelrail.serving.inputs import Limits
+from modelrail.serving.metrics import ServerMetrics
+from modelrail.serving.models import ModelSet, ServedModel, Watcher
+
+log = logging.getLogger("modelrail.serving")
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    environment: str | None = None
+    references: tuple[str, ...] = ()  # fixed versions, e.g. "pets-classifier:7"
+    only: tuple[str, ...] = ()  # with an environment: serve just these models
+    host: str = "127.0.0.1"
+    port: int = 8080
+    workers: int = 1
+    wait: bool = False
+    shadow: str | None = None
+    poll_interval_s: float = 0.5
+    max_rows: int = 10_000
+    max_body_bytes: int = 16 * 1024 * 1024
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class BuiltServer:
+    app: PredictionApp
+    watchers: list[Watcher]
+    client: Client
+    stoppers: list[Any] = field(default_factory=list)
+
+    def close(self) -> None:
+        for watcher in self.watchers:
+            watcher.stop()
+        for stop in self.stoppers:
+            stop()
+        self.client.close()
+
+
+def build_server(client: Client, options: ServeOptions) -> BuiltServer:
+    """The ASGI app with its models loaded and verified (or waiting, with ``wait``)."""
+    if options.environment is None and not options.references:
+        raise ServerStartError("nothing to serve: give --env ENV or a model reference")
+
+    def load(name: str, version: int) -> ScoringModel:
+        return ScoringModel(client.load_model(f"{name}:{version}"))
+
+    models = ModelSet()
+    watchers: list[Watcher] = []
+    stoppers: list[Any] = []
+    for text in options.references:
+        ref = Ref.parse(text)
+        version = client.get_model_version(ref)
+        models.swap(
+            ServedModel(ref.name, ref.environment, load(ref.name, version.version), time.time())
+        )
+    models.expected = frozenset(models.current)
+    if options.environment is not None:
+        watchers.append(_environment_watcher(client, options, models, load))
+    metrics = ServerMetrics()
+    shadow_hook = None
+    if options.shadow is not None:
+        from modelrail.serving.shadow import ShadowScorer
+
+        shadow = ShadowScorer(client, options.shadow, metrics, load, options)
+        watchers.append(shadow.watcher)
+        shadow_hook = shadow.submit
+        stoppers.append(shadow.stop)
+    for name, served in models.current.items():
+        metrics.loaded.labels(name, served.environment or "").set(served.version)
+    app = PredictionApp(
+        models,
+        environment=options.environment,
+        metrics=metrics,
+        limits=Limits(max_rows=options.max_rows, max_body_bytes=options.max_body_bytes),
+        shadow=shadow_hook,
+        on_startup=lambda: _each(watchers, Watcher.start),
+        on_shutdown=lambda: _each([*watchers, *stoppers], _stop),
+    )
+    return BuiltServer(app=app, watchers=watchers, client=client, stoppers=stoppers)
+
+
+def _each(items: list[Any], action: Any) -> None:
+    for item in items:
+        action(item)
+
+
+def _stop(item: Any) -> None:
+    item.stop() if isinstance(item, Watcher) else item()
+
+
+def _environment_watcher(
+    client: Client, options: ServeOptions, models: ModelSet, load: Any
+) -> Watcher:
+    environment = options.environment
+    assert environment is not None
+    client.settings.policy.environment(environment)  # unknown environment: a clear error
+
+    def holdings() -> dict[str, int]:
+        return {h.model: h.version for h in client.board() if h.environment == environment}
+
+    watcher = Watcher(
+        models,
+        environment,
+        holdings,
+        load,
+        interval_s=options.poll_interval_s,
+        only=frozenset(options.only) if options.only else None,
+    )
+    watcher.refresh()
+    if not options.wait:
+        if models.failures:
+            name, problem = next(iter(models.failures.items()))
+            raise ServerStartError(f"cannot serve {name}@{environment}: {problem}")
+        missing = sorted(models.expected - set(models.current))
+        if not models.current or missing:
+            what = ", ".join(missing) if missing else "no model"
+            raise ServerStartError(
+                f"{environment} holds {what}: promote a version there first, "
+                "or start with --wait to pick it up when one is promoted"
+            )
+    return watcher
+
+
+def bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise ServerStartError(f"port {port} on {host} is already in use") from exc
+        raise ServerStartError(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+def run_server(client: Client, options: ServeOptions) -> None:
+    """Serve until interrupted. Raises ServerStartError before binding if anything is wrong."""
+    built = build_server(client, options)  # checks every model loads before the port opens
+    sock = bind(options.host, options.port)
+    if options.workers <= 1:
+        try:
+            _run_uvicorn(built.app, sock)
+        finally:
+            built.close()
+        return
+    built.close()
+    _run_workers(sock, client, options)
+
+
+def _run_uvicorn(app: PredictionApp, sock: socket.socket) -> None:
+    import uvicorn
+
+    config = uvicorn.Config(
+        app,
+        loop="uvloop",
+        http="httptools",
+        lifespan="on",
+        access_log=False,
+        log_level="warning",
+        timeout_keep_alive=30,
+    )
+    uvicorn.Server(config).run(sockets=[sock])
+
+
+def _run_workers(sock: socket.socket, client: Client, options: ServeOptions) -> None:
+    metrics_dir = tempfile.mkdtemp(prefix="modelrail-metrics-")
+    env = {
+        **os.environ,
+        "PROMETHEUS_MULTIPROC_DIR": metrics_dir,
+        "MODELRAIL_STORE": client.db.url.render_as_string(hide_password=False),
+        "MODELRAIL_ARTIFACTS": str(client.artifacts.root),
+        "MODELRAIL_HOME": str(client.settings.project_root),
+    }
+    spec = json.dumps(asdict(options))
+    command = [sys.executable, "-m", "modelrail.serving.worker", str(sock.fileno()), spec]
+    children = [
+        subprocess.Popen(command, pass_fds=(sock.fileno(),), env=env)
+        for _ in range(options.workers)
+    ]
+    stopping = False
+
+    def stop(signum: int, _frame: Any) -> None:
+        nonlocal stopping
+        stopping = True
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    try:
+        while not stopping:
+            for index, child in enumerate(children):
+                if child.poll() is not None and not stopping:
+                    log.warning(
+                        "modelrail serve: worker %s exited (%s); restarting",
+                        child.pid,
+                        child.returncode,
+                    )
+                    children[index] = subprocess.Popen(command, pass_fds=(sock.fileno(),), env=env)
+            time.sleep(0.2)
+    finally:
+        for child in children:
+            try:
+                child.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                child.kill()
+        sock.close()
+
+
+def worker_main(argv: list[str]) -> None:
+    """Entry point of one worker process (``python -m modelrail.serving.worker``)."""
+    fd, spec = int(argv[0]), json.loads(argv[1])
+    options = ServeOptions(
+        **{**spec, "references": tuple(spec["references"]), "only": tuple(spec["only"])}
+    )
+    sock = socket.socket(fileno=fd)
+    try:
+        built = build_server(Client(), options)
+    except ModelrailError as exc:
+        print(f"modelrail serve worker: {exc.message}", file=sys.stderr)
+        sys.exit(exc.exit_code)
+    try:
+        _run_uvicorn(built.app, sock)
+    finally:
+        built.close()
