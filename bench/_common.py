@@ -63,13 +63,29 @@ def command_line() -> str:
     return shlex.join([str(shown), *sys.argv])
 
 
-def source_state() -> str:
-    """The git commit (if any) and a digest of src/modelrail, which may hold uncommitted edits."""
-    digest = hashlib.sha256()
-    for path in sorted((ROOT / "src" / "modelrail").rglob("*.py")):
-        digest.update(path.relative_to(ROOT).as_posix().encode() + b"\0" + path.read_bytes())
+def source_files() -> dict[str, str]:
+    """sha256 of every file under src/modelrail, which may hold uncommitted edits."""
+    files = sorted(p for p in (ROOT / "src" / "modelrail").rglob("*") if p.is_file())
+    return {
+        p.relative_to(ROOT).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in files
+        if "__pycache__" not in p.parts
+    }
+
+
+def source_state(files: dict[str, str]) -> str:
+    """The git commit (if any) and one digest over ``files``."""
+    digest = hashlib.sha256("".join(f"{k}\0{v}\n" for k, v in files.items()).encode())
     head = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
     )
     commit = head.stdout.strip() if head.returncode == 0 else "none"
-    return f"commit {commit}, src/modelrail sha256 {digest.hexdigest()[:12]}"
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "src"], cwd=ROOT, capture_output=True, text=True
+    ).stdout.strip()
+    edits = " + uncommitted edits" if dirty else ""
+    return f"commit {commit}{edits}, src sha256 {digest.hexdigest()[:12]}"
+
+
+def changed_files(before: dict[str, str], after: dict[str, str]) -> list[str]:
+    return sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))

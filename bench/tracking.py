@@ -25,11 +25,13 @@ from typing import Any
 
 from _common import (
     ROOT,
+    changed_files,
     command_line,
     load_average,
     machine,
     median_of,
     run,
+    source_files,
     source_state,
     wall,
 )
@@ -267,7 +269,8 @@ def main() -> None:
     counts = {"log_metric": 1000 // scale, "create_runs": 2000 // scale}
     counts["tracker_runs"] = 2000 if quick else 10000
     started = time.perf_counter()
-    info = machine() | {"source": source_state()}
+    files = source_files()
+    info = machine() | {"source": source_state(files)}
     mlflow = ensure_mlflow()
     notes.extend(METHOD_NOTES)
     print(f"log_metric x{counts['log_metric']} ...", flush=True)
@@ -283,8 +286,8 @@ def main() -> None:
     elapsed = time.perf_counter() - started
     notes.append(f"whole benchmark took {elapsed / 60:.1f} min")
     info["load_after"] = load_average()
-    if (after := source_state()) != info["source"]:
-        notes.append(f"src/modelrail changed during the run (now {after}): rerun on a quiet tree")
+    if changed := changed_files(files, source_files()):
+        notes.append(f"src changed during the run: {', '.join(changed)}")
     report(rows, info, mlflow, counts)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     document = {

@@ -96,7 +96,9 @@ class PredictionApp:
                 await _respond(send, status, body, [(b"content-type", content_type)])
                 return
         known = (
-            path in self._get_routes or path == "/invocations" or path.startswith(_PREDICT_PREFIX)
+            path in self._get_routes
+            or path == "/invocations"
+            or (path.startswith(_PREDICT_PREFIX) and path.endswith(_PREDICT_SUFFIX))
         )
         if known:
             await _error(send, 405, f"method {method} is not allowed on {path}", "method")
@@ -159,11 +161,14 @@ class PredictionApp:
                 headers,
             )
             return
+        predictions = scored.predictions
+        if predictions.dtype.kind not in "biuf":
+            predictions = predictions.tolist()  # text labels: orjson serialises numbers only
         document: dict[str, Any] = {
             "model": served.name,
             "version": served.version,
             "environment": served.environment,
-            "predictions": scored.predictions,
+            "predictions": predictions,
         }
         if scored.probabilities is not None:
             document["probabilities"] = scored.probabilities

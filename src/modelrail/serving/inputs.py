@@ -136,8 +136,12 @@ def _check_names(names: list[Any], columns: tuple[str, ...], where: str) -> None
     extra = [n for n in names if n not in columns]
     if extra:
         raise InvalidRequestError(f"unknown column {extra[0]!r} in {where}", field=str(extra[0]))
-    duplicated = next(n for n in names if names.count(n) > 1)
-    raise InvalidRequestError(f"column {duplicated!r} appears twice in {where}", field=duplicated)
+    duplicated = next((n for n in names if names.count(n) > 1), None)
+    if duplicated is not None:
+        raise InvalidRequestError(
+            f"column {duplicated!r} appears twice in {where}", field=str(duplicated)
+        )
+    # Otherwise the same columns in another order: the caller reorders them.
 
 
 def _from_split(
@@ -163,9 +167,14 @@ def _from_rows(rows: Any, columns: tuple[str, ...], limits: Limits, where: str) 
         raise InvalidRequestError(f'"{where}" must be a list of rows', field=where)
     _check_rows(len(rows), limits, where)
     try:
-        matrix = np.array(rows, dtype=np.float64)
+        # Without a dtype numpy keeps strings as strings ("12.5" must not pass as 12.5)
+        # and None as objects; numbers and booleans come out numeric.
+        parsed = np.array(rows)
     except (TypeError, ValueError) as exc:
         raise _locate(rows, columns, where) from exc
+    if parsed.dtype.kind not in "biuf":
+        raise _locate(rows, columns, where)
+    matrix = parsed.astype(np.float64, copy=False)
     if matrix.ndim != 2 or matrix.shape[1] != len(columns):
         width = len(rows[0]) if isinstance(rows[0], list) else 1
         raise InvalidRequestError(
@@ -231,7 +240,11 @@ def _locate(rows: list[Any], columns: tuple[str, ...], where: str) -> InvalidReq
                 field=f"{where}[{r}]",
             )
         for c, value in enumerate(row):
-            if value is not None and (isinstance(value, str) or not isinstance(value, int | float)):
+            if value is None:
+                return InvalidRequestError(
+                    f"row {r}, column {columns[c]!r}: missing value (null)", field=columns[c]
+                )
+            if isinstance(value, str) or not isinstance(value, int | float):
                 kind = type(value).__name__
                 return InvalidRequestError(
                     f"row {r}, column {columns[c]!r}: expected a number, got {kind}",

@@ -73,7 +73,9 @@ class Watcher:
         *,
         interval_s: float = 0.5,
         only: frozenset[str] | None = None,
+        on_swap: Callable[[ServedModel], None] | None = None,
     ) -> None:
+        self.on_swap = on_swap
         self.models = models
         self.environment = environment
         self.read_holdings = read_holdings
@@ -109,7 +111,10 @@ class Watcher:
                 self.models.failures[name] = f"version {version}: {exc.message}"
                 log.error("modelrail serve: not switching %s to version %s: %s", name, version, exc)
                 continue
-            self.models.swap(ServedModel(name, self.environment, scoring, time.time()))
+            served = ServedModel(name, self.environment, scoring, time.time())
+            self.models.swap(served)
+            if self.on_swap is not None:
+                self.on_swap(served)
             log.warning(
                 "modelrail serve: %s@%s now answers with version %s",
                 name,

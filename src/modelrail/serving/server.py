@@ -78,13 +78,19 @@ def build_server(client: Client, options: ServeOptions) -> BuiltServer:
     for text in options.references:
         ref = Ref.parse(text)
         version = client.get_model_version(ref)
-        models.swap(
-            ServedModel(ref.name, ref.environment, load(ref.name, version.version), time.time())
-        )
+        try:
+            scoring = load(ref.name, version.version)
+        except ModelrailError as exc:
+            raise ServerStartError(f"cannot serve {version.reference}: {exc.message}") from exc
+        models.swap(ServedModel(ref.name, ref.environment, scoring, time.time()))
     models.expected = frozenset(models.current)
-    if options.environment is not None:
-        watchers.append(_environment_watcher(client, options, models, load))
     metrics = ServerMetrics()
+
+    def loaded(served: ServedModel) -> None:
+        metrics.loaded.labels(served.name, served.environment or "").set(served.version)
+
+    if options.environment is not None:
+        watchers.append(_environment_watcher(client, options, models, load, loaded))
     shadow_hook = None
     if options.shadow is not None:
         from modelrail.serving.shadow import ShadowScorer
@@ -117,7 +123,7 @@ def _stop(item: Any) -> None:
 
 
 def _environment_watcher(
-    client: Client, options: ServeOptions, models: ModelSet, load: Any
+    client: Client, options: ServeOptions, models: ModelSet, load: Any, on_swap: Any
 ) -> Watcher:
     environment = options.environment
     assert environment is not None
@@ -133,6 +139,7 @@ def _environment_watcher(
         load,
         interval_s=options.poll_interval_s,
         only=frozenset(options.only) if options.only else None,
+        on_swap=on_swap,
     )
     watcher.refresh()
     if not options.wait:
