@@ -6,6 +6,7 @@ scikit-learn as .venv, so one pickle loads everywhere.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import pickle
@@ -150,3 +151,15 @@ def versions() -> dict[str, str]:
             continue
         found[venv.name] = ", ".join(lines)
     return found
+
+
+def source_state() -> str:
+    """The git commit, whether src/ has uncommitted edits, and a digest of src/modelrail."""
+    digest = hashlib.sha256()
+    for path in sorted((ROOT / "src" / "modelrail").rglob("*.py")):
+        digest.update(path.relative_to(ROOT).as_posix().encode() + b"\0" + path.read_bytes())
+    git = ["git", "-C", str(ROOT)]
+    head = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    dirty = subprocess.run([*git, "status", "--porcelain", "src"], capture_output=True, text=True)
+    edits = " + uncommitted edits" if dirty.stdout.strip() else ""
+    return f"commit {head.stdout.strip() or 'none'}{edits}, src/modelrail {digest.hexdigest()[:12]}"

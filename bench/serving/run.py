@@ -22,13 +22,23 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from _envs import APPS, ROOT, SetupError, clean_env, ensure_env, export, train, versions
+from _envs import (
+    APPS,
+    ROOT,
+    SetupError,
+    clean_env,
+    ensure_env,
+    export,
+    source_state,
+    train,
+    versions,
+)
 from _report import report, target_verdict
 from _servers import HOST, Server, ServerError, running, still_listening, stop_all
 from _wrk import Load, Result, drive, write_script
 
 sys.path.insert(0, str(ROOT / "bench"))
-from _common import command_line, load_average, machine, source_state
+from _common import command_line, load_average, machine
 
 WORK = ROOT / "bench" / ".work"
 RESULTS = WORK / "serving-results.json"

@@ -188,6 +188,13 @@ class ServerStartError(ModelrailError):
     http_status = 503
 
 
+class DockerBuildError(ModelrailError):
+    """The image's build context or ``docker build`` failed."""
+
+    exit_code = 9
+    http_status = 500
+
+
 # -- integrity -------------------------------------------------------------------
 
 

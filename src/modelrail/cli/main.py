@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from modelrail.cli import envs, models, project, runs, serve
+from modelrail.cli import docker, envs, models, project, runs, serve
 from modelrail.errors import ModelrailError
 
 app = typer.Typer(
@@ -19,6 +19,7 @@ app = typer.Typer(
 )
 app.add_typer(runs.app, name="runs")
 app.add_typer(models.app, name="models")
+app.add_typer(docker.app, name="docker")
 project.register(app)
 envs.register(app)
 serve.register(app)

@@ -47,14 +47,25 @@ def serve(
             help="Also score each request with what this environment holds (off the request path)."
         ),
     ] = None,
+    bundle: Annotated[
+        str | None,
+        typer.Option(help="Serve a bundle folder (as in images from 'modelrail docker build')."),
+    ] = None,
     max_rows: Annotated[int, typer.Option(help="Most rows in one request.", min=1)] = 10_000,
     poll_interval: Annotated[
         float, typer.Option(help="Seconds between checks for promotions.", min=0.05)
     ] = 0.5,
 ) -> None:
     """Serve predictions over HTTP: POST /v1/models/NAME/predict and MLflow's /invocations."""
-    from modelrail.serving.server import ServeOptions, run_server
+    from modelrail.serving.server import ServeOptions, run_bundle, run_server
 
+    if bundle is not None:
+        options = ServeOptions(
+            bundle=bundle, host=host or "127.0.0.1", port=port or 8080, max_rows=max_rows
+        )
+        console().print(f"serving bundle {bundle} on http://{options.host}:{options.port}")
+        run_bundle(options)
+        return
     client = open_client()
     settings = client.settings.policy.environment(env).settings if env else {}
     options = ServeOptions(

@@ -37,6 +37,7 @@ log = logging.getLogger("modelrail.serving")
 class ServeOptions:
     environment: str | None = None
     references: tuple[str, ...] = ()  # fixed versions, e.g. "pets-classifier:7"
+    bundle: str | None = None  # a folder written by modelrail.bundle (no store needed)
     only: tuple[str, ...] = ()  # with an environment: serve just these models
     host: str = "127.0.0.1"
     port: int = 8080
@@ -62,6 +63,36 @@ class BuiltServer:
         for stop in self.stoppers:
             stop()
         self.client.close()
+
+
+def build_bundle_app(options: ServeOptions) -> PredictionApp:
+    """The app for a serving bundle: fixed versions, verified, no store."""
+    from pathlib import Path
+
+    from modelrail.bundle import read_bundle
+    from modelrail.registry import load_model_version
+
+    assert options.bundle is not None
+    artifacts, bundled = read_bundle(Path(options.bundle))
+    models = ModelSet()
+    metrics = ServerMetrics()
+    for item in bundled:
+        try:
+            scoring = ScoringModel(load_model_version(artifacts, item.version))
+        except ModelrailError as exc:
+            raise ServerStartError(f"cannot serve {item.version.reference}: {exc.message}") from exc
+        models.swap(ServedModel(item.version.model, item.environment, scoring, time.time()))
+        metrics.loaded.labels(item.version.model, item.environment or "").set(item.version.version)
+    models.expected = frozenset(models.current)
+    if not models.current:
+        raise ServerStartError(f"bundle {options.bundle} holds no model")
+    environments = {item.environment for item in bundled}
+    return PredictionApp(
+        models,
+        environment=environments.pop() if len(environments) == 1 else None,
+        metrics=metrics,
+        limits=Limits(max_rows=options.max_rows, max_body_bytes=options.max_body_bytes),
+    )
 
 
 def build_server(client: Client, options: ServeOptions) -> BuiltServer:
@@ -170,6 +201,12 @@ def bind(host: str, port: int) -> socket.socket:
     sock.listen(2048)
     sock.set_inheritable(True)
     return sock
+
+
+def run_bundle(options: ServeOptions) -> None:
+    app = build_bundle_app(options)
+    sock = bind(options.host, options.port)
+    _run_uvicorn(app, sock)
 
 
 def run_server(client: Client, options: ServeOptions) -> None:

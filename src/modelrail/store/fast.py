@@ -23,12 +23,16 @@ class FastStatement:
     ) -> None:
         compiled = statement.compile(dialect=dialect, column_keys=list(keys) if keys else None)
         self.sql = str(compiled)
+        # Values fixed in the statement itself, such as a LIMIT.
+        self.fixed = {k: v for k, v in compiled.params.items() if v is not None}
         # qmark (SQLite) wants a tuple in order; pyformat (psycopg) wants the mapping.
         self.order: tuple[str, ...] | None = (
             tuple(positions) if (positions := getattr(compiled, "positiontup", None)) else None
         )
 
     def _args(self, params: Mapping[str, Any]) -> Any:
+        if self.fixed:
+            params = {**self.fixed, **params}
         return params if self.order is None else tuple(params[k] for k in self.order)
 
     def execute(self, conn: Connection, params: Mapping[str, Any]) -> Any:

@@ -47,9 +47,10 @@ _FIND_COMPONENT = select(_CV).where(
     _CV.c.lineage == bindparam("lineage"), _CV.c.fingerprint == bindparam("fingerprint")
 )
 _SHAPE_LABEL = (
-    select(_CV.c.major, func.max(_CV.c.minor))
+    select(_CV.c.major, _CV.c.minor)
     .where(_CV.c.lineage == bindparam("lineage"), _CV.c.shape_fingerprint == bindparam("shape"))
-    .group_by(_CV.c.major)
+    .order_by(_CV.c.major.desc(), _CV.c.minor.desc())
+    .limit(1)
 )
 _TOP_MAJOR = select(func.max(_CV.c.major)).where(_CV.c.lineage == bindparam("lineage"))
 

@@ -118,6 +118,14 @@ component_versions = Table(
     UniqueConstraint("lineage", "fingerprint"),
     UniqueConstraint("lineage", "major", "minor"),
     Index("ix_component_versions_lineage_shape", "lineage", "shape_fingerprint"),
+    # Revision 0004: the last label of a shape in one index probe, however long the lineage.
+    Index(
+        "ix_component_versions_lineage_shape_label",
+        "lineage",
+        "shape_fingerprint",
+        "major",
+        "minor",
+    ),
 )
 
 run_components = Table(
