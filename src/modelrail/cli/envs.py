@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Annotated
 
 import typer
@@ -31,6 +32,19 @@ def print_gates(results: Sequence[object], out: Console) -> None:
     out.print(table)
 
 
+@contextmanager
+def _showing_failed_gates(out: Console, as_json: bool, verb: str) -> Iterator[None]:
+    """On a gate failure, show every gate's result before the error line."""
+    try:
+        yield
+    except GateFailedError as exc:
+        if as_json:
+            print_json({verb: False, "error": exc.message, "gates": exc.results})
+        else:
+            print_gates(exc.results, out)
+        raise
+
+
 def promote(
     reference: Annotated[str, typer.Argument(help="NAME:VERSION, NAME@ENV or NAME (latest).")],
     to: Annotated[str, typer.Option("--to", help="Environment to move it into.")],
@@ -48,15 +62,8 @@ def promote(
 ) -> None:
     """Move a model version into an environment through its gates."""
     out = console()
-    with open_client() as client:
-        try:
-            outcome = client.promote(reference, to, reason=reason, force=force, if_holds=if_holds)
-        except GateFailedError as exc:
-            if as_json:
-                print_json({"promoted": False, "error": exc.message, "gates": exc.results})
-            else:
-                print_gates(exc.results, out)
-            raise
+    with open_client() as client, _showing_failed_gates(out, as_json, "promoted"):
+        outcome = client.promote(reference, to, reason=reason, force=force, if_holds=if_holds)
     if as_json:
         print_json(outcome)
         return
@@ -81,15 +88,8 @@ def approve(
 ) -> None:
     """Approve a waiting promotion (someone other than the requester); the gates run again."""
     out = console()
-    with open_client() as client:
-        try:
-            outcome = client.approve(request_id, reason=reason)
-        except GateFailedError as exc:
-            if as_json:
-                print_json({"approved": False, "error": exc.message, "gates": exc.results})
-            else:
-                print_gates(exc.results, out)
-            raise
+    with open_client() as client, _showing_failed_gates(out, as_json, "approved"):
+        outcome = client.approve(request_id, reason=reason)
     if as_json:
         print_json(outcome)
         return
