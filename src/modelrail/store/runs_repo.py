@@ -64,6 +64,13 @@ class RunRepository:
             "run": FastStatement(t.runs.insert(), dialect, _RUN_COLUMNS),
             "end": FastStatement(_END_RUN, dialect),
             "component": FastStatement(t.run_components.insert(), dialect),
+            "unlink": FastStatement(
+                t.run_components.delete().where(
+                    t.run_components.c.run_id == bindparam("run"),
+                    t.run_components.c.role == bindparam("role"),
+                ),
+                dialect,
+            ),
             "param": FastStatement(t.run_params.insert(), dialect),
             "metric": FastStatement(t.run_metrics.insert(), dialect, _METRIC_COLUMNS),
             "latest": FastStatement(_latest_metric_upsert(db.is_sqlite), dialect),
@@ -155,7 +162,8 @@ class RunRepository:
         components: Sequence[ComponentSpec] = (),
     ) -> None:
         with self.db.write() as conn:
-            attached = self._attach(conn, run_id, components, replace=True)
+            # The params role is attached once, here, so there is nothing to replace.
+            attached = self._attach(conn, run_id, components, replace=False)
             self._fast["end"].execute(
                 conn, {"run": run_id, "status": status, "ended_at": ended_at, "error": error}
             ).close()
@@ -276,11 +284,8 @@ class RunRepository:
         if not versions:
             return versions
         if replace:
-            conn.execute(
-                t.run_components.delete().where(
-                    t.run_components.c.run_id == run_id,
-                    t.run_components.c.role.in_([spec.role for spec in specs]),
-                )
+            self._fast["unlink"].execute_many(
+                conn, [{"run": run_id, "role": spec.role} for spec in specs]
             )
         self._fast["component"].execute_many(
             conn,

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -22,8 +21,9 @@ if TYPE_CHECKING:
 
 
 def _sha256_json(value: Any) -> str:
-    canonical = json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    from modelrail.store.codec import dumps
+
+    return hashlib.sha256(dumps(value).encode()).hexdigest()
 
 
 def code_component(
