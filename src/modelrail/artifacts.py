@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -95,12 +94,6 @@ class ArtifactStore:
 
     def read_verified(self, sha256: str, *, size: int | None = None, label: str = "") -> bytes:
         return self.verified_path(sha256, size=size, label=label).read_bytes()
-
-    def copy_out(self, sha256: str, destination: Path, *, size: int | None = None) -> Path:
-        source = self.verified_path(sha256, size=size)
-        destination.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(source, destination)
-        return destination
 
 
 def _file_sha256(path: Path) -> str:

@@ -276,13 +276,13 @@ class Environments:
             )
 
     def _entered_at(self, version: ModelVersion, environment: str) -> float | None:
-        for event in self.repo.events(version.model, environment):
-            if event.action in HOLDER_ACTIONS and event.to_version == version.version:
-                return event.created_at
-        return None
+        return self._stays(version, environment, time.time())[0]
 
-    def _seconds_held(self, version: ModelVersion, environment: str, now: float) -> float:
-        """Total time ``environment`` held ``version``, over every stay there."""
+    def _stays(
+        self, version: ModelVersion, environment: str, now: float
+    ) -> tuple[float | None, float]:
+        """When ``environment`` first held ``version``, and the total time over every stay."""
+        first: float | None = None
         total, since = 0.0, None
         for event in self.repo.events(version.model, environment):
             if event.action not in HOLDER_ACTIONS:
@@ -292,7 +292,8 @@ class Environments:
                 since = None
             if event.to_version == version.version:
                 since = event.created_at
-        return total + (now - since if since is not None else 0.0)
+                first = event.created_at if first is None else first
+        return first, total + (now - since if since is not None else 0.0)
 
     def _evaluate(
         self, version: ModelVersion, to: str, holding: Holding | None
@@ -303,7 +304,7 @@ class Environments:
             self.client.models.get_version(version.model, holding.version) if holding else None
         )
         now = time.time()
-        entered = self._entered_at(version, previous) if previous else None
+        entered, held = self._stays(version, previous, now) if previous else (None, 0.0)
         context = GateContext(
             candidate=version,
             candidate_run=self._run(version),
@@ -311,9 +312,7 @@ class Environments:
             incumbent_run=self._run(incumbent) if incumbent else None,
             previous_environment=previous,
             entered_previous_at=entered,
-            seconds_in_previous=(
-                self._seconds_held(version, previous, now) if previous and entered else 0.0
-            ),
+            seconds_in_previous=held,
             primary_metric=self.policy.primary_metric,
             artifacts=self.client.artifacts,
             now=now,

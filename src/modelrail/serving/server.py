@@ -47,7 +47,6 @@ class ServeOptions:
     poll_interval_s: float = 0.5
     max_rows: int = 10_000
     max_body_bytes: int = 16 * 1024 * 1024
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
