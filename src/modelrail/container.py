@@ -61,12 +61,15 @@ def write_context(
 def docker_available() -> bool:
     if shutil.which("docker") is None:
         return False
-    done = subprocess.run(["docker", "info"], capture_output=True, timeout=30, check=False)
+    try:
+        done = subprocess.run(["docker", "info"], capture_output=True, timeout=30, check=False)
+    except subprocess.TimeoutExpired:
+        return False
     return done.returncode == 0
 
 
 def docker_build(context: Path, tag: str) -> None:
-    done = subprocess.run(["docker", "build", "-t", tag, str(context)], check=False)
+    done = subprocess.run(["docker", "build", "--force-rm", "-t", tag, str(context)], check=False)
     if done.returncode != 0:
         raise DockerBuildError(f"docker build of {context} failed (exit {done.returncode})")
 

@@ -261,3 +261,45 @@ class PromotionOutcome:
     @property
     def waiting_for_approval(self) -> bool:
         return self.request is not None and self.event is None
+
+
+# -- batch scoring ---------------------------------------------------------------------
+
+BATCH_STATUSES = ("running", "succeeded", "failed")
+TRIGGERS = ("manual", "schedule", "file", "resume")
+
+
+@dataclass(frozen=True)
+class BatchRun:
+    id: str
+    job: str | None
+    trigger: str
+    model: str
+    version: int
+    reference: str
+    engine: str
+    spec: str
+    status: str
+    input_fingerprint: str
+    input_description: str
+    output: str
+    rows_read: int
+    rows_written: int
+    rows_rejected: int
+    checkpoint: str | None
+    user: str
+    host: str
+    pid: int
+    started_at: float
+    heartbeat_at: float
+    finished_at: float | None
+    error: str | None
+
+    @property
+    def duration(self) -> float | None:
+        return None if self.finished_at is None else self.finished_at - self.started_at
+
+    def is_stale(self, now: float, after: float) -> bool:
+        """A running record whose process has not reported for ``after`` seconds was
+        killed (or lost its store): it can be resumed."""
+        return self.status == "running" and now - self.heartbeat_at > after

@@ -195,6 +195,35 @@ class DockerBuildError(ModelrailError):
     http_status = 500
 
 
+# -- batch scoring -----------------------------------------------------------------
+
+
+class BatchInputError(InvalidInputError):
+    """A batch input file, query, column or row cannot be scored; names the culprit."""
+
+
+class BatchOutputError(ModelrailError):
+    """The batch output (database, Redis, folder) cannot be reached or does not fit."""
+
+    exit_code = 10
+    http_status = 502
+
+
+class BatchRunNotFoundError(NotFoundError):
+    """No batch run has this id."""
+
+
+class ScheduleNotFoundError(NotFoundError):
+    """No batch schedule has this name."""
+
+
+class BatchRunStateError(InvalidInputError):
+    """The batch run or schedule is in a state that does not allow this (e.g. resume a
+    finished run, or start a job that is already running)."""
+
+    http_status = 409
+
+
 # -- integrity -------------------------------------------------------------------
 
 

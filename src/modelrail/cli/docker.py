@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Annotated
@@ -10,6 +11,7 @@ import typer
 
 from modelrail.cli.context import open_client
 from modelrail.cli.render import console
+from modelrail.errors import DockerBuildError
 
 app = typer.Typer(help="Container images that serve models.")
 
@@ -47,6 +49,11 @@ def build(
     if context_only is not None:
         return
     if not docker_available():
+        if tag is not None:
+            raise DockerBuildError(
+                f"no Docker daemon is reachable, so image {tag} was not built; the context "
+                f"is in {context.path}"
+            )
         out.print(
             "no Docker daemon is reachable: the context is left in "
             f"{context.path}; build it with: docker build -t TAG {context.path}"
@@ -55,5 +62,6 @@ def build(
     image = (
         tag or f"modelrail-{context.models[0].version.model}:{context.models[0].version.version}"
     )
-    docker_build(context.path, image)
+    docker_build(context.path, image)  # raises on failure: the context stays for a look
+    shutil.rmtree(context.path, ignore_errors=True)
     out.print(f"built image {image}: docker run -p 127.0.0.1:8080:8080 {image}")

@@ -23,7 +23,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, Operati
 
 from modelrail.errors import StoreSchemaError, StoreUnavailableError, StoreURLError
 
-HEAD_REVISION = "0004"
+HEAD_REVISION = "0005"
 _MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 _WRITE_OPTION = "modelrail_write"
 

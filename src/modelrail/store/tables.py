@@ -235,3 +235,79 @@ shadow_results = Table(
     Column("first_at", Float, nullable=False),
     Column("last_at", Float, nullable=False),
 )
+
+
+# -- batch scoring (revision 0005) ------------------------------------------------------
+
+# One row per batch run: what was scored with which version, into where, and how it ended.
+batch_runs = Table(
+    "batch_runs",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("job", String(128)),
+    Column("trigger", String(16), nullable=False),
+    Column("model", String(128), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("reference", String(256), nullable=False),
+    Column("engine", String(16), nullable=False),
+    Column("spec", Text, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("input_fingerprint", String(64), nullable=False),
+    Column("input_description", Text, nullable=False),
+    Column("output", Text, nullable=False),
+    Column("rows_read", BigInteger, nullable=False),
+    Column("rows_written", BigInteger, nullable=False),
+    Column("rows_rejected", BigInteger, nullable=False),
+    Column("checkpoint", Text),
+    Column("user", String(128), nullable=False),
+    Column("host", String(256), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("started_at", Float, nullable=False),
+    Column("heartbeat_at", Float, nullable=False),
+    Column("finished_at", Float),
+    Column("error", Text),
+    Index("ix_batch_runs_started_at", "started_at"),
+    Index("ix_batch_runs_job", "job", "started_at"),
+)
+
+# Named jobs the scheduler starts: on a cron schedule, or for each file that arrives.
+batch_schedules = Table(
+    "batch_schedules",
+    metadata,
+    Column("name", String(128), primary_key=True),
+    Column("kind", String(16), nullable=False),
+    Column("spec", Text, nullable=False),
+    Column("cron", String(128)),
+    Column("timezone", String(64)),
+    Column("file_pattern", Text),
+    Column("catch_up", String(16), nullable=False),
+    Column("enabled", Boolean, nullable=False),
+    Column("next_run_at", Float),
+    Column("lease_owner", String(128)),
+    Column("lease_until", Float),
+    Column("last_run_id", String(32)),
+    Column("created_by", String(128), nullable=False),
+    Column("created_at", Float, nullable=False),
+)
+
+# Each file a file-arrival trigger has claimed; the unique key is what makes a file
+# processed once even with two schedulers looking at the same folder.
+batch_trigger_files = Table(
+    "batch_trigger_files",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column(
+        "schedule",
+        String(128),
+        ForeignKey("batch_schedules.name", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("path", Text, nullable=False),
+    Column("fingerprint", String(64), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("run_id", String(32)),
+    Column("claimed_by", String(128), nullable=False),
+    Column("claimed_at", Float, nullable=False),
+    Column("lease_until", Float, nullable=False),
+    UniqueConstraint("schedule", "fingerprint"),
+)

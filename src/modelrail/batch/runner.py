@@ -1,0 +1,329 @@
+"""Run a batch job: resolve the model once, stream the input through it, write the output
+exactly once, and keep a record of the run in the store.
+
+The reference (``pets@prod``) is resolved when the run starts and the version is stored
+with the run, so a promotion during a run (or before a resume) cannot mix versions. While
+a run works, a thread beats its record every few seconds; a ``running`` record whose beat
+stopped belongs to a killed process and may be resumed.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from queue import Empty, Full, Queue
+from typing import TYPE_CHECKING, Any
+
+import orjson
+import pyarrow as pa
+
+from modelrail.batch.scorer import BatchScorer, RunStamp, ScoredBatch
+from modelrail.batch.sinks import Checkpoint, Sink, Writer, open_sink
+from modelrail.batch.spec import JobSpec
+from modelrail.entities import BatchRun, ModelVersion
+from modelrail.errors import BatchInputError, BatchRunStateError, ModelrailError
+from modelrail.refs import Ref
+from modelrail.registry import load_model_version
+from modelrail.scoring.predictor import ScoringModel
+from modelrail.store.batch_runs_repo import BatchRunRepository
+
+if TYPE_CHECKING:
+    from modelrail.batch.sources import Source
+    from modelrail.client import Client
+
+HEARTBEAT_SECONDS = 5.0
+STALE_AFTER_SECONDS = 30.0
+Progress = Callable[[int, int | None], None]
+_ARROW_INPUT_TYPES = {"float64": pa.float64(), "int64": pa.int64(), "bool": pa.bool_()}
+
+
+@dataclass(frozen=True)
+class _Plan:
+    spec: JobSpec
+    version: ModelVersion
+    scorer: BatchScorer
+    source: Source
+    sink: Sink
+
+
+def run_batch(
+    client: Client,
+    spec: JobSpec,
+    *,
+    job: str | None = None,
+    trigger: str = "manual",
+    progress: Progress | None = None,
+    clock: Callable[[], float] = time.time,
+) -> BatchRun:
+    """Score ``spec``'s input with the version ``spec.reference`` names now."""
+    version = client.get_model_version(Ref.parse(spec.reference))
+    repo = BatchRunRepository(client.db)
+    run_id = uuid.uuid4().hex
+    plan = _plan(client, spec, version, run_id)
+    now = clock()
+    record = BatchRun(
+        id=run_id,
+        job=job,
+        trigger=trigger,
+        model=version.model,
+        version=version.version,
+        reference=spec.reference,
+        engine=spec.engine,
+        spec=spec.to_json(),
+        status="running",
+        input_fingerprint="",
+        input_description=plan.source.description,
+        output=plan.sink.location,
+        rows_read=0,
+        rows_written=0,
+        rows_rejected=0,
+        checkpoint=None,
+        user=client.user,
+        host=socket.gethostname(),
+        pid=os.getpid(),
+        started_at=now,
+        heartbeat_at=now,
+        finished_at=None,
+        error=None,
+    )
+    repo.create(record)
+    _supersede_dead_runs(repo, plan, record, clock)
+    return _execute(repo, plan, record, None, progress, clock)
+
+
+def resume_batch(
+    client: Client,
+    run_id: str,
+    *,
+    progress: Progress | None = None,
+    clock: Callable[[], float] = time.time,
+) -> BatchRun:
+    """Finish a killed or failed run with the version it started with."""
+    repo = BatchRunRepository(client.db)
+    record = repo.get(run_id)
+    if record.status == "succeeded":
+        raise BatchRunStateError(f"batch run {record.id[:12]} has already succeeded")
+    if record.status == "running" and not record.is_stale(clock(), STALE_AFTER_SECONDS):
+        raise BatchRunStateError(
+            f"batch run {record.id[:12]} is still running (pid {record.pid} on {record.host}, "
+            f"last seen {clock() - record.heartbeat_at:.0f} s ago)"
+        )
+    spec = JobSpec.from_json(record.spec)
+    version = client.models.get_version(record.model, record.version)
+    plan = _plan(client, spec, version, record.id)
+    checkpoint = None
+    if plan.sink.resumable and record.checkpoint:
+        checkpoint = Checkpoint.from_dict(orjson.loads(record.checkpoint))
+    if record.input_fingerprint and plan.source.fingerprint() != record.input_fingerprint:
+        raise BatchInputError(
+            f"the input of batch run {record.id[:12]} ({record.input_description}) has changed "
+            "since it started: start a new run instead of resuming this one"
+        )
+    repo.update(record.id, status="running", heartbeat_at=clock(), error=None, pid=os.getpid())
+    return _execute(repo, plan, record, checkpoint, progress, clock)
+
+
+def _plan(client: Client, spec: JobSpec, version: ModelVersion, run_id: str) -> _Plan:
+    from modelrail.batch.sources import open_source
+
+    if spec.engine != "local":
+        raise BatchInputError(f"engine {spec.engine!r} is not available here")
+    model = ScoringModel(load_model_version(client.artifacts, version))
+    inputs = [c for c in model.columns if c not in spec.id_columns]
+    types = {
+        c.name: _ARROW_INPUT_TYPES[c.dtype]
+        for c in version.signature.inputs
+        if c.dtype in _ARROW_INPUT_TYPES
+    }
+    source = open_source(spec, columns=[*spec.id_columns, *inputs], column_types=types)
+    try:
+        id_fields = tuple(source.schema.field(c) for c in spec.id_columns)
+        scorer = BatchScorer(model, id_fields, on_bad_rows=spec.on_bad_rows)
+        sink = open_sink(spec, client.settings.project_root)
+        sink.prepare(scorer.output_schema, spec.id_columns, spec.on_bad_rows == "skip")
+    except BaseException:
+        source.close()
+        raise
+    return _Plan(spec, version, scorer, source, sink)
+
+
+def _execute(
+    repo: BatchRunRepository,
+    plan: _Plan,
+    record: BatchRun,
+    checkpoint: Checkpoint | None,
+    progress: Progress | None,
+    clock: Callable[[], float],
+) -> BatchRun:
+    stamp = RunStamp(plan.version.model, plan.version.version, record.id)
+    done = checkpoint or Checkpoint()
+    beat = _Heartbeat(repo, record.id, plan.source, clock)
+    writer: Writer | None = None
+    try:
+        writer = plan.sink.open(stamp, checkpoint)
+        beat.start()
+        row = done.next_row
+        written, rejected = done.rows_written, done.rows_rejected
+        batches = plan.source.batches(plan.spec.batch_rows, start_row=row)
+        for scored in _ahead(_scored(plan, batches, row, record.id)):
+            writer.write(scored, clock())
+            row += scored.rows_read
+            written += scored.output.num_rows
+            rejected += 0 if scored.rejects is None else scored.rejects.num_rows
+            parts = writer.parts_done()
+            if parts is not None:
+                state = Checkpoint(row, parts, written, rejected).to_dict()
+                repo.update(record.id, checkpoint=orjson.dumps(state).decode(), rows_read=row)
+            if progress is not None:
+                progress(row, plan.source.total_rows)
+        fingerprint = plan.source.fingerprint()
+        writer.commit(fingerprint)
+    except BaseException as exc:
+        beat.stop()
+        if writer is not None:
+            writer.abort()
+        message = exc.message if isinstance(exc, ModelrailError) else _describe(exc)
+        repo.update(record.id, status="failed", finished_at=clock(), error=message, checkpoint=None)
+        raise
+    finally:
+        beat.stop()
+        plan.source.close()
+        plan.sink.close()
+    repo.update(
+        record.id,
+        status="succeeded",
+        input_fingerprint=fingerprint,
+        rows_read=row,
+        rows_written=written,
+        rows_rejected=rejected,
+        finished_at=clock(),
+        heartbeat_at=clock(),
+        checkpoint=None,
+        error=None,
+    )
+    return repo.get(record.id)
+
+
+def _scored(
+    plan: _Plan, batches: Iterator[pa.RecordBatch], row: int, run_id: str
+) -> Iterator[ScoredBatch]:
+    for batch in batches:
+        scored = plan.scorer.score(batch, row, run_id)
+        row += scored.rows_read
+        yield scored
+
+
+def _ahead(items: Iterator[ScoredBatch], depth: int = 2) -> Iterator[ScoredBatch]:
+    """Read and score the next batches in a thread while this one is written: Arrow,
+    numpy and the database drivers release the GIL for most of their work."""
+    queue: Queue[tuple[str, Any]] = Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        queue.put(("item", item), timeout=0.1)
+                        break
+                    except Full:
+                        continue
+                if stop.is_set():
+                    return
+            queue.put(("end", None))
+        except BaseException as exc:  # handed to the consumer, which raises it
+            queue.put(("error", exc))
+
+    worker = threading.Thread(target=produce, name="batch-reader", daemon=True)
+    worker.start()
+    try:
+        while True:
+            kind, value = queue.get()
+            if kind == "end":
+                return
+            if kind == "error":
+                raise value
+            yield value
+    finally:
+        stop.set()
+        while worker.is_alive():
+            try:
+                queue.get(timeout=0.1)
+            except Empty:
+                continue
+        worker.join()
+
+
+def _supersede_dead_runs(
+    repo: BatchRunRepository, plan: _Plan, record: BatchRun, clock: Callable[[], float]
+) -> None:
+    """Running again after a kill replaces the killed run: mark it failed, drop its staging."""
+    for other in repo.recent(status="running", limit=1000):
+        if other.id == record.id or other.output != record.output:
+            continue
+        if other.is_stale(clock(), STALE_AFTER_SECONDS):
+            repo.update(
+                other.id,
+                status="failed",
+                finished_at=clock(),
+                error=f"interrupted; superseded by batch run {record.id[:12]}",
+                checkpoint=None,
+            )
+            plan.sink.discard(other.id)
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted (Ctrl-C); nothing of this run was kept"
+    return f"{type(exc).__name__}: {exc}"
+
+
+class _Heartbeat:
+    """Beats the run's record while it works; records the input fingerprint once known."""
+
+    def __init__(
+        self,
+        repo: BatchRunRepository,
+        run_id: str,
+        source: Source,
+        clock: Callable[[], float],
+    ) -> None:
+        self.repo = repo
+        self.run_id = run_id
+        self.source = source
+        self.clock = clock
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="batch-heartbeat", daemon=True)
+        self._fingerprint = threading.Thread(
+            target=self._save_fingerprint, name="batch-fingerprint", daemon=True
+        )
+
+    def start(self) -> None:
+        self._thread.start()
+        self._fingerprint.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(HEARTBEAT_SECONDS):
+            try:
+                self.repo.update(self.run_id, heartbeat_at=self.clock())
+            except ModelrailError:
+                continue  # the store is briefly unreachable: the next beat tries again
+
+    def _save_fingerprint(self) -> None:
+        """Recorded as soon as it is known, so a resume can tell a changed input."""
+        try:
+            fingerprint = self.source.fingerprint()
+            if not self._stop.is_set():
+                self.repo.update(self.run_id, input_fingerprint=fingerprint)
+        except ModelrailError:
+            return  # the end of the run records it, or the run failed anyway

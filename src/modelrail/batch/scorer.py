@@ -1,0 +1,245 @@
+"""Score Arrow record batches with one verified model version.
+
+The output of a batch keeps only what varies per row (the id columns, the prediction and
+the class probabilities); the run's constants (model, version, run id, time scored) travel
+beside it in a ``RunStamp`` so each sink can add them in the way that is cheapest for it.
+Rows that cannot be scored (a null or non-finite feature, a null id) are either an error
+that names the first of them, or set aside with their reason.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from modelrail.batch.spec import OnBadRows
+from modelrail.errors import BatchInputError
+from modelrail.scoring.predictor import Scored, ScoringModel
+
+PREDICTION = "prediction"
+STAMP_FIELDS = (
+    pa.field("model", pa.string(), nullable=False),
+    pa.field("model_version", pa.int32(), nullable=False),
+    pa.field("batch_run_id", pa.string(), nullable=False),
+    pa.field("scored_at", pa.timestamp("us", tz="UTC"), nullable=False),
+)
+REJECT_SCHEMA = pa.schema(
+    [
+        pa.field("batch_run_id", pa.string(), nullable=False),
+        pa.field("row_number", pa.int64(), nullable=False),
+        pa.field("row_id", pa.string(), nullable=False),
+        pa.field("reason", pa.string(), nullable=False),
+    ]
+)
+_ARROW_TYPES = {"float64": pa.float64(), "int64": pa.int64(), "bool": pa.bool_()}
+
+
+@dataclass(frozen=True)
+class RunStamp:
+    """The values every output row of a run carries besides its own."""
+
+    model: str
+    version: int
+    run_id: str
+
+    def columns(self, rows: int, scored_at: float) -> list[pa.Array]:
+        micros = int(scored_at * 1_000_000)
+        return [
+            pa.repeat(self.model, rows).cast(pa.string()),
+            pa.repeat(pa.scalar(self.version, pa.int32()), rows),
+            pa.repeat(self.run_id, rows).cast(pa.string()),
+            pa.repeat(pa.scalar(micros, pa.timestamp("us", tz="UTC")), rows),
+        ]
+
+
+@dataclass(frozen=True)
+class ScoredBatch:
+    output: pa.RecordBatch
+    rejects: pa.RecordBatch | None
+    rows_read: int
+
+
+class BatchScorer:
+    """Turns an input batch (id columns + the model's input columns) into output rows."""
+
+    def __init__(
+        self,
+        model: ScoringModel,
+        id_fields: tuple[pa.Field, ...],
+        *,
+        on_bad_rows: OnBadRows = "fail",
+    ) -> None:
+        self.model = model
+        self.id_fields = id_fields
+        self.id_columns = tuple(f.name for f in id_fields)
+        self.on_bad_rows = on_bad_rows
+        clash = set(self.id_columns) & {
+            PREDICTION,
+            *self.probability_columns(),
+            *(f.name for f in STAMP_FIELDS),
+        }
+        if clash:
+            raise BatchInputError(
+                f"id column {sorted(clash)[0]!r} has the name of an output column; "
+                "rename it in the input"
+            )
+        self.output_schema = pa.schema(
+            [
+                *id_fields,
+                pa.field(PREDICTION, self._prediction_type()),
+                *(pa.field(c, pa.float64()) for c in self.probability_columns()),
+            ]
+        )
+
+    # -- layout ----------------------------------------------------------------------
+
+    def probability_columns(self) -> tuple[str, ...]:
+        signature = self.model.version.signature
+        if not signature.has_probabilities:
+            return ()
+        classes = signature.classes
+        if len(classes) == 2:
+            return ("probability",)
+        return tuple(f"probability_{_column_suffix(c)}" for c in classes)
+
+    def _prediction_type(self) -> pa.DataType:
+        outputs = self.model.version.signature.outputs
+        dtype = outputs[0].dtype if outputs else "float64"
+        return _ARROW_TYPES.get(dtype, pa.string())
+
+    # -- scoring ---------------------------------------------------------------------
+
+    def score(self, batch: pa.RecordBatch, first_row: int, run_id: str) -> ScoredBatch:
+        rows = batch.num_rows
+        features = self._features(batch)
+        bad = self._bad_rows(batch, features)
+        rejects = None
+        if bad is not None:
+            if self.on_bad_rows == "fail":
+                index = int(np.flatnonzero(bad[0])[0])
+                raise BatchInputError(
+                    f"input row {first_row + index} ({self._row_id(batch, index)}): "
+                    f"{bad[1][index]}; nothing was written (--on-bad-rows skip sets such "
+                    "rows aside with their reason instead)"
+                )
+            rejects = self._rejects(batch, bad, first_row, run_id)
+            keep = pa.array(~bad[0])
+            batch = batch.filter(keep)
+            features = features[~bad[0]] if isinstance(features, np.ndarray) else batch
+        scored = self._predict(features, batch)
+        columns = [batch.column(name) for name in self.id_columns]
+        columns.append(_prediction_array(scored, self.output_schema.field(PREDICTION).type))
+        columns.extend(self._probabilities(scored))
+        output = pa.RecordBatch.from_arrays(columns, schema=self.output_schema)
+        return ScoredBatch(output=output, rejects=rejects, rows_read=rows)
+
+    def _features(self, batch: pa.RecordBatch) -> Any:
+        if not self.model.numeric:
+            return batch
+        # Filled one contiguous column at a time, then seen as (rows, columns): writing
+        # columns into a row-major matrix would stride through memory.
+        by_column = np.empty((len(self.model.columns), batch.num_rows), dtype=np.float64)
+        for j, name in enumerate(self.model.columns):
+            column = batch.column(name)
+            if column.type != pa.float64():
+                column = pc.cast(column, pa.float64())
+            by_column[j] = column.to_numpy(zero_copy_only=False)
+        return by_column.T
+
+    def _bad_rows(
+        self, batch: pa.RecordBatch, features: Any
+    ) -> tuple[np.ndarray[Any, Any], list[str]] | None:
+        reasons: list[str] = [""] * batch.num_rows
+        bad = np.zeros(batch.num_rows, dtype=bool)
+        checks: list[tuple[str, np.ndarray[Any, Any]]] = []
+        for name in self.id_columns:
+            column = batch.column(name)
+            if column.null_count:
+                checks.append((f"id column {name!r} is empty", _is_null(column)))
+        if isinstance(features, np.ndarray):
+            finite = np.isfinite(features)
+            if not finite.all():
+                for j in np.flatnonzero(~finite.all(axis=0)):
+                    name = self.model.columns[j]
+                    checks.append(
+                        (f"column {name!r} is empty or not a finite number", ~finite[:, j])
+                    )
+        else:
+            for name in self.model.columns:
+                column = batch.column(name)
+                if column.null_count:
+                    checks.append((f"column {name!r} is empty", _is_null(column)))
+        if not checks:
+            return None
+        for reason, mask in checks:
+            for index in np.flatnonzero(mask & ~bad):
+                reasons[index] = reason
+            bad |= mask
+        return bad, reasons
+
+    def _rejects(
+        self,
+        batch: pa.RecordBatch,
+        bad: tuple[np.ndarray[Any, Any], list[str]],
+        first_row: int,
+        run_id: str,
+    ) -> pa.RecordBatch:
+        indices = np.flatnonzero(bad[0])
+        ids = [self._row_id(batch, int(i)) for i in indices]
+        return pa.RecordBatch.from_arrays(
+            [
+                pa.repeat(run_id, len(indices)).cast(pa.string()),
+                pa.array(indices + first_row, pa.int64()),
+                pa.array(ids, pa.string()),
+                pa.array([bad[1][int(i)] for i in indices], pa.string()),
+            ],
+            schema=REJECT_SCHEMA,
+        )
+
+    def _row_id(self, batch: pa.RecordBatch, index: int) -> str:
+        values = {name: batch.column(name)[index].as_py() for name in self.id_columns}
+        return orjson.dumps(values, default=str).decode()
+
+    def _predict(self, features: Any, batch: pa.RecordBatch) -> Scored:
+        if isinstance(features, np.ndarray):
+            if features.shape[0] == 0:
+                return Scored(np.empty(0), np.empty((0, 0)))
+            return self.model.score(features)
+        frame = batch.select(list(self.model.columns)).to_pandas()
+        if frame.empty:
+            return Scored(np.empty(0), np.empty((0, 0)))
+        return self.model.score_frame(frame)
+
+    def _probabilities(self, scored: Scored) -> list[pa.Array]:
+        names = self.probability_columns()
+        if not names:
+            return []
+        rows = len(scored.predictions)
+        probabilities = scored.probabilities
+        if probabilities is None or probabilities.shape[0] != rows or rows == 0:
+            return [pa.array(np.empty(rows), pa.float64()) for _ in names]
+        if len(names) == 1:
+            return [pa.array(np.ascontiguousarray(probabilities[:, 1]), pa.float64())]
+        return [pa.array(np.ascontiguousarray(probabilities[:, j])) for j in range(len(names))]
+
+
+def _prediction_array(scored: Scored, arrow_type: pa.DataType) -> pa.Array:
+    values = scored.predictions
+    if arrow_type == pa.string():
+        return pa.array([str(v) for v in values.tolist()], pa.string())
+    return pa.array(values, arrow_type)
+
+
+def _is_null(column: pa.Array | pa.ChunkedArray) -> np.ndarray[Any, Any]:
+    return np.asarray(pc.is_null(column).to_numpy(zero_copy_only=False), dtype=bool)
+
+
+def _column_suffix(value: Any) -> str:
+    text = re.sub(r"[^0-9A-Za-z_]+", "_", str(value)).strip("_")
+    return text or "class"

@@ -1,0 +1,71 @@
+"""What a batch job is: the model, where its rows come from and where predictions go.
+
+A ``JobSpec`` is stored as JSON with every run (so ``batch resume`` can redo it) and with
+every schedule (so the scheduler can start it), which is why it holds only plain values.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, Literal
+
+import orjson
+
+from modelrail.errors import BatchInputError
+
+OnBadRows = Literal["fail", "skip"]
+Engine = Literal["local", "spark"]
+DEFAULT_BATCH_ROWS = 131_072
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """One batch job. ``reference`` is resolved to a version once, when a run starts."""
+
+    reference: str
+    output: str
+    id_columns: tuple[str, ...]
+    inputs: tuple[str, ...] = ()
+    query: str | None = None
+    query_url: str | None = None
+    table: str | None = None
+    ttl_seconds: int | None = None
+    on_bad_rows: OnBadRows = "fail"
+    batch_rows: int = DEFAULT_BATCH_ROWS
+    engine: Engine = "local"
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.inputs and self.query is None:
+            raise BatchInputError("a batch job needs --input FILES or --query SQL")
+        if self.inputs and self.query is not None:
+            raise BatchInputError("give either --input FILES or --query SQL, not both")
+        if self.query is not None and not self.query_url:
+            raise BatchInputError("--query needs --query-url DATABASE_URL to run against")
+        if not self.id_columns:
+            raise BatchInputError("a batch job needs --id-column (one or more)")
+        if len(set(self.id_columns)) != len(self.id_columns):
+            raise BatchInputError(f"--id-column repeats a column: {', '.join(self.id_columns)}")
+        if self.batch_rows < 1:
+            raise BatchInputError(f"--batch-rows must be at least 1, got {self.batch_rows}")
+        if self.ttl_seconds is not None and self.ttl_seconds < 1:
+            raise BatchInputError(f"--ttl must be at least 1 second, got {self.ttl_seconds}")
+        if self.on_bad_rows not in ("fail", "skip"):
+            raise BatchInputError(
+                f"--on-bad-rows must be 'fail' or 'skip', not {self.on_bad_rows!r}"
+            )
+        if self.engine not in ("local", "spark"):
+            raise BatchInputError(f"--engine must be 'local' or 'spark', not {self.engine!r}")
+
+    def with_reference(self, reference: str) -> JobSpec:
+        return replace(self, reference=reference)
+
+    def to_json(self) -> str:
+        return orjson.dumps(asdict(self)).decode()
+
+    @classmethod
+    def from_json(cls, raw: str) -> JobSpec:
+        data = orjson.loads(raw)
+        data["inputs"] = tuple(data.get("inputs", ()))
+        data["id_columns"] = tuple(data.get("id_columns", ()))
+        return cls(**data)

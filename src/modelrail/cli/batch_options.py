@@ -1,0 +1,102 @@
+"""The options that describe a batch job, shared by ``batch run`` and ``batch schedule``."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from modelrail.batch.spec import DEFAULT_BATCH_ROWS, JobSpec
+from modelrail.client import Client
+from modelrail.errors import BatchOutputError
+
+InputOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--input", "-i", help="Parquet or CSV files, globs or folders to score (repeatable)."
+    ),
+]
+QueryOption = Annotated[
+    str | None, typer.Option("--query", help="SQL query whose rows to score (with --query-url).")
+]
+QueryUrlOption = Annotated[
+    str | None, typer.Option("--query-url", help="Database URL the --query runs against.")
+]
+OutputOption = Annotated[
+    str | None,
+    typer.Option(
+        "--output",
+        "-o",
+        help="sqlite:///FILE, postgresql://..., redis://... or a folder for Parquet.",
+    ),
+]
+TableOption = Annotated[
+    str | None, typer.Option("--table", help="Output table (SQL) or key prefix (Redis).")
+]
+IdOption = Annotated[
+    list[str] | None,
+    typer.Option("--id-column", help="Input column that identifies a row (repeatable)."),
+]
+EnvOption = Annotated[
+    str | None,
+    typer.Option("--env", help="Take --output and --table from this environment's settings."),
+]
+TtlOption = Annotated[
+    int | None, typer.Option("--ttl", help="Redis keys expire after this many seconds.", min=1)
+]
+BadRowsOption = Annotated[
+    str,
+    typer.Option(
+        "--on-bad-rows",
+        help="'fail': stop before writing; 'skip': set bad rows aside in a rejects table.",
+    ),
+]
+BatchRowsOption = Annotated[
+    int, typer.Option("--batch-rows", help="Rows scored and written at a time.", min=1)
+]
+EngineOption = Annotated[
+    str, typer.Option("--engine", help="'local', or 'spark' (pip install 'modelrail[spark]').")
+]
+
+
+def job_spec_from_options(
+    client: Client,
+    reference: str,
+    *,
+    inputs: list[str] | None,
+    query: str | None,
+    query_url: str | None,
+    output: str | None,
+    table: str | None,
+    id_columns: list[str] | None,
+    env: str | None,
+    ttl: int | None,
+    on_bad_rows: str,
+    batch_rows: int = DEFAULT_BATCH_ROWS,
+    engine: str = "local",
+) -> JobSpec:
+    """The job these options describe; ``--env`` fills what ``--output`` / ``--table`` leave."""
+    if env is not None:
+        settings = client.settings.policy.environment(env).settings
+        output = output or settings.get("batch_output")
+        table = table or settings.get("batch_table")
+        if not output:
+            raise BatchOutputError(
+                f"--env {env}: [environments.{env}.settings] has no batch_output, and no "
+                "--output was given"
+            )
+    if not output:
+        raise BatchOutputError("give --output (or --env ENV with a batch_output setting)")
+    return JobSpec(
+        reference=reference,
+        output=output,
+        table=table,
+        id_columns=tuple(id_columns or ()),
+        inputs=tuple(inputs or ()),
+        query=query,
+        query_url=query_url,
+        ttl_seconds=ttl,
+        on_bad_rows=on_bad_rows,  # type: ignore[arg-type]  # JobSpec checks the value
+        batch_rows=batch_rows,
+        engine=engine,  # type: ignore[arg-type]
+    )
