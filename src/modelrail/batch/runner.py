@@ -33,6 +33,7 @@ from modelrail.scoring.predictor import ScoringModel
 from modelrail.store.batch_runs_repo import BatchRunRepository
 
 if TYPE_CHECKING:
+    from modelrail.artifacts import ArtifactStore
     from modelrail.batch.sources import Source
     from modelrail.client import Client
 
@@ -49,6 +50,7 @@ class _Plan:
     scorer: BatchScorer
     source: Source
     sink: Sink
+    artifacts: ArtifactStore
 
 
 def run_batch(
@@ -117,7 +119,8 @@ def resume_batch(
     version = client.models.get_version(record.model, record.version)
     plan = _plan(client, spec, version, record.id)
     checkpoint = None
-    if plan.sink.resumable and record.checkpoint:
+    # Spark may split the input differently next time: its runs start over on resume.
+    if plan.sink.resumable and record.checkpoint and spec.engine == "local":
         checkpoint = Checkpoint.from_dict(orjson.loads(record.checkpoint))
     if record.input_fingerprint and plan.source.fingerprint() != record.input_fingerprint:
         raise BatchInputError(
@@ -131,8 +134,6 @@ def resume_batch(
 def _plan(client: Client, spec: JobSpec, version: ModelVersion, run_id: str) -> _Plan:
     from modelrail.batch.sources import open_source
 
-    if spec.engine != "local":
-        raise BatchInputError(f"engine {spec.engine!r} is not available here")
     model = ScoringModel(load_model_version(client.artifacts, version))
     inputs = [c for c in model.columns if c not in spec.id_columns]
     types = {
@@ -149,7 +150,7 @@ def _plan(client: Client, spec: JobSpec, version: ModelVersion, run_id: str) -> 
     except BaseException:
         source.close()
         raise
-    return _Plan(spec, version, scorer, source, sink)
+    return _Plan(spec, version, scorer, source, sink, client.artifacts)
 
 
 def _execute(
@@ -169,8 +170,7 @@ def _execute(
         beat.start()
         row = done.next_row
         written, rejected = done.rows_written, done.rows_rejected
-        batches = plan.source.batches(plan.spec.batch_rows, start_row=row)
-        for scored in _ahead(_scored(plan, batches, row, record.id)):
+        for scored in _scored_batches(plan, row, record.id):
             writer.write(scored, clock())
             row += scored.rows_read
             written += scored.output.num_rows
@@ -207,6 +207,17 @@ def _execute(
         error=None,
     )
     return repo.get(record.id)
+
+
+def _scored_batches(plan: _Plan, row: int, run_id: str) -> Iterator[ScoredBatch]:
+    if plan.spec.engine == "spark":
+        from modelrail.batch.spark import spark_scored_batches
+
+        return spark_scored_batches(
+            plan.spec, plan.source, plan.version, plan.artifacts, plan.scorer, run_id
+        )
+    batches = plan.source.batches(plan.spec.batch_rows, start_row=row)
+    return _ahead(_scored(plan, batches, row, run_id))
 
 
 def _scored(

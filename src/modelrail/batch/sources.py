@@ -15,7 +15,9 @@ empty throughout the first block of the first file.
 
 from __future__ import annotations
 
+import csv
 import glob
+import gzip
 import hashlib
 import os
 import re
@@ -35,7 +37,7 @@ from modelrail.batch.spec import JobSpec
 from modelrail.errors import BatchInputError
 
 _HASH_CHUNK = 1 << 20
-_CSV_BLOCK = 4 << 20
+_CSV_BLOCK = 4 << 20  # bytes of text per CSV block
 _READ_ERRORS = (pa.ArrowException, OSError, ValueError)
 _PG_TYPES = {16: pa.bool_(), 20: pa.int64(), 21: pa.int64(), 23: pa.int64(), 700: pa.float64(),
              701: pa.float64(), 25: pa.string(), 1043: pa.string(), 1082: pa.date32(),
@@ -238,8 +240,16 @@ class _FileSource:
         self._hasher.daemon = True
         self._hasher.start()
 
+    @property
+    def files(self) -> tuple[Path, ...]:
+        """The input files in reading order (the Spark engine hands them to Spark)."""
+        return tuple(self._files)
+
     def _check(self, columns: list[str] | None, types: dict[str, pa.DataType]) -> pa.Schema:
         raise NotImplementedError
+
+    def _stamped(self) -> Iterator[tuple[Path, str]]:
+        return zip(self._files, self._names, strict=True)
 
     def _hash(self) -> None:
         digest = hashlib.sha256()
@@ -310,7 +320,7 @@ class _ParquetSource(_FileSource):
             groups: list[int] = []
             for group in range(metadata.num_row_groups):
                 count = metadata.row_group(group).num_rows
-                if not groups and skip >= count:
+                if not plan and not groups and skip >= count:
                     skip -= count  # whole row groups (and files) are skipped unread
                 else:
                     groups.append(group)
@@ -348,22 +358,21 @@ class _CsvSource(_FileSource):
     kind = "CSV"
 
     def _check(self, columns: list[str] | None, types: dict[str, pa.DataType]) -> pa.Schema:
-        self._headers: list[list[str]] = []
-        first: pa.Schema | None = None
-        for path, name in zip(self._files, self._names, strict=True):
-            reader = self._open(path, name, [], pacsv.ConvertOptions(column_types=types))
-            schema = reader.schema
-            reader.close()
-            self._headers.append(schema.names)
-            first = schema if first is None else first
-            columns = schema.names if columns is None else columns
+        self._headers = [_csv_header(path, name) for path, name in self._stamped()]
+        for (_, name), header in zip(self._stamped(), self._headers, strict=True):
+            columns = header if columns is None else columns
             for column in columns:
-                if column not in schema.names:
-                    raise _missing(column, name, schema.names)
-        assert first is not None
+                if column not in header:
+                    raise _missing(column, name, header)
+        wanted = columns or []
+        # The first block of the first file fixes the types of the columns not in ``types``.
+        convert = pacsv.ConvertOptions(column_types=types, include_columns=wanted)
+        reader = self._open(self._files[0], self._names[0], self._headers[0], convert)
+        schema = reader.schema
+        reader.close()
         fields = []
-        for column in columns or []:
-            kind = types.get(column, first.field(column).type)
+        for column in wanted:
+            kind = types.get(column, schema.field(column).type)
             fields.append((column, pa.float64() if pa.types.is_null(kind) else kind))
         return pa.schema(fields)
 
@@ -410,6 +419,17 @@ class _CsvSource(_FileSource):
 # -- SQL query ----------------------------------------------------------------------------
 
 
+def _csv_header(path: Path, name: str) -> list[str]:
+    try:
+        if path.name.lower().endswith(".gz"):
+            with gzip.open(path, "rt", encoding="utf-8-sig", newline="") as packed:
+                return next(csv.reader(packed), [])
+        with open(path, encoding="utf-8-sig", newline="") as handle:
+            return next(csv.reader(handle), [])
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise BatchInputError(f"cannot read {name} as CSV: {exc}") from exc
+
+
 def _reason(exc: Exception) -> str:
     return str(exc.orig if isinstance(exc, DBAPIError) else exc).strip()
 
@@ -427,7 +447,7 @@ class _QuerySource:
     ) -> None:
         try:
             given = make_url(raw_url)
-        except ArgumentError as exc:
+        except (ArgumentError, ValueError) as exc:  # ValueError: a port that is not a number
             shown = re.sub(r"(://[^:/@]*):[^@]*@", r"\1:***@", raw_url)
             raise BatchInputError(
                 f"malformed --query-url {shown!r}: expected e.g. "
@@ -459,7 +479,6 @@ class _QuerySource:
             if column not in names:
                 raise _missing(column, f"the query result on {self._shown}", names)
         self._indices = [names.index(column) for column in picked]
-        codes = [entry[1] for entry in self._result.cursor.description or []]
         rows = self._first
         fields = []
         for column, index in zip(picked, self._indices, strict=True):
@@ -467,7 +486,7 @@ class _QuerySource:
             if kind is None and rows:
                 kind = pa.array([row[index] for row in rows]).type
             if kind is None or pa.types.is_null(kind):
-                code = codes[index] if index < len(codes) else None
+                code = self._codes[index] if index < len(self._codes) else None
                 kind = _PG_TYPES.get(code, pa.float64()) if isinstance(code, int) else pa.float64()
             fields.append((column, kind))
         self.schema = pa.schema(fields)
@@ -487,6 +506,7 @@ class _QuerySource:
             self.close()
             raise BatchInputError(f"the query on {self._shown} returns no rows: use a SELECT")
         self._result: CursorResult[Any] = result
+        self._codes = [entry[1] for entry in result.cursor.description or []]  # type per column
         return self._fetch(rows)
 
     def _fetch(self, rows: int) -> Sequence[Any]:

@@ -1,0 +1,177 @@
+"""``--engine spark``: the same job scored on Spark (local mode), with the same outputs,
+records and exactly-once writes as the local engine."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from sklearn.linear_model import LogisticRegression
+
+from modelrail.batch.runner import run_batch
+from modelrail.batch.spec import JobSpec
+from modelrail.client import Client
+from modelrail.config import init_project, load_settings
+from modelrail.errors import BatchInputError
+
+pyspark = pytest.importorskip("pyspark")
+pytestmark = pytest.mark.slow
+FEATURES = [f"f{i}" for i in range(4)]
+
+
+@pytest.fixture(scope="module")
+def spark() -> Iterator[Any]:
+    """One local Spark for the module: starting the JVM costs seconds."""
+    from modelrail.batch.spark import spark_session
+
+    session = spark_session(JobSpec(reference="x", output="x", id_columns=("id",), inputs=("x",)))
+    session.sparkContext.setLogLevel("ERROR")
+    yield session
+    session.stop()
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Iterator[tuple[Client, LogisticRegression]]:
+    init_project(tmp_path)
+    rng = np.random.default_rng(3)
+    X = pd.DataFrame(rng.normal(size=(300, len(FEATURES))), columns=FEATURES)
+    model = LogisticRegression().fit(X, (X["f0"] + X["f1"] > 0).astype(int))
+    settings = load_settings(cwd=tmp_path, environ={}, create=False)
+    with Client(settings=settings, user="tester") as client:
+        with client.start_run("spark") as run:
+            run.log_model(model, "sparked", input_example=X[:5])
+        yield client, model
+
+
+def _input(folder: Path, rows: int, files: int = 3, *, csv: bool = False) -> pd.DataFrame:
+    folder.mkdir()
+    rng = np.random.default_rng(11)
+    frame = pd.DataFrame(rng.normal(size=(rows, len(FEATURES))), columns=FEATURES)
+    frame.insert(0, "id", np.arange(rows, dtype=np.int64))
+    for index, rows_of_part in enumerate(np.array_split(np.arange(rows), files)):
+        part = frame.iloc[rows_of_part]
+        if csv:
+            part.to_csv(folder / f"part-{index}.csv", index=False)
+        else:
+            pq.write_table(
+                pa.Table.from_pandas(part, preserve_index=False), folder / f"p{index}.parquet"
+            )
+    return frame
+
+
+def _spec(inputs: Path, output: str, **extra: Any) -> JobSpec:
+    return JobSpec(
+        reference="sparked",
+        inputs=(str(inputs),),
+        output=output,
+        table="scores",
+        id_columns=("id",),
+        engine="spark",
+        batch_rows=1000,
+        **extra,
+    )
+
+
+def test_spark_scores_like_the_model_and_writes_one_row_per_input_row(
+    spark: Any, project: tuple[Client, LogisticRegression], tmp_path: Path
+) -> None:
+    client, model = project
+    frame = _input(tmp_path / "in", 5000)
+    record = run_batch(client, _spec(tmp_path / "in", f"sqlite:///{tmp_path / 'out.db'}"))
+    assert (record.status, record.engine, record.rows_read, record.rows_written) == (
+        "succeeded", "spark", 5000, 5000,
+    )  # fmt: skip
+    with sqlite3.connect(tmp_path / "out.db") as db:
+        rows = db.execute(
+            "SELECT id, prediction, probability, model, model_version, batch_run_id "
+            "FROM scores ORDER BY id"
+        ).fetchall()
+    assert [r[0] for r in rows] == list(range(5000))
+    expected = model.predict(frame[FEATURES])
+    assert [r[1] for r in rows] == expected.tolist()
+    np.testing.assert_allclose([r[2] for r in rows], model.predict_proba(frame[FEATURES])[:, 1])
+    assert {(r[3], r[4], r[5]) for r in rows} == {("sparked", 1, record.id)}
+
+
+def test_spark_rerun_on_csv_into_parquet_replaces_the_partition(
+    spark: Any, project: tuple[Client, LogisticRegression], tmp_path: Path
+) -> None:
+    client, _ = project
+    _input(tmp_path / "in", 2000, csv=True)
+    spec = _spec(tmp_path / "in", str(tmp_path / "scores"))
+    first = run_batch(client, spec)
+    second = run_batch(client, spec)
+    table = pq.read_table(tmp_path / "scores")
+    assert table.num_rows == 2000
+    assert set(table.column("batch_run_id").to_pylist()) == {second.id}
+    assert first.input_fingerprint == second.input_fingerprint != ""
+
+
+def test_spark_bad_row_stops_the_run_and_writes_nothing(
+    spark: Any, project: tuple[Client, LogisticRegression], tmp_path: Path
+) -> None:
+    client, _ = project
+    folder = tmp_path / "in"
+    frame = _input(folder, 1000, files=1)
+    frame.loc[700, "f2"] = np.nan
+    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), folder / "p0.parquet")
+    output = tmp_path / "out.db"
+    with pytest.raises(BatchInputError, match="'f2'"):
+        run_batch(client, _spec(folder, f"sqlite:///{output}"))
+    with sqlite3.connect(output) as db:
+        assert db.execute("SELECT count(*) FROM scores").fetchone() == (0,)
+    (failed,) = client_runs(client)
+    assert failed.status == "failed" and "'f2'" in (failed.error or "")
+
+
+def test_spark_skips_bad_rows_into_the_rejects_table(
+    spark: Any, project: tuple[Client, LogisticRegression], tmp_path: Path
+) -> None:
+    client, _ = project
+    folder = tmp_path / "in"
+    frame = _input(folder, 1000, files=1)
+    frame.loc[[5, 900], "f1"] = np.nan
+    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), folder / "p0.parquet")
+    output = tmp_path / "out.db"
+    record = run_batch(client, _spec(folder, f"sqlite:///{output}", on_bad_rows="skip"))
+    assert (record.rows_written, record.rows_rejected) == (998, 2)
+    with sqlite3.connect(output) as db:
+        rejected = db.execute(
+            "SELECT row_id, reason FROM scores_rejects ORDER BY row_id"
+        ).fetchall()
+    assert [r[0] for r in rejected] == ['{"id":5}', '{"id":900}']
+    assert all("'f1'" in r[1] for r in rejected)
+
+
+def test_spark_refuses_a_query_input_with_a_clear_error(
+    project: tuple[Client, LogisticRegression], tmp_path: Path
+) -> None:
+    client, _ = project
+    database = tmp_path / "source.db"
+    with sqlite3.connect(database) as db:
+        db.execute("CREATE TABLE t (id INTEGER, f0 REAL, f1 REAL, f2 REAL, f3 REAL)")
+        db.execute("INSERT INTO t VALUES (1, 0, 0, 0, 0)")
+    spec = JobSpec(
+        reference="sparked",
+        query="SELECT * FROM t",
+        query_url=f"sqlite:///{database}",
+        output=f"sqlite:///{tmp_path / 'out.db'}",
+        table="scores",
+        id_columns=("id",),
+        engine="spark",
+    )
+    with pytest.raises(BatchInputError, match="local engine"):
+        run_batch(client, spec)
+
+
+def client_runs(client: Client) -> list[Any]:
+    from modelrail.store.batch_runs_repo import BatchRunRepository
+
+    return BatchRunRepository(client.db).recent()
