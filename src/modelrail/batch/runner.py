@@ -9,13 +9,14 @@ stopped belongs to a killed process and may be resumed.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from queue import Empty, Full, Queue
 from typing import TYPE_CHECKING, Any
 
@@ -63,24 +64,55 @@ def run_batch(
     clock: Callable[[], float] = time.time,
 ) -> BatchRun:
     """Score ``spec``'s input with the version ``spec.reference`` names now."""
-    version = client.get_model_version(Ref.parse(spec.reference))
+    ref = Ref.parse(spec.reference)
     repo = BatchRunRepository(client.db)
     run_id = uuid.uuid4().hex
-    plan = _plan(client, spec, version, run_id)
-    now = clock()
-    record = BatchRun(
+    version: ModelVersion | None = None
+    try:
+        version = client.get_model_version(ref)
+        plan = _plan(client, spec, version, run_id)
+    except ModelrailError as exc:
+        # Recorded too, so a scheduled job that cannot even start shows up as failed.
+        now = clock()
+        failed = replace(
+            _new_record(client, spec, run_id, job, trigger, now),
+            model=version.model if version else ref.name,
+            version=version.version if version else 0,
+            status="failed",
+            finished_at=now,
+            error=exc.message,
+        )
+        with contextlib.suppress(ModelrailError):  # the first error is the one to report
+            repo.create(failed)
+        raise
+    record = replace(
+        _new_record(client, spec, run_id, job, trigger, clock()),
+        model=version.model,
+        version=version.version,
+        input_description=plan.source.description,
+        output=plan.sink.location,
+    )
+    repo.create(record)
+    _supersede_dead_runs(repo, plan, record, clock)
+    return _execute(repo, plan, record, None, progress, clock)
+
+
+def _new_record(
+    client: Client, spec: JobSpec, run_id: str, job: str | None, trigger: str, now: float
+) -> BatchRun:
+    return BatchRun(
         id=run_id,
         job=job,
         trigger=trigger,
-        model=version.model,
-        version=version.version,
+        model="",
+        version=0,
         reference=spec.reference,
         engine=spec.engine,
         spec=spec.to_json(),
         status="running",
         input_fingerprint="",
-        input_description=plan.source.description,
-        output=plan.sink.location,
+        input_description="-",
+        output=spec.output,
         rows_read=0,
         rows_written=0,
         rows_rejected=0,
@@ -93,9 +125,6 @@ def run_batch(
         finished_at=None,
         error=None,
     )
-    repo.create(record)
-    _supersede_dead_runs(repo, plan, record, clock)
-    return _execute(repo, plan, record, None, progress, clock)
 
 
 def resume_batch(
@@ -110,6 +139,11 @@ def resume_batch(
     record = repo.get(run_id)
     if record.status == "succeeded":
         raise BatchRunStateError(f"batch run {record.id[:12]} has already succeeded")
+    if record.input_description == "-":
+        raise BatchRunStateError(
+            f"batch run {record.id[:12]} failed before it started ({record.error}): "
+            "fix that and run the job again"
+        )
     if record.status == "running" and not record.is_stale(clock(), STALE_AFTER_SECONDS):
         raise BatchRunStateError(
             f"batch run {record.id[:12]} is still running (pid {record.pid} on {record.host}, "

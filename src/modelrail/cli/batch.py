@@ -148,7 +148,10 @@ def show(
 
 
 def register(root: typer.Typer) -> None:
+    from modelrail.cli import batch_schedule
+
     root.add_typer(app, name="batch")
+    batch_schedule.register(app, root)
 
 
 # -- rendering ---------------------------------------------------------------------------

@@ -8,7 +8,7 @@ import typer
 
 from modelrail.batch.spec import DEFAULT_BATCH_ROWS, JobSpec
 from modelrail.client import Client
-from modelrail.errors import BatchOutputError
+from modelrail.errors import BatchInputError
 
 InputOption = Annotated[
     list[str] | None,
@@ -81,12 +81,12 @@ def job_spec_from_options(
         output = output or settings.get("batch_output")
         table = table or settings.get("batch_table")
         if not output:
-            raise BatchOutputError(
+            raise BatchInputError(
                 f"--env {env}: [environments.{env}.settings] has no batch_output, and no "
                 "--output was given"
             )
     if not output:
-        raise BatchOutputError("give --output (or --env ENV with a batch_output setting)")
+        raise BatchInputError("give --output (or --env ENV with a batch_output setting)")
     return JobSpec(
         reference=reference,
         output=output,

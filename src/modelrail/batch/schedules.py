@@ -1,0 +1,401 @@
+"""Named batch jobs that ``modelrail scheduler`` starts: on a cron schedule, or once for each
+file that arrives in a folder.
+
+Cron expressions have the five standard crontab fields (minute hour day month weekday, with
+0 and 7 both Sunday, as in crontab) or an alias (``@hourly``, ``@daily``, ``@weekly``,
+``@monthly``, ``@yearly``), and are read in an IANA time zone (default UTC), so
+``0 2 * * *`` in ``Europe/Berlin`` runs at 02:00 Berlin time in winter and in summer.
+
+Catch-up policy: what a scheduler does with fire times that passed while no scheduler ran
+(or while the job's previous run was still going). A fire time is *late* when it passed more
+than ``MISFIRE_GRACE_SECONDS`` ago.
+
+- ``once`` (default): however many fire times passed, run once now, then continue on
+  schedule from the next fire time after now.
+- ``all``: run once for every fire time that passed, oldest first, one after the other,
+  then continue on schedule. At most ``MAX_CATCH_UP_RUNS`` (100) are caught up: when more
+  were missed, the older ones are skipped and a warning says how many.
+- ``skip``: never run a late fire time. If the most recent one is within the grace period it
+  runs (a scheduler restarted a minute after 02:00 still runs the 02:00 job); every other
+  passed fire time is skipped, and the schedule continues at the next fire time after now.
+
+A file-arrival schedule has no fire times: every file that matches its pattern and that the
+schedule has not processed yet is scored once, including files that arrived while no
+scheduler ran and files that were already there when the schedule was created.
+"""
+
+from __future__ import annotations
+
+import collections
+import datetime as dt
+import os
+import re
+import time
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from apscheduler.triggers.cron import CronTrigger  # type: ignore[import-untyped]
+
+from modelrail.batch.spec import JobSpec
+from modelrail.entities import BatchRun
+from modelrail.errors import BatchInputError, BatchRunNotFoundError, ScheduleNotFoundError
+from modelrail.refs import Ref, validate_name
+from modelrail.store.batch_runs_repo import BatchRunRepository
+from modelrail.store.batch_schedules_repo import BatchScheduleRepository, ScheduleRecord
+
+if TYPE_CHECKING:
+    from modelrail.client import Client
+
+Kind = Literal["cron", "files"]
+CatchUp = Literal["once", "all", "skip"]
+CATCH_UP_POLICIES: tuple[CatchUp, ...] = ("once", "all", "skip")
+MAX_CATCH_UP_RUNS = 100
+MISFIRE_GRACE_SECONDS = 300.0
+DEFAULT_TIMEZONE = "UTC"
+_ALIASES = {
+    "@yearly": "0 0 1 1 *",
+    "@annually": "0 0 1 1 *",
+    "@monthly": "0 0 1 * *",
+    "@weekly": "0 0 * * 0",
+    "@daily": "0 0 * * *",
+    "@midnight": "0 0 * * *",
+    "@hourly": "0 * * * *",
+}
+_WEEKDAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_NUMERIC_WEEKDAY = re.compile(r"(\*|\d+|\d+-\d+)(?:/(\d+))?")
+
+
+@dataclass(frozen=True)
+class Schedule:
+    name: str
+    kind: Kind
+    spec: JobSpec
+    cron: str | None
+    timezone: str | None
+    file_pattern: str | None
+    catch_up: str
+    enabled: bool
+    next_run_at: float | None
+    last_run_id: str | None
+    created_by: str
+    created_at: float
+    lease_owner: str | None = None
+    lease_until: float | None = None
+
+    def running(self, now: float) -> bool:
+        """A scheduler holds a live lease: the job is running (or starting) somewhere."""
+        return self.lease_until is not None and self.lease_until >= now
+
+
+@dataclass(frozen=True)
+class ScheduleStatus:
+    """A schedule with its last run, for ``modelrail batch schedules``."""
+
+    schedule: Schedule
+    last_run: BatchRun | None
+    running: bool
+    files: dict[str, int]
+
+
+class CronTiming:
+    """A cron expression in a time zone, and its fire times as Unix timestamps."""
+
+    def __init__(self, expression: str, timezone: str = DEFAULT_TIMEZONE) -> None:
+        try:
+            self.zone = ZoneInfo(timezone)
+        except (ZoneInfoNotFoundError, ValueError, TypeError) as exc:
+            raise BatchInputError(
+                f"unknown time zone {timezone!r}: use an IANA name such as 'UTC', "
+                "'Europe/Berlin' or 'America/New_York'"
+            ) from exc
+        self.expression = expression
+        self.timezone = timezone
+        try:
+            fields = _ALIASES.get(expression.strip().lower(), expression).split()
+            if len(fields) != 5:
+                raise ValueError(f"it has {len(fields)} fields, cron needs 5")
+            fields[4] = _standard_weekdays(fields[4])
+            self._trigger = CronTrigger.from_crontab(" ".join(fields), timezone=self.zone)
+        except (ValueError, TypeError, KeyError) as exc:
+            raise BatchInputError(
+                f"invalid cron expression {expression!r}: {exc} (expected 'minute hour day "
+                "month weekday', e.g. '0 2 * * *' for 02:00 every day)"
+            ) from exc
+
+    def first_at_or_after(self, moment: float) -> float | None:
+        start = dt.datetime.fromtimestamp(moment, self.zone)
+        fire = self._trigger.get_next_fire_time(None, start)
+        return None if fire is None else float(fire.timestamp())
+
+    def next_after(self, moment: float) -> float | None:
+        start = dt.datetime.fromtimestamp(moment, self.zone) + dt.timedelta(microseconds=1)
+        fire = self._trigger.get_next_fire_time(None, start)
+        return None if fire is None else float(fire.timestamp())
+
+    def fires(self, start: float, end: float, *, limit: int) -> list[float]:
+        """The first ``limit`` fire times in ``[start, end]``, oldest first."""
+        found: list[float] = []
+        fire = self.first_at_or_after(start)
+        while fire is not None and fire <= end and len(found) < limit:
+            found.append(fire)
+            fire = self.next_after(fire)
+        return found
+
+    def latest(self, start: float, end: float, count: int) -> list[float]:
+        """The last ``count`` fire times in ``[start, end]``, oldest first, found by looking
+        back over a widening window instead of walking every fire time since ``start``."""
+        width = 3600.0
+        while True:
+            low = max(start, end - width)
+            window: collections.deque[float] = collections.deque(maxlen=count)
+            fire = self.first_at_or_after(low)
+            while fire is not None and fire <= end:
+                window.append(fire)
+                fire = self.next_after(fire)
+            if len(window) >= count or low <= start:
+                return list(window)
+            width *= 4
+
+    def describe(self, moment: float | None) -> str:
+        if moment is None:
+            return "-"
+        return dt.datetime.fromtimestamp(moment, self.zone).strftime("%Y-%m-%d %H:%M %Z")
+
+
+@dataclass(frozen=True)
+class CronStep:
+    """What a scheduler does with a due cron schedule: maybe one run, and where
+    ``next_run_at`` moves to."""
+
+    run: bool
+    fire_time: float | None
+    next_run_at: float | None
+    skipped: int
+    note: str
+
+
+def plan_cron(
+    schedule: Schedule, timing: CronTiming, now: float, *, grace: float = MISFIRE_GRACE_SECONDS
+) -> CronStep | None:
+    """The catch-up policy (see the module docstring) for ``schedule`` at ``now``; None when
+    nothing is due yet."""
+    due_at = schedule.next_run_at
+    if due_at is None or due_at > now:
+        return None
+    due = timing.fires(due_at, now, limit=MAX_CATCH_UP_RUNS + 1)
+    if not due:
+        return CronStep(False, None, timing.next_after(now), 0, "")
+    if len(due) == 1 and now - due[0] <= grace:
+        return CronStep(True, due[0], timing.next_after(due[0]), 0, "")
+    passed = f"{_count(len(due), MAX_CATCH_UP_RUNS)} fire time(s) passed since "
+    late = passed + timing.describe(due[0])
+    if schedule.catch_up == "all":
+        if len(due) > MAX_CATCH_UP_RUNS:
+            kept = timing.latest(due_at, now, MAX_CATCH_UP_RUNS)
+            skipped = len(timing.fires(due_at, kept[0], limit=100_000)) - 1
+            note = (
+                f"{late}: catching up at most {MAX_CATCH_UP_RUNS} runs (catch-up all), "
+                f"skipping the {_count(skipped, 99_999)} before {timing.describe(kept[0])}"
+            )
+            return CronStep(False, None, kept[0], skipped, note)
+        following = due[1] if len(due) > 1 else timing.next_after(due[0])
+        note = f"catching up the run of {timing.describe(due[0])} (catch-up all)"
+        return CronStep(True, due[0], following, 0, note)
+    if schedule.catch_up == "skip":
+        latest = timing.latest(due_at, now, 1)[0]
+        if now - latest <= grace:
+            note = f"{late}: running the latest only, skipping the others (catch-up skip)"
+            return CronStep(True, latest, timing.next_after(latest), len(due) - 1, note)
+        note = f"{late}: skipping them (catch-up skip)"
+        return CronStep(False, None, timing.next_after(now), len(due), note)
+    note = f"{late}: running once now (catch-up once)"
+    return CronStep(True, due[-1], timing.next_after(now), len(due) - 1, note)
+
+
+# -- create, list, get, delete ------------------------------------------------------------
+
+
+def create_schedule(
+    client: Client,
+    name: str,
+    spec: JobSpec,
+    *,
+    cron: str | None = None,
+    timezone: str | None = None,
+    file_pattern: str | None = None,
+    catch_up: str | None = None,
+    replace_existing: bool = False,
+    now: float | None = None,
+) -> Schedule:
+    """Store a schedule: ``cron`` (with ``timezone``, default UTC, and ``catch_up``, default
+    ``once``) or ``file_pattern`` (a glob, or a folder for every file in it; each new
+    matching file is scored on its own, as the job's only input). Relative input paths and
+    patterns are made absolute here, as the scheduler may run in another folder; relative
+    outputs stay under the project root, as for every batch run."""
+    validate_name("schedule", name)
+    Ref.parse(spec.reference)
+    created = time.time() if now is None else now
+    if (cron is None) == (file_pattern is None):
+        raise BatchInputError("a schedule needs either --cron EXPRESSION or --when-new-files GLOB")
+    if catch_up is not None and catch_up not in CATCH_UP_POLICIES:
+        raise BatchInputError(f"--catch-up must be 'once', 'all' or 'skip', not {catch_up!r}")
+    if cron is not None:
+        zone = timezone or DEFAULT_TIMEZONE
+        timing = CronTiming(cron, zone)
+        next_run_at = timing.next_after(created)
+        if next_run_at is None:
+            raise BatchInputError(f"cron expression {cron!r} never fires (no such date)")
+        record = _record(name, "cron", _absolute(spec), created, client.user)
+        record = replace(record, cron=cron, timezone=zone, catch_up=catch_up or "once")
+        record = replace(record, next_run_at=next_run_at)
+    else:
+        assert file_pattern is not None
+        if timezone is not None:
+            raise BatchInputError("--timezone applies to --cron schedules only")
+        if catch_up not in (None, "all"):
+            raise BatchInputError(
+                "--catch-up applies to --cron schedules: a file trigger scores every new file "
+                "once, including files that arrived while no scheduler ran"
+            )
+        if spec.query is not None:
+            raise BatchInputError("--when-new-files reads the new files: leave out --query")
+        pattern = _absolute_path(file_pattern)
+        if not any(char in pattern for char in "*?[") and (
+            os.path.isdir(pattern) or file_pattern.endswith(("/", os.sep))
+        ):
+            pattern = os.path.join(pattern, "*")  # a folder: every file that arrives in it
+        files_spec = _absolute(replace(spec, inputs=(pattern,)))
+        record = replace(
+            _record(name, "files", files_spec, created, client.user),
+            file_pattern=pattern,
+            catch_up="all",
+        )
+    BatchScheduleRepository(client.db).save(record, replace=replace_existing)
+    return get_schedule(client, name)
+
+
+def get_schedule(client: Client, name: str) -> Schedule:
+    record = BatchScheduleRepository(client.db).get(name)
+    if record is None:
+        raise ScheduleNotFoundError(
+            f"no batch schedule named {name!r}: see `modelrail batch schedules`"
+        )
+    return to_schedule(record)
+
+
+def list_schedules(client: Client) -> list[Schedule]:
+    return [to_schedule(record) for record in BatchScheduleRepository(client.db).schedules()]
+
+
+def delete_schedule(client: Client, name: str) -> Schedule:
+    """Remove a schedule and its record of processed files; a run in progress goes on."""
+    schedule = get_schedule(client, name)
+    if not BatchScheduleRepository(client.db).delete(name):
+        raise ScheduleNotFoundError(f"no batch schedule named {name!r}: it was just removed")
+    return schedule
+
+
+def schedule_statuses(client: Client, now: float | None = None) -> list[ScheduleStatus]:
+    """Every schedule with its last run (and, for file triggers, file counts by status)."""
+    at = time.time() if now is None else now
+    repo = BatchScheduleRepository(client.db)
+    runs = BatchRunRepository(client.db)
+    counts = repo.file_counts()
+    statuses = []
+    for record in repo.schedules():
+        schedule = to_schedule(record)
+        last_run = None
+        if schedule.last_run_id is not None:
+            try:
+                last_run = runs.get(schedule.last_run_id)
+            except BatchRunNotFoundError:
+                last_run = None
+        files = counts.get(schedule.name, {}) if schedule.kind == "files" else {}
+        statuses.append(ScheduleStatus(schedule, last_run, schedule.running(at), files))
+    return statuses
+
+
+def to_schedule(record: ScheduleRecord) -> Schedule:
+    kind: Kind = "files" if record.kind == "files" else "cron"
+    return Schedule(
+        name=record.name,
+        kind=kind,
+        spec=JobSpec.from_json(record.spec),
+        cron=record.cron,
+        timezone=record.timezone,
+        file_pattern=record.file_pattern,
+        catch_up=record.catch_up,
+        enabled=record.enabled,
+        next_run_at=record.next_run_at,
+        last_run_id=record.last_run_id,
+        created_by=record.created_by,
+        created_at=record.created_at,
+        lease_owner=record.lease_owner,
+        lease_until=record.lease_until,
+    )
+
+
+def timing_of(schedule: Schedule) -> CronTiming:
+    if schedule.cron is None:
+        raise BatchInputError(f"batch schedule {schedule.name!r} has no cron expression")
+    return CronTiming(schedule.cron, schedule.timezone or DEFAULT_TIMEZONE)
+
+
+def _record(name: str, kind: str, spec: JobSpec, created: float, user: str) -> ScheduleRecord:
+    return ScheduleRecord(
+        name=name,
+        kind=kind,
+        spec=spec.to_json(),
+        cron=None,
+        timezone=None,
+        file_pattern=None,
+        catch_up="once",
+        enabled=True,
+        next_run_at=None,
+        lease_owner=None,
+        lease_until=None,
+        last_run_id=None,
+        created_by=user,
+        created_at=created,
+    )
+
+
+def _absolute(spec: JobSpec) -> JobSpec:
+    if not spec.inputs:
+        return spec
+    return replace(spec, inputs=tuple(_absolute_path(path) for path in spec.inputs))
+
+
+def _absolute_path(path: str) -> str:
+    if not path.strip():
+        raise BatchInputError("an input path or file pattern is empty")
+    return os.path.abspath(os.path.expanduser(path))
+
+
+def _standard_weekdays(field: str) -> str:
+    """Crontab's weekday numbers (0 and 7 Sunday) as names: APScheduler 3 counts from Monday."""
+    names: list[str] = []
+    for item in field.split(","):
+        match = _NUMERIC_WEEKDAY.fullmatch(item)
+        if match is None:
+            names.append(item)  # names (mon-fri) mean the same to both
+            continue
+        base, step = match.group(1), int(match.group(2) or 1)
+        if base == "*" and match.group(2) is None:
+            return "*"
+        if base == "*":
+            low, high = 0, 6
+        elif "-" in base:
+            low, high = (int(part) for part in base.split("-"))
+        else:
+            low = int(base)
+            high = 6 if match.group(2) else low
+        if not 0 <= low <= high <= 7 or step < 1:
+            raise ValueError(f"weekday {item!r} is out of range (0-7, 0 and 7 are Sunday)")
+        names.extend(_WEEKDAYS[day] for day in range(low, high + 1, step))
+    return ",".join(dict.fromkeys(names))
+
+
+def _count(value: int, cap: int) -> str:
+    return f"more than {cap}" if value > cap else str(value)
