@@ -159,9 +159,9 @@ class BatchScorer:
         bad = np.zeros(batch.num_rows, dtype=bool)
         checks: list[tuple[str, np.ndarray[Any, Any]]] = []
         for name in self.id_columns:
-            column = batch.column(name)
-            if column.null_count:
-                checks.append((f"id column {name!r} is empty", _is_null(column)))
+            empty = _empty_ids(batch.column(name))
+            if empty is not None:
+                checks.append((f"id column {name!r} is empty", empty))
         if isinstance(features, np.ndarray):
             finite = np.isfinite(features)
             if not finite.all():
@@ -238,6 +238,17 @@ def _prediction_array(scored: Scored, arrow_type: pa.DataType) -> pa.Array:
 
 def _is_null(column: pa.Array | pa.ChunkedArray) -> np.ndarray[Any, Any]:
     return np.asarray(pc.is_null(column).to_numpy(zero_copy_only=False), dtype=bool)
+
+
+def _empty_ids(column: pa.Array) -> np.ndarray[Any, Any] | None:
+    """Missing ids, and empty texts (an empty CSV cell is read as ``""``, not as null)."""
+    empty = _is_null(column) if column.null_count else None
+    if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+        blank = pc.fill_null(pc.equal(pc.utf8_length(column), 0), False)
+        if pc.any(blank).as_py():
+            texts = np.asarray(blank.to_numpy(zero_copy_only=False), dtype=bool)
+            empty = texts if empty is None else empty | texts
+    return empty
 
 
 def _column_suffix(value: Any) -> str:

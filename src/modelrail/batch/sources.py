@@ -333,7 +333,7 @@ class _ParquetSource(_FileSource):
             name = self._names[index]
             try:
                 with pq.ParquetFile(self._files[index], metadata=self._metadata[index]) as file:
-                    for batch in file.iter_batches(rows, groups, self.schema.names):
+                    for batch in file.iter_batches(rows, groups, self.schema.names, use_threads=False):
                         yield self._conform(batch, name)
             except _READ_ERRORS as exc:
                 raise BatchInputError(f"cannot read {name} as Parquet: {exc}") from exc
@@ -472,24 +472,32 @@ class _QuerySource:
         except (NoSuchModuleError, ImportError) as exc:
             raise BatchInputError(f"no database driver for {self._shown}: {exc}") from exc
         self._connection: Connection | None = None
+        self._result: CursorResult[Any] | None = None
         self._first: Sequence[Any] | None = self._execute(prefetch)
+        try:
+            self.schema = self._infer(columns, types)
+        except BaseException:
+            self.close()  # an open cursor would hold its locks
+            raise
+
+    def _infer(self, columns: list[str] | None, types: dict[str, pa.DataType]) -> pa.Schema:
+        assert self._result is not None
         names = list(self._result.keys())
         picked = names if columns is None else columns
         for column in picked:
             if column not in names:
                 raise _missing(column, f"the query result on {self._shown}", names)
         self._indices = [names.index(column) for column in picked]
-        rows = self._first
         fields = []
         for column, index in zip(picked, self._indices, strict=True):
             kind = types.get(column)
-            if kind is None and rows:
-                kind = pa.array([row[index] for row in rows]).type
+            if kind is None and self._first:
+                kind = self._array(column, [row[index] for row in self._first], None).type
             if kind is None or pa.types.is_null(kind):
                 code = self._codes[index] if index < len(self._codes) else None
                 kind = _PG_TYPES.get(code, pa.float64()) if isinstance(code, int) else pa.float64()
             fields.append((column, kind))
-        self.schema = pa.schema(fields)
+        return pa.schema(fields)
 
     def _execute(self, rows: int) -> Sequence[Any]:
         self._release()
@@ -505,11 +513,12 @@ class _QuerySource:
         if not result.returns_rows:
             self.close()
             raise BatchInputError(f"the query on {self._shown} returns no rows: use a SELECT")
-        self._result: CursorResult[Any] = result
+        self._result = result
         self._codes = [entry[1] for entry in result.cursor.description or []]  # type per column
         return self._fetch(rows)
 
     def _fetch(self, rows: int) -> Sequence[Any]:
+        assert self._result is not None
         try:
             return self._result.fetchmany(rows)
         except SQLAlchemyError as exc:
@@ -535,18 +544,26 @@ class _QuerySource:
 
     def _to_batch(self, chunk: Sequence[Any]) -> pa.RecordBatch:
         values = list(zip(*chunk, strict=True))
-        arrays = []
-        for field, index in zip(self.schema, self._indices, strict=True):
-            try:
-                array = pa.array(values[index])
-                arrays.append(array if array.type == field.type else array.cast(field.type))
-            except (*_READ_ERRORS, TypeError) as exc:
-                raise BatchInputError(
-                    f"query column {field.name!r} has a value that is not {field.type}: {exc}"
-                ) from exc
+        arrays = [
+            self._array(field.name, values[index], field.type)
+            for field, index in zip(self.schema, self._indices, strict=True)
+        ]
         return pa.RecordBatch.from_arrays(arrays, schema=self.schema)
 
+    def _array(self, name: str, values: Sequence[Any], kind: pa.DataType | None) -> pa.Array:
+        try:
+            array = pa.array(values)  # then a safe cast: pa.array(type=int64) truncates 1.5
+            return array if kind is None or array.type == kind else array.cast(kind)
+        except (*_READ_ERRORS, TypeError) as exc:
+            wanted = f"not {kind}" if kind is not None else "of mixed types"
+            raise BatchInputError(
+                f"query column {name!r} on {self._shown} has a value {wanted}: {exc}"
+            ) from exc
+
     def _release(self) -> None:
+        if self._result is not None:
+            self._result.close()  # a server-side cursor outlives its connection otherwise
+            self._result = None
         if self._connection is not None:
             self._connection.close()
             self._connection = None

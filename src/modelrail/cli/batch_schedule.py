@@ -9,19 +9,12 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
-from modelrail.batch.schedules import (
-    ScheduleStatus,
-    create_schedule,
-    delete_schedule,
-    schedule_statuses,
-    timing_of,
-)
 from modelrail.batch.spec import DEFAULT_BATCH_ROWS
 from modelrail.cli.batch_options import (
     BadRowsOption,
@@ -40,6 +33,9 @@ from modelrail.cli.batch_options import (
 from modelrail.cli.context import open_client
 from modelrail.cli.render import console, format_time, print_json, to_plain
 from modelrail.errors import BatchInputError
+
+if TYPE_CHECKING:
+    from modelrail.batch.schedules import ScheduleStatus
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 
@@ -90,6 +86,8 @@ def schedule(
     as_json: JsonOption = False,
 ) -> None:
     """Schedule a batch job on a cron schedule or for each new file; the scheduler runs it."""
+    from modelrail.batch.schedules import create_schedule, timing_of
+
     if when_new_files is not None and (inputs or query is not None):
         raise BatchInputError(
             "--when-new-files gives the input (each new file): leave out --input and --query"
@@ -138,6 +136,8 @@ def schedule(
 
 def schedules(as_json: JsonOption = False) -> None:
     """List batch schedules: what runs when, the next run and how the last one ended."""
+    from modelrail.batch.schedules import schedule_statuses, timing_of
+
     with open_client() as client:
         statuses = schedule_statuses(client)
     if as_json:
@@ -173,6 +173,8 @@ def unschedule(
     name: Annotated[str, typer.Argument(help="Name of the schedule to remove.")],
 ) -> None:
     """Remove a batch schedule (a run in progress finishes; past runs stay in the history)."""
+    from modelrail.batch.schedules import delete_schedule
+
     with open_client() as client:
         removed = delete_schedule(client, name)
     running = " (its current run goes on to the end)" if removed.running(time.time()) else ""
