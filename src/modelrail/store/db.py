@@ -32,7 +32,7 @@ def parse_store_url(raw: str) -> URL:
     """Parse a store URL, defaulting PostgreSQL to the psycopg 3 driver."""
     try:
         url = make_url(raw)
-    except ArgumentError as exc:
+    except (ArgumentError, ValueError) as exc:  # ValueError: a port that is not a number
         shown = re.sub(r"(://[^:/@]*):[^@]*@", r"\1:***@", raw)
         raise StoreURLError(
             f"malformed store URL {shown!r}: expected e.g. sqlite:///path/to/modelrail.db "
