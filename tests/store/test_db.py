@@ -13,7 +13,14 @@ from modelrail.store.db import HEAD_REVISION, Database
 
 @pytest.mark.parametrize(
     "url",
-    ["not a url", "mysql://root@localhost/x", "sqlite://", "sqlite:///:memory:", "://x"],
+    [
+        "not a url",
+        "mysql://root@localhost/x",
+        "sqlite://",
+        "sqlite:///:memory:",
+        "://x",
+        "postgresql://u:secret@host:port/db",
+    ],
 )
 def test_malformed_or_unsupported_store_url_is_named(url: str) -> None:
     with pytest.raises(StoreURLError, match="store URL"):
