@@ -25,6 +25,7 @@ from modelrail.batch.sinks.pg_binary import HEADER, TRAILER, binary_payload
 from modelrail.batch.sinks.sql_tables import (
     TableName,
     create_or_check,
+    one_line,
     output_table,
     rejects_table,
 )
@@ -76,7 +77,9 @@ class PostgresSink:
                     conn.execute(query, (self.table.name, self.table.schema)).fetchall()
                 )
         except psycopg.Error as exc:
-            raise BatchOutputError(f"cannot read the columns of {self.location}: {exc}") from exc
+            raise BatchOutputError(
+                f"cannot read the columns of {self.location}: {one_line(exc)}"
+            ) from exc
         return [str(found.get(name, "")) for name in names]
 
     def open(self, stamp: RunStamp, resume: Checkpoint | None) -> PostgresWriter:
@@ -127,7 +130,7 @@ class PostgresWriter:
         try:
             self.conn = psycopg.connect(sink.conninfo(), connect_timeout=10, autocommit=False)
         except psycopg.Error as exc:
-            raise BatchOutputError(f"cannot connect to {sink.location}: {exc}") from exc
+            raise BatchOutputError(f"cannot connect to {sink.location}: {one_line(exc)}") from exc
         lock = int.from_bytes(hashlib.sha256(str(table).encode()).digest()[:8], "big", signed=True)
         with self._errors("locking"):
             self.conn.execute("SELECT pg_advisory_xact_lock(%s)", (lock,))

@@ -114,7 +114,9 @@ def create_or_check(engine: Engine, table: Table, id_columns: tuple[str, ...], w
             if i.get("unique")
         ]
     except SQLAlchemyError as exc:
-        raise BatchOutputError(f"cannot read table {table.fullname} in {where}: {exc}") from exc
+        raise BatchOutputError(
+            f"cannot read table {table.fullname} in {where}: {one_line(exc)}"
+        ) from exc
     _check_columns(table, present, where)
     keys = {tuple(key.get("constrained_columns") or ()), *uniques, *indexes}
     if not any(set(k) == set(id_columns) for k in keys if k):
@@ -123,6 +125,12 @@ def create_or_check(engine: Engine, table: Table, id_columns: tuple[str, ...], w
             f"({', '.join(id_columns)}): a re-run could not replace its rows; add one or "
             "choose another --table"
         )
+
+
+def one_line(exc: BaseException) -> str:
+    """The database's own message on one line: without SQLAlchemy's wrapper and its link."""
+    text = str(getattr(exc, "orig", None) or exc)
+    return "; ".join(line.strip() for line in text.splitlines() if line.strip())
 
 
 def _check_columns(table: Table, present: Mapping[str, Mapping[str, Any]], where: str) -> None:

@@ -1,0 +1,380 @@
+"""Batch runs killed with SIGKILL, then resumed (``modelrail batch resume RUN``) or simply run
+again: afterwards every input row is in the output exactly once, all from one model version,
+and a database output never showed anything of the killed run.
+
+The killed runs are real processes. Most are forked from a fork server that has imported
+modelrail and scikit-learn once (a fresh interpreter spends seconds on those imports); their
+progress callback stops after a chosen batch, so the kill lands at a known point: after the
+first batch, in the middle, after the last batch (before the commit), or, for Parquet,
+between the two renames that publish the output. One test kills ``modelrail batch run``
+itself, at whatever batch it has reached. A killed run's heartbeat is made old by writing
+its record, instead of waiting the 30 seconds after which a silent run counts as dead.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from modelrail.batch.runner import (
+    HEARTBEAT_SECONDS,
+    STALE_AFTER_SECONDS,
+    resume_batch,
+    run_batch,
+)
+from modelrail.batch.spec import JobSpec
+from modelrail.client import Client
+from modelrail.config import load_settings
+from modelrail.entities import BatchRun
+from modelrail.errors import BatchInputError, BatchRunStateError
+from modelrail.store.batch_runs_repo import BatchRunRepository
+from tests.batch.conftest import (
+    BINARY,
+    OUTPUT_KINDS,
+    ROWS,
+    Models,
+    Output,
+    ParquetOutput,
+    PostgresOutput,
+    RedisOutput,
+    ScoringProject,
+    SQLiteOutput,
+    by_id,
+    expected_predictions,
+    input_frame,
+    make_output,
+    modelrail_cli,
+    open_project,
+)
+
+BATCH_ROWS = 20  # 300 rows: 15 batches
+BATCHES = ROWS // BATCH_ROWS
+MODELRAIL = str(Path(sys.executable).with_name("modelrail"))
+_FORKS = multiprocessing.get_context("forkserver")
+_FORKS.set_forkserver_preload(["skops.io", "sklearn.linear_model", "modelrail.registry", __name__])
+
+
+# -- the process that gets killed --------------------------------------------------------------
+
+
+def _doomed_run(root: str, spec_json: str, stall_after: int, events: Connection) -> None:
+    """Runs in the killed process: run_batch, stopping for good after batch ``stall_after``
+    (0: at the rename that publishes a Parquet output)."""
+
+    def progress(rows: int, total: int | None) -> None:
+        progress.batches += 1  # type: ignore[attr-defined]
+        if progress.batches == stall_after:  # type: ignore[attr-defined]
+            events.send(("stalled", rows))
+            time.sleep(600)
+
+    progress.batches = 0  # type: ignore[attr-defined]
+    if stall_after == 0:
+        publish = Path.rename
+
+        def rename(self: Path, target: Any) -> Path:
+            if self.name.startswith(".staging-"):
+                events.send(("publishing", 0))
+                os.kill(os.getpid(), signal.SIGKILL)
+            return publish(self, target)
+
+        Path.rename = rename  # type: ignore[assignment]  # in this process only
+    settings = load_settings(cwd=Path(root), environ={}, create=False)
+    with Client(settings=settings, user="doomed") as client:
+        record = run_batch(client, JobSpec.from_json(spec_json), progress=progress)
+    events.send(("finished", record.rows_written))
+
+
+@contextmanager
+def stalled_run(scoring: ScoringProject, spec: JobSpec, stall_after: int) -> Iterator[BatchRun]:
+    """``spec`` running in another process, stopped at the chosen point; SIGKILLed on exit."""
+    receive, send = _FORKS.Pipe(duplex=False)
+    process = _FORKS.Process(
+        target=_doomed_run, args=(str(scoring.root), spec.to_json(), stall_after, send)
+    )
+    process.start()
+    send.close()
+    try:
+        assert receive.poll(60), "the run did not reach the kill point within 60 s"
+        event, _ = receive.recv()
+        assert event in ("stalled", "publishing"), event
+        repo = BatchRunRepository(scoring.client.db)
+        (record,) = repo.recent(status="running")
+        deadline = time.monotonic() + 20
+        while not record.input_fingerprint and time.monotonic() < deadline:
+            time.sleep(0.02)  # the fingerprint is recorded by a thread of the run
+            record = repo.get(record.id)
+        yield record
+    finally:
+        process.kill()
+        process.join(20)
+        receive.close()
+    assert process.exitcode == -signal.SIGKILL
+
+
+def kill_during_run(scoring: ScoringProject, spec: JobSpec, stall_after: int) -> BatchRun:
+    """Start ``spec`` in another process, SIGKILL it at the chosen point; its run record."""
+    with stalled_run(scoring, spec, stall_after) as record:
+        if stall_after:  # alive, beating: not resumable yet
+            with pytest.raises(BatchRunStateError, match="is still running"):
+                resume_batch(scoring.client, record.id)
+    return BatchRunRepository(scoring.client.db).get(record.id)
+
+
+def make_stale(scoring: ScoringProject, run_id: str) -> None:
+    """What 30 s without a heartbeat looks like in the store."""
+    old = time.time() - STALE_AFTER_SECONDS - 5
+    BatchRunRepository(scoring.client.db).update(run_id, heartbeat_at=old)
+
+
+def checkpoint_rows(record: BatchRun) -> int:
+    return int(orjson.loads(record.checkpoint)["next_row"]) if record.checkpoint else 0
+
+
+# -- checks ----------------------------------------------------------------------------------
+
+
+def assert_exactly_once(
+    scoring: ScoringProject, output: Output, run_id: str, version: int
+) -> list[dict[str, Any]]:
+    rows = output.rows()
+    keyed = by_id(rows)  # fails on a duplicate id
+    model = scoring.models.binary_v1 if version == 1 else scoring.models.binary_v2
+    expected = {str(k): v for k, v in expected_predictions(model, scoring.frame).items()}
+    assert {k: r["prediction"] for k, r in keyed.items()} == expected
+    assert {(r["model_version"], r["batch_run_id"]) for r in rows} == {(version, run_id)}
+    return rows
+
+
+def assert_nothing_of_the_killed_run_is_visible(output: Output, record: BatchRun) -> None:
+    if isinstance(output, SQLiteOutput | PostgresOutput | ParquetOutput):
+        assert output.rows() == []
+    if isinstance(output, ParquetOutput):
+        assert output.hidden() == [f".staging-{record.id}"]
+    if isinstance(output, RedisOutput):
+        # each batch is one MULTI/EXEC: whole batches only, those of the checkpoint
+        assert len(output.rows()) == checkpoint_rows(record)
+
+
+@pytest.fixture
+def killable(tmp_path: Path, batch_models: Models) -> Iterator[ScoringProject]:
+    project = open_project(tmp_path, batch_models)
+    project.client.promote(f"{BINARY}:1", to="staging", force=True, reason="batch test")
+    yield project
+    project.client.close()
+
+
+KILL_POINTS = {"after the first batch": 1, "midway": 8, "after the last batch": BATCHES}
+
+
+@pytest.mark.parametrize("point", list(KILL_POINTS))
+@pytest.mark.parametrize("kind", OUTPUT_KINDS)
+def test_killed_run_resumes_with_its_version_to_one_row_per_input_row(
+    killable: ScoringProject, kind: str, point: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    scoring = killable
+    output = make_output(kind, scoring.root)
+    try:
+        spec = scoring.spec(output, reference=f"{BINARY}@staging", batch_rows=BATCH_ROWS)
+        killed = kill_during_run(scoring, spec, KILL_POINTS[point])
+        assert (killed.status, killed.version) == ("running", 1)
+        resumable = isinstance(output, ParquetOutput | RedisOutput)
+        assert checkpoint_rows(killed) == (KILL_POINTS[point] * BATCH_ROWS if resumable else 0)
+        assert_nothing_of_the_killed_run_is_visible(output, killed)
+
+        # prod moves on meanwhile: the resumed run still scores with version 1
+        scoring.client.promote(f"{BINARY}:2", to="staging", force=True, reason="newer")
+        make_stale(scoring, killed.id)
+        resumed_at = time.time()
+        done = modelrail_cli(monkeypatch, scoring.root, "batch", "resume", killed.id[:10])
+        assert done.code == 0, done.stderr
+        assert f"batch run {killed.id[:12]} succeeded: {BINARY} 1 ({BINARY}@staging)" in (
+            done.stdout
+        )
+        rows = assert_exactly_once(scoring, output, killed.id, version=1)
+        kept = [r for r in rows if r["scored_at"] < resumed_at]
+        assert len(kept) == checkpoint_rows(killed)  # resumable outputs continue; SQL restarts
+        record = BatchRunRepository(scoring.client.db).get(killed.id)
+        assert (record.status, record.rows_read, record.rows_written, record.version) == (
+            "succeeded",
+            ROWS,
+            ROWS,
+            1,
+        )
+        if isinstance(output, ParquetOutput):
+            assert output.hidden() == []
+        with pytest.raises(BatchRunStateError, match="has already succeeded"):
+            resume_batch(scoring.client, killed.id)
+    finally:
+        output.close()
+
+
+@pytest.mark.parametrize("kind", OUTPUT_KINDS)
+def test_running_again_after_a_kill_supersedes_the_dead_run(
+    killable: ScoringProject, kind: str
+) -> None:
+    scoring = killable
+    output = make_output(kind, scoring.root)
+    try:
+        spec = scoring.spec(output, reference=f"{BINARY}@staging", batch_rows=BATCH_ROWS)
+        killed = kill_during_run(scoring, spec, 8)
+        assert_nothing_of_the_killed_run_is_visible(output, killed)
+        scoring.client.promote(f"{BINARY}:2", to="staging", force=True, reason="newer")
+        make_stale(scoring, killed.id)
+        again = run_batch(scoring.client, spec)
+        assert (again.status, again.version) == ("succeeded", 2)
+        assert_exactly_once(scoring, output, again.id, version=2)
+        dead = BatchRunRepository(scoring.client.db).get(killed.id)
+        assert dead.status == "failed" and dead.finished_at is not None
+        assert dead.error == f"interrupted; superseded by batch run {again.id[:12]}"
+        if isinstance(output, ParquetOutput):
+            assert output.hidden() == []  # the dead run's staging is gone
+        with pytest.raises(BatchRunStateError):
+            resume_batch(scoring.client, again.id)
+    finally:
+        output.close()
+
+
+def test_run_killed_while_publishing_its_parquet_output_is_finished_by_resume(
+    killable: ScoringProject, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    scoring = killable
+    output = ParquetOutput(scoring.root)
+    spec = scoring.spec(output, batch_rows=BATCH_ROWS)
+    earlier = scoring.run(spec.with_reference(f"{BINARY}:2"))
+    killed = kill_during_run(scoring, spec, 0)  # between moving the old partition and the new
+    assert [name.split("-of-")[0] for name in output.hidden()] == [
+        f".replaced-{killed.id}",
+        f".staging-{killed.id}",
+    ]
+    make_stale(scoring, killed.id)
+    done = modelrail_cli(monkeypatch, scoring.root, "batch", "resume", killed.id)
+    assert done.code == 0, done.stderr
+    assert_exactly_once(scoring, output, killed.id, version=1)
+    assert output.hidden() == [] and earlier.id not in {r["batch_run_id"] for r in output.rows()}
+
+
+def test_parquet_parts_written_after_the_last_checkpoint_are_redone(
+    killable: ScoringProject,
+) -> None:
+    scoring = killable
+    output = ParquetOutput(scoring.root)
+    killed = kill_during_run(scoring, scoring.spec(output, batch_rows=BATCH_ROWS), 8)
+    staging = output.folder / f".staging-{killed.id}"
+    parts = sorted(staging.glob("part-*.parquet"))
+    assert len(parts) == 8 == checkpoint_rows(killed) // BATCH_ROWS
+    # what a kill between writing a part and storing its checkpoint leaves behind
+    shutil.copyfile(parts[-1], staging / "part-000008.parquet")
+    (staging / "part-000009.tmp").write_bytes(b"half a part")
+    make_stale(scoring, killed.id)
+    assert resume_batch(scoring.client, killed.id).rows_written == ROWS
+    assert_exactly_once(scoring, output, killed.id, version=1)
+
+
+def test_a_working_run_beats_its_record_and_is_left_alone(killable: ScoringProject) -> None:
+    scoring = killable
+    output = ParquetOutput(scoring.root)
+    spec = scoring.spec(output, batch_rows=BATCH_ROWS)
+    repo = BatchRunRepository(scoring.client.db)
+    with stalled_run(scoring, spec, 2) as live:
+        deadline = time.monotonic() + 4 * HEARTBEAT_SECONDS
+        while (beat := repo.get(live.id).heartbeat_at) < live.started_at + HEARTBEAT_SECONDS / 2:
+            assert time.monotonic() < deadline, "the heartbeat did not move"
+            time.sleep(0.1)
+        with pytest.raises(BatchRunStateError, match="is still running"):
+            resume_batch(scoring.client, live.id, clock=lambda: beat + STALE_AFTER_SECONDS - 1)
+        other = run_batch(scoring.client, spec)  # the same job again, meanwhile
+        assert other.status == "succeeded"
+        assert repo.get(live.id).status == "running"
+        assert f".staging-{live.id}" in output.hidden()  # its work is not thrown away
+    assert_exactly_once(scoring, output, other.id, version=1)
+
+
+def test_resume_refuses_an_input_that_changed_since_the_run_started(
+    killable: ScoringProject,
+) -> None:
+    scoring = killable
+    output = ParquetOutput(scoring.root)
+    path = Path(scoring.parquet())
+    spec = scoring.spec(output, inputs=(str(path),), batch_rows=BATCH_ROWS)
+    killed = kill_during_run(scoring, spec, 5)
+    original = path.read_bytes()
+    scoring.parquet(frame=scoring.frame.assign(f0=scoring.frame["f0"] + 1))
+    make_stale(scoring, killed.id)
+    with pytest.raises(BatchInputError, match="has changed since it started"):
+        resume_batch(scoring.client, killed.id)
+    path.write_bytes(original)
+    make_stale(scoring, killed.id)
+    resumed = resume_batch(scoring.client, killed.id)
+    assert resumed.status == "succeeded"
+    assert_exactly_once(scoring, output, killed.id, version=1)
+
+
+def test_resume_of_a_succeeded_run_is_refused(killable: ScoringProject) -> None:
+    done = killable.run(killable.spec(SQLiteOutput(killable.root)))
+    with pytest.raises(BatchRunStateError, match=f"batch run {done.id[:12]} has already succeeded"):
+        resume_batch(killable.client, done.id)
+
+
+def test_modelrail_batch_run_killed_by_sigkill_resumes_after_its_last_batch(
+    killable: ScoringProject, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    scoring = killable
+    rows = 40_000
+    frame = input_frame(rows)
+    path = scoring.parquet("large.parquet", frame)
+    output = ParquetOutput(scoring.root)
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("MODELRAIL_")}
+    command = [MODELRAIL, "batch", "run", f"{BINARY}@staging", "--input", path]
+    command += ["--output", output.url, "--id-column", "id", "--batch-rows", "50"]
+    child = subprocess.Popen(
+        command,
+        cwd=scoring.root,
+        env=clean,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    repo = BatchRunRepository(scoring.client.db)
+    try:
+        deadline = time.monotonic() + 60
+        killed: BatchRun | None = None
+        while killed is None or killed.rows_read < 2_000:
+            assert child.poll() is None, child.stderr.read() if child.stderr else ""
+            assert time.monotonic() < deadline, "no progress within 60 s"
+            time.sleep(0.01)
+            running = repo.recent(status="running")
+            killed = running[0] if running else None
+        child.send_signal(signal.SIGKILL)
+        child.wait(20)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait(20)
+        if child.stderr:
+            child.stderr.close()
+    assert child.returncode == -signal.SIGKILL
+    killed = repo.get(killed.id)
+    assert killed.status == "running" and 2_000 <= checkpoint_rows(killed) < rows
+    assert output.rows() == []
+    make_stale(scoring, killed.id)
+    resumed_at = time.time()
+    done = modelrail_cli(monkeypatch, scoring.root, "batch", "resume", killed.id)
+    assert done.code == 0, done.stderr
+    written = output.rows()
+    keyed = by_id(written)
+    assert sorted(int(k) for k in keyed) == frame["id"].tolist()
+    assert {(r["model_version"], r["batch_run_id"]) for r in written} == {(1, killed.id)}
+    assert sum(r["scored_at"] < resumed_at for r in written) == checkpoint_rows(killed)
+    assert repo.get(killed.id).rows_written == rows
