@@ -94,7 +94,25 @@ def run_batch(
     )
     repo.create(record)
     _supersede_dead_runs(repo, plan, record, clock)
+    try:
+        _validate_first(plan)
+    except ModelrailError as exc:
+        repo.update(record.id, status="failed", finished_at=clock(), error=exc.message)
+        plan.source.close()
+        plan.sink.close()
+        raise
     return _execute(repo, plan, record, None, progress, clock)
+
+
+def _validate_first(plan: _Plan) -> None:
+    """An output that keeps what a failed run wrote (Redis) gets the input checked for bad
+    rows before the first write, so a bad row still leaves it untouched."""
+    if plan.sink.atomic or plan.spec.on_bad_rows != "fail" or plan.spec.engine != "local":
+        return
+    row = 0
+    for batch in plan.source.batches(plan.spec.batch_rows):
+        plan.scorer.validate(batch, row)
+        row += batch.num_rows
 
 
 def _new_record(
@@ -149,6 +167,7 @@ def resume_batch(
             f"batch run {record.id[:12]} is still running (pid {record.pid} on {record.host}, "
             f"last seen {clock() - record.heartbeat_at:.0f} s ago)"
         )
+    _refuse_if_superseded(repo, record)
     spec = JobSpec.from_json(record.spec)
     version = client.models.get_version(record.model, record.version)
     plan = _plan(client, spec, version, record.id)
@@ -163,6 +182,20 @@ def resume_batch(
         )
     repo.update(record.id, status="running", heartbeat_at=clock(), error=None, pid=os.getpid())
     return _execute(repo, plan, record, checkpoint, progress, clock)
+
+
+def _refuse_if_superseded(repo: BatchRunRepository, record: BatchRun) -> None:
+    """A run that a later run of the same output and input has replaced must not be
+    resumed: it would overwrite newer predictions with older ones."""
+    for other in repo.recent(status="succeeded", limit=1000):
+        same_input = not record.input_fingerprint or (
+            other.input_fingerprint == record.input_fingerprint
+        )
+        if other.output == record.output and other.started_at > record.started_at and same_input:
+            raise BatchRunStateError(
+                f"batch run {record.id[:12]} was replaced by batch run {other.id[:12]}, which "
+                "has succeeded since: resuming would overwrite its rows; run the job again"
+            )
 
 
 def _plan(client: Client, spec: JobSpec, version: ModelVersion, run_id: str) -> _Plan:

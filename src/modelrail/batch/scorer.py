@@ -122,12 +122,7 @@ class BatchScorer:
         rejects = None
         if bad is not None:
             if self.on_bad_rows == "fail":
-                index = int(np.flatnonzero(bad[0])[0])
-                raise BatchInputError(
-                    f"input row {first_row + index} ({self._row_id(batch, index)}): "
-                    f"{bad[1][index]}; nothing was written (--on-bad-rows skip sets such "
-                    "rows aside with their reason instead)"
-                )
+                self._raise_first(batch, bad, first_row)
             rejects = self._rejects(batch, bad, first_row, run_id)
             keep = pa.array(~bad[0])
             batch = batch.filter(keep)
@@ -138,6 +133,26 @@ class BatchScorer:
         columns.extend(self._probabilities(scored))
         output = pa.RecordBatch.from_arrays(columns, schema=self.output_schema)
         return ScoredBatch(output=output, rejects=rejects, rows_read=rows)
+
+    def validate(self, batch: pa.RecordBatch, first_row: int) -> None:
+        """Raise on the batch's first bad row, as ``score`` would, without scoring."""
+        if self.on_bad_rows == "fail":
+            bad = self._bad_rows(batch, self._features(batch))
+            if bad is not None:
+                self._raise_first(batch, bad, first_row)
+
+    def _raise_first(
+        self,
+        batch: pa.RecordBatch,
+        bad: tuple[np.ndarray[Any, Any], list[str]],
+        first_row: int,
+    ) -> None:
+        index = int(np.flatnonzero(bad[0])[0])
+        raise BatchInputError(
+            f"input row {first_row + index} ({self._row_id(batch, index)}): "
+            f"{bad[1][index]}; nothing was written (--on-bad-rows skip sets such "
+            "rows aside with their reason instead)"
+        )
 
     def _features(self, batch: pa.RecordBatch) -> Any:
         if not self.model.numeric:

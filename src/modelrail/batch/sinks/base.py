@@ -56,6 +56,8 @@ class Writer(Protocol):
 class Sink(Protocol):
     location: str
     resumable: bool
+    # Whether a failed run leaves the output as it was (False: the batches written stay).
+    atomic: bool
 
     def prepare(self, schema: pa.Schema, id_columns: tuple[str, ...], with_rejects: bool) -> None:
         """Create the table (or folder) or check that the existing one fits, writing no row."""

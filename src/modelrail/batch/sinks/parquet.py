@@ -24,6 +24,7 @@ _PART = "part-{:06d}.parquet"
 
 class ParquetSink:
     resumable = True
+    atomic = True
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder

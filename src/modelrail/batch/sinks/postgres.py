@@ -34,6 +34,7 @@ from modelrail.errors import BatchOutputError
 
 class PostgresSink:
     resumable = False
+    atomic = True
 
     def __init__(self, url: URL, table: str | None) -> None:
         self.url = url.set(drivername="postgresql+psycopg")

@@ -22,6 +22,7 @@ _CHUNK = 10_000
 
 class RedisSink:
     resumable = True
+    atomic = False
 
     def __init__(self, url: str, prefix: str | None, ttl_seconds: int | None) -> None:
         try:

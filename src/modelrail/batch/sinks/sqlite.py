@@ -34,6 +34,7 @@ _ROWS_PER_STATEMENT = 256
 
 class SQLiteSink:
     resumable = False
+    atomic = True
 
     def __init__(self, path: Path, table: str | None) -> None:
         self.path = path
@@ -44,6 +45,7 @@ class SQLiteSink:
         if not path.parent.is_dir():
             raise BatchOutputError(f"cannot write {self.location}: folder {path.parent} is missing")
         self._columns: list[str] = []
+        self._id_columns: tuple[str, ...] = ()
 
     def prepare(self, schema: pa.Schema, id_columns: tuple[str, ...], with_rejects: bool) -> None:
         engine = create_engine(f"sqlite:///{self.path}")
@@ -57,6 +59,7 @@ class SQLiteSink:
         finally:
             engine.dispose()
         self._columns = [f.name for f in schema]
+        self._id_columns = id_columns
 
     def open(self, stamp: RunStamp, resume: Checkpoint | None) -> SQLiteWriter:
         return SQLiteWriter(self, stamp)
@@ -82,8 +85,21 @@ class SQLiteWriter:
             raise BatchOutputError(f"cannot write {sink.location}: {exc}") from exc
         self._max_variables = self.conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
         names = ", ".join(_quote(c) for c in (*sink._columns, *(f.name for f in STAMP_FIELDS)))
-        self._insert_head = f"INSERT OR REPLACE INTO {_quote(sink.table.name)} ({names}) VALUES "
+        table = _quote(sink.table.name)
+        # Plain INSERT, so an id the input repeats is an error instead of a silent overwrite;
+        # rows of earlier runs with this batch's ids are deleted first.
+        self._insert_head = f"INSERT INTO {table} ({names}) VALUES "
         self._placeholders = ", ".join("?" for _ in sink._columns)
+        self._id_positions = [sink._columns.index(c) for c in sink._id_columns]
+        match = " AND ".join(f"{_quote(c)} = ?" for c in sink._id_columns)
+        self._delete = (
+            f"DELETE FROM {table} WHERE {match} AND batch_run_id <> {_literal(stamp.run_id)}"
+        )
+        try:
+            self._had_rows = self.conn.execute(f"SELECT 1 FROM {table} LIMIT 1").fetchone()
+        except sqlite3.Error as exc:
+            self.abort()
+            raise BatchOutputError(f"cannot read {sink.location}: {exc}") from exc
 
     def write(self, scored: ScoredBatch, scored_at: float) -> None:
         when = _literal(_time_text(scored_at))
@@ -93,12 +109,16 @@ class SQLiteWriter:
         )
         try:
             if scored.output.num_rows:
+                if self._had_rows:
+                    ids = [_python_values(scored.output.column(i)) for i in self._id_positions]
+                    self.conn.executemany(self._delete, zip(*ids, strict=True))
                 self._insert(scored.output, f"({self._placeholders}, {constants})")
             if scored.rejects is not None and scored.rejects.num_rows:
                 self._write_rejects(scored.rejects, when)
         except sqlite3.IntegrityError as exc:
             raise BatchOutputError(
-                f"writing {self.sink.location} failed: {exc}; nothing was written"
+                f"writing {self.sink.location} failed: {exc} (the input has an id twice: ids "
+                "must be unique within a run); nothing was written"
             ) from exc
         except sqlite3.Error as exc:
             raise BatchOutputError(f"writing {self.sink.location} failed: {exc}") from exc

@@ -1,0 +1,76 @@
+"""Rules that keep an output right beyond one run: a bad row never half-writes even a
+non-transactional output, an id the input repeats is refused by the SQL outputs, and a run
+that a later run replaced cannot be resumed over it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from modelrail.batch.runner import resume_batch
+from modelrail.errors import BatchInputError, BatchOutputError, BatchRunStateError
+from modelrail.store.batch_runs_repo import BatchRunRepository
+from tests.batch.conftest import (
+    RedisOutput,
+    ScoringProject,
+    SQLiteOutput,
+    make_output,
+)
+
+
+@pytest.fixture
+def redis_output() -> Iterator[RedisOutput]:
+    output = RedisOutput()
+    yield output
+    output.close()
+
+
+def test_a_bad_row_late_in_the_input_leaves_redis_untouched(
+    scoring: ScoringProject, redis_output: RedisOutput
+) -> None:
+    frame = scoring.frame.copy()
+    frame.loc[len(frame) - 5, "f3"] = np.nan  # in the last batch: earlier ones would be written
+    spec = scoring.spec(redis_output, inputs=(scoring.parquet("late.parquet", frame),))
+    with pytest.raises(BatchInputError, match="'f3'"):
+        scoring.run(replace(spec, batch_rows=50))
+    assert redis_output.keys() == []
+    (failed,) = BatchRunRepository(scoring.client.db).recent()
+    assert failed.status == "failed" and "'f3'" in (failed.error or "")
+
+
+@pytest.mark.parametrize("kind", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_an_id_the_input_repeats_is_refused_and_nothing_is_written(
+    scoring: ScoringProject, tmp_path: Path, kind: str
+) -> None:
+    output = make_output(kind, tmp_path)
+    try:
+        first = scoring.run(scoring.spec(output))  # the table holds rows of an earlier run
+        frame = scoring.frame.copy()
+        frame.loc[250, "id"] = frame.loc[10, "id"]
+        spec = scoring.spec(output, inputs=(scoring.parquet("twice.parquet", frame),))
+        with pytest.raises(BatchOutputError, match=r"unique|duplicate|twice"):
+            scoring.run(spec)
+        rows = output.rows()
+        assert len(rows) == len(scoring.frame)
+        assert {row["batch_run_id"] for row in rows} == {first.id}
+    finally:
+        output.close()
+
+
+def test_a_superseded_run_cannot_be_resumed_over_the_run_that_replaced_it(
+    scoring: ScoringProject, tmp_path: Path
+) -> None:
+    output = SQLiteOutput(tmp_path)
+    repo = BatchRunRepository(scoring.client.db)
+    old = scoring.run(scoring.spec(output))
+    # The old run is made to look killed: running, with a heartbeat long gone.
+    repo.update(old.id, status="running", heartbeat_at=old.started_at - 3600)
+    newer = scoring.run(scoring.spec(output, reference="churn:2"))
+    assert repo.get(old.id).status == "failed"  # superseded by the newer run
+    with pytest.raises(BatchRunStateError, match=newer.id[:12]):
+        resume_batch(scoring.client, old.id)
+    assert {row["model_version"] for row in output.rows()} == {2}
