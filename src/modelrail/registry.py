@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from modelrail.artifacts import ArtifactStore
-from modelrail.entities import ModelVersion
+from modelrail.entities import ModelVersion, Signature
 from modelrail.errors import InvalidInputError
 from modelrail.flavors import flavor_for, get_flavor
 from modelrail.refs import validate_name
@@ -46,6 +46,9 @@ def register_model(
         path = Path(tmp) / "model.bin"
         details = flavor.save(model, path)
         blob = artifacts.put_file(path)
+    compiled = _stored_compiled_form(artifacts, model, signature, example)
+    if compiled is not None:
+        details = {**details, "compiled": compiled}
     return repository.create_version(
         name=name,
         run_id=run_id,
@@ -58,6 +61,27 @@ def register_model(
         description=description,
         created_by=created_by,
     )
+
+
+def _stored_compiled_form(
+    artifacts: ArtifactStore, model: Any, signature: Signature, example: dict[str, Any]
+) -> dict[str, Any] | None:
+    """Store the model's compiled form when it reproduces the model, so batch scoring can
+    use it without loading the model (or scikit-learn) at all."""
+    from modelrail.scoring.compiled import compile_model, form_to_bytes
+    from modelrail.scoring.predictor import NUMERIC_DTYPES, form_agrees
+
+    if not signature.inputs or any(c.dtype not in NUMERIC_DTYPES for c in signature.inputs):
+        return None
+    form = compile_model(model)
+    columns = tuple(c.name for c in signature.inputs)
+    if form is None or not form_agrees(model, form, columns, example.get("data", [])):
+        return None
+    data = form_to_bytes(form)
+    if data is None:
+        return None
+    blob = artifacts.put_bytes(data)
+    return {"sha256": blob.sha256, "size": blob.size, "link": form.link}
 
 
 @dataclass(frozen=True)

@@ -29,8 +29,7 @@ from modelrail.batch.spec import JobSpec
 from modelrail.entities import BatchRun, ModelVersion
 from modelrail.errors import BatchInputError, BatchRunStateError, ModelrailError
 from modelrail.refs import Ref
-from modelrail.registry import load_model_version
-from modelrail.scoring.predictor import ScoringModel
+from modelrail.scoring.predictor import scoring_model_for
 from modelrail.store.batch_runs_repo import BatchRunRepository
 
 if TYPE_CHECKING:
@@ -201,7 +200,7 @@ def _refuse_if_superseded(repo: BatchRunRepository, record: BatchRun) -> None:
 def _plan(client: Client, spec: JobSpec, version: ModelVersion, run_id: str) -> _Plan:
     from modelrail.batch.sources import open_source
 
-    model = ScoringModel(load_model_version(client.artifacts, version))
+    model = scoring_model_for(client.artifacts, version)
     inputs = [c for c in model.columns if c not in spec.id_columns]
     types = {
         c.name: _ARROW_INPUT_TYPES[c.dtype]

@@ -309,7 +309,9 @@ class _ParquetSource(_FileSource):
             try:
                 # pre_buffer (pyarrow's default) would load every row group asked for at once
                 path, metadata = self._files[index], self._metadata[index]
-                with pq.ParquetFile(path, metadata=metadata, pre_buffer=False) as file:
+                with pq.ParquetFile(
+                    path, metadata=metadata, pre_buffer=False, buffer_size=1 << 20
+                ) as file:
                     for batch in file.iter_batches(rows, groups, self.schema.names):
                         arrays = [self._cast(batch, field, name) for field in self.schema]
                         yield pa.RecordBatch.from_arrays(arrays, schema=self.schema)

@@ -7,6 +7,7 @@ a verification sample (see ``predictor.py``).
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,6 +41,25 @@ class LinearForm:
         np.exp(z, out=z)
         z /= z.sum(axis=1, keepdims=True)
         return self.classes[z.argmax(axis=1)], z
+
+
+def form_to_bytes(form: LinearForm) -> bytes | None:
+    """The form as an .npz file (no pickled objects), or None when its classes would need
+    pickling (mixed or object-typed labels)."""
+    arrays: dict[str, Any] = {"weights": form.weights, "bias": form.bias}
+    if form.classes is not None:
+        if form.classes.dtype == object:
+            return None
+        arrays["classes"] = form.classes
+    buffer = io.BytesIO()
+    np.savez(buffer, link=np.array(form.link), **arrays)
+    return buffer.getvalue()
+
+
+def form_from_bytes(data: bytes) -> LinearForm:
+    with np.load(io.BytesIO(data), allow_pickle=False) as stored:
+        classes = stored["classes"] if "classes" in stored.files else None
+        return LinearForm(stored["weights"], stored["bias"], str(stored["link"]), classes)
 
 
 def compile_model(model: Any) -> LinearForm | None:

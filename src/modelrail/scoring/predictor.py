@@ -14,9 +14,10 @@ from typing import Any
 
 import numpy as np
 
+from modelrail.artifacts import ArtifactStore
 from modelrail.entities import ModelVersion
-from modelrail.registry import LoadedModel
-from modelrail.scoring.compiled import FloatMatrix, LinearForm, compile_model
+from modelrail.registry import LoadedModel, load_model_version
+from modelrail.scoring.compiled import FloatMatrix, LinearForm, compile_model, form_from_bytes
 
 NUMERIC_DTYPES = frozenset({"float64", "int64", "bool"})
 _VERIFY_ROWS = 512
@@ -30,7 +31,7 @@ class Scored:
 
 class ScoringModel:
     def __init__(self, loaded: LoadedModel) -> None:
-        self.loaded = loaded
+        self.loaded: LoadedModel | None = loaded
         self.version: ModelVersion = loaded.version
         self.columns: tuple[str, ...] = tuple(c.name for c in loaded.version.signature.inputs)
         self.dtypes: tuple[str, ...] = tuple(c.dtype for c in loaded.version.signature.inputs)
@@ -42,6 +43,21 @@ class ScoringModel:
             candidate = compile_model(loaded.model)
             if candidate is not None and self._agrees(candidate):
                 self.compiled = candidate
+
+    @classmethod
+    def from_compiled(cls, version: ModelVersion, form: LinearForm) -> ScoringModel:
+        """A model whose compiled form was verified against it when it was registered: it
+        scores without loading the model itself (nor scikit-learn)."""
+        scoring = cls.__new__(cls)
+        scoring.loaded = None
+        scoring.version = version
+        scoring.columns = tuple(c.name for c in version.signature.inputs)
+        scoring.dtypes = tuple(c.dtype for c in version.signature.inputs)
+        scoring.numeric = True
+        scoring.has_probabilities = version.signature.has_probabilities
+        scoring._wants_frame = False
+        scoring.compiled = form
+        return scoring
 
     @property
     def predictor_kind(self) -> str:
@@ -56,56 +72,86 @@ class ScoringModel:
 
     def score_frame(self, frame: Any) -> Scored:
         """The general path for inputs with text columns: a DataFrame in signature order."""
-        model = self.loaded.model
+        model = self._model()
         predictions = np.asarray(model.predict(frame))
         probabilities = np.asarray(model.predict_proba(frame)) if self.has_probabilities else None
         return Scored(predictions, probabilities)
 
-    def _score_with_model(self, X: FloatMatrix) -> Scored:
-        model = self.loaded.model
-        data: Any = X
-        if self._wants_frame:
-            import pandas as pd
+    def _model(self) -> Any:
+        assert self.loaded is not None, "a compiled-only model scores through its form"
+        return self.loaded.model
 
-            data = pd.DataFrame(X, columns=list(self.columns), copy=False)
-        with warnings.catch_warnings():
-            # A model fitted on a DataFrame warns about plain arrays; the columns are in order.
-            warnings.simplefilter("ignore", UserWarning)
-            predictions = np.asarray(model.predict(data))
-            probabilities = (
-                np.asarray(model.predict_proba(data), dtype=np.float64)
-                if self.has_probabilities
-                else None
-            )
-        return Scored(predictions, probabilities)
+    def _score_with_model(self, X: FloatMatrix) -> Scored:
+        return _model_scores(self._model(), X, self.columns, self._wants_frame)
 
     def _agrees(self, candidate: LinearForm) -> bool:
-        sample = _verification_sample(self.loaded, len(self.columns))
-        if sample is None:
-            return False
-        expected = self._score_with_model(sample)
-        try:
-            predictions, probabilities = candidate.predict(sample.copy())
-        except (ValueError, TypeError, IndexError, FloatingPointError):
-            return False
-        if predictions.shape != expected.predictions.shape:
-            return False
-        if candidate.link == "identity":
-            # Regression values differ from scikit-learn's in the last bit at most.
-            if not np.allclose(predictions, expected.predictions, rtol=1e-9, atol=1e-12):
-                return False
-        elif not np.array_equal(predictions, expected.predictions):
-            return False
-        if (expected.probabilities is None) != (probabilities is None):
-            return False
-        if probabilities is not None and expected.probabilities is not None:
-            return bool(np.allclose(probabilities, expected.probabilities, rtol=1e-9, atol=1e-12))
-        return True
+        assert self.loaded is not None
+        rows = self.loaded.version.input_example.get("data", [])
+        return form_agrees(self.loaded.model, candidate, self.columns, rows)
 
 
-def _verification_sample(loaded: LoadedModel, width: int) -> FloatMatrix | None:
+def scoring_model_for(artifacts: ArtifactStore, version: ModelVersion) -> ScoringModel:
+    """The fastest verified way to score ``version``: its compiled form stored at
+    registration (sha256-checked, no model or scikit-learn loaded) when it has one, else
+    the model itself."""
+    compiled = version.flavor_details.get("compiled")
+    numeric = all(c.dtype in NUMERIC_DTYPES for c in version.signature.inputs)
+    if isinstance(compiled, dict) and numeric:
+        data = artifacts.read_verified(
+            str(compiled["sha256"]), size=int(compiled["size"]), label=version.reference
+        )
+        return ScoringModel.from_compiled(version, form_from_bytes(data))
+    return ScoringModel(load_model_version(artifacts, version))
+
+
+def form_agrees(model: Any, candidate: LinearForm, columns: tuple[str, ...], rows: Any) -> bool:
+    """Whether ``candidate`` reproduces ``model`` on the example rows and rows spread
+    around them: exactly for classes, to 1e-9 for probabilities and regression values."""
+    sample = _verification_sample(rows, len(columns))
+    if sample is None:
+        return False
+    wants_frame = hasattr(model, "feature_names_in_")
+    expected = _model_scores(model, sample, columns, wants_frame)
+    try:
+        predictions, probabilities = candidate.predict(sample.copy())
+    except (ValueError, TypeError, IndexError, FloatingPointError):
+        return False
+    if predictions.shape != expected.predictions.shape:
+        return False
+    if candidate.link == "identity":
+        # Regression values differ from scikit-learn's in the last bit at most.
+        if not np.allclose(predictions, expected.predictions, rtol=1e-9, atol=1e-12):
+            return False
+    elif not np.array_equal(predictions, expected.predictions):
+        return False
+    if (expected.probabilities is None) != (probabilities is None):
+        return False
+    if probabilities is not None and expected.probabilities is not None:
+        return bool(np.allclose(probabilities, expected.probabilities, rtol=1e-9, atol=1e-12))
+    return True
+
+
+def _model_scores(
+    model: Any, X: FloatMatrix, columns: tuple[str, ...], wants_frame: bool
+) -> Scored:
+    data: Any = X
+    if wants_frame:
+        import pandas as pd
+
+        data = pd.DataFrame(X, columns=list(columns), copy=False)
+    with warnings.catch_warnings():
+        # A model fitted on a DataFrame warns about plain arrays; the columns are in order.
+        warnings.simplefilter("ignore", UserWarning)
+        predictions = np.asarray(model.predict(data))
+        has_probabilities = callable(getattr(model, "predict_proba", None))
+        probabilities = (
+            np.asarray(model.predict_proba(data), dtype=np.float64) if has_probabilities else None
+        )
+    return Scored(predictions, probabilities)
+
+
+def _verification_sample(rows: Any, width: int) -> FloatMatrix | None:
     """The input example plus rows spread around it, as a float64 matrix."""
-    rows = loaded.version.input_example.get("data", [])
     try:
         example = np.asarray(rows, dtype=np.float64).reshape(-1, width)
     except (TypeError, ValueError):
