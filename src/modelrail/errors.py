@@ -224,6 +224,23 @@ class BatchRunStateError(InvalidInputError):
     http_status = 409
 
 
+# -- the web dashboard ---------------------------------------------------------------
+
+
+class LoginRequiredError(ModelrailError):
+    """A change asked of the dashboard without its token."""
+
+    exit_code = 2
+    http_status = 401
+
+
+class ForbiddenError(ModelrailError):
+    """A wrong token, or a form posted from another site."""
+
+    exit_code = 2
+    http_status = 403
+
+
 # -- integrity -------------------------------------------------------------------
 
 

@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from modelrail.cli import batch, docker, envs, models, project, runs, serve
+from modelrail.cli import batch, docker, envs, models, project, runs, serve, ui
 from modelrail.errors import ModelrailError
 
 app = typer.Typer(
@@ -23,6 +23,7 @@ app.add_typer(docker.app, name="docker")
 project.register(app)
 envs.register(app)
 serve.register(app)
+ui.register(app)
 batch.register(app)
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import datetime as dt
 import json
 import sys
 from collections.abc import Iterable, Sequence
@@ -13,7 +12,10 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-_PERCENT_HINTS = ("accuracy", "precision", "recall", "f1", "auc", "rate")
+# Shared with the dashboard; commands import it from here.
+from modelrail.tracking.tracker_columns import format_duration as format_duration
+from modelrail.tracking.tracker_columns import format_metric as format_metric
+from modelrail.tracking.tracker_columns import format_time as format_time
 
 
 def console() -> Console:
@@ -45,30 +47,6 @@ def print_csv(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
     writer = csv.writer(sys.stdout, lineterminator="\n")
     writer.writerow(header)
     writer.writerows(rows)
-
-
-def format_metric(key: str, value: float | None) -> str:
-    if value is None:
-        return "-"
-    if 0.0 <= value <= 1.0 and any(hint in key.lower() for hint in _PERCENT_HINTS):
-        return f"{value * 100:.1f}%"
-    return f"{value:.4g}"
-
-
-def format_time(timestamp: float | None) -> str:
-    if timestamp is None:
-        return "-"
-    return dt.datetime.fromtimestamp(timestamp).strftime("%Y-%m-%d %H:%M:%S")
-
-
-def format_duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    if seconds < 1:
-        return f"{seconds * 1000:.0f} ms"
-    if seconds < 120:
-        return f"{seconds:.1f} s"
-    return f"{seconds / 60:.1f} min"
 
 
 def key_value_table(title: str, pairs: Iterable[tuple[str, Any]]) -> Table:

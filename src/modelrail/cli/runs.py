@@ -12,7 +12,6 @@ from modelrail.cli.context import open_client
 from modelrail.cli.render import (
     console,
     format_duration,
-    format_metric,
     format_time,
     key_value_table,
     print_csv,
@@ -21,16 +20,11 @@ from modelrail.cli.render import (
 from modelrail.entities import TrackerPage
 from modelrail.store.tracker_query import TrackerQuery
 from modelrail.tracking.diff import diff_runs
+from modelrail.tracking.tracker_columns import cells, component_note, format_metric, header
 
 app = typer.Typer(help="The model tracker: runs, what went into them, and their results.")
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
-_ROLE_COLUMNS = (
-    ("data:train", "train"),
-    ("data:validation", "validation"),
-    ("params", "params"),
-    ("data:test", "test"),
-)
 
 
 @app.callback(invoke_without_command=True)
@@ -67,53 +61,19 @@ def tracker(
     if as_json:
         print_json({"total": page.total, "metric_keys": page.metric_keys, "rows": page.rows})
     elif as_csv:
-        print_csv(_header(page), (_cells(page, row, plain=True) for row in page.rows))
+        keys = page.metric_keys
+        print_csv(header(keys), (cells(row, keys, plain=True) for row in page.rows))
     else:
         print_tracker(page, console())
 
 
-def _header(page: TrackerPage) -> list[str]:
-    return [
-        "model",
-        "version",
-        "code (architecture)",
-        "dataset",
-        *(label for _, label in _ROLE_COLUMNS),
-        *page.metric_keys,
-        "run",
-        "status",
-    ]
-
-
-def _cells(page: TrackerPage, row: object, *, plain: bool) -> list[str]:
-    from modelrail.entities import TrackerRow
-
-    assert isinstance(row, TrackerRow)
-    code = row.labels.get("code", "-")
-    architecture = f"{row.architecture} ({code})" if row.architecture else code
-    metrics = [
-        (str(row.metrics.get(k, "")) if plain else format_metric(k, row.metrics.get(k)))
-        for k in page.metric_keys
-    ]
-    return [
-        row.model or "-",
-        "-" if row.version is None else str(row.version),
-        architecture,
-        row.dataset or "-",
-        *(row.labels.get(role, "-") for role, _ in _ROLE_COLUMNS),
-        *metrics,
-        row.run_id if plain else row.run_id[:8],
-        row.status,
-    ]
-
-
 def print_tracker(page: TrackerPage, out: Console) -> None:
     table = Table(title="model tracker", title_justify="left")
-    for name in _header(page):
+    for name in header(page.metric_keys):
         table.add_column(name, no_wrap=True)
     for row in page.rows:
         style = "red" if row.status == "failed" else None
-        table.add_row(*_cells(page, row, plain=False), style=style)
+        table.add_row(*cells(row, page.metric_keys, plain=False), style=style)
     out.print(table)
     if page.total > len(page.rows):
         out.print(f"{len(page.rows)} of {page.total} rows shown (use --limit / --offset)")
@@ -165,7 +125,7 @@ def show(
         components.add_column(column)
     for role, cv in run.components.items():
         components.add_row(
-            role, cv.label, cv.fingerprint[:12], cv.lineage, _component_note(cv.details)
+            role, cv.label, cv.fingerprint[:12], cv.lineage, component_note(cv.details)
         )
     out.print(components)
     out.print(key_value_table("params", sorted(run.params.items())))
@@ -189,22 +149,6 @@ def _dirty(git: dict[str, object]) -> str | None:
     if not git.get("dirty"):
         return "no"
     return f"yes (diff sha256 {str(git.get('diff_sha256'))[:12]})"
-
-
-def _component_note(details: object) -> str:
-    if not isinstance(details, dict):
-        return ""
-    if "rows" in details:
-        columns = len(details.get("schema", []))
-        return f"{details.get('dataset')}: {details['rows']} rows x {columns} columns"
-    if "packages" in details and isinstance(details["packages"], dict):
-        return f"python {details.get('python')}, {len(details['packages'])} packages"
-    if "architecture" in details:
-        commit = details.get("commit")
-        return f"{details.get('architecture')} @ {str(commit)[:10] if commit else 'no git'}"
-    if "keys" in details:
-        return ", ".join(details["keys"])
-    return ""
 
 
 @app.command("diff")

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, and_, func, select
+from sqlalchemy import Select, and_, exists, func, select
 
-from modelrail.entities import TrackerPage, TrackerRow
+from modelrail.entities import COMPONENT_ROLES, TrackerPage, TrackerRow
 from modelrail.errors import InvalidInputError
 from modelrail.store import tables as t
 from modelrail.store.codec import loads
@@ -16,11 +17,30 @@ from modelrail.store.db import Database
 
 PREFERRED_METRICS = ("accuracy", "false_positive_rate")
 _BUILTIN_SORTS = ("started", "version")
+COMPONENT_SORT_PREFIX = "component:"
 DEFAULT_METRIC_COLUMNS = 4
 
 
 @dataclass(frozen=True)
+class MetricRange:
+    """Keep runs whose latest ``key`` lies in ``[low, high]`` (either end may be open).
+
+    A run that never logged ``key`` is left out."""
+
+    key: str
+    low: float | None = None
+    high: float | None = None
+
+
+@dataclass(frozen=True)
 class TrackerQuery:
+    """Which rows of the tracker to read, in what order.
+
+    ``sort`` is ``started``, ``version`` (model name, then version), ``component:ROLE``
+    (the component's ``MAJOR.MINOR``, e.g. ``component:data:train``) or a metric name.
+    ``tags`` keeps runs carrying every ``(key, value)`` pair; a ``None`` value only needs
+    the key."""
+
     experiment: str | None = None
     model: str | None = None
     status: str | None = None
@@ -30,35 +50,14 @@ class TrackerQuery:
     limit: int = 50
     offset: int = 0
     only_models: bool = False
+    metric_ranges: tuple[MetricRange, ...] = ()
+    tags: tuple[tuple[str, str | None], ...] = ()
 
 
 def tracker_page(db: Database, query: TrackerQuery) -> TrackerPage:
     if query.limit < 0 or query.offset < 0:
         raise InvalidInputError("limit and offset must be zero or more")
-    runs, mv, models = t.runs, t.model_versions, t.models
-    base: Select[Any] = (
-        select(
-            runs.c.id,
-            runs.c.status,
-            runs.c.started_at,
-            runs.c.architecture,
-            t.experiments.c.name.label("experiment"),
-            models.c.name.label("model"),
-            mv.c.version,
-        )
-        .join(t.experiments, t.experiments.c.id == runs.c.experiment_id)
-        .outerjoin(mv, mv.c.run_id == runs.c.id)
-        .outerjoin(models, models.c.id == mv.c.model_id)
-    )
-    if query.experiment is not None:
-        base = base.where(t.experiments.c.name == query.experiment)
-    if query.model is not None:
-        base = base.where(models.c.name == query.model)
-    if query.status is not None:
-        base = base.where(runs.c.status == query.status)
-    if query.only_models:
-        base = base.where(mv.c.id.is_not(None))
-
+    base = _filtered(query)
     ordered = _apply_sort(base, query)
     with db.read() as conn:
         total = int(conn.execute(select(func.count()).select_from(base.subquery())).scalar_one())
@@ -87,6 +86,79 @@ def tracker_page(db: Database, query: TrackerQuery) -> TrackerPage:
     return TrackerPage(rows=rows, total=total, metric_keys=tuple(metric_keys))
 
 
+def metric_extremes(
+    db: Database, query: TrackerQuery, keys: Iterable[str]
+) -> dict[str, tuple[float, float]]:
+    """The smallest and largest latest value of each metric over every row ``query``
+    matches (not only one page of them); metrics no matching run logged are left out."""
+    wanted = list(dict.fromkeys(keys))
+    if not wanted:
+        return {}
+    matching = _filtered(query).with_only_columns(t.runs.c.id).distinct()
+    m = t.run_latest_metrics
+    statement = (
+        select(m.c.key, func.min(m.c.value), func.max(m.c.value))
+        .where(m.c.key.in_(wanted), m.c.run_id.in_(matching.scalar_subquery()))
+        .group_by(m.c.key)
+    )
+    with db.read() as conn:
+        return {
+            str(key): (float(low), float(high))
+            for key, low, high in conn.execute(statement)
+            if low is not None
+        }
+
+
+def metric_names(db: Database) -> list[str]:
+    """Every metric key any run has logged, sorted."""
+    m = t.run_latest_metrics
+    with db.read() as conn:
+        return [
+            str(k) for k in conn.execute(select(m.c.key).distinct().order_by(m.c.key)).scalars()
+        ]
+
+
+def _filtered(query: TrackerQuery) -> Select[Any]:
+    runs, mv, models = t.runs, t.model_versions, t.models
+    base: Select[Any] = (
+        select(
+            runs.c.id,
+            runs.c.status,
+            runs.c.started_at,
+            runs.c.architecture,
+            t.experiments.c.name.label("experiment"),
+            models.c.name.label("model"),
+            mv.c.version,
+        )
+        .join(t.experiments, t.experiments.c.id == runs.c.experiment_id)
+        .outerjoin(mv, mv.c.run_id == runs.c.id)
+        .outerjoin(models, models.c.id == mv.c.model_id)
+    )
+    if query.experiment is not None:
+        base = base.where(t.experiments.c.name == query.experiment)
+    if query.model is not None:
+        base = base.where(models.c.name == query.model)
+    if query.status is not None:
+        base = base.where(runs.c.status == query.status)
+    if query.only_models:
+        base = base.where(mv.c.id.is_not(None))
+    for wanted in query.metric_ranges:
+        m = t.run_latest_metrics
+        conditions = [m.c.run_id == runs.c.id, m.c.key == wanted.key]
+        if wanted.low is not None:
+            conditions.append(m.c.value >= wanted.low)
+        if wanted.high is not None:
+            conditions.append(m.c.value <= wanted.high)
+        base = base.where(exists().where(*conditions))
+    for key, value in query.tags:
+        tags = t.run_tags
+        conditions = [tags.c.run_id == runs.c.id, tags.c.key == key]
+        if value is not None:
+            conditions.append(tags.c.value == value)
+        base = base.where(exists().where(*conditions))
+    return base
+
+
 def _apply_sort(base: Select[Any], query: TrackerQuery) -> Select[Any]:
     runs = t.runs
 
@@ -99,6 +171,8 @@ def _apply_sort(base: Select[Any], query: TrackerQuery) -> Select[Any]:
         return base.order_by(
             t.models.c.name, direction(t.model_versions.c.version), direction(runs.c.started_at)
         )
+    if query.sort.startswith(COMPONENT_SORT_PREFIX):
+        return _component_sort(base, query, query.sort.removeprefix(COMPONENT_SORT_PREFIX))
     if not query.sort or query.sort.startswith("-"):
         raise InvalidInputError(
             f"cannot sort by {query.sort!r}: use 'started', 'version' or a metric name"
@@ -108,6 +182,21 @@ def _apply_sort(base: Select[Any], query: TrackerQuery) -> Select[Any]:
     # Runs without the metric go last whichever way the sort runs.
     value = latest.c.value.asc() if query.ascending else latest.c.value.desc()
     return joined.order_by(latest.c.value.is_(None), value, runs.c.started_at.desc(), runs.c.id)
+
+
+def _component_sort(base: Select[Any], query: TrackerQuery, role: str) -> Select[Any]:
+    if role not in COMPONENT_ROLES:
+        raise InvalidInputError(
+            f"cannot sort by component {role!r}: use one of {', '.join(COMPONENT_ROLES)}"
+        )
+    rc = t.run_components.alias("sort_component")
+    cv = t.component_versions.alias("sort_version")
+    joined = base.outerjoin(rc, and_(rc.c.run_id == t.runs.c.id, rc.c.role == role)).outerjoin(
+        cv, cv.c.id == rc.c.component_version_id
+    )
+    order = [c.asc() if query.ascending else c.desc() for c in (cv.c.major, cv.c.minor)]
+    # Runs without the component go last whichever way the sort runs.
+    return joined.order_by(cv.c.major.is_(None), *order, t.runs.c.started_at.desc(), t.runs.c.id)
 
 
 def _component_labels(

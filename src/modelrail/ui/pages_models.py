@@ -1,0 +1,278 @@
+"""Models and environments: the board (``/models``), one model's page with its versions
+and promotion timeline (``/models/{name}``), and the promote, approve, reject and rollback
+actions.
+
+Every action shows what it would do first (a GET that changes nothing: the gate results
+from ``Environments.check``, or the versions a rollback can return to) and then changes
+things only when its confirm form is POSTed. The changes call the same service methods as
+the command line (``Client.promote`` and friends delegate to them), with the person acting
+named (see ``auth``); their errors become pages in ``app``.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+
+from starlette.responses import RedirectResponse, Response
+
+from modelrail.entities import EnvironmentEvent, GateResult, Holding
+from modelrail.errors import InvalidInputError
+from modelrail.store.environments_repo import HOLDER_ACTIONS
+from modelrail.ui.state import Page
+
+
+@dataclass(frozen=True)
+class Notice:
+    """What the action just done changed, shown at the top of the model page."""
+
+    text: str
+    event: EnvironmentEvent | None = None
+
+
+def models(page: Page) -> Response:
+    client = page.client
+    environments = client.environments()
+    return page.render(
+        "models.html",
+        title="Models",
+        models=client.list_models(),
+        environments=environments,
+        pending=client.environment_service.requests("pending"),
+    )
+
+
+def model_page(page: Page) -> Response:
+    name = page.path_param("name")
+    client = page.client
+    versions = client.list_versions(name)  # an unknown model is a 404 here
+    environments = client.environments()
+    history = client.history(name)
+    pending = [r for r in client.environment_service.requests("pending") if r.model == name]
+    held = {view.name: view.holdings.get(name) for view in environments}
+    return page.render(
+        "model.html",
+        title=f"Model {name}",
+        name=name,
+        versions=list(reversed(versions)),
+        environments=environments,
+        held=held,
+        suggestions=_suggestions(client.settings.policy.chain, held),
+        history=list(reversed(history)),
+        pending=pending,
+        notice=_notice(page, history),
+    )
+
+
+def promote_check(page: Page) -> Response:
+    name = page.path_param("name")
+    version = _whole("version", page.param("version"))
+    to = _required("to", page.param("to"))
+    client = page.client
+    env = client.settings.policy.environment(to)
+    candidate = client.get_model_version(f"{name}:{version}")
+    results = client.environment_service.check(candidate.reference, to)
+    holding = _holding(page, name, to)
+    return page.render(
+        "check.html",
+        title=f"Promote {candidate.reference} to {to}",
+        action="promote",
+        name=name,
+        version=version,
+        environment=to,
+        holding=holding,
+        gates=results,
+        approval=env.gates.approval,
+        form_action=f"/models/{name}/promote",
+        hidden={"version": str(version), "to": to},
+        blocked=_promote_blocker(holding, version, to, name),
+        choices=[],
+    )
+
+
+def promote(page: Page) -> Response:
+    name = page.path_param("name")
+    version = _whole("version", page.field("version"))
+    to = _required("to", page.field("to"))
+    outcome = page.client.environment_service.promote(
+        f"{name}:{version}", to, reason=page.field("reason"), actor=page.actor
+    )
+    if outcome.event is not None:
+        return _back(name, f"event-{outcome.event.id}")
+    assert outcome.request is not None
+    return _back(name, f"request-{outcome.request.id}")
+
+
+def approve_check(page: Page) -> Response:
+    client = page.client
+    request = client.environment_service.repo.get_request(int(page.path_param("request_id")))
+    results: tuple[GateResult, ...] = ()
+    blocked = None
+    if request.status != "pending":
+        blocked = f"request {request.id} is {request.status}: there is nothing to decide"
+    else:
+        results = client.environment_service.check(
+            f"{request.model}:{request.version}", request.environment
+        )
+        if request.requested_by == page.actor:
+            blocked = (
+                f"you ({page.actor}) made request {request.id}: someone else must approve it "
+                "(log in under another name); you may reject it"
+            )
+    return page.render(
+        "check.html",
+        title=f"Approve request {request.id}",
+        action="approve",
+        name=request.model,
+        version=request.version,
+        environment=request.environment,
+        holding=_holding(page, request.model, request.environment),
+        gates=results,
+        approval=False,
+        approval_request=request,
+        form_action=f"/requests/{request.id}/approve",
+        hidden={},
+        blocked=blocked,
+        choices=[],
+    )
+
+
+def approve(page: Page) -> Response:
+    service = page.client.environment_service
+    request_id = int(page.path_param("request_id"))
+    outcome = service.approve(request_id, reason=page.field("reason"), actor=page.actor)
+    assert outcome.event is not None
+    return _back(outcome.model, f"event-{outcome.event.id}")
+
+
+def reject(page: Page) -> Response:
+    service = page.client.environment_service
+    request_id = int(page.path_param("request_id"))
+    request = service.reject(request_id, reason=page.field("reason"), actor=page.actor)
+    return _back(request.model, f"request-{request.id}")
+
+
+def rollback_check(page: Page) -> Response:
+    name = page.path_param("name")
+    environment = _required("env", page.param("env"))
+    client = page.client
+    client.settings.policy.environment(environment)
+    holding = _holding(page, name, environment)
+    events = client.history(name, environment)
+    earlier = []
+    for event in events:
+        target = event.to_version
+        if event.action in HOLDER_ACTIONS and target is not None and target not in earlier:
+            earlier.append(target)
+    choices = [v for v in reversed(earlier) if holding is None or v != holding.version]
+    blocked = None
+    if holding is None:
+        blocked = f"{environment} holds no version of {name}: there is nothing to roll back"
+    elif not choices:
+        blocked = f"{environment} never held another version of {name}"
+    return page.render(
+        "check.html",
+        title=f"Roll back {name}@{environment}",
+        action="rollback",
+        name=name,
+        version=None,
+        environment=environment,
+        holding=holding,
+        gates=(),
+        approval=False,
+        form_action=f"/models/{name}/rollback",
+        hidden={"env": environment},
+        blocked=blocked,
+        choices=choices,
+    )
+
+
+def rollback(page: Page) -> Response:
+    name = page.path_param("name")
+    environment = _required("env", page.field("env"))
+    text = page.field("to_version")
+    to_version = _whole("to_version", text) if text else None
+    event = page.client.environment_service.rollback(
+        name, environment, to_version=to_version, reason=page.field("reason"), actor=page.actor
+    )
+    return _back(name, f"event-{event.id}")
+
+
+# -- helpers --------------------------------------------------------------------------------
+
+
+def _back(name: str, done: str) -> Response:
+    """After a change, the model page (a reload there does not post the form again)."""
+    return RedirectResponse(f"/models/{name}?done={done}", status_code=303)
+
+
+def _whole(field: str, text: str | None) -> int:
+    if text is None or not text.strip():
+        raise InvalidInputError(f"{field} is missing")
+    if not text.strip().isdigit():
+        raise InvalidInputError(f"{field} must be a version number, not {text!r}")
+    return int(text)
+
+
+def _required(field: str, text: str | None) -> str:
+    if text is None or not text.strip():
+        raise InvalidInputError(f"{field} is missing")
+    return text.strip()
+
+
+def _holding(page: Page, model: str, environment: str) -> Holding | None:
+    return next(
+        (h for h in page.client.board() if h.model == model and h.environment == environment),
+        None,
+    )
+
+
+def _promote_blocker(holding: Holding | None, version: int, to: str, name: str) -> str | None:
+    if holding is not None and holding.version == version:
+        return f"{to} already holds {name} version {version}"
+    return None
+
+
+def _suggestions(chain: tuple[str, ...], held: dict[str, Holding | None]) -> dict[str, int]:
+    """For each environment, the version the one before it holds, when that would be new."""
+    suggested = {}
+    for before, after in itertools.pairwise(chain):
+        source, target = held.get(before), held.get(after)
+        if source is not None and (target is None or target.version != source.version):
+            suggested[after] = source.version
+    return suggested
+
+
+def _notice(page: Page, history: list[EnvironmentEvent]) -> Notice | None:
+    done = page.param("done") or ""
+    kind, _, number = done.partition("-")
+    if not number.isdigit():
+        return None
+    if kind == "event":
+        event = next((e for e in history if e.id == int(number)), None)
+        if event is None:
+            return None
+        what = {
+            "promote": "promoted",
+            "approve": "approved and moved",
+            "rollback": "rolled back to",
+            "auto": "put",
+        }.get(event.action, event.action)
+        was = "empty" if event.from_version is None else f"version {event.from_version}"
+        text = (
+            f"{event.actor} {what} {event.model} version {event.to_version} "
+            f"in {event.environment} (was {was})"
+        )
+        return Notice(text, event)
+    if kind == "request":
+        request = page.client.environment_service.repo.get_request(int(number))
+        if request.status == "pending":
+            text = (
+                f"request {request.id}: {request.model} version {request.version} to "
+                f"{request.environment} is waiting for approval by someone other than "
+                f"{request.requested_by}"
+            )
+        else:
+            text = f"request {request.id} was {request.status} by {request.decided_by or '-'}"
+        return Notice(text)
+    return None
