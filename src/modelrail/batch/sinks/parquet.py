@@ -115,7 +115,10 @@ class ParquetWriter:
     def _write(self, table: pa.Table, path: Path) -> None:
         partial = path.with_suffix(".tmp")
         try:
-            pq.write_table(table, partial, compression="snappy")
+            # Dictionary pages only where values repeat (texts: model, run id, labels); trying
+            # them on float columns first costs more than the whole rest of the write.
+            texts = [f.name for f in table.schema if pa.types.is_string(f.type)]
+            pq.write_table(table, partial, compression="snappy", use_dictionary=texts)
             os.replace(partial, path)
         except OSError as exc:
             raise BatchOutputError(f"writing {path} failed: {exc}") from exc
