@@ -9,6 +9,7 @@ import re
 import shutil
 import socket
 import time
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -170,8 +171,9 @@ def test_env_takes_output_and_table_from_the_environments_settings(
         assert len(by_id(staging.rows())) == ROWS == record.rows_written
         assert record.output.endswith("staging.db table staging_scores")
 
-        given = spec("sqlite:///given.db", None)
-        assert (given.output, given.table) == ("sqlite:///given.db", "staging_scores")
+        given = spec("sqlite:///given.db", None)  # on the command line: under the working folder
+        assert given.output == f"sqlite:///{Path.cwd() / 'given.db'}"
+        assert given.table == "staging_scores"
         assert spec("sqlite:///given.db", "mine").table == "mine"
         with pytest.raises(
             ModelrailError, match=r"\[environments.dev.settings\] has no batch_output"

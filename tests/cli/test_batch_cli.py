@@ -163,7 +163,7 @@ BAD_INPUTS = {
     "missing input file": (
         ("run", "churn:1", "-i", "data/nope.parquet", "-o", "scores", "--id-column", "id"),
         2,
-        "no input file matches 'data/nope.parquet'",
+        "data/nope.parquet' (folders are searched",
     ),
     "missing id column": (
         ("run", "churn:1", "-i", "data/input.parquet", "-o", "scores", "--id-column", "nope"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Annotated
 
 import typer
@@ -76,8 +77,11 @@ def job_spec_from_options(
     engine: str = "local",
 ) -> JobSpec:
     """The job these options describe; ``--env`` fills what ``--output`` / ``--table`` leave."""
+    if output is not None:
+        output = _from_here(output)
     if env is not None:
         settings = client.settings.policy.environment(env).settings
+        # batch_output in modelrail.toml stays relative to the project, like every setting.
         output = output or settings.get("batch_output")
         table = table or settings.get("batch_table")
         if not output:
@@ -92,7 +96,7 @@ def job_spec_from_options(
         output=output,
         table=table,
         id_columns=tuple(id_columns or ()),
-        inputs=tuple(inputs or ()),
+        inputs=tuple(os.path.abspath(path) for path in inputs or ()),
         query=query,
         query_url=query_url,
         ttl_seconds=ttl,
@@ -100,3 +104,13 @@ def job_spec_from_options(
         batch_rows=batch_rows,
         engine=engine,  # type: ignore[arg-type]
     )
+
+
+def _from_here(output: str) -> str:
+    """A relative folder or SQLite file on the command line means one under the working
+    folder, as the shell would take it (the library takes it under the project)."""
+    if output.startswith("sqlite:///") and not output.startswith("sqlite:////"):
+        return "sqlite:///" + os.path.abspath(output.removeprefix("sqlite:///"))
+    if "://" in output:
+        return output
+    return os.path.abspath(output)

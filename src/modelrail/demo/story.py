@@ -18,6 +18,7 @@ from rich.console import Console
 
 from modelrail.client import Client
 from modelrail.config import CONFIG_FILE_NAME, init_project, load_settings
+from modelrail.demo.batch import run_batch_story
 from modelrail.demo.promotion import DEMO_POLICY, run_promotion_story
 from modelrail.errors import InvalidInputError
 from modelrail.store.tracker_query import TrackerQuery
@@ -113,6 +114,13 @@ def _load() -> tuple[pd.DataFrame, pd.Series]:
     # Positive class = malignant, so a false positive is a benign case flagged as malignant.
     target = (bunch.target == 0).astype("int64").rename("malignant")
     return features, target
+
+
+def _patients(step: Step, X: pd.DataFrame, y: pd.Series) -> pd.DataFrame:
+    """Every patient, with the columns ``step``'s model takes, and an id."""
+    parts = [features for features, _ in _splits(step, X, y).values()]
+    frame = pd.concat(parts).sort_index()
+    return frame.rename_axis("patient_id").reset_index()
 
 
 def _splits(step: Step, X: pd.DataFrame, y: pd.Series) -> dict[str, tuple[pd.DataFrame, pd.Series]]:
@@ -239,8 +247,10 @@ def run_demo(path: Path, out: Console) -> None:
         )
         with Client(settings=replace(settings, user="bob")) as bob:
             run_promotion_story(client, bob, MODEL, best_version.version, out)
+        prod = client.get_model_version(f"{MODEL}@prod").version
+        run_batch_story(client, MODEL, _patients(step_of[prod], X, y), out)
         out.print(
             f"\nexplore it: cd {path} && modelrail runs, modelrail runs show {best.short_id}, "
             "modelrail models show cancer-classifier, modelrail datasets, modelrail envs, "
-            "modelrail history"
+            "modelrail history, modelrail batch history, modelrail ui"
         )
