@@ -212,7 +212,7 @@ class Environments:
                 f"{environment} holds no version of {model!r}: nothing to roll back"
             )
         events = self.repo.events(model, environment)
-        stack = _holder_stack(events)
+        stack = holder_stack(events)
         if to_version is None:
             if len(stack) < 2:
                 raise PromotionError(
@@ -411,7 +411,7 @@ def _raise_on_failure(version: ModelVersion, to: str, results: tuple[GateResult,
         )
 
 
-def _holder_stack(events: list[EnvironmentEvent]) -> list[int]:
+def holder_stack(events: list[EnvironmentEvent]) -> list[int]:
     """Replay the history: promotions push, a rollback returns to an earlier entry."""
     stack: list[int] = []
     for event in events:

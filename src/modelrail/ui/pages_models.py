@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from starlette.responses import RedirectResponse, Response
 
 from modelrail.entities import EnvironmentEvent, GateResult, Holding
+from modelrail.environments import holder_stack
 from modelrail.errors import InvalidInputError
 from modelrail.store.environments_repo import HOLDER_ACTIONS
 from modelrail.ui.state import Page
@@ -165,6 +166,10 @@ def rollback_check(page: Page) -> Response:
         if event.action in HOLDER_ACTIONS and target is not None and target not in earlier:
             earlier.append(target)
     choices = [v for v in reversed(earlier) if holding is None or v != holding.version]
+    # What a rollback without a version returns to (as the service decides): none when the
+    # history has no earlier entry, e.g. right after rolling back to the first version.
+    stack = holder_stack(events)
+    default_target = stack[-2] if len(stack) >= 2 else None
     blocked = None
     if holding is None:
         blocked = f"{environment} holds no version of {name}: there is nothing to roll back"
@@ -184,6 +189,7 @@ def rollback_check(page: Page) -> Response:
         hidden={"env": environment},
         blocked=blocked,
         choices=choices,
+        default_target=default_target,
     )
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from jinja2 import Environment
 from starlette.requests import Request
@@ -105,9 +106,23 @@ def render(
         acting = state.default_user
     html = state.templates.get_template(template).render(
         request_path=request.url.path,
+        login_next=return_path(request),
         acting_as=acting,
         logged_in=page.logged_in if page is not None else False,
         token_required=state.token is not None,
         **context,
     )
     return HTMLResponse(html, status_code=status)
+
+
+def return_path(request: Request) -> str:
+    """Where logging in from this page leads back to: the page with its query string (the
+    gates page needs its version and environment); after a refused form, the page the form
+    was on (its same-origin Referer), since the form's own address only takes a POST."""
+    if request.method in ("GET", "HEAD"):
+        query = request.url.query
+        return request.url.path + (f"?{query}" if query else "")
+    referer = urlsplit(request.headers.get("referer", ""))
+    if referer.netloc and referer.netloc == request.headers.get("host") and referer.path:
+        return referer.path + (f"?{referer.query}" if referer.query else "")
+    return "/"
