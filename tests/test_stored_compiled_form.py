@@ -99,3 +99,15 @@ print(record.rows_written, "sklearn" in sys.modules, "skops" in sys.modules)
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["200", "False", "False"]
+
+
+def test_a_damaged_model_artifact_is_refused_even_with_a_stored_form(tmp_path: Path) -> None:
+    X, y = _data()
+    with _client(tmp_path) as client:
+        with client.start_run("compiled") as run:
+            version = run.log_model(LogisticRegression().fit(X, y), "linear", input_example=X[:5])
+        stored = client.artifacts.path_for(version.artifact_sha256)
+        stored.chmod(0o644)
+        stored.write_bytes(stored.read_bytes()[:-4] + b"XXXX")
+        with pytest.raises(ArtifactIntegrityError):
+            scoring_model_for(client.artifacts, version)

@@ -97,6 +97,11 @@ def scoring_model_for(artifacts: ArtifactStore, version: ModelVersion) -> Scorin
     compiled = version.flavor_details.get("compiled")
     numeric = all(c.dtype in NUMERIC_DTYPES for c in version.signature.inputs)
     if isinstance(compiled, dict) and numeric:
+        # The model's own artifact is checked too: a version whose artifact was damaged is
+        # refused whichever form would score it.
+        artifacts.verified_path(
+            version.artifact_sha256, size=version.artifact_size, label=version.reference
+        )
         data = artifacts.read_verified(
             str(compiled["sha256"]), size=int(compiled["size"]), label=version.reference
         )

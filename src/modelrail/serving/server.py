@@ -24,7 +24,7 @@ from typing import Any
 from modelrail.client import Client
 from modelrail.errors import ModelrailError, ServerStartError
 from modelrail.refs import Ref
-from modelrail.scoring.predictor import ScoringModel
+from modelrail.scoring.predictor import ScoringModel, scoring_model_for
 from modelrail.serving.app import PredictionApp
 from modelrail.serving.inputs import Limits
 from modelrail.serving.metrics import ServerMetrics
@@ -100,7 +100,8 @@ def build_server(client: Client, options: ServeOptions) -> BuiltServer:
         raise ServerStartError("nothing to serve: give --env ENV or a model reference")
 
     def load(name: str, version: int) -> ScoringModel:
-        return ScoringModel(client.load_model(f"{name}:{version}"))
+        # A linear model's verified compiled form serves without scikit-learn in the worker.
+        return scoring_model_for(client.artifacts, client.get_model_version(f"{name}:{version}"))
 
     models = ModelSet()
     watchers: list[Watcher] = []
