@@ -266,7 +266,6 @@ class PromotionOutcome:
 # -- batch scoring ---------------------------------------------------------------------
 
 BATCH_STATUSES = ("running", "succeeded", "failed")
-TRIGGERS = ("manual", "schedule", "file", "resume")
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ from modelrail.cli.batch_options import (
 )
 from modelrail.cli.context import open_client
 from modelrail.cli.render import (
+    JsonOption,
     console,
     format_duration,
     format_time,
@@ -38,7 +39,6 @@ from modelrail.cli.render import (
 from modelrail.entities import BatchRun
 
 app = typer.Typer(help="Batch scoring: run jobs, resume them, see their history.")
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 log = logging.getLogger("modelrail")
 _LOG_EVERY_SECONDS = 5.0
 

@@ -31,13 +31,11 @@ from modelrail.cli.batch_options import (
     job_spec_from_options,
 )
 from modelrail.cli.context import open_client
-from modelrail.cli.render import console, format_time, print_json, to_plain
+from modelrail.cli.render import JsonOption, console, format_time, print_json, to_plain
 from modelrail.errors import BatchInputError
 
 if TYPE_CHECKING:
     from modelrail.batch.schedules import ScheduleStatus
-
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 
 
 def schedule(

@@ -11,11 +11,10 @@ from rich.console import Console
 from rich.table import Table
 
 from modelrail.cli.context import open_client
-from modelrail.cli.render import console, format_time, print_json
+from modelrail.cli.render import JsonOption, console, format_time, print_json
 from modelrail.entities import EnvironmentEvent, GateResult
 from modelrail.errors import GateFailedError
 
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 ReasonOption = Annotated[str, typer.Option("--reason", "-r", help="Why; kept in the history.")]
 
 

@@ -8,11 +8,9 @@ import typer
 from rich.table import Table
 
 from modelrail.cli.context import open_client
-from modelrail.cli.render import console, format_metric, format_time, print_json
+from modelrail.cli.render import JsonOption, console, format_metric, format_time, print_json
 
 app = typer.Typer(help="Registered models and their numbered versions.")
-
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 
 
 @app.callback(invoke_without_command=True)

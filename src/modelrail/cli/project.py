@@ -9,10 +9,8 @@ import typer
 from rich.table import Table
 
 from modelrail.cli.context import open_client
-from modelrail.cli.render import console, format_time, print_json
+from modelrail.cli.render import JsonOption, console, format_time, print_json
 from modelrail.config import CONFIG_FILE_NAME, init_project
-
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 
 
 def init(

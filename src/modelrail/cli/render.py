@@ -7,8 +7,9 @@ import dataclasses
 import json
 import sys
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Annotated, Any
 
+import typer
 from rich.console import Console
 from rich.table import Table
 
@@ -16,6 +17,9 @@ from rich.table import Table
 from modelrail.tracking.tracker_columns import format_duration as format_duration
 from modelrail.tracking.tracker_columns import format_metric as format_metric
 from modelrail.tracking.tracker_columns import format_time as format_time
+
+# The --json flag every listing command takes.
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 
 
 def console() -> Console:

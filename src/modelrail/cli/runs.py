@@ -10,6 +10,7 @@ from rich.table import Table
 
 from modelrail.cli.context import open_client
 from modelrail.cli.render import (
+    JsonOption,
     console,
     format_duration,
     format_time,
@@ -23,8 +24,6 @@ from modelrail.tracking.diff import diff_runs
 from modelrail.tracking.tracker_columns import cells, component_note, format_metric, header
 
 app = typer.Typer(help="The model tracker: runs, what went into them, and their results.")
-
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 
 
 @app.callback(invoke_without_command=True)

@@ -8,11 +8,9 @@ import typer
 from rich.table import Table
 
 from modelrail.cli.context import open_client
-from modelrail.cli.render import console, format_time, print_json
+from modelrail.cli.render import JsonOption, console, format_time, print_json
 
 shadow_app = typer.Typer(help="Shadow traffic: how a candidate answers live requests.")
-
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 
 
 def serve(

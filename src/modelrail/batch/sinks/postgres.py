@@ -27,6 +27,7 @@ from modelrail.batch.sinks.sql_tables import (
     create_or_check,
     one_line,
     output_table,
+    quote_identifier,
     rejects_table,
 )
 from modelrail.errors import BatchOutputError
@@ -118,12 +119,13 @@ class PostgresWriter:
         self.rejects_target = _qualified(table.rejects)
         names = [f.name for f in schema] + [f.name for f in STAMP_FIELDS]
         reject_names = [f.name for f in REJECT_SCHEMA] + ["rejected_at"]
-        self.copy_rejects_sql = (
-            f"COPY {self.rejects_target} ({', '.join(map(_quote, reject_names))}) FROM STDIN"
-        )
+        listed_rejects = ", ".join(map(quote_identifier, reject_names))
+        self.copy_rejects_sql = f"COPY {self.rejects_target} ({listed_rejects}) FROM STDIN"
         self.names = names
-        match = " AND ".join(f"t.{_quote(c)} = s.{_quote(c)}" for c in id_columns)
-        listed = ", ".join(map(_quote, names))
+        match = " AND ".join(
+            f"t.{quote_identifier(c)} = s.{quote_identifier(c)}" for c in id_columns
+        )
+        listed = ", ".join(map(quote_identifier, names))
         self.merge_sql = (
             f"DELETE FROM {self.target} AS t USING pg_temp.modelrail_stage AS s WHERE {match}",
             f"INSERT INTO {self.target} ({listed}) SELECT {listed} FROM pg_temp.modelrail_stage",
@@ -146,7 +148,7 @@ class PostgresWriter:
                     "ON COMMIT DROP"
                 )
             into = "pg_temp.modelrail_stage" if self.staged else self.target
-            self.copy_sql = f"COPY {into} ({', '.join(map(_quote, names))}) FROM STDIN"
+            self.copy_sql = f"COPY {into} ({', '.join(map(quote_identifier, names))}) FROM STDIN"
 
     def write(self, scored: ScoredBatch, scored_at: float) -> None:
         output = scored.output
@@ -212,9 +214,5 @@ class PostgresWriter:
 
 def _qualified(table: TableName) -> str:
     if table.schema:
-        return f"{_quote(table.schema)}.{_quote(table.name)}"
-    return _quote(table.name)
-
-
-def _quote(identifier: str) -> str:
-    return '"' + identifier.replace('"', '""') + '"'
+        return f"{quote_identifier(table.schema)}.{quote_identifier(table.name)}"
+    return quote_identifier(table.name)

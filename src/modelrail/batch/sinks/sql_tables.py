@@ -204,3 +204,7 @@ def _kind_of_sql(sql: TypeEngine[Any]) -> str:
     if python_type is Decimal:
         return "float"
     return str(sql).lower()
+
+
+def quote_identifier(identifier: str) -> str:
+    return '"' + identifier.replace('"', '""') + '"'

@@ -24,6 +24,7 @@ from modelrail.batch.sinks.sql_tables import (
     TableName,
     create_or_check,
     output_table,
+    quote_identifier,
     rejects_table,
 )
 from modelrail.errors import BatchOutputError
@@ -84,14 +85,16 @@ class SQLiteWriter:
         except sqlite3.Error as exc:
             raise BatchOutputError(f"cannot write {sink.location}: {exc}") from exc
         self._max_variables = self.conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
-        names = ", ".join(_quote(c) for c in (*sink._columns, *(f.name for f in STAMP_FIELDS)))
-        table = _quote(sink.table.name)
+        names = ", ".join(
+            quote_identifier(c) for c in (*sink._columns, *(f.name for f in STAMP_FIELDS))
+        )
+        table = quote_identifier(sink.table.name)
         # Plain INSERT, so an id the input repeats is an error instead of a silent overwrite;
         # rows of earlier runs with this batch's ids are deleted first.
         self._insert_head = f"INSERT INTO {table} ({names}) VALUES "
         self._placeholders = ", ".join("?" for _ in sink._columns)
         self._id_positions = [sink._columns.index(c) for c in sink._id_columns]
-        match = " AND ".join(f"{_quote(c)} = ?" for c in sink._id_columns)
+        match = " AND ".join(f"{quote_identifier(c)} = ?" for c in sink._id_columns)
         self._delete = (
             f"DELETE FROM {table} WHERE {match} AND batch_run_id <> {_literal(stamp.run_id)}"
         )
@@ -141,8 +144,8 @@ class SQLiteWriter:
             self.conn.execute(self._insert_head + ", ".join([row] * rest), values[whole:])
 
     def _write_rejects(self, rejects: pa.RecordBatch, when: str) -> None:
-        names = ", ".join(_quote(f.name) for f in REJECT_SCHEMA)
-        table = _quote(self.sink.table.rejects.name)
+        names = ", ".join(quote_identifier(f.name) for f in REJECT_SCHEMA)
+        table = quote_identifier(self.sink.table.rejects.name)
         self.conn.executemany(
             f"INSERT OR REPLACE INTO {table} ({names}, rejected_at) VALUES (?, ?, ?, ?, {when})",
             _rows(rejects),
@@ -189,10 +192,6 @@ def _python_values(column: pa.Array) -> list[Any]:
 
 def _time_text(epoch: float) -> str:
     return dt.datetime.fromtimestamp(epoch, dt.UTC).strftime(_TIME_FORMAT)
-
-
-def _quote(identifier: str) -> str:
-    return '"' + identifier.replace('"', '""') + '"'
 
 
 def _literal(text: str) -> str:
