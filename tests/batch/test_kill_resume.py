@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pyarrow.parquet as pq
 import pytest
 
 from modelrail.batch.runner import (
@@ -60,7 +61,7 @@ from tests.batch.conftest import (
     open_project,
 )
 
-BATCH_ROWS = 20  # 300 rows: 15 batches
+BATCH_ROWS = 20  # 300 rows: 15 batches (and, for Parquet, 15 parts unless a test says otherwise)
 BATCHES = ROWS // BATCH_ROWS
 MODELRAIL = str(Path(sys.executable).with_name("modelrail"))
 _FORKS = multiprocessing.get_context("forkserver")
@@ -187,7 +188,9 @@ def test_killed_run_resumes_with_its_version_to_one_row_per_input_row(
     scoring = killable
     output = make_output(kind, scoring.root)
     try:
-        spec = scoring.spec(output, reference=f"{BINARY}@staging", batch_rows=BATCH_ROWS)
+        spec = scoring.spec(
+            output, reference=f"{BINARY}@staging", batch_rows=BATCH_ROWS, part_rows=BATCH_ROWS
+        )
         killed = kill_during_run(scoring, spec, KILL_POINTS[point])
         assert (killed.status, killed.version) == ("running", 1)
         resumable = isinstance(output, ParquetOutput | RedisOutput)
@@ -228,7 +231,9 @@ def test_running_again_after_a_kill_supersedes_the_dead_run(
     scoring = killable
     output = make_output(kind, scoring.root)
     try:
-        spec = scoring.spec(output, reference=f"{BINARY}@staging", batch_rows=BATCH_ROWS)
+        spec = scoring.spec(
+            output, reference=f"{BINARY}@staging", batch_rows=BATCH_ROWS, part_rows=BATCH_ROWS
+        )
         killed = kill_during_run(scoring, spec, 8)
         assert_nothing_of_the_killed_run_is_visible(output, killed)
         scoring.client.promote(f"{BINARY}:2", to="staging", force=True, reason="newer")
@@ -252,7 +257,7 @@ def test_run_killed_while_publishing_its_parquet_output_is_finished_by_resume(
 ) -> None:
     scoring = killable
     output = ParquetOutput(scoring.root)
-    spec = scoring.spec(output, batch_rows=BATCH_ROWS)
+    spec = scoring.spec(output, batch_rows=BATCH_ROWS, part_rows=BATCH_ROWS)
     earlier = scoring.run(spec.with_reference(f"{BINARY}:2"))
     killed = kill_during_run(scoring, spec, 0)  # between moving the old partition and the new
     assert [name.split("-of-")[0] for name in output.hidden()] == [
@@ -271,7 +276,9 @@ def test_parquet_parts_written_after_the_last_checkpoint_are_redone(
 ) -> None:
     scoring = killable
     output = ParquetOutput(scoring.root)
-    killed = kill_during_run(scoring, scoring.spec(output, batch_rows=BATCH_ROWS), 8)
+    killed = kill_during_run(
+        scoring, scoring.spec(output, batch_rows=BATCH_ROWS, part_rows=BATCH_ROWS), 8
+    )
     staging = output.folder / f".staging-{killed.id}"
     parts = sorted(staging.glob("part-*.parquet"))
     assert len(parts) == 8 == checkpoint_rows(killed) // BATCH_ROWS
@@ -283,10 +290,33 @@ def test_parquet_parts_written_after_the_last_checkpoint_are_redone(
     assert_exactly_once(scoring, output, killed.id, version=1)
 
 
+def test_parquet_parts_of_several_batches_resume_after_the_last_closed_part(
+    killable: ScoringProject,
+) -> None:
+    scoring = killable
+    output = ParquetOutput(scoring.root)
+    spec = scoring.spec(output, batch_rows=BATCH_ROWS, part_rows=3 * BATCH_ROWS)
+    killed = kill_during_run(scoring, spec, 8)  # 8 batches: 2 closed parts and an open one
+    staging = output.folder / f".staging-{killed.id}"
+    assert checkpoint_rows(killed) == 6 * BATCH_ROWS
+    assert sorted(p.name for p in staging.glob("part-*")) == [
+        "part-000000.parquet",
+        "part-000001.parquet",
+        "part-000002.tmp",
+    ]
+    make_stale(scoring, killed.id)
+    assert resume_batch(scoring.client, killed.id).rows_written == ROWS
+    assert_exactly_once(scoring, output, killed.id, version=1)
+    (partition,) = output.folder.glob("input=*")
+    parts = sorted(partition.glob("part-*.parquet"))
+    assert len(parts) == BATCHES // 3
+    assert {pq.ParquetFile(p).metadata.num_row_groups for p in parts} == {3}
+
+
 def test_a_working_run_beats_its_record_and_is_left_alone(killable: ScoringProject) -> None:
     scoring = killable
     output = ParquetOutput(scoring.root)
-    spec = scoring.spec(output, batch_rows=BATCH_ROWS)
+    spec = scoring.spec(output, batch_rows=BATCH_ROWS, part_rows=BATCH_ROWS)
     repo = BatchRunRepository(scoring.client.db)
     with stalled_run(scoring, spec, 2) as live:
         deadline = time.monotonic() + 4 * HEARTBEAT_SECONDS
@@ -308,7 +338,7 @@ def test_resume_refuses_an_input_that_changed_since_the_run_started(
     scoring = killable
     output = ParquetOutput(scoring.root)
     path = Path(scoring.parquet())
-    spec = scoring.spec(output, inputs=(str(path),), batch_rows=BATCH_ROWS)
+    spec = scoring.spec(output, inputs=(str(path),), batch_rows=BATCH_ROWS, part_rows=BATCH_ROWS)
     killed = kill_during_run(scoring, spec, 5)
     original = path.read_bytes()
     scoring.parquet(frame=scoring.frame.assign(f0=scoring.frame["f0"] + 1))
@@ -338,7 +368,16 @@ def test_modelrail_batch_run_killed_by_sigkill_resumes_after_its_last_batch(
     output = ParquetOutput(scoring.root)
     clean = {k: v for k, v in os.environ.items() if not k.startswith("MODELRAIL_")}
     command = [MODELRAIL, "batch", "run", f"{BINARY}@staging", "--input", path]
-    command += ["--output", output.url, "--id-column", "id", "--batch-rows", "50"]
+    command += [
+        "--output",
+        output.url,
+        "--id-column",
+        "id",
+        "--batch-rows",
+        "50",
+        "--part-rows",
+        "50",
+    ]
     child = subprocess.Popen(
         command,
         cwd=scoring.root,

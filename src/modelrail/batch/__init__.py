@@ -9,7 +9,16 @@ loaded on first use, so importing this package stays cheap for the command line.
 from __future__ import annotations
 
 import importlib
+import os
+import sys
 from typing import Any
+
+# Arrow's jemalloc pool, for C++ allocations too, when pyarrow is not loaded yet and nothing
+# chose a pool: it reuses freed batches' memory where the default (mimalloc) faults in fresh
+# pages, which the benchmark measured as faster scoring and a peak 20-30 MB lower. Arrow
+# reads the variable once, when pyarrow is first imported.
+if sys.platform.startswith("linux") and "pyarrow" not in sys.modules:
+    os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "jemalloc")
 
 __all__ = [
     "JobSpec",

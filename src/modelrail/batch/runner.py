@@ -241,15 +241,18 @@ def _execute(
         beat.start()
         row = done.next_row
         written, rejected = done.rows_written, done.rows_rejected
+        saved_parts = writer.parts_done()
         for scored in _scored_batches(plan, row, record.id):
             writer.write(scored, clock())
             row += scored.rows_read
             written += scored.output.num_rows
             rejected += 0 if scored.rejects is None else scored.rejects.num_rows
+            # A checkpoint as soon as a part is closed: all rows read so far are in it.
             parts = writer.parts_done()
-            if parts is not None:
+            if parts is not None and parts != saved_parts:
                 state = Checkpoint(row, parts, written, rejected).to_dict()
                 repo.update(record.id, checkpoint=orjson.dumps(state).decode(), rows_read=row)
+                saved_parts = parts
             if progress is not None:
                 progress(row, plan.source.total_rows)
         fingerprint = plan.source.fingerprint()

@@ -10,7 +10,7 @@ that names the first of them, or set aside with their reason.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -18,6 +18,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from modelrail.batch import arrays
 from modelrail.batch.spec import OnBadRows
 from modelrail.errors import BatchInputError
 from modelrail.scoring.predictor import Scored, ScoringModel
@@ -47,15 +48,21 @@ class RunStamp:
     model: str
     version: int
     run_id: str
+    # The constant columns by row count: every batch but the last has the same length.
+    _made: dict[int, tuple[pa.Array, ...]] = field(default_factory=dict, compare=False, repr=False)
 
     def columns(self, rows: int, scored_at: float) -> list[pa.Array]:
+        constant = self._made.get(rows)
+        if constant is None:
+            constant = (
+                arrays.repeated_string(self.model, rows),
+                arrays.repeated(self.version, STAMP_FIELDS[1].type, rows),
+                arrays.repeated_string(self.run_id, rows),
+            )
+            self._made.clear()
+            self._made[rows] = constant
         micros = int(scored_at * 1_000_000)
-        return [
-            pa.repeat(self.model, rows).cast(pa.string()),
-            pa.repeat(pa.scalar(self.version, pa.int32()), rows),
-            pa.repeat(self.run_id, rows).cast(pa.string()),
-            pa.repeat(pa.scalar(micros, pa.timestamp("us", tz="UTC")), rows),
-        ]
+        return [*constant, arrays.repeated(micros, STAMP_FIELDS[3].type, rows)]
 
 
 @dataclass(frozen=True)
@@ -79,6 +86,7 @@ class BatchScorer:
         self.id_fields = id_fields
         self.id_columns = tuple(f.name for f in id_fields)
         self.on_bad_rows = on_bad_rows
+        self._matrix: np.ndarray[Any, Any] | None = None
         clash = set(self.id_columns) & {
             PREDICTION,
             *self.probability_columns(),
@@ -124,7 +132,7 @@ class BatchScorer:
             if self.on_bad_rows == "fail":
                 self._raise_first(batch, bad, first_row)
             rejects = self._rejects(batch, bad, first_row, run_id)
-            keep = pa.array(~bad[0])
+            keep = arrays.from_numpy(~bad[0], pa.bool_())
             batch = batch.filter(keep)
             features = features[~bad[0]] if isinstance(features, np.ndarray) else batch
         scored = self._predict(features, batch)
@@ -158,13 +166,18 @@ class BatchScorer:
         if not self.model.numeric:
             return batch
         # Filled one contiguous column at a time, then seen as (rows, columns): writing
-        # columns into a row-major matrix would stride through memory.
-        by_column = np.empty((len(self.model.columns), batch.num_rows), dtype=np.float64)
+        # columns into a row-major matrix would stride through memory. The matrix is reused
+        # from batch to batch (scoring copies out of it): a fresh one of tens of MB would be
+        # page-faulted in anew every time.
+        shape = (len(self.model.columns), batch.num_rows)
+        if self._matrix is None or self._matrix.shape != shape:
+            self._matrix = np.empty(shape, dtype=np.float64)
+        by_column = self._matrix
         for j, name in enumerate(self.model.columns):
             column = batch.column(name)
             if column.type != pa.float64():
                 column = pc.cast(column, pa.float64())
-            by_column[j] = column.to_numpy(zero_copy_only=False)
+            by_column[j] = arrays.to_numpy(column, nulls_as_nan=True)
         return by_column.T
 
     def _bad_rows(
@@ -209,10 +222,10 @@ class BatchScorer:
         ids = [self._row_id(batch, int(i)) for i in indices]
         return pa.RecordBatch.from_arrays(
             [
-                pa.repeat(run_id, len(indices)).cast(pa.string()),
-                pa.array(indices + first_row, pa.int64()),
-                pa.array(ids, pa.string()),
-                pa.array([bad[1][int(i)] for i in indices], pa.string()),
+                arrays.repeated_string(run_id, len(indices)),
+                arrays.from_numpy(indices + first_row, pa.int64()),
+                arrays.strings(ids),
+                arrays.strings([bad[1][int(i)] for i in indices]),
             ],
             schema=REJECT_SCHEMA,
         )
@@ -238,30 +251,32 @@ class BatchScorer:
         rows = len(scored.predictions)
         probabilities = scored.probabilities
         if probabilities is None or probabilities.shape[0] != rows or rows == 0:
-            return [pa.array(np.empty(rows), pa.float64()) for _ in names]
+            return [arrays.from_numpy(np.empty(rows), pa.float64()) for _ in names]
         if len(names) == 1:
-            return [pa.array(np.ascontiguousarray(probabilities[:, 1]), pa.float64())]
-        return [pa.array(np.ascontiguousarray(probabilities[:, j])) for j in range(len(names))]
+            return [arrays.from_numpy(probabilities[:, 1], pa.float64())]
+        return [arrays.from_numpy(probabilities[:, j], pa.float64()) for j in range(len(names))]
 
 
 def _prediction_array(scored: Scored, arrow_type: pa.DataType) -> pa.Array:
     values = scored.predictions
     if arrow_type == pa.string():
-        return pa.array([str(v) for v in values.tolist()], pa.string())
-    return pa.array(values, arrow_type)
+        return arrays.strings([str(v) for v in values.tolist()])
+    return arrays.from_numpy(values, arrow_type)
 
 
-def _is_null(column: pa.Array | pa.ChunkedArray) -> np.ndarray[Any, Any]:
-    return np.asarray(pc.is_null(column).to_numpy(zero_copy_only=False), dtype=bool)
+def _is_null(column: pa.Array) -> np.ndarray[Any, Any]:
+    return ~arrays.valid(column)
 
 
 def _empty_ids(column: pa.Array) -> np.ndarray[Any, Any] | None:
     """Missing ids, and empty texts (an empty CSV cell is read as ``""``, not as null)."""
     empty = _is_null(column) if column.null_count else None
     if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
-        blank = pc.fill_null(pc.equal(pc.utf8_length(column), 0), False)
+        # A length cast to boolean is False for "" (comparing with a literal 0 would build
+        # a pa.scalar, which imports pandas).
+        blank = pc.invert(pc.cast(pc.utf8_length(column), pa.bool_()))
         if pc.any(blank).as_py():
-            texts = np.asarray(blank.to_numpy(zero_copy_only=False), dtype=bool)
+            texts = arrays.to_numpy(blank) & arrays.valid(blank)
             empty = texts if empty is None else empty | texts
     return empty
 

@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from modelrail.batch.spec import DEFAULT_BATCH_ROWS, DEFAULT_PART_ROWS
 from modelrail.cli.batch_options import (
     BadRowsOption,
     BatchRowsOption,
@@ -21,6 +22,7 @@ from modelrail.cli.batch_options import (
     IdOption,
     InputOption,
     OutputOption,
+    PartRowsOption,
     QueryOption,
     QueryUrlOption,
     TableOption,
@@ -55,7 +57,8 @@ def run(
     env: EnvOption = None,
     ttl: TtlOption = None,
     on_bad_rows: BadRowsOption = "fail",
-    batch_rows: BatchRowsOption = 131_072,
+    batch_rows: BatchRowsOption = DEFAULT_BATCH_ROWS,
+    part_rows: PartRowsOption = DEFAULT_PART_ROWS,
     engine: EngineOption = "local",
     as_json: JsonOption = False,
 ) -> None:
@@ -77,6 +80,7 @@ def run(
             ttl=ttl,
             on_bad_rows=on_bad_rows,
             batch_rows=batch_rows,
+            part_rows=part_rows,
             engine=engine,
         )
         with _progress(f"scoring {spec.reference}", quiet=as_json) as report:

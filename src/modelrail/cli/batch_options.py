@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from modelrail.batch.spec import DEFAULT_BATCH_ROWS, JobSpec
+from modelrail.batch.spec import DEFAULT_BATCH_ROWS, DEFAULT_PART_ROWS, JobSpec
 from modelrail.client import Client
 from modelrail.errors import BatchInputError
 
@@ -55,6 +55,15 @@ BadRowsOption = Annotated[
 BatchRowsOption = Annotated[
     int, typer.Option("--batch-rows", help="Rows scored and written at a time.", min=1)
 ]
+PartRowsOption = Annotated[
+    int,
+    typer.Option(
+        "--part-rows",
+        help="Parquet output: rows per part file (whole batches); a killed run resumes "
+        "after its last whole part.",
+        min=1,
+    ),
+]
 EngineOption = Annotated[
     str, typer.Option("--engine", help="'local', or 'spark' (pip install 'modelrail[spark]').")
 ]
@@ -74,6 +83,7 @@ def job_spec_from_options(
     ttl: int | None,
     on_bad_rows: str,
     batch_rows: int = DEFAULT_BATCH_ROWS,
+    part_rows: int = DEFAULT_PART_ROWS,
     engine: str = "local",
 ) -> JobSpec:
     """The job these options describe; ``--env`` fills what ``--output`` / ``--table`` leave."""
@@ -102,6 +112,7 @@ def job_spec_from_options(
         ttl_seconds=ttl,
         on_bad_rows=on_bad_rows,  # type: ignore[arg-type]  # JobSpec checks the value
         batch_rows=batch_rows,
+        part_rows=part_rows,
         engine=engine,  # type: ignore[arg-type]
     )
 

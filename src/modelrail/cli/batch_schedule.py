@@ -15,7 +15,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from modelrail.batch.spec import DEFAULT_BATCH_ROWS
+from modelrail.batch.spec import DEFAULT_BATCH_ROWS, DEFAULT_PART_ROWS
 from modelrail.cli.batch_options import (
     BadRowsOption,
     BatchRowsOption,
@@ -24,6 +24,7 @@ from modelrail.cli.batch_options import (
     IdOption,
     InputOption,
     OutputOption,
+    PartRowsOption,
     QueryOption,
     QueryUrlOption,
     TableOption,
@@ -77,6 +78,7 @@ def schedule(
     ttl: TtlOption = None,
     on_bad_rows: BadRowsOption = "fail",
     batch_rows: BatchRowsOption = DEFAULT_BATCH_ROWS,
+    part_rows: PartRowsOption = DEFAULT_PART_ROWS,
     engine: EngineOption = "local",
     replace: Annotated[
         bool, typer.Option("--replace", help="Change the schedule of this name if it exists.")
@@ -104,6 +106,7 @@ def schedule(
             ttl=ttl,
             on_bad_rows=on_bad_rows,
             batch_rows=batch_rows,
+            part_rows=part_rows,
             engine=engine,
         )
         created = create_schedule(

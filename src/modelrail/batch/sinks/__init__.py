@@ -46,4 +46,4 @@ def open_sink(spec: JobSpec, base: Path) -> Sink:
         )
     from modelrail.batch.sinks.parquet import ParquetSink
 
-    return ParquetSink(base / output.removeprefix("file://"))
+    return ParquetSink(base / output.removeprefix("file://"), part_rows=spec.part_rows)

@@ -1,13 +1,15 @@
 """Parquet output: a dataset folder with one partition per input, ``input=<fingerprint>``.
 
-A run writes its part files into a hidden staging folder (readers of the dataset skip
-names starting with ``.`` or ``_``), each part atomically, so a killed run resumes after
-its last whole part. At the end the staging folder replaces the partition of the same
-input by renames, so a re-run on the same input replaces its rows instead of adding them.
+A run writes its part files (about a million rows each, a row group per batch) into a
+hidden staging folder (readers of the dataset skip names starting with ``.`` or ``_``),
+each part atomically, so a killed run resumes after its last whole part. At the end the
+staging folder replaces the partition of the same input by renames, so a re-run on the
+same input replaces its rows instead of adding them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from pathlib import Path
@@ -17,6 +19,7 @@ import pyarrow.parquet as pq
 
 from modelrail.batch.scorer import STAMP_FIELDS, RunStamp, ScoredBatch
 from modelrail.batch.sinks.base import Checkpoint
+from modelrail.batch.spec import DEFAULT_PART_ROWS
 from modelrail.errors import BatchOutputError
 
 _PART = "part-{:06d}.parquet"
@@ -26,8 +29,9 @@ class ParquetSink:
     resumable = True
     atomic = True
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, *, part_rows: int = DEFAULT_PART_ROWS) -> None:
         self.folder = folder
+        self.part_rows = part_rows
         self.location = str(folder)
         if folder.suffix == ".parquet":
             raise BatchOutputError(
@@ -77,6 +81,10 @@ class ParquetSink:
 
 
 class ParquetWriter:
+    """Writes a run's batches as row groups of part files in the staging folder. A part is
+    written under a ``.tmp`` name and renamed once closed, so a kill leaves only whole parts
+    (those the checkpoint counts) and one partial file that a resume deletes."""
+
     def __init__(
         self,
         sink: ParquetSink,
@@ -89,6 +97,7 @@ class ParquetWriter:
         self.stamp = stamp
         self.staging = sink.folder / f".staging-{stamp.run_id}"
         self.parts = resume.parts if resume is not None else 0
+        self._part: _OpenPart | None = None
         if resume is None and self.staging.exists():
             shutil.rmtree(self.staging)
         (self.staging / "_rejects").mkdir(parents=True, exist_ok=True)
@@ -106,30 +115,29 @@ class ParquetWriter:
             [*output.columns, *self.stamp.columns(output.num_rows, scored_at)],
             schema=self.schema,
         )
-        self._write(stamped, self.staging / _PART.format(self.parts))
-        if scored.rejects is not None and scored.rejects.num_rows:
-            rejects = pa.Table.from_batches([scored.rejects])
-            self._write(rejects, self.staging / "_rejects" / _PART.format(self.parts))
-        self.parts += 1
+        if self._part is None:
+            self._part = _OpenPart(self.staging, self.parts, self.schema)
+        self._part.write(stamped, scored.rejects)
+        if self._part.rows >= self.sink.part_rows:
+            self._close_part()
 
-    def _write(self, table: pa.Table, path: Path) -> None:
-        partial = path.with_suffix(".tmp")
-        try:
-            # Dictionary pages only where values repeat (texts: model, run id, labels); trying
-            # them on float columns first costs more than the whole rest of the write.
-            texts = [f.name for f in table.schema if pa.types.is_string(f.type)]
-            pq.write_table(table, partial, compression="snappy", use_dictionary=texts)
-            os.replace(partial, path)
-        except OSError as exc:
-            raise BatchOutputError(f"writing {path} failed: {exc}") from exc
+    def _close_part(self) -> None:
+        assert self._part is not None
+        self._part.close()
+        self._part = None
+        self.parts += 1
 
     def parts_done(self) -> int | None:
         return self.parts
 
     def commit(self, input_key: str) -> None:
+        if self._part is not None:
+            self._close_part()
         partition = self.sink.folder / f"input={input_key[:16]}"
         if self.parts == 0:
-            self._write(self.schema.empty_table(), self.staging / _PART.format(0))
+            empty = _OpenPart(self.staging, 0, self.schema)
+            empty.write(self.schema.empty_table(), None)
+            empty.close()
         rejects = self.staging / "_rejects"
         if any(rejects.iterdir()):
             target = self.sink.folder / "_rejects" / f"run={self.stamp.run_id}"
@@ -148,7 +156,63 @@ class ParquetWriter:
             raise BatchOutputError(f"publishing {partition} failed: {exc}") from exc
 
     def abort(self) -> None:
+        if self._part is not None:
+            self._part.discard()
+            self._part = None
         shutil.rmtree(self.staging, ignore_errors=True)
+
+
+class _OpenPart:
+    """One part file being written (and its rejects beside it), a row group per batch."""
+
+    def __init__(self, staging: Path, number: int, schema: pa.Schema) -> None:
+        self.path = staging / _PART.format(number)
+        self.rejects_path = staging / "_rejects" / _PART.format(number)
+        self.rows = 0
+        # Dictionary pages only where values repeat (texts: model, run id, labels); trying
+        # them on float columns first costs more than the whole rest of the write.
+        texts = [f.name for f in schema if pa.types.is_string(f.type)]
+        self._writer = self._open(self.path, schema, texts)
+        self._rejects: pq.ParquetWriter | None = None
+
+    def write(self, table: pa.Table, rejects: pa.RecordBatch | None) -> None:
+        try:
+            self._writer.write_table(table, row_group_size=max(table.num_rows, 1))
+            if rejects is not None and rejects.num_rows:
+                if self._rejects is None:
+                    self._rejects = self._open(self.rejects_path, rejects.schema, True)
+                self._rejects.write_batch(rejects)
+        except (OSError, pa.ArrowException) as exc:
+            raise BatchOutputError(f"writing {self.path} failed: {exc}") from exc
+        self.rows += table.num_rows
+
+    def close(self) -> None:
+        try:
+            for writer, path in ((self._writer, self.path), (self._rejects, self.rejects_path)):
+                if writer is not None:
+                    writer.close()
+                    os.replace(_partial(path), path)
+        except (OSError, pa.ArrowException) as exc:
+            raise BatchOutputError(f"writing {self.path} failed: {exc}") from exc
+
+    def discard(self) -> None:
+        for writer in (self._writer, self._rejects):
+            if writer is not None:
+                with contextlib.suppress(OSError, pa.ArrowException):
+                    writer.close()
+
+    @staticmethod
+    def _open(path: Path, schema: pa.Schema, dictionary: bool | list[str]) -> pq.ParquetWriter:
+        try:
+            return pq.ParquetWriter(
+                _partial(path), schema, compression="snappy", use_dictionary=dictionary
+            )
+        except (OSError, pa.ArrowException) as exc:
+            raise BatchOutputError(f"writing {path} failed: {exc}") from exc
+
+
+def _partial(path: Path) -> Path:
+    return path.with_suffix(".tmp")
 
 
 def _describe(schema: pa.Schema) -> str:

@@ -15,6 +15,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from modelrail.batch import arrays
+
 HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0)
 TRAILER = struct.pack(">h", -1)
 _EPOCH_2000_US = 946_684_800_000_000
@@ -66,15 +68,15 @@ def _fixed(column: pa.Array, pg_type: str) -> tuple[Any, str] | None:
         if not pg_type.startswith("timestamp"):
             return None
         micros = pc.cast(column, pa.timestamp("us", tz=kind.tz)).cast(pa.int64())
-        return micros.to_numpy() - _EPOCH_2000_US, dtype
+        return arrays.to_numpy(micros) - _EPOCH_2000_US, dtype
     if pa.types.is_boolean(kind):
-        return (column.to_numpy(zero_copy_only=False) if pg_type == "boolean" else None), dtype
+        return (arrays.to_numpy(column) if pg_type == "boolean" else None), dtype
     if pa.types.is_integer(kind) or pa.types.is_floating(kind):
         if pg_type == "boolean" or pg_type.startswith("timestamp"):
             return None
         if pa.types.is_floating(kind) and not dtype.startswith(">f"):
             return None
-        return column.to_numpy(), dtype
+        return arrays.to_numpy(column), dtype
     return None
 
 
@@ -82,9 +84,11 @@ def _constant_text(column: pa.Array) -> tuple[Any, str] | None:
     """A text column with one value in every row (model name, run id) is fixed-width too."""
     if len(column) == 0:
         return np.empty(0, dtype="S1"), "S1"
-    first = column[0].as_py()
-    if not pc.all(pc.equal(column, first)).as_py():
+    # (count_distinct, not an equality with the first value: that would build a pa.scalar,
+    # which imports pandas)
+    if column.null_count or pc.count_distinct(column).as_py() != 1:
         return None
+    first = column[0].as_py()
     encoded = first.encode()
     if not encoded:
         return None

@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 import pyarrow as pa
 
+from modelrail.batch import arrays
 from modelrail.batch.scorer import RunStamp, ScoredBatch
 from modelrail.batch.sinks.base import Checkpoint
 from modelrail.errors import BatchOutputError
@@ -139,6 +140,6 @@ def _plain(column: pa.Array) -> list[Any]:
     if column.null_count == 0 and (
         pa.types.is_integer(column.type) or pa.types.is_floating(column.type)
     ):
-        values: list[Any] = column.to_numpy().tolist()
+        values: list[Any] = arrays.to_numpy(column).tolist()
         return values
     return list(column.to_pylist())

@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from sqlalchemy import MetaData, create_engine
 
+from modelrail.batch import arrays
 from modelrail.batch.scorer import REJECT_SCHEMA, STAMP_FIELDS, RunStamp, ScoredBatch
 from modelrail.batch.sinks.base import Checkpoint
 from modelrail.batch.sinks.sql_tables import (
@@ -179,7 +180,7 @@ def _rows(batch: pa.RecordBatch) -> Any:
 def _python_values(column: pa.Array) -> list[Any]:
     kind = column.type
     if column.null_count == 0 and (pa.types.is_integer(kind) or pa.types.is_floating(kind)):
-        values: list[Any] = column.to_numpy().tolist()
+        values: list[Any] = arrays.to_numpy(column).tolist()
         return values
     if pa.types.is_timestamp(kind):
         if kind.tz is not None:
