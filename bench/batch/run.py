@@ -58,7 +58,6 @@ TABLES = {
 SQL_TARGET = 600_000
 PARQUET_TARGET = 3_000_000
 MEMORY_TARGET_MB = 300.0
-SMALL_BATCH_ROWS = 32_768  # a memory variant: JobSpec(batch_rows=...) below the default
 SCENARIOS = ("sqlite", "postgres", "parquet", "memory")
 LABELS = {
     "pandas": "pandas + sklearn",
@@ -385,7 +384,7 @@ def memory_rows(
     """modelrail alone on the big input, once per (sink, batch_rows or the default)."""
     result = []
     for sink, batch_rows in variants:
-        label = "Parquet" if sink == "parquet" else "SQLite"
+        label = {"parquet": "Parquet", "sqlite": "SQLite", "postgres": "PostgreSQL"}[sink]
         row = Row(f"memory: {label} {rows:,} rows", rows, "")
         row.target = f"peak < {MEMORY_TARGET_MB:.0f} MB"
         extra: tuple[str, ...] = ()
@@ -394,7 +393,11 @@ def memory_rows(
             row.scenario += f" ({row.note})"
             extra = ("--batch-rows", str(batch_rows))
         announce(f"memory: modelrail, {rows:,} rows into {label} {row.note}".rstrip())
-        output = str(work / ("big-out" if sink == "parquet" else "big-out.db"))
+        output = {"parquet": str(work / "big-out"), "sqlite": str(work / "big-out.db")}.get(
+            sink, ""
+        )
+        if sink == "postgres":
+            drop_tables(TABLES["modelrail"])
         sample = job("modelrail", sink, work, big, output, extra)
         print(
             f"  modelrail          {sample.rows / sample.seconds:>12,.0f} rows/s  "
@@ -403,10 +406,12 @@ def memory_rows(
             flush=True,
         )
         row.modelrail.append(sample)
-        kind = "parquet" if sink == "parquet" else "sqlite"
         where = output if sink == "parquet" else f"{output}:{TABLES['modelrail']}"
-        verify(row, big, work, rows, {"modelrail": f"{kind}:{where}"})
-        remove(output)
+        verify(row, big, work, rows, {"modelrail": f"{sink}:{where}"})
+        if sink == "postgres":
+            drop_tables(TABLES["modelrail"])
+        else:
+            remove(output)
         row.passed = sample.peak_mb < MEMORY_TARGET_MB and sample.rows == rows
         result.append(row)
     return result
@@ -551,7 +556,11 @@ def main() -> None:
             info["big_input"] = json.dumps(
                 setup_step("generate", str(big), str(big_rows), "10", cwd=work)
             )
-            variants = [("parquet", None), ("sqlite", None), ("parquet", SMALL_BATCH_ROWS)]
+            variants: list[tuple[str, int | None]] = [
+                ("parquet", None),
+                ("sqlite", None),
+                ("postgres", None),
+            ]
             results.extend(memory_rows(work, big, big_rows, variants))
             big.unlink()
         missed = {r.scenario.split()[0].lower() for r in results if r.passed is False}

@@ -15,6 +15,7 @@ from modelrail.batch.runner import resume_batch
 from modelrail.errors import BatchInputError, BatchOutputError, BatchRunStateError
 from modelrail.store.batch_runs_repo import BatchRunRepository
 from tests.batch.conftest import (
+    PostgresOutput,
     RedisOutput,
     ScoringProject,
     SQLiteOutput,
@@ -57,6 +58,32 @@ def test_an_id_the_input_repeats_is_refused_and_nothing_is_written(
         rows = output.rows()
         assert len(rows) == len(scoring.frame)
         assert {row["batch_run_id"] for row in rows} == {first.id}
+    finally:
+        output.close()
+
+
+@pytest.mark.postgres
+def test_a_table_the_run_would_create_is_not_left_behind_when_the_run_fails(
+    scoring: ScoringProject, tmp_path: Path
+) -> None:
+    output = PostgresOutput()
+    try:
+        frame = scoring.frame.copy()
+        frame.loc[250, "id"] = frame.loc[10, "id"]
+        spec = scoring.spec(output, inputs=(scoring.parquet("twice.parquet", frame),))
+        with pytest.raises(BatchOutputError, match=r"duplicate|twice|unique"):
+            scoring.run(spec)
+        assert not output.has_table("scores")
+
+        # the same job on good input creates the table, keyed on the id column
+        scoring.run(scoring.spec(output))
+        assert len(output.rows()) == len(scoring.frame)
+        keys = output.query(
+            "SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid "
+            "AND a.attnum = ANY(i.indkey) WHERE i.indrelid = %s::regclass AND i.indisprimary",
+            (output.table,),
+        )
+        assert [k["attname"] for k in keys] == ["id"]
     finally:
         output.close()
 

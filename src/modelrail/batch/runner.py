@@ -297,10 +297,15 @@ def _scored_batches(plan: _Plan, row: int, run_id: str) -> Iterator[ScoredBatch]
 def _scored(
     plan: _Plan, batches: Iterator[pa.RecordBatch], row: int, run_id: str
 ) -> Iterator[ScoredBatch]:
-    for batch in batches:
-        scored = plan.scorer.score(batch, row, run_id)
-        row += scored.rows_read
-        yield scored
+    from threadpoolctl import threadpool_limits
+
+    # One BLAS thread: the other core reads, writes and hashes. A second BLAS thread only
+    # waits for it, which made each small matrix product 7 times slower in the benchmark.
+    with threadpool_limits(limits=1, user_api="blas"):
+        for batch in batches:
+            scored = plan.scorer.score(batch, row, run_id)
+            row += scored.rows_read
+            yield scored
 
 
 def _ahead(items: Iterator[ScoredBatch], depth: int = 2) -> Iterator[ScoredBatch]:

@@ -9,6 +9,7 @@ structured array: no per-row Python, and no text for the server to parse.
 from __future__ import annotations
 
 import struct
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -32,15 +33,25 @@ _FIXED = {
 }
 
 
-def binary_payload(batch: pa.RecordBatch, pg_types: list[str]) -> bytes | None:
+def binary_payload(
+    batch: pa.RecordBatch, pg_types: list[str], constants: Mapping[str, str] | None = None
+) -> memoryview | None:
     """The batch as one binary COPY data block, or None when a column does not fit
-    (variable-width text, nulls, a type not listed), for the caller to fall back to CSV."""
+    (variable-width text, nulls, a type not listed), for the caller to fall back to CSV.
+    ``constants`` names text columns known to hold one value on every row (the run's
+    stamp), which then need no check."""
     layout: list[tuple[str, str]] = [("count", ">i2")]
     values: list[tuple[str, Any, int]] = []
+    known = constants or {}
     for j, (column, pg_type) in enumerate(zip(batch.columns, pg_types, strict=True)):
         if column.null_count:
             return None
-        converted = _fixed(column, pg_type)
+        name = batch.schema.names[j]
+        if name in known and known[name] and pg_type in ("text", "character varying"):
+            encoded = known[name].encode()
+            converted: tuple[Any, str] | None = (encoded, f"S{len(encoded)}")
+        else:
+            converted = _fixed(column, pg_type)
         if converted is None:
             return None
         array, dtype = converted
@@ -51,8 +62,8 @@ def binary_payload(batch: pa.RecordBatch, pg_types: list[str]) -> bytes | None:
     rows["count"] = batch.num_columns
     for name, array, width in values:
         rows["len" + name[3:]] = width
-        rows[name] = array
-    return rows.tobytes()
+        rows[name] = array  # a constant's bytes are broadcast to every row
+    return rows.view(np.uint8).data
 
 
 def _fixed(column: pa.Array, pg_type: str) -> tuple[Any, str] | None:

@@ -1,30 +1,33 @@
 """PostgreSQL output: a whole run in one transaction of bulk ``COPY``s.
 
 Writers of one table take an advisory lock, so two runs into the same table queue instead
-of racing. Rows whose ids are already in the table are deleted in the same transaction
-before their batch is copied in, so a re-run replaces them; the transaction makes the run
-atomic, and a killed client's transaction is rolled back by the server.
+of racing. A missing table is created by the run's own transaction and gets its primary key
+after the rows are in (one index build is cheaper than filling the index row by row); a
+table that has rows takes the run's rows through a temporary stage that replaces rows of
+the same ids at the end. The transaction makes the run atomic, and a killed client's
+transaction is rolled back by the server.
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pyarrow as pa
-import pyarrow.csv as pacsv
-from sqlalchemy import MetaData, create_engine
+from sqlalchemy import Engine, MetaData, Table, create_engine
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.schema import CreateTable
 
 from modelrail.batch.scorer import REJECT_SCHEMA, STAMP_FIELDS, RunStamp, ScoredBatch
 from modelrail.batch.sinks.base import Checkpoint
-from modelrail.batch.sinks.pg_binary import HEADER, TRAILER, binary_payload
+from modelrail.batch.sinks.pg_copy import CopyStream
 from modelrail.batch.sinks.sql_tables import (
     TableName,
     create_or_check,
+    key_name,
     one_line,
     output_table,
     quote_identifier,
@@ -44,8 +47,38 @@ class PostgresSink:
         self.location = f"{shown} table {self.table}"
         self._schema: pa.Schema | None = None
         self._id_columns: tuple[str, ...] = ()
+        self._table: Table | None = None
+        # (CREATE TABLE without the key, ALTER TABLE adding it) when the table is missing
+        self.creation: tuple[str, str] | None = None
 
     def prepare(self, schema: pa.Schema, id_columns: tuple[str, ...], with_rejects: bool) -> None:
+        metadata = MetaData()
+        table = output_table(self.table, schema, id_columns, metadata)
+        with self._engine() as engine:
+            existed = create_or_check(engine, table, id_columns, self.location, create=False)
+            if with_rejects:
+                rejects = rejects_table(self.table.rejects, metadata)
+                create_or_check(engine, rejects, ("batch_run_id", "row_number"), self.location)
+        if not existed:
+            keyless = output_table(self.table, schema, id_columns, MetaData(), keyed=False)
+            dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
+            create = str(CreateTable(keyless).compile(dialect=dialect))
+            listed = ", ".join(map(quote_identifier, id_columns))
+            key = quote_identifier(key_name(self.table))
+            add_key = (
+                f"ALTER TABLE {_qualified(self.table)} ADD CONSTRAINT {key} PRIMARY KEY ({listed})"
+            )
+            self.creation = (create, add_key)
+        self._schema, self._id_columns, self._table = schema, id_columns, table
+
+    def check_existing(self) -> None:
+        """The table that another run created since ``prepare`` found it missing must fit."""
+        assert self._table is not None, "prepare() first"
+        with self._engine() as engine:
+            create_or_check(engine, self._table, self._id_columns, self.location, create=False)
+
+    @contextmanager
+    def _engine(self) -> Iterator[Engine]:
         try:
             engine = create_engine(self.url, connect_args={"connect_timeout": 10})
         except (ModuleNotFoundError, SQLAlchemyError) as exc:
@@ -54,39 +87,13 @@ class PostgresSink:
                 "(pip install 'modelrail[postgres]')"
             ) from exc
         try:
-            metadata = MetaData()
-            table = output_table(self.table, schema, id_columns, metadata)
-            create_or_check(engine, table, id_columns, self.location)
-            if with_rejects:
-                rejects = rejects_table(self.table.rejects, metadata)
-                create_or_check(engine, rejects, ("batch_run_id", "row_number"), self.location)
+            yield engine
         finally:
             engine.dispose()
-        self._schema = schema
-        self._id_columns = id_columns
-        self._pg_types = self._column_types([*schema.names, *(f.name for f in STAMP_FIELDS)])
-
-    def _column_types(self, names: list[str]) -> list[str]:
-        import psycopg
-
-        query = (
-            "SELECT column_name, data_type FROM information_schema.columns "
-            "WHERE table_name = %s AND table_schema = coalesce(%s, current_schema())"
-        )
-        try:
-            with psycopg.connect(self.conninfo(), connect_timeout=10) as conn:
-                found: dict[str, str] = dict(
-                    conn.execute(query, (self.table.name, self.table.schema)).fetchall()
-                )
-        except psycopg.Error as exc:
-            raise BatchOutputError(
-                f"cannot read the columns of {self.location}: {one_line(exc)}"
-            ) from exc
-        return [str(found.get(name, "")) for name in names]
 
     def open(self, stamp: RunStamp, resume: Checkpoint | None) -> PostgresWriter:
         assert self._schema is not None, "prepare() first"
-        return PostgresWriter(self, self._schema, self._id_columns, stamp, self._pg_types)
+        return PostgresWriter(self, self._schema, self._id_columns, stamp)
 
     def discard(self, run_id: str) -> None:
         return None
@@ -105,14 +112,12 @@ class PostgresWriter:
         schema: pa.Schema,
         id_columns: tuple[str, ...],
         stamp: RunStamp,
-        pg_types: list[str],
     ) -> None:
         import psycopg
 
         self.sink = sink
         self.stamp = stamp
         self.id_columns = id_columns
-        self.pg_types = pg_types
         self._psycopg_error = psycopg.Error
         table = sink.table
         self.target = _qualified(table)
@@ -134,14 +139,22 @@ class PostgresWriter:
             self.conn = psycopg.connect(sink.conninfo(), connect_timeout=10, autocommit=False)
         except psycopg.Error as exc:
             raise BatchOutputError(f"cannot connect to {sink.location}: {one_line(exc)}") from exc
+        self.stream = CopyStream(self.conn, {"model": stamp.model, "batch_run_id": stamp.run_id})
         lock = int.from_bytes(hashlib.sha256(str(table).encode()).digest()[:8], "big", signed=True)
         with self._errors("locking"):
             self.conn.execute("SELECT pg_advisory_xact_lock(%s)", (lock,))
+            self.add_key: str | None = None
+            if sink.creation is not None and self._missing():
+                create, self.add_key = sink.creation
+                self.conn.execute(create)
+            elif sink.creation is not None:  # another run created it meanwhile
+                sink.check_existing()
             had_rows = self.conn.execute(f"SELECT 1 FROM {self.target} LIMIT 1").fetchone()
             # A table that already has rows gets this run's rows through a temporary stage
             # (no WAL), merged in at the end by one set-wise delete and insert; an empty one
             # takes them straight from COPY.
             self.staged = had_rows is not None
+            self.pg_types = self._column_types(names)
             if self.staged:
                 self.conn.execute(
                     f"CREATE TEMP TABLE modelrail_stage (LIKE {self.target} INCLUDING DEFAULTS) "
@@ -158,35 +171,38 @@ class PostgresWriter:
                     [*output.columns, *self.stamp.columns(output.num_rows, scored_at)],
                     names=self.names,
                 )
-                self._copy(self.copy_sql, stamped, self.pg_types)
+                self.stream.write(self.copy_sql, stamped, self.pg_types)
             if scored.rejects is not None and scored.rejects.num_rows:
                 rejects = scored.rejects
                 when = self.stamp.columns(rejects.num_rows, scored_at)[-1]
                 stamped = pa.RecordBatch.from_arrays(
                     [*rejects.columns, when], names=[*rejects.schema.names, "rejected_at"]
                 )
-                self._copy(self.copy_rejects_sql, stamped, None)
+                self.stream.write(self.copy_rejects_sql, stamped, None)
 
-    def _copy(self, sql: str, batch: pa.RecordBatch, pg_types: list[str] | None) -> None:
-        payload = binary_payload(batch, pg_types) if pg_types else None
-        with self.conn.cursor() as cursor:
-            if payload is not None:
-                with cursor.copy(sql + " (FORMAT binary)") as copy:
-                    copy.write(HEADER)
-                    copy.write(payload)
-                    copy.write(TRAILER)
-                return
-            buffer = io.BytesIO()
-            options = pacsv.WriteOptions(include_header=False, quoting_style="needed")
-            pacsv.write_csv(batch, buffer, write_options=options)
-            with cursor.copy(sql + " (FORMAT csv)") as copy:
-                copy.write(buffer.getbuffer())
+    def _missing(self) -> bool:
+        found = self.conn.execute("SELECT to_regclass(%s)", (self.target,)).fetchone()
+        return found is None or found[0] is None
+
+    def _column_types(self, names: list[str]) -> list[str]:
+        """Each column's PostgreSQL type (as the binary COPY format needs it)."""
+        query = (
+            "SELECT column_name, data_type FROM information_schema.columns "
+            "WHERE table_name = %s AND table_schema = coalesce(%s, current_schema())"
+        )
+        table = self.sink.table
+        rows = self.conn.execute(query, (table.name, table.schema)).fetchall()
+        found: dict[str, str] = {str(name): str(kind) for name, kind in rows}
+        return [str(found.get(name, "")) for name in names]
 
     def parts_done(self) -> int | None:
         return None
 
     def commit(self, input_key: str) -> None:
         with self._errors("committing"):
+            self.stream.end()
+            if self.add_key is not None:
+                self.conn.execute(self.add_key)
             if self.staged:
                 for statement in self.merge_sql:
                     self.conn.execute(statement)
@@ -194,6 +210,7 @@ class PostgresWriter:
         self.conn.close()
 
     def abort(self) -> None:
+        self.stream.cancel()
         try:
             self.conn.rollback()
         except self._psycopg_error:

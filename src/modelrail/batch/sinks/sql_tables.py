@@ -73,7 +73,12 @@ def sql_type(arrow_type: pa.DataType, column: str) -> TypeEngine[Any]:
 
 
 def output_table(
-    name: TableName, schema: pa.Schema, id_columns: tuple[str, ...], metadata: MetaData
+    name: TableName,
+    schema: pa.Schema,
+    id_columns: tuple[str, ...],
+    metadata: MetaData,
+    *,
+    keyed: bool = True,
 ) -> Table:
     fields = [*schema, *STAMP_FIELDS]
     columns = [
@@ -84,8 +89,14 @@ def output_table(
         # SQLite makes a lone INTEGER primary key the rowid itself: no second index to fill.
         key_column = next(c for c in columns if c.name == id_columns[0])
         key_column.type = BigInteger().with_variant(Integer(), "sqlite")
-    key = PrimaryKeyConstraint(*id_columns, name=f"pk_{name.name}"[:63])
+    if not keyed:
+        return Table(name.name, metadata, *columns, schema=name.schema)
+    key = PrimaryKeyConstraint(*id_columns, name=key_name(name))
     return Table(name.name, metadata, *columns, key, schema=name.schema)
+
+
+def key_name(name: TableName) -> str:
+    return f"pk_{name.name}"[:63]
 
 
 def rejects_table(name: TableName, metadata: MetaData) -> Table:
@@ -95,13 +106,17 @@ def rejects_table(name: TableName, metadata: MetaData) -> Table:
     return Table(name.name, metadata, *columns, key, schema=name.schema)
 
 
-def create_or_check(engine: Engine, table: Table, id_columns: tuple[str, ...], where: str) -> None:
-    """Create ``table`` if missing; otherwise check its columns and key fit what we write."""
+def create_or_check(
+    engine: Engine, table: Table, id_columns: tuple[str, ...], where: str, *, create: bool = True
+) -> bool:
+    """Create ``table`` if missing (unless ``create`` is False); otherwise check its columns and
+    key fit what we write. Whether the table was there."""
     try:
         inspector = inspect(engine)
         if not inspector.has_table(table.name, schema=table.schema):
-            table.create(engine, checkfirst=True)
-            return
+            if create:
+                table.create(engine, checkfirst=True)
+            return False
         present = {c["name"]: c for c in inspector.get_columns(table.name, schema=table.schema)}
         key = inspector.get_pk_constraint(table.name, schema=table.schema)
         uniques = [
@@ -125,6 +140,7 @@ def create_or_check(engine: Engine, table: Table, id_columns: tuple[str, ...], w
             f"({', '.join(id_columns)}): a re-run could not replace its rows; add one or "
             "choose another --table"
         )
+    return True
 
 
 def one_line(exc: BaseException) -> str:

@@ -81,7 +81,9 @@ class SQLiteWriter:
             self.conn = sqlite3.connect(sink.path, isolation_level=None, timeout=60)
             self.conn.execute("PRAGMA journal_mode = WAL")
             self.conn.execute("PRAGMA synchronous = NORMAL")
-            self.conn.execute("PRAGMA cache_size = -65536")
+            # 16 MB of page cache: appending in id order needs little, and every MB counts
+            # toward the 300 MB a run may take.
+            self.conn.execute("PRAGMA cache_size = -16384")
             self.conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
             raise BatchOutputError(f"cannot write {sink.location}: {exc}") from exc
