@@ -80,15 +80,15 @@ def strings(texts: Sequence[str]) -> pa.Array:
     encoded = [text.encode() for text in texts]
     offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
     np.cumsum([len(item) for item in encoded], out=offsets[1:])
+    _check_size(int(offsets[-1]))
     return _string_array(len(encoded), offsets, b"".join(encoded))
 
 
 def repeated_string(text: str, rows: int) -> pa.Array:
     """``text`` on every one of ``rows`` rows, as a ``pa.string()`` array."""
     item = text.encode()
-    offsets = np.arange(0, (rows + 1) * len(item), len(item) or 1, dtype=np.int64)
-    if not item:
-        offsets = np.zeros(rows + 1, dtype=np.int64)
+    _check_size(len(item) * rows)
+    offsets = np.arange(rows + 1, dtype=np.int64) * len(item)
     return _string_array(rows, offsets, item * rows)
 
 
@@ -97,10 +97,11 @@ def repeated(value: int, arrow_type: pa.DataType, rows: int) -> pa.Array:
     return from_numpy(np.full(rows, value, dtype=numpy_dtype(arrow_type)), arrow_type)
 
 
+def _check_size(total: int) -> None:
+    if total > _OFFSET_LIMIT:
+        raise ValueError(f"{total:,} bytes of text do not fit one Arrow string array")
+
+
 def _string_array(rows: int, offsets: NumpyArray, data: bytes) -> pa.Array:
-    if offsets[-1] > _OFFSET_LIMIT:
-        raise ValueError(f"{offsets[-1]:,} bytes of text do not fit one Arrow string array")
-    narrow = offsets.astype(np.int32)
-    return pa.Array.from_buffers(
-        pa.string(), rows, [None, pa.py_buffer(narrow), pa.py_buffer(data)]
-    )
+    narrow = pa.py_buffer(offsets.astype(np.int32))
+    return pa.Array.from_buffers(pa.string(), rows, [None, narrow, pa.py_buffer(data)])

@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from queue import Empty, Full, Queue
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
 import pyarrow as pa
@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 HEARTBEAT_SECONDS = 5.0
 STALE_AFTER_SECONDS = 30.0
 Progress = Callable[[int, int | None], None]
+_Item = TypeVar("_Item")
 _ARROW_INPUT_TYPES = {"float64": pa.float64(), "int64": pa.int64(), "bool": pa.bool_()}
 
 
@@ -290,8 +291,10 @@ def _scored_batches(plan: _Plan, row: int, run_id: str) -> Iterator[ScoredBatch]
         return spark_scored_batches(
             plan.spec, plan.source, plan.version, plan.artifacts, plan.scorer, run_id
         )
-    batches = plan.source.batches(plan.spec.batch_rows, start_row=row)
-    return _ahead(_scored(plan, batches, row, run_id))
+    # Three stages on their own threads: decoding the input, scoring it, writing the output
+    # (this thread). Decoding is the longest, so it gets a thread to itself.
+    batches = _ahead(plan.source.batches(plan.spec.batch_rows, start_row=row), "batch-reader", 1)
+    return _ahead(_scored(plan, batches, row, run_id), "batch-scorer")
 
 
 def _scored(
@@ -308,9 +311,9 @@ def _scored(
             yield scored
 
 
-def _ahead(items: Iterator[ScoredBatch], depth: int = 2) -> Iterator[ScoredBatch]:
-    """Read and score the next batches in a thread while this one is written: Arrow,
-    numpy and the database drivers release the GIL for most of their work."""
+def _ahead(items: Iterator[_Item], name: str, depth: int = 2) -> Iterator[_Item]:
+    """Make the next items in a thread while the caller works on this one: Arrow, numpy
+    and the database drivers release the GIL for most of their work."""
     queue: Queue[tuple[str, Any]] = Queue(maxsize=depth)
     stop = threading.Event()
 
@@ -329,7 +332,7 @@ def _ahead(items: Iterator[ScoredBatch], depth: int = 2) -> Iterator[ScoredBatch
         except BaseException as exc:  # handed to the consumer, which raises it
             queue.put(("error", exc))
 
-    worker = threading.Thread(target=produce, name="batch-reader", daemon=True)
+    worker = threading.Thread(target=produce, name=name, daemon=True)
     worker.start()
     try:
         while True:
