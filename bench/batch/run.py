@@ -425,11 +425,11 @@ STAGES = {
     "load the model (sha256 check + skops load)": ("modelrail/registry.py", "load_model_version"),
     "compile + verify the linear form": ("scoring/predictor.py", "__init__"),
     "read Parquet (reader thread)": ("batch/sources.py", "_read"),
-    "score batches (reader thread)": ("batch/scorer.py", "score"),
+    "score batches (scorer thread)": ("batch/scorer.py", "score"),
     "write batches (main thread)": ("batch/sinks/", "write"),
     "commit (main thread)": ("batch/sinks/", "commit"),
     "fingerprint the input (own thread)": ("batch/sources.py", "_hash"),
-    "main thread waiting for scored batches": ("queue.py", "get"),
+    "waiting for the previous stage (scorer and main threads)": ("queue.py", "get"),
     "imports inside the clock (scikit-learn, skops, ...)": (
         "importlib._bootstrap>",
         "_find_and_load",

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
 import pyarrow as pa
+from threadpoolctl import threadpool_limits
 
 from modelrail.batch.scorer import BatchScorer, RunStamp, ScoredBatch
 from modelrail.batch.sinks import Checkpoint, Sink, Writer, open_sink
@@ -300,8 +301,6 @@ def _scored_batches(plan: _Plan, row: int, run_id: str) -> Iterator[ScoredBatch]
 def _scored(
     plan: _Plan, batches: Iterator[pa.RecordBatch], row: int, run_id: str
 ) -> Iterator[ScoredBatch]:
-    from threadpoolctl import threadpool_limits
-
     # One BLAS thread: the other core reads, writes and hashes. A second BLAS thread only
     # waits for it, which made each small matrix product 7 times slower in the benchmark.
     with threadpool_limits(limits=1, user_api="blas"):
