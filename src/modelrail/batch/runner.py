@@ -17,8 +17,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
-from queue import Empty, Full, Queue
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING
 
 import orjson
 import pyarrow as pa
@@ -27,6 +26,7 @@ from threadpoolctl import threadpool_limits
 from modelrail.batch.scorer import BatchScorer, RunStamp, ScoredBatch
 from modelrail.batch.sinks import Checkpoint, Sink, Writer, open_sink
 from modelrail.batch.spec import JobSpec
+from modelrail.batch.stages import ahead
 from modelrail.entities import BatchRun, ModelVersion
 from modelrail.errors import BatchInputError, BatchRunStateError, ModelrailError
 from modelrail.refs import Ref
@@ -41,7 +41,6 @@ if TYPE_CHECKING:
 HEARTBEAT_SECONDS = 5.0
 STALE_AFTER_SECONDS = 30.0
 Progress = Callable[[int, int | None], None]
-_Item = TypeVar("_Item")
 _ARROW_INPUT_TYPES = {"float64": pa.float64(), "int64": pa.int64(), "bool": pa.bool_()}
 
 
@@ -294,8 +293,8 @@ def _scored_batches(plan: _Plan, row: int, run_id: str) -> Iterator[ScoredBatch]
         )
     # Three stages on their own threads: decoding the input, scoring it, writing the output
     # (this thread). Decoding is the longest, so it gets a thread to itself.
-    batches = _ahead(plan.source.batches(plan.spec.batch_rows, start_row=row), "batch-reader", 1)
-    return _ahead(_scored(plan, batches, row, run_id), "batch-scorer")
+    batches = ahead(plan.source.batches(plan.spec.batch_rows, start_row=row), "batch-reader", 1)
+    return ahead(_scored(plan, batches, row, run_id), "batch-scorer")
 
 
 def _scored(
@@ -308,47 +307,6 @@ def _scored(
             scored = plan.scorer.score(batch, row, run_id)
             row += scored.rows_read
             yield scored
-
-
-def _ahead(items: Iterator[_Item], name: str, depth: int = 2) -> Iterator[_Item]:
-    """Make the next items in a thread while the caller works on this one: Arrow, numpy
-    and the database drivers release the GIL for most of their work."""
-    queue: Queue[tuple[str, Any]] = Queue(maxsize=depth)
-    stop = threading.Event()
-
-    def produce() -> None:
-        try:
-            for item in items:
-                while not stop.is_set():
-                    try:
-                        queue.put(("item", item), timeout=0.1)
-                        break
-                    except Full:
-                        continue
-                if stop.is_set():
-                    return
-            queue.put(("end", None))
-        except BaseException as exc:  # handed to the consumer, which raises it
-            queue.put(("error", exc))
-
-    worker = threading.Thread(target=produce, name=name, daemon=True)
-    worker.start()
-    try:
-        while True:
-            kind, value = queue.get()
-            if kind == "end":
-                return
-            if kind == "error":
-                raise value
-            yield value
-    finally:
-        stop.set()
-        while worker.is_alive():
-            try:
-                queue.get(timeout=0.1)
-            except Empty:
-                continue
-        worker.join()
 
 
 def _supersede_dead_runs(
