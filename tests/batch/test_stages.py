@@ -8,12 +8,12 @@ from collections.abc import Iterator
 
 import pytest
 
-from modelrail.batch.stages import ahead
+from modelrail.batch.stages import Stage
 
 
 def test_items_pass_two_stages_in_order() -> None:
-    doubled = (n * 2 for n in ahead(iter(range(1000)), "first", 1))
-    assert list(ahead(doubled, "second")) == [n * 2 for n in range(1000)]
+    doubled = (n * 2 for n in Stage(iter(range(1000)), "first", 1))
+    assert list(Stage(doubled, "second")) == [n * 2 for n in range(1000)]
 
 
 def test_an_error_of_a_stage_is_raised_to_the_consumer() -> None:
@@ -23,7 +23,7 @@ def test_an_error_of_a_stage_is_raised_to_the_consumer() -> None:
 
     got: list[int] = []
     with pytest.raises(ValueError, match="'f3'"):
-        got.extend(ahead(ahead(failing(), "reader", 1), "scorer"))
+        got.extend(Stage(Stage(failing(), "reader", 1), "scorer"))
     assert got == [1]
 
 
@@ -40,8 +40,25 @@ def test_a_consumer_that_stops_early_stops_every_stage_before_it() -> None:
             closed.set()
 
     before = set(threading.enumerate())
-    stages = ahead(ahead(endless(), "reader", 1), "scorer")
+    stages = Stage(Stage(endless(), "reader", 1), "scorer")
     assert [next(stages) for _ in range(5)] == [0, 1, 2, 3, 4]
     stages.close()
     assert closed.wait(5)
     assert not [t for t in set(threading.enumerate()) - before if t.is_alive()]
+
+
+def test_a_stage_works_ahead_before_it_is_read_and_stops_unread() -> None:
+    made = threading.Event()
+    closed = threading.Event()
+
+    def items() -> Iterator[int]:
+        try:
+            made.set()
+            yield 1
+            yield 2
+        finally:
+            closed.set()
+
+    with Stage(items(), "reader", 1):
+        assert made.wait(5)  # started without anyone asking for an item
+    assert closed.wait(5)

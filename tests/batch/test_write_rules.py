@@ -4,6 +4,7 @@ that a later run replaced cannot be resumed over it."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -55,6 +56,8 @@ def test_an_id_the_input_repeats_is_refused_and_nothing_is_written(
         spec = scoring.spec(output, inputs=(scoring.parquet("twice.parquet", frame),))
         with pytest.raises(BatchOutputError, match=r"unique|duplicate|twice"):
             scoring.run(spec)
+        # the failed run's reading and scoring threads are gone with it
+        assert not [t for t in threading.enumerate() if t.name in ("batch-reader", "batch-scorer")]
         rows = output.rows()
         assert len(rows) == len(scoring.frame)
         assert {row["batch_run_id"] for row in rows} == {first.id}

@@ -16,6 +16,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
@@ -26,7 +27,7 @@ from threadpoolctl import threadpool_limits
 from modelrail.batch.scorer import BatchScorer, RunStamp, ScoredBatch
 from modelrail.batch.sinks import Checkpoint, Sink, Writer, open_sink
 from modelrail.batch.spec import JobSpec
-from modelrail.batch.stages import ahead
+from modelrail.batch.stages import Stage
 from modelrail.entities import BatchRun, ModelVersion
 from modelrail.errors import BatchInputError, BatchRunStateError, ModelrailError
 from modelrail.refs import Ref
@@ -52,6 +53,8 @@ class _Plan:
     source: Source
     sink: Sink
     artifacts: ArtifactStore
+    # A fresh run's input, already being decoded while the run's record is written.
+    reader: Stage[pa.RecordBatch] | None = None
 
 
 def run_batch(
@@ -85,29 +88,40 @@ def run_batch(
         with contextlib.suppress(ModelrailError):  # the first error is the one to report
             repo.create(failed)
         raise
-    record = replace(
-        _new_record(client, spec, run_id, job, trigger, clock()),
-        model=version.model,
-        version=version.version,
-        input_description=plan.source.description,
-        output=plan.sink.location,
-    )
-    repo.create(record)
-    _supersede_dead_runs(repo, plan, record, clock)
+    if plan.spec.engine == "local" and not _validates_first(plan):
+        reader = plan.source.batches(plan.spec.batch_rows)
+        plan = replace(plan, reader=Stage(reader, "batch-reader", 1))
     try:
-        _validate_first(plan)
-    except ModelrailError as exc:
-        repo.update(record.id, status="failed", finished_at=clock(), error=exc.message)
-        plan.source.close()
-        plan.sink.close()
-        raise
-    return _execute(repo, plan, record, None, progress, clock)
+        record = replace(
+            _new_record(client, spec, run_id, job, trigger, clock()),
+            model=version.model,
+            version=version.version,
+            input_description=plan.source.description,
+            output=plan.sink.location,
+        )
+        repo.create(record)
+        _supersede_dead_runs(repo, plan, record, clock)
+        try:
+            _validate_first(plan)
+        except ModelrailError as exc:
+            repo.update(record.id, status="failed", finished_at=clock(), error=exc.message)
+            plan.source.close()
+            plan.sink.close()
+            raise
+        return _execute(repo, plan, record, None, progress, clock)
+    finally:
+        if plan.reader is not None:
+            plan.reader.close()  # (already closed when the run got to its end)
+
+
+def _validates_first(plan: _Plan) -> bool:
+    return not plan.sink.atomic and plan.spec.on_bad_rows == "fail" and plan.spec.engine == "local"
 
 
 def _validate_first(plan: _Plan) -> None:
     """An output that keeps what a failed run wrote (Redis) gets the input checked for bad
     rows before the first write, so a bad row still leaves it untouched."""
-    if plan.sink.atomic or plan.spec.on_bad_rows != "fail" or plan.spec.engine != "local":
+    if not _validates_first(plan):
         return
     row = 0
     for batch in plan.source.batches(plan.spec.batch_rows):
@@ -237,13 +251,17 @@ def _execute(
     done = checkpoint or Checkpoint()
     beat = _Heartbeat(repo, record.id, plan.source, clock)
     writer: Writer | None = None
+    stack = ExitStack()  # the pipeline's threads, stopped on the way out whatever happens
     try:
         writer = plan.sink.open(stamp, checkpoint)
         beat.start()
         row = done.next_row
         written, rejected = done.rows_written, done.rows_rejected
         saved_parts = writer.parts_done()
-        for scored in _scored_batches(plan, row, record.id):
+        pipeline = _scored_batches(plan, row, record.id)
+        if (close := getattr(pipeline, "close", None)) is not None:
+            stack.callback(close)
+        for scored in pipeline:
             writer.write(scored, clock())
             row += scored.rows_read
             written += scored.output.num_rows
@@ -266,6 +284,7 @@ def _execute(
         repo.update(record.id, status="failed", finished_at=clock(), error=message, checkpoint=None)
         raise
     finally:
+        stack.close()
         beat.stop()
         plan.source.close()
         plan.sink.close()
@@ -293,16 +312,19 @@ def _scored_batches(plan: _Plan, row: int, run_id: str) -> Iterator[ScoredBatch]
         )
     # Three stages on their own threads: decoding the input, scoring it, writing the output
     # (this thread). Decoding is the longest, so it gets a thread to itself.
-    batches = ahead(plan.source.batches(plan.spec.batch_rows, start_row=row), "batch-reader", 1)
-    return ahead(_scored(plan, batches, row, run_id), "batch-scorer")
+    if plan.reader is not None and row == 0:
+        batches = plan.reader
+    else:
+        batches = Stage(plan.source.batches(plan.spec.batch_rows, start_row=row), "batch-reader", 1)
+    return Stage(_scored(plan, batches, row, run_id), "batch-scorer")
 
 
 def _scored(
-    plan: _Plan, batches: Iterator[pa.RecordBatch], row: int, run_id: str
+    plan: _Plan, batches: Stage[pa.RecordBatch], row: int, run_id: str
 ) -> Iterator[ScoredBatch]:
     # One BLAS thread: the other core reads, writes and hashes. A second BLAS thread only
     # waits for it, which made each small matrix product 7 times slower in the benchmark.
-    with threadpool_limits(limits=1, user_api="blas"):
+    with batches, threadpool_limits(limits=1, user_api="blas"):
         for batch in batches:
             scored = plan.scorer.score(batch, row, run_id)
             row += scored.rows_read

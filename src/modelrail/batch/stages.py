@@ -1,7 +1,7 @@
 """Pipeline stages on their own threads: a batch run decodes, scores and writes at once.
 
 Arrow, numpy and the database drivers release the GIL for most of their work, so a stage
-that makes the next items while the caller works on the current one uses the second core.
+that makes the next items while its consumer works on the current one uses the second core.
 """
 
 from __future__ import annotations
@@ -9,52 +9,70 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from queue import Empty, Full, Queue
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 Item = TypeVar("Item")
 
 
-def ahead(items: Iterator[Item], name: str, depth: int = 2) -> Iterator[Item]:
-    """``items``, made on a thread called ``name`` up to ``depth`` items ahead of the caller.
-    An error of that thread is raised to the caller; when the caller stops early, the thread
-    stops and ``items`` is closed (a stage before it stops in turn)."""
-    queue: Queue[tuple[str, Any]] = Queue(maxsize=depth)
-    stop = threading.Event()
+class Stage(Generic[Item]):
+    """``items``, made on a thread called ``name`` (started at once) up to ``depth`` items
+    ahead of the consumer. An error of that thread is raised to the consumer. ``close()``
+    stops the thread and closes ``items``, so the stages before it stop in turn; a consumer
+    must call it (or use the stage as a context manager) unless it reads to the end."""
 
-    def produce() -> None:
+    def __init__(self, items: Iterator[Item], name: str, depth: int = 2) -> None:
+        self._items = items
+        self._queue: Queue[tuple[str, Any]] = Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._finished = False
+        self._worker = threading.Thread(target=self._produce, name=name, daemon=True)
+        self._worker.start()
+
+    def __iter__(self) -> Stage[Item]:
+        return self
+
+    def __next__(self) -> Item:
+        if self._finished:
+            raise StopIteration
+        kind, value = self._queue.get()
+        if kind == "item":
+            return value  # type: ignore[no-any-return]
+        self.close()
+        if kind == "error":
+            raise value
+        raise StopIteration
+
+    def __enter__(self) -> Stage[Item]:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._finished = True
+        self._stop.set()
+        while self._worker.is_alive():
+            try:
+                self._queue.get(timeout=0.1)
+            except Empty:
+                continue
+        self._worker.join()
+
+    def _produce(self) -> None:
         try:
-            for item in items:
-                while not stop.is_set():
+            for item in self._items:
+                while not self._stop.is_set():
                     try:
-                        queue.put(("item", item), timeout=0.1)
+                        self._queue.put(("item", item), timeout=0.1)
                         break
                     except Full:
                         continue
-                if stop.is_set():
+                if self._stop.is_set():
                     return
-            queue.put(("end", None))
+            self._queue.put(("end", None))
         except BaseException as exc:  # handed to the consumer, which raises it
-            queue.put(("error", exc))
+            self._queue.put(("error", exc))
         finally:
-            close = getattr(items, "close", None)
+            close = getattr(self._items, "close", None)
             if close is not None:
                 close()
-
-    worker = threading.Thread(target=produce, name=name, daemon=True)
-    worker.start()
-    try:
-        while True:
-            kind, value = queue.get()
-            if kind == "end":
-                return
-            if kind == "error":
-                raise value
-            yield value
-    finally:
-        stop.set()
-        while worker.is_alive():
-            try:
-                queue.get(timeout=0.1)
-            except Empty:
-                continue
-        worker.join()
