@@ -34,6 +34,7 @@ from _common import (
     source_files,
     source_state,
     wall,
+    write_results,
 )
 
 BENCH = ROOT / "bench"
@@ -300,7 +301,7 @@ def main() -> None:
         "notes": notes,
         "seconds": elapsed,
     }
-    RESULTS.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+    write_results(RESULTS, document)
     print(f"\nwritten to {RESULTS.relative_to(ROOT)}")
 
 

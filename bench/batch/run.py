@@ -37,6 +37,7 @@ from _common import (  # noqa: E402
     machine,
     source_files,
     source_state,
+    write_results,
 )
 
 WORK = ROOT / "bench" / ".work"
@@ -636,8 +637,7 @@ def main() -> None:
         "notes": notes,
         "seconds": elapsed,
     }
-    WORK.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+    write_results(RESULTS, document)
     print(f"\nwritten to {RESULTS.relative_to(ROOT)}")
 
 

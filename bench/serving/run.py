@@ -38,7 +38,7 @@ from _servers import HOST, Server, ServerError, running, still_listening, stop_a
 from _wrk import Load, Result, drive, write_script
 
 sys.path.insert(0, str(ROOT / "bench"))
-from _common import command_line, load_average, machine
+from _common import command_line, load_average, machine, write_results
 
 WORK = ROOT / "bench" / ".work"
 RESULTS = WORK / "serving-results.json"
@@ -221,8 +221,7 @@ def main() -> None:
         "target": verdict,
         "still_listening": leftover,
     }
-    WORK.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+    write_results(RESULTS, document)
     print(f"written to {RESULTS.relative_to(ROOT)}; server logs in {LOGS.relative_to(ROOT)}/")
     if leftover:
         raise SystemExit(f"still listening after the run: {leftover}")

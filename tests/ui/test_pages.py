@@ -30,6 +30,11 @@ def rows(reply: Reply, test_id: str, attribute: str) -> list[str]:
     return [unescape(value) for value in re.findall(pattern, reply.text)]
 
 
+def pairs(reply: Reply, test_id: str, key: str, value: str) -> dict[str, str]:
+    """``key`` to ``value`` of every element with ``test_id``."""
+    return dict(zip(rows(reply, test_id, key), rows(reply, test_id, value), strict=True))
+
+
 def page_paths(seeded: Seeded) -> list[str]:
     runs = seeded.runs
     return [
@@ -151,13 +156,7 @@ def test_compare_highlights_what_differs_and_overlays_the_curves(
     ui: UiServer, seeded: Seeded
 ) -> None:
     reply = ui.get(f"/compare?run={seeded.runs['v1']}&run={seeded.runs['v3']}")
-    differs = dict(
-        zip(
-            rows(reply, "component-row", "data-key"),
-            rows(reply, "component-row", "data-differs"),
-            strict=True,
-        )
-    )
+    differs = pairs(reply, "component-row", "data-key", "data-differs")
     assert differs == {
         "code": "false",
         "data:train": "true",
@@ -165,13 +164,7 @@ def test_compare_highlights_what_differs_and_overlays_the_curves(
         "params": "true",
         "environment": "false",
     }
-    params = dict(
-        zip(
-            rows(reply, "param-row", "data-key"),
-            rows(reply, "param-row", "data-differs"),
-            strict=True,
-        )
-    )
+    params = pairs(reply, "param-row", "data-key", "data-differs")
     assert params == {"C": "true", "max_iter": "false"}
     assert "same schema, rows 120 -&gt; 150" in reply.text
     assert reply.count("compare-run-header") == 2
@@ -191,13 +184,7 @@ def test_compare_takes_three_runs(ui: UiServer, seeded: Seeded) -> None:
 
 def test_models_board_shows_each_environment_and_waiting_requests(ui: UiServer) -> None:
     reply = ui.get("/models")
-    cells = dict(
-        zip(
-            rows(reply, "board-cell", "data-env"),
-            rows(reply, "board-cell", "data-version"),
-            strict=True,
-        )
-    )
+    cells = pairs(reply, "board-cell", "data-env", "data-version")
     assert cells == {"dev": "3", "staging": "1", "prod": ""}
 
 
@@ -215,13 +202,7 @@ def test_model_page_shows_board_versions_and_the_timeline(ui: UiServer) -> None:
 
 def test_batch_page_lists_runs_and_schedules(ui: UiServer, seeded: Seeded) -> None:
     reply = ui.get("/batch")
-    statuses = dict(
-        zip(
-            rows(reply, "batch-run-row", "data-run-id"),
-            rows(reply, "batch-run-row", "data-status"),
-            strict=True,
-        )
-    )
+    statuses = pairs(reply, "batch-run-row", "data-run-id", "data-status")
     assert statuses == {seeded.batch_ok: "succeeded", seeded.batch_failed: "failed"}
     assert rows(reply, "schedule-row", "data-name") == ["nightly"]
     assert "CET" in reply.text or "CEST" in reply.text  # the next run in the schedule's zone

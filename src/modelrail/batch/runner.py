@@ -15,8 +15,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
@@ -42,6 +41,7 @@ if TYPE_CHECKING:
 HEARTBEAT_SECONDS = 5.0
 STALE_AFTER_SECONDS = 30.0
 Progress = Callable[[int, int | None], None]
+Pipeline = Stage[ScoredBatch] | Generator[ScoredBatch, None, None]
 _ARROW_INPUT_TYPES = {"float64": pa.float64(), "int64": pa.int64(), "bool": pa.bool_()}
 
 
@@ -88,7 +88,7 @@ def run_batch(
         with contextlib.suppress(ModelrailError):  # the first error is the one to report
             repo.create(failed)
         raise
-    if plan.spec.engine == "local" and not _validates_first(plan):
+    if plan.spec.engine == "local" and not _checks_input_first(plan):
         reader = plan.source.batches(plan.spec.batch_rows)
         plan = replace(plan, reader=Stage(reader, "batch-reader", 1))
     try:
@@ -114,14 +114,14 @@ def run_batch(
             plan.reader.close()  # (already closed when the run got to its end)
 
 
-def _validates_first(plan: _Plan) -> bool:
+def _checks_input_first(plan: _Plan) -> bool:
     return not plan.sink.atomic and plan.spec.on_bad_rows == "fail" and plan.spec.engine == "local"
 
 
 def _validate_first(plan: _Plan) -> None:
     """An output that keeps what a failed run wrote (Redis) gets the input checked for bad
     rows before the first write, so a bad row still leaves it untouched."""
-    if not _validates_first(plan):
+    if not _checks_input_first(plan):
         return
     row = 0
     for batch in plan.source.batches(plan.spec.batch_rows):
@@ -251,7 +251,7 @@ def _execute(
     done = checkpoint or Checkpoint()
     beat = _Heartbeat(repo, record.id, plan.source, clock)
     writer: Writer | None = None
-    stack = ExitStack()  # the pipeline's threads, stopped on the way out whatever happens
+    pipeline: Pipeline | None = None
     try:
         writer = plan.sink.open(stamp, checkpoint)
         beat.start()
@@ -259,8 +259,6 @@ def _execute(
         written, rejected = done.rows_written, done.rows_rejected
         saved_parts = writer.parts_done()
         pipeline = _scored_batches(plan, row, record.id)
-        if (close := getattr(pipeline, "close", None)) is not None:
-            stack.callback(close)
         for scored in pipeline:
             writer.write(scored, clock())
             row += scored.rows_read
@@ -284,7 +282,8 @@ def _execute(
         repo.update(record.id, status="failed", finished_at=clock(), error=message, checkpoint=None)
         raise
     finally:
-        stack.close()
+        if pipeline is not None:
+            pipeline.close()  # its threads stop, whatever ended the run
         beat.stop()
         plan.source.close()
         plan.sink.close()
@@ -303,7 +302,7 @@ def _execute(
     return repo.get(record.id)
 
 
-def _scored_batches(plan: _Plan, row: int, run_id: str) -> Iterator[ScoredBatch]:
+def _scored_batches(plan: _Plan, row: int, run_id: str) -> Pipeline:
     if plan.spec.engine == "spark":
         from modelrail.batch.spark import spark_scored_batches
 

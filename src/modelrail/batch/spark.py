@@ -16,7 +16,7 @@ import os
 import sys
 import tempfile
 import warnings
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -85,7 +85,7 @@ def spark_scored_batches(
     artifacts: ArtifactStore,
     scorer: BatchScorer,
     run_id: str,
-) -> Iterator[ScoredBatch]:
+) -> Generator[ScoredBatch, None, None]:
     """Score ``source`` on Spark; yields the scored batches on the driver, a partition at a
     time, so the driver's memory stays bounded too."""
     files = getattr(source, "files", None)
