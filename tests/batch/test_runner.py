@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -131,6 +132,29 @@ def test_record_of_a_failed_run_keeps_its_error(scoring_on_each_store: ScoringPr
     assert (latest.status, latest.error, latest.rows_read) == ("failed", missing.value.message, 0)
     with pytest.raises(BatchRunStateError):
         resume_batch(scoring.client, latest.id)
+
+
+def test_rows_with_extreme_but_finite_features_are_scored_like_scikit_learn(
+    scoring: ScoringProject,
+) -> None:
+    """Scores far beyond exp's range, and a weighted sum that overflows to infinity, are
+    not bad rows: finite features are scored, whatever their size, without a warning."""
+    output = SQLiteOutput(scoring.root)
+    model = scoring.models.binary_v1
+    frame = scoring.frame.copy()
+    towards_positive = np.sign(model.coef_[0])
+    frame.loc[3, list(FEATURES)] = towards_positive * 1e4
+    frame.loc[4, list(FEATURES)] = -towards_positive * 1e4
+    frame.loc[5, list(FEATURES)] = towards_positive * 1e308
+    spec = scoring.spec(output, inputs=(scoring.parquet("extreme.parquet", frame),), batch_rows=64)
+    record = scoring.run(spec)
+    assert (record.rows_written, record.rows_rejected) == (ROWS, 0)
+    rows = by_id(output.rows())
+    with np.errstate(over="ignore"):  # scikit-learn's own product overflows on row 5
+        expected = expected_predictions(model, frame)
+    assert {int(k): row["prediction"] for k, row in rows.items()} == expected
+    probability = {int(k): row["probability"] for k, row in rows.items()}
+    assert [probability[1000 + i] for i in (3, 4, 5)] == [1.0, 0.0, 1.0]
 
 
 def test_env_takes_output_and_table_from_the_environments_settings(

@@ -201,14 +201,35 @@ def test_the_compiled_predictor_reproduces_scikit_learn(
     form = compiled_module.compile_model(registered[name])
     assert form is not None
     matrix, native = inputs_for(name)
-    predictions, probabilities = form.predict(matrix.copy())
-    if form.link == "identity":
-        np.testing.assert_allclose(predictions, registered[name].predict(native), rtol=1e-10)
-    else:
-        np.testing.assert_array_equal(predictions, registered[name].predict(native))
-        np.testing.assert_allclose(
-            probabilities, registered[name].predict_proba(native), rtol=1e-9, atol=1e-12
-        )
+    by_columns = form.predict_columns([matrix[:, j].copy() for j in range(matrix.shape[1])])
+    assert by_columns is not None
+    for predictions, probabilities in (form.predict(matrix.copy()), by_columns):
+        if form.link == "identity":
+            np.testing.assert_allclose(predictions, registered[name].predict(native), rtol=1e-10)
+        else:
+            np.testing.assert_array_equal(predictions, registered[name].predict(native))
+            np.testing.assert_allclose(
+                probabilities, registered[name].predict_proba(native), rtol=1e-9, atol=1e-12
+            )
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("name", ["logistic-binary", "logistic-multinomial", "linear-regression"])
+def test_scoring_by_columns_gives_no_answer_when_a_feature_is_not_finite(
+    registered: dict[str, Any], name: str, bad: float
+) -> None:
+    """Batch scoring skips its row checks when the column-wise scores are all finite, so a
+    single NaN or infinite feature must spoil them, even where its weight is zero."""
+    form = compiled_module.compile_model(registered[name])
+    assert form is not None
+    matrix, _ = inputs_for(name)
+    columns = [matrix[:, j].copy() for j in range(matrix.shape[1])]
+    assert form.predict_columns(columns) is not None
+    zero_weight = replace(form, weights=form.weights.copy())
+    zero_weight.weights[2] = 0.0
+    columns[2][17] = bad
+    assert form.predict_columns(columns) is None
+    assert zero_weight.predict_columns(columns) is None
 
 
 @pytest.mark.parametrize("name", NOT_COMPILABLE)

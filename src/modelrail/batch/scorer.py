@@ -125,6 +125,9 @@ class BatchScorer:
 
     def score(self, batch: pa.RecordBatch, first_row: int, run_id: str) -> ScoredBatch:
         rows = batch.num_rows
+        clean = self._score_clean(batch)
+        if clean is not None:
+            return ScoredBatch(output=self._output(batch, clean), rejects=None, rows_read=rows)
         features = self._features(batch)
         bad = self._bad_rows(batch, features)
         rejects = None
@@ -136,11 +139,23 @@ class BatchScorer:
             batch = batch.filter(keep)
             features = features[~bad[0]] if isinstance(features, np.ndarray) else batch
         scored = self._predict(features, batch)
+        return ScoredBatch(output=self._output(batch, scored), rejects=rejects, rows_read=rows)
+
+    def _score_clean(self, batch: pa.RecordBatch) -> Scored | None:
+        """The common case, cheaply: a compiled model scores the batch's own column buffers,
+        and finite scores vouch for finite features (see ``LinearForm.predict_columns``).
+        None sends the batch down the general path, which finds and names its bad rows."""
+        if self.model.compiled is None or batch.num_rows == 0:
+            return None
+        if any(_empty_ids(batch.column(name)) is not None for name in self.id_columns):
+            return None
+        return self.model.score_columns([self._float_column(batch, n) for n in self.model.columns])
+
+    def _output(self, batch: pa.RecordBatch, scored: Scored) -> pa.RecordBatch:
         columns = [batch.column(name) for name in self.id_columns]
         columns.append(_prediction_array(scored, self.output_schema.field(PREDICTION).type))
         columns.extend(self._probabilities(scored))
-        output = pa.RecordBatch.from_arrays(columns, schema=self.output_schema)
-        return ScoredBatch(output=output, rejects=rejects, rows_read=rows)
+        return pa.RecordBatch.from_arrays(columns, schema=self.output_schema)
 
     def validate(self, batch: pa.RecordBatch, first_row: int) -> None:
         """Raise on the batch's first bad row, as ``score`` would, without scoring."""
@@ -174,11 +189,16 @@ class BatchScorer:
             self._matrix = np.empty(shape, dtype=np.float64)
         by_column = self._matrix
         for j, name in enumerate(self.model.columns):
-            column = batch.column(name)
-            if column.type != pa.float64():
-                column = pc.cast(column, pa.float64())
-            by_column[j] = arrays.to_numpy(column, nulls_as_nan=True)
+            by_column[j] = self._float_column(batch, name)
         return by_column.T
+
+    @staticmethod
+    def _float_column(batch: pa.RecordBatch, name: str) -> np.ndarray[Any, Any]:
+        """A column's values as float64 (nulls as NaN): a view of its buffer if it is one."""
+        column = batch.column(name)
+        if column.type != pa.float64():
+            column = pc.cast(column, pa.float64())
+        return arrays.to_numpy(column, nulls_as_nan=True)
 
     def _bad_rows(
         self, batch: pa.RecordBatch, features: Any

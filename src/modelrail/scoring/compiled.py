@@ -8,6 +8,7 @@ a verification sample (see ``predictor.py``).
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,14 +27,45 @@ class LinearForm:
     classes: np.ndarray[Any, Any] | None
 
     def predict(self, X: FloatMatrix) -> tuple[np.ndarray[Any, Any], FloatMatrix | None]:
-        z = X @ self.weights
-        z += self.bias
+        with np.errstate(over="ignore", invalid="ignore"):  # huge inputs: an infinite score
+            z = X @ self.weights
+            z += self.bias
+        return self._link(z)
+
+    def predict_columns(
+        self, columns: Sequence[FloatMatrix]
+    ) -> tuple[np.ndarray[Any, Any], FloatMatrix | None] | None:
+        """The same scores from one 1-D array per feature (a batch's own column buffers,
+        uncopied), summed a column at a time instead of through a row-major matrix.
+
+        None when a score is not finite: then some feature was NaN or infinite (any of them
+        makes its row's score so, whatever the weight), or a sum overflowed, and the caller
+        has to look at the rows themselves. A finite result vouches for finite inputs."""
+        rows = len(columns[0]) if len(columns) else 0
+        by_output = np.empty((self.weights.shape[1], rows))
+        by_output[:] = self.bias[:, None]
+        term = np.empty(rows)
+        # inf * 0 and inf - inf are meant to give NaN here: they are what marks a bad row.
+        with np.errstate(invalid="ignore", over="ignore"):
+            for column, weights in zip(columns, self.weights, strict=True):
+                for output, weight in enumerate(weights):
+                    np.multiply(column, weight, out=term)
+                    by_output[output] += term
+        if not np.isfinite(by_output).all():
+            return None
+        return self._link(by_output.T)
+
+    def _link(self, z: FloatMatrix) -> tuple[np.ndarray[Any, Any], FloatMatrix | None]:
+        """Predictions (and class probabilities) from the (rows, outputs) linear scores."""
         if self.link == "identity":
             return (z[:, 0] if z.shape[1] == 1 else z), None
         assert self.classes is not None
         if self.link == "logistic":
-            positive = 1.0 / (1.0 + np.exp(-z[:, 0]))
-            proba = np.empty((X.shape[0], 2))
+            # exp overflows to inf for scores below about -709: the probability is then 0.0
+            # exactly, as scikit-learn's expit gives, and not worth a warning on stderr.
+            with np.errstate(over="ignore"):
+                positive = 1.0 / (1.0 + np.exp(-z[:, 0]))
+            proba = np.empty((z.shape[0], 2))
             proba[:, 1] = positive
             proba[:, 0] = 1.0 - positive
             return self.classes[(z[:, 0] > 0).astype(np.intp)], proba

@@ -9,6 +9,7 @@ example and on a few hundred generated rows; only an exact match of predictions
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -70,6 +71,15 @@ class ScoringModel:
             return Scored(predictions, probabilities)
         return self._score_with_model(X)
 
+    def score_columns(self, columns: Sequence[FloatMatrix]) -> Scored | None:
+        """Score one float64 array per input column (signature order) through the compiled
+        form; None when there is none, or when a score came out non-finite (a NaN or
+        infinite feature somewhere: the caller checks the rows itself)."""
+        if self.compiled is None:
+            return None
+        found = self.compiled.predict_columns(columns)
+        return None if found is None else Scored(*found)
+
     def score_frame(self, frame: Any) -> Scored:
         """The general path for inputs with text columns: a DataFrame in signature order."""
         model = self._model()
@@ -117,10 +127,23 @@ def form_agrees(model: Any, candidate: LinearForm, columns: tuple[str, ...], row
         return False
     wants_frame = hasattr(model, "feature_names_in_")
     expected = _model_scores(model, sample, columns, wants_frame)
+    # Both ways of computing the form (through a matrix, and column by column) are checked.
     try:
-        predictions, probabilities = candidate.predict(sample.copy())
+        by_matrix = candidate.predict(sample.copy())
+        by_columns = candidate.predict_columns([sample[:, j].copy() for j in range(len(columns))])
     except (ValueError, TypeError, IndexError, FloatingPointError):
         return False
+    return by_columns is not None and all(
+        _same_scores(candidate, expected, *found) for found in (by_matrix, by_columns)
+    )
+
+
+def _same_scores(
+    candidate: LinearForm,
+    expected: Scored,
+    predictions: np.ndarray[Any, Any],
+    probabilities: FloatMatrix | None,
+) -> bool:
     if predictions.shape != expected.predictions.shape:
         return False
     if candidate.link == "identity":
