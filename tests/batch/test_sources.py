@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
@@ -17,6 +18,7 @@ import pyarrow.parquet as pq
 import pytest
 from sqlalchemy import create_engine, text
 
+from modelrail.batch import parquet_read
 from modelrail.batch.sources import Source, open_source
 from modelrail.batch.spec import JobSpec
 from modelrail.errors import BatchInputError
@@ -269,6 +271,75 @@ def test_corrupt_parquet_pages_fail_when_reached_naming_the_file(cwd: Path) -> N
         for _ in source.batches(10_000):
             pass
     source.close()
+
+
+def wide_table(rows: int) -> pa.Table:
+    """Columns of several types and sizes, with nulls, so the two halves a file's columns
+    are decoded in (one on a second thread) differ in width and content."""
+    rng = np.random.default_rng(5)
+    floats = rng.normal(size=rows)
+    return pa.table(
+        {
+            "id": pa.array(range(rows), pa.int64()),
+            "x": pa.array(floats, pa.float64()),
+            "label": pa.array([f"label {i % 17}" for i in range(rows)], pa.string()),
+            "maybe": pa.array([None if i % 5 == 0 else i * 0.5 for i in range(rows)]),
+            "flag": pa.array([i % 3 == 0 for i in range(rows)], pa.bool_()),
+            "small": pa.array([i % 100 for i in range(rows)], pa.int32()),
+        }
+    )
+
+
+@pytest.mark.parametrize(("group_rows", "batch_rows"), [(1000, 333), (97, 1000), (5000, 64)])
+def test_parquet_columns_decoded_in_two_halves_line_up(
+    cwd: Path, group_rows: int, batch_rows: int
+) -> None:
+    table = wide_table(5000)
+    write_parquet(cwd / "wide.parquet", table, row_group_size=group_rows)
+    source = open_source(job("wide.parquet"))
+    batches = list(source.batches(batch_rows))
+    source.close()
+    assert all(batch.num_rows == batch_rows for batch in batches[:-1])
+    assert pa.Table.from_batches(batches).equals(table)
+    assert not [t.name for t in threading.enumerate() if t.name.startswith("batch-reader")]
+
+
+def test_damaged_column_decoded_on_the_second_thread_names_the_file(cwd: Path) -> None:
+    table = pa.table(
+        {
+            "id": pa.array(range(50_000), pa.int64()),
+            "x": pa.array(np.arange(50_000) * 0.5),
+            "s": pa.array([f"text {i}" for i in range(50_000)]),
+        }
+    )
+    path = write_parquet(cwd / "halves.parquet", table)
+    metadata = pq.read_metadata(path)
+    names = ["id", "x", "s"]
+    halves = parquet_read._halves(metadata, [0], names)
+    assert halves is not None
+    second = names.index(halves[1][0])  # a column the second thread decodes
+    start = metadata.row_group(0).column(second).data_page_offset
+    raw = bytearray(path.read_bytes())
+    raw[start + 64 : start + 4064] = os.urandom(4000)
+    path.write_bytes(bytes(raw))
+    source = open_source(job("halves.parquet"))
+    with pytest.raises(BatchInputError, match=r"cannot read halves.parquet as Parquet"):
+        for _ in source.batches(10_000):
+            pass
+    source.close()
+    assert not [t.name for t in threading.enumerate() if t.name.startswith("batch-reader")]
+
+
+def test_stopping_a_parquet_read_early_stops_its_second_thread(cwd: Path) -> None:
+    write_parquet(cwd / "wide.parquet", wide_table(20_000), row_group_size=1000)
+    source = open_source(job("wide.parquet"))
+    batches = source.batches(100)
+    first = next(batches)
+    assert first.num_rows == 100
+    assert any(t.name == "batch-reader-2" for t in threading.enumerate())
+    batches.close()  # type: ignore[attr-defined]
+    source.close()
+    assert not [t.name for t in threading.enumerate() if t.name.startswith("batch-reader")]
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their permissions")

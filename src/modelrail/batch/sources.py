@@ -28,12 +28,12 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from modelrail.batch.parquet_read import read_columns
 from modelrail.batch.spec import JobSpec
 from modelrail.errors import BatchInputError
 
 _HASH_CHUNK = 1 << 20
 _CSV_BLOCK = 4 << 20  # bytes of text per CSV block
-_PARQUET_BUFFER = 64 << 10  # bytes read at a time per column (1 MiB: 30 MB more for 31 columns)
 READ_ERRORS = (pa.ArrowException, OSError, ValueError)
 _NUMBER = (pa.types.is_integer, pa.types.is_floating, pa.types.is_decimal)
 _TEXT, _TIME = (pa.types.is_string, pa.types.is_large_string), (pa.types.is_timestamp,)
@@ -308,18 +308,10 @@ class _ParquetSource(_FileSource):
         for index, groups in plan:
             name = self._names[index]
             try:
-                # pre_buffer (pyarrow's default) would load every row group asked for at once;
-                # each column keeps one read buffer, so a small one saves memory per column.
                 path, metadata = self._files[index], self._metadata[index]
-                with pq.ParquetFile(
-                    path, metadata=metadata, pre_buffer=False, buffer_size=_PARQUET_BUFFER
-                ) as file:
-                    # One decoding thread: a pool of them holds every column's pages at once
-                    # (20-25 MB more at the peak) for little speed, the other core being busy.
-                    batches = file.iter_batches(rows, groups, self.schema.names, use_threads=False)
-                    for batch in batches:
-                        arrays = [self._cast(batch, field, name) for field in self.schema]
-                        yield pa.RecordBatch.from_arrays(arrays, schema=self.schema)
+                for batch in read_columns(path, metadata, groups, self.schema.names, rows):
+                    arrays = [self._cast(batch, field, name) for field in self.schema]
+                    yield pa.RecordBatch.from_arrays(arrays, schema=self.schema)
             except READ_ERRORS as exc:
                 raise BatchInputError(f"cannot read {name} as Parquet: {exc}") from exc
 
