@@ -260,17 +260,26 @@ def test_corrupt_or_truncated_parquet_names_the_file(cwd: Path) -> None:
         open_source(job("data/cut.parquet"))
 
 
-def test_corrupt_parquet_pages_fail_when_reached_naming_the_file(cwd: Path) -> None:
-    table = pa.table({"id": pa.array(range(50_000), pa.int64())})
-    path = write_parquet(cwd / "pages.parquet", table)
+def damage(path: Path, offset: int) -> None:
+    """4,000 random bytes written over the file from ``offset`` on."""
     raw = bytearray(path.read_bytes())
-    raw[100:4100] = os.urandom(4000)  # the data pages; the footer stays intact
+    raw[offset : offset + 4000] = os.urandom(4000)
     path.write_bytes(bytes(raw))
-    source = open_source(job("pages.parquet"))
-    with pytest.raises(BatchInputError, match=r"cannot read pages.parquet as Parquet"):
+
+
+def assert_read_fails_naming(name: str) -> None:
+    source = open_source(job(name))
+    with pytest.raises(BatchInputError, match=rf"cannot read {re.escape(name)} as Parquet"):
         for _ in source.batches(10_000):
             pass
     source.close()
+
+
+def test_corrupt_parquet_pages_fail_when_reached_naming_the_file(cwd: Path) -> None:
+    table = pa.table({"id": pa.array(range(50_000), pa.int64())})
+    path = write_parquet(cwd / "pages.parquet", table)
+    damage(path, 100)  # the data pages; the footer stays intact
+    assert_read_fails_naming(path.name)
 
 
 def wide_table(rows: int) -> pa.Table:
@@ -319,14 +328,8 @@ def test_damaged_column_decoded_on_the_second_thread_names_the_file(cwd: Path) -
     assert halves is not None
     second = names.index(halves[1][0])  # a column the second thread decodes
     start = metadata.row_group(0).column(second).data_page_offset
-    raw = bytearray(path.read_bytes())
-    raw[start + 64 : start + 4064] = os.urandom(4000)
-    path.write_bytes(bytes(raw))
-    source = open_source(job("halves.parquet"))
-    with pytest.raises(BatchInputError, match=r"cannot read halves.parquet as Parquet"):
-        for _ in source.batches(10_000):
-            pass
-    source.close()
+    damage(path, start + 64)
+    assert_read_fails_naming(path.name)
     assert not [t.name for t in threading.enumerate() if t.name.startswith("batch-reader")]
 
 
