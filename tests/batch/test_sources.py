@@ -267,10 +267,10 @@ def damage(path: Path, offset: int) -> None:
     path.write_bytes(bytes(raw))
 
 
-def assert_read_fails_naming(name: str) -> None:
+def assert_read_fails_naming(name: str, *, parallel: bool = False) -> None:
     source = open_source(job(name))
     with pytest.raises(BatchInputError, match=rf"cannot read {re.escape(name)} as Parquet"):
-        for _ in source.batches(10_000):
+        for _ in source.batches(10_000, parallel=parallel):
             pass
     source.close()
 
@@ -306,7 +306,7 @@ def test_parquet_columns_decoded_in_two_halves_line_up(
     table = wide_table(5000)
     write_parquet(cwd / "wide.parquet", table, row_group_size=group_rows)
     source = open_source(job("wide.parquet"))
-    batches = list(source.batches(batch_rows))
+    batches = list(source.batches(batch_rows, parallel=True))
     source.close()
     assert all(batch.num_rows == batch_rows for batch in batches[:-1])
     assert pa.Table.from_batches(batches).equals(table)
@@ -329,14 +329,14 @@ def test_damaged_column_decoded_on_the_second_thread_names_the_file(cwd: Path) -
     second = names.index(halves[1][0])  # a column the second thread decodes
     start = metadata.row_group(0).column(second).data_page_offset
     damage(path, start + 64)
-    assert_read_fails_naming(path.name)
+    assert_read_fails_naming(path.name, parallel=True)
     assert not [t.name for t in threading.enumerate() if t.name.startswith("batch-reader")]
 
 
 def test_stopping_a_parquet_read_early_stops_its_second_thread(cwd: Path) -> None:
     write_parquet(cwd / "wide.parquet", wide_table(20_000), row_group_size=1000)
     source = open_source(job("wide.parquet"))
-    batches = source.batches(100)
+    batches = source.batches(100, parallel=True)
     first = next(batches)
     assert first.num_rows == 100
     assert any(t.name == "batch-reader-2" for t in threading.enumerate())

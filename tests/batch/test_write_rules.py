@@ -16,6 +16,7 @@ from modelrail.batch.runner import resume_batch
 from modelrail.errors import BatchInputError, BatchOutputError, BatchRunStateError
 from modelrail.store.batch_runs_repo import BatchRunRepository
 from tests.batch.conftest import (
+    ParquetOutput,
     PostgresOutput,
     RedisOutput,
     ScoringProject,
@@ -44,6 +45,25 @@ def test_a_bad_row_late_in_the_input_leaves_redis_untouched(
     assert failed.status == "failed" and "'f3'" in (failed.error or "")
 
 
+def pipeline_threads() -> list[str]:
+    names = [t.name for t in threading.enumerate()]
+    return [name for name in names if name.startswith(("batch-reader", "batch-scorer"))]
+
+
+def test_a_run_into_parquet_that_fails_late_leaves_no_rows_and_no_reading_threads(
+    scoring: ScoringProject,
+) -> None:
+    """A Parquet output has its input decoded on two threads: both stop with the run."""
+    output = ParquetOutput(scoring.root)
+    frame = scoring.frame.copy()
+    frame.loc[len(frame) - 5, "f3"] = np.nan
+    spec = scoring.spec(output, inputs=(scoring.parquet("late.parquet", frame),), batch_rows=50)
+    with pytest.raises(BatchInputError, match="'f3'"):
+        scoring.run(spec)
+    assert not pipeline_threads()
+    assert output.rows() == [] and output.hidden() == []
+
+
 @pytest.mark.parametrize("kind", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def test_an_id_the_input_repeats_is_refused_and_nothing_is_written(
     scoring: ScoringProject, tmp_path: Path, kind: str
@@ -57,7 +77,7 @@ def test_an_id_the_input_repeats_is_refused_and_nothing_is_written(
         with pytest.raises(BatchOutputError, match=r"unique|duplicate|twice"):
             scoring.run(spec)
         # the failed run's reading and scoring threads are gone with it
-        assert not [t for t in threading.enumerate() if t.name in ("batch-reader", "batch-scorer")]
+        assert not pipeline_threads()
         rows = output.rows()
         assert len(rows) == len(scoring.frame)
         assert {row["batch_run_id"] for row in rows} == {first.id}

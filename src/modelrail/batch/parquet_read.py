@@ -27,10 +27,16 @@ _BUFFER = 64 << 10
 
 
 def read_columns(
-    path: Path, metadata: Any, groups: list[int], columns: Sequence[str], rows: int
+    path: Path,
+    metadata: Any,
+    groups: list[int],
+    columns: Sequence[str],
+    rows: int,
+    parallel: bool,
 ) -> Iterator[pa.RecordBatch]:
-    """``columns`` of row groups ``groups`` of the file, in batches of ``rows`` rows."""
-    halves = _halves(metadata, groups, columns)
+    """``columns`` of row groups ``groups`` of the file, in batches of ``rows`` rows;
+    decoded in two halves at once if ``parallel``."""
+    halves = _halves(metadata, groups, columns) if parallel else None
     if halves is None:
         yield from _stream(path, metadata, groups, columns, rows)
         return

@@ -113,7 +113,9 @@ class QuerySource:
     def fingerprint(self) -> str:
         return self._fingerprint
 
-    def batches(self, rows: int, *, start_row: int = 0) -> Iterator[pa.RecordBatch]:
+    def batches(
+        self, rows: int, *, start_row: int = 0, parallel: bool = False
+    ) -> Iterator[pa.RecordBatch]:
         check_batching(rows, start_row)
         chunk = self._first if self._first is not None else self._execute(rows)
         self._first = None  # a second call runs the query again

@@ -89,7 +89,7 @@ def run_batch(
             repo.create(failed)
         raise
     if plan.spec.engine == "local" and not _checks_input_first(plan):
-        reader = plan.source.batches(plan.spec.batch_rows)
+        reader = plan.source.batches(plan.spec.batch_rows, parallel=plan.sink.outpaces_decoding)
         plan = replace(plan, reader=Stage(reader, "batch-reader", 1))
     try:
         record = replace(
@@ -314,7 +314,10 @@ def _scored_batches(plan: _Plan, row: int, run_id: str) -> Pipeline:
     if plan.reader is not None and row == 0:
         batches = plan.reader
     else:
-        batches = Stage(plan.source.batches(plan.spec.batch_rows, start_row=row), "batch-reader", 1)
+        rest = plan.source.batches(
+            plan.spec.batch_rows, start_row=row, parallel=plan.sink.outpaces_decoding
+        )
+        batches = Stage(rest, "batch-reader", 1)
     return Stage(_scored(plan, batches, row, run_id), "batch-scorer")
 
 

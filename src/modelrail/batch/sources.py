@@ -49,7 +49,13 @@ class Source(Protocol):
 
     def fingerprint(self) -> str: ...
 
-    def batches(self, rows: int, *, start_row: int = 0) -> Iterator[pa.RecordBatch]: ...
+    def batches(
+        self, rows: int, *, start_row: int = 0, parallel: bool = False
+    ) -> Iterator[pa.RecordBatch]:
+        """``parallel``: decode on a second thread too, where the format allows (Parquet).
+        It pays where the output writes faster than one thread decodes, and otherwise only
+        holds more batches in memory."""
+        ...
 
     def close(self) -> None: ...
 
@@ -288,7 +294,9 @@ class _ParquetSource(_FileSource):
         self.total_rows = sum(metadata.num_rows for metadata in self._metadata)
         return pa.schema([(c, types.get(c, first[c][0])) for c in columns or []])
 
-    def batches(self, rows: int, *, start_row: int = 0) -> Iterator[pa.RecordBatch]:
+    def batches(
+        self, rows: int, *, start_row: int = 0, parallel: bool = False
+    ) -> Iterator[pa.RecordBatch]:
         check_batching(rows, start_row)
         plan: list[tuple[int, list[int]]] = []
         skip = start_row
@@ -302,14 +310,17 @@ class _ParquetSource(_FileSource):
                     groups.append(group)
             if groups:
                 plan.append((index, groups))
-        yield from rebatch(_drop(self._read(plan, rows), skip), rows)
+        yield from rebatch(_drop(self._read(plan, rows, parallel), skip), rows)
 
-    def _read(self, plan: list[tuple[int, list[int]]], rows: int) -> Iterator[pa.RecordBatch]:
+    def _read(
+        self, plan: list[tuple[int, list[int]]], rows: int, parallel: bool
+    ) -> Iterator[pa.RecordBatch]:
         for index, groups in plan:
             name = self._names[index]
             try:
                 path, metadata = self._files[index], self._metadata[index]
-                for batch in read_columns(path, metadata, groups, self.schema.names, rows):
+                columns = self.schema.names
+                for batch in read_columns(path, metadata, groups, columns, rows, parallel):
                     arrays = [self._cast(batch, field, name) for field in self.schema]
                     yield pa.RecordBatch.from_arrays(arrays, schema=self.schema)
             except READ_ERRORS as exc:
@@ -345,7 +356,9 @@ class _CsvSource(_FileSource):
             fields.append((column, pa.float64() if pa.types.is_null(kind) else kind))
         return pa.schema(fields)
 
-    def batches(self, rows: int, *, start_row: int = 0) -> Iterator[pa.RecordBatch]:
+    def batches(
+        self, rows: int, *, start_row: int = 0, parallel: bool = False
+    ) -> Iterator[pa.RecordBatch]:
         check_batching(rows, start_row)
         yield from rebatch(_drop(self._read(), start_row), rows)
 

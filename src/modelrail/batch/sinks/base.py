@@ -58,6 +58,9 @@ class Sink(Protocol):
     resumable: bool
     # Whether a failed run leaves the output as it was (False: the batches written stay).
     atomic: bool
+    # Whether it writes faster than one thread decodes Parquet, so that decoding on two
+    # threads pays; a slower output would only have more batches wait for it in memory.
+    outpaces_decoding: bool
 
     def prepare(self, schema: pa.Schema, id_columns: tuple[str, ...], with_rejects: bool) -> None:
         """Create the table (or folder) or check that the existing one fits, writing no row."""

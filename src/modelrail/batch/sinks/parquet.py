@@ -28,6 +28,7 @@ _PART = "part-{:06d}.parquet"
 class ParquetSink:
     resumable = True
     atomic = True
+    outpaces_decoding = True
 
     def __init__(self, folder: Path, *, part_rows: int = DEFAULT_PART_ROWS) -> None:
         self.folder = folder

@@ -39,6 +39,7 @@ from modelrail.errors import BatchOutputError
 class PostgresSink:
     resumable = False
     atomic = True
+    outpaces_decoding = False
 
     def __init__(self, url: URL, table: str | None) -> None:
         self.url = url.set(drivername="postgresql+psycopg")

@@ -24,6 +24,7 @@ _CHUNK = 10_000
 class RedisSink:
     resumable = True
     atomic = False
+    outpaces_decoding = False
 
     def __init__(self, url: str, prefix: str | None, ttl_seconds: int | None) -> None:
         try:

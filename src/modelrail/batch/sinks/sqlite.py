@@ -37,6 +37,7 @@ _ROWS_PER_STATEMENT = 256
 class SQLiteSink:
     resumable = False
     atomic = True
+    outpaces_decoding = False
 
     def __init__(self, path: Path, table: str | None) -> None:
         self.path = path
