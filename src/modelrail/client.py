@@ -67,10 +67,15 @@ class Client:
         self.user = user or settings.user
         self.db = Database(store_url or settings.store_url)
         self.artifacts = ArtifactStore(artifact_root or settings.artifact_root)
-        self.runs = RunRepository(self.db)
         self.models = ModelRepository(self.db)
         self._experiment_ids: dict[str, int] = {}
         self._environments: Environments | None = None
+
+    @functools.cached_property
+    def runs(self) -> RunRepository:
+        """The tracker's runs; made on first use, as building its statements takes a few
+        milliseconds that commands without runs (batch scoring, serving) need not spend."""
+        return RunRepository(self.db)
 
     @property
     def environment_service(self) -> Environments:

@@ -30,12 +30,8 @@ import orjson
 import pyarrow.parquet as pq
 import pytest
 
-from modelrail.batch.runner import (
-    HEARTBEAT_SECONDS,
-    STALE_AFTER_SECONDS,
-    resume_batch,
-    run_batch,
-)
+from modelrail.batch.heartbeat import HEARTBEAT_SECONDS, STALE_AFTER_SECONDS
+from modelrail.batch.runner import resume_batch, run_batch
 from modelrail.batch.spec import JobSpec
 from modelrail.client import Client
 from modelrail.config import load_settings

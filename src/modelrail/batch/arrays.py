@@ -8,6 +8,7 @@ fixed-width columns through these helpers, which touch no pandas hook.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -18,6 +19,7 @@ NumpyArray = np.ndarray[Any, Any]
 _OFFSET_LIMIT = 2**31 - 1  # pa.string() offsets are int32
 
 
+@functools.lru_cache(maxsize=64)  # asked for every column of every batch
 def numpy_dtype(arrow_type: pa.DataType) -> np.dtype[Any]:
     """The numpy dtype whose bytes match a fixed-width Arrow type's values buffer."""
     if pa.types.is_timestamp(arrow_type) or pa.types.is_date64(arrow_type):

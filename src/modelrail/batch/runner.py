@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
-import threading
 import time
 import uuid
 from collections.abc import Callable, Generator, Iterator
@@ -23,6 +22,7 @@ import orjson
 import pyarrow as pa
 from threadpoolctl import threadpool_limits
 
+from modelrail.batch.heartbeat import STALE_AFTER_SECONDS, Heartbeat
 from modelrail.batch.scorer import BatchScorer, RunStamp, ScoredBatch
 from modelrail.batch.sinks import Checkpoint, Sink, Writer, open_sink
 from modelrail.batch.spec import JobSpec
@@ -38,8 +38,6 @@ if TYPE_CHECKING:
     from modelrail.batch.sources import Source
     from modelrail.client import Client
 
-HEARTBEAT_SECONDS = 5.0
-STALE_AFTER_SECONDS = 30.0
 Progress = Callable[[int, int | None], None]
 Pipeline = Stage[ScoredBatch] | Generator[ScoredBatch, None, None]
 _ARROW_INPUT_TYPES = {"float64": pa.float64(), "int64": pa.int64(), "bool": pa.bool_()}
@@ -249,7 +247,7 @@ def _execute(
 ) -> BatchRun:
     stamp = RunStamp(plan.version.model, plan.version.version, record.id)
     done = checkpoint or Checkpoint()
-    beat = _Heartbeat(repo, record.id, plan.source, clock)
+    beat = Heartbeat(repo, record.id, plan.source, clock)
     writer: Writer | None = None
     pipeline: Pipeline | None = None
     try:
@@ -324,9 +322,11 @@ def _scored_batches(plan: _Plan, row: int, run_id: str) -> Pipeline:
 def _scored(
     plan: _Plan, batches: Stage[pa.RecordBatch], row: int, run_id: str
 ) -> Iterator[ScoredBatch]:
-    # One BLAS thread: the other core reads, writes and hashes. A second BLAS thread only
-    # waits for it, which made each small matrix product 7 times slower in the benchmark.
-    with batches, threadpool_limits(limits=1, user_api="blas"):
+    # One BLAS thread (a second only waited for the busy other core: each product took 7x
+    # longer); a compiled model multiplies no matrix (BatchScorer._predict), so needs no limit.
+    compiled = plan.scorer.model.compiled is not None
+    limits = contextlib.nullcontext() if compiled else threadpool_limits(1, user_api="blas")
+    with batches, limits:
         for batch in batches:
             scored = plan.scorer.score(batch, row, run_id)
             row += scored.rows_read
@@ -355,49 +355,3 @@ def _describe(exc: BaseException) -> str:
     if isinstance(exc, KeyboardInterrupt):
         return "interrupted (Ctrl-C); nothing of this run was kept"
     return f"{type(exc).__name__}: {exc}"
-
-
-class _Heartbeat:
-    """Beats the run's record while it works; records the input fingerprint once known."""
-
-    def __init__(
-        self,
-        repo: BatchRunRepository,
-        run_id: str,
-        source: Source,
-        clock: Callable[[], float],
-    ) -> None:
-        self.repo = repo
-        self.run_id = run_id
-        self.source = source
-        self.clock = clock
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="batch-heartbeat", daemon=True)
-        self._fingerprint = threading.Thread(
-            target=self._save_fingerprint, name="batch-fingerprint", daemon=True
-        )
-
-    def start(self) -> None:
-        self._thread.start()
-        self._fingerprint.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join()
-
-    def _loop(self) -> None:
-        while not self._stop.wait(HEARTBEAT_SECONDS):
-            try:
-                self.repo.update(self.run_id, heartbeat_at=self.clock())
-            except ModelrailError:
-                continue  # the store is briefly unreachable: the next beat tries again
-
-    def _save_fingerprint(self) -> None:
-        """Recorded as soon as it is known, so a resume can tell a changed input."""
-        try:
-            fingerprint = self.source.fingerprint()
-            if not self._stop.is_set():
-                self.repo.update(self.run_id, input_fingerprint=fingerprint)
-        except ModelrailError:
-            return  # the end of the run records it, or the run failed anyway

@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, Protocol
 
-from modelrail.batch.runner import STALE_AFTER_SECONDS
+from modelrail.batch.heartbeat import STALE_AFTER_SECONDS
 from modelrail.batch.schedules import (
     MISFIRE_GRACE_SECONDS,
     Schedule,

@@ -258,7 +258,11 @@ class BatchScorer:
         if isinstance(features, np.ndarray):
             if features.shape[0] == 0:
                 return Scored(np.empty(0), np.empty((0, 0)))
-            return self.model.score(features)
+            # A compiled model scores the checked rows column by column too, so only a score
+            # that overflowed takes a (BLAS) matrix product.
+            columns = [features[:, j] for j in range(features.shape[1])]
+            by_columns = self.model.score_columns(columns)
+            return by_columns if by_columns is not None else self.model.score(features)
         frame = batch.select(list(self.model.columns)).to_pandas()
         if frame.empty:
             return Scored(np.empty(0), np.empty((0, 0)))
