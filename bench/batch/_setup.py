@@ -5,6 +5,7 @@ that spawned it, and a small driver keeps that figure the child's own.
     python _setup.py generate FILE ROWS SEED
     python _setup.py train WORK INPUT
     python _setup.py check INPUT MODEL_PKL ROWS SAMPLE LABEL=KIND:WHERE[:TABLE] ...
+    python _setup.py decode INPUT
 
 Each prints one JSON line.
 """
@@ -163,12 +164,30 @@ def check(input_path: str, model_path: str, rows: int, sample: int, outputs: lis
     return result
 
 
+def decode(input_path: str) -> dict[str, Any]:
+    """How fast this machine is right now: CPU seconds pyarrow alone takes to decode the input
+    on one thread, in 32,768-row batches (best of 3). A shared VM's speed drifts over hours;
+    this puts a run's figures beside the machine's own pace."""
+    import time
+
+    seconds = []
+    for _ in range(3):
+        started = time.process_time()
+        with pq.ParquetFile(input_path) as file:
+            for _batch in file.iter_batches(32_768, use_threads=False):
+                pass
+        seconds.append(time.process_time() - started)
+    return {"decode_cpu_seconds": min(seconds), "all": seconds}
+
+
 def main() -> None:
     command, args = sys.argv[1], sys.argv[2:]
     if command == "generate":
         result = generate(args[0], int(args[1]), int(args[2]))
     elif command == "train":
         result = train(args[0], args[1])
+    elif command == "decode":
+        result = decode(args[0])
     elif command == "check":
         result = check(args[0], args[1], int(args[2]), int(args[3]), args[4:])
     else:

@@ -82,6 +82,8 @@ METHOD = (
     "and keys the SQL tables on id (PRIMARY KEY); the baselines write 3 columns, no key",
     "fresh output each repeat: a new SQLite file / Parquet path, PostgreSQL tables dropped",
     "peak memory: VmHWM of the child (/proc/self/status); ru_maxrss is recorded too",
+    "machine pace: before and after the Parquet jobs, pyarrow alone decodes the same input on "
+    "one thread (best of 3, CPU seconds); on a shared VM this drifts by a third over hours",
     "modelrail's bytecode is cached first (python -m compileall src/modelrail), as pip does "
     "when it installs a package; the other sides' libraries are installed packages",
     "'mr, sklearn first': the same modelrail job with scikit-learn and skops imported before "
@@ -375,6 +377,12 @@ def postgres_row(work: Path, data: Path, rows: int, repeats: int) -> Row:
     return row
 
 
+def machine_pace(data: Path, work: Path) -> float:
+    seconds = float(setup_step("decode", str(data), cwd=work)["decode_cpu_seconds"])
+    print(f"  (pyarrow alone decodes the input in {seconds:.3f} s of CPU on one thread)")
+    return seconds
+
+
 def parquet_row(work: Path, data: Path, rows: int, repeats: int) -> Row:
     row = Row(f"Parquet {rows:,} rows", rows, "pandas + sklearn + to_parquet")
     row.target = f">= {PARQUET_TARGET:,} rows/s"
@@ -385,10 +393,13 @@ def parquet_row(work: Path, data: Path, rows: int, repeats: int) -> Row:
 
     announce(f"Parquet, {rows:,} rows")
     sides = ["modelrail", "pandas", "preimport"]
+    before = machine_pace(data, work)
     samples, last = compare(sides, "parquet", work, data, repeats, output)
+    pace = [before, machine_pace(data, work)]
     row.modelrail, row.other = samples["modelrail"], samples["pandas"]
     row.preimport = samples["preimport"]
     verify(row, data, work, rows, {side: f"parquet:{path}" for side, path in last.items()})
+    row.checks["pyarrow_decode_cpu_seconds"] = pace
     for path in last.values():
         remove(path)
     row.passed = (row.rate(row.modelrail) or 0) >= PARQUET_TARGET
@@ -607,6 +618,12 @@ def main() -> None:
     pandas_peaks = [r.peak(r.other) or 0 for r in results if r.competitor.startswith("pandas")]
     if pandas_peaks:
         print(f"\npandas baseline peak on {rows:,} rows: {max(pandas_peaks):,.0f} MB")
+    for row in results:
+        if pace := row.checks.get("pyarrow_decode_cpu_seconds"):
+            print(
+                f"machine pace: pyarrow alone decoded the {row.rows:,}-row input in "
+                f"{pace[0]:.3f} s of CPU before the Parquet jobs, {pace[1]:.3f} s after"
+            )
     print("\nchecks:")
     shown: list[dict[str, Any]] = []
     for row in results:
