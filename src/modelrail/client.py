@@ -151,8 +151,8 @@ class Client:
 
     def datasets(self) -> list[tuple[ComponentVersion, int]]:
         """Every dataset version with the number of runs that used it."""
-        usage = self.runs.component_usage()
-        return [(cv, usage.get(cv.id, 0)) for cv in self.runs.component_versions("data")]
+        usage = self.runs.components.usage()
+        return [(cv, usage.get(cv.id, 0)) for cv in self.runs.components.versions("data")]
 
     # -- registry --------------------------------------------------------------------
 

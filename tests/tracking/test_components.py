@@ -98,4 +98,4 @@ def test_unsupported_dataset_type_is_named_and_nothing_is_recorded(client: Clien
     with client.start_run("pets") as run, pytest.raises(UnsupportedDatasetError, match="dict"):
         run.log_dataset({"age": [1, 2]}, name="pets", role="train")
     assert "data:train" not in client.get_run(run.id).components
-    assert client.runs.component_versions("data") == []
+    assert client.runs.components.versions("data") == []

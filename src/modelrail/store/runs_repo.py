@@ -6,7 +6,7 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Row, bindparam, func, select, update
+from sqlalchemy import Connection, Row, bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 
 from modelrail.entities import (
@@ -27,6 +27,7 @@ from modelrail.errors import (
 )
 from modelrail.store import tables as t
 from modelrail.store.codec import dumps, loads
+from modelrail.store.components_repo import ComponentLabels, component_from_row
 from modelrail.store.db import Database
 from modelrail.store.fast import FastStatement
 
@@ -39,20 +40,8 @@ _END_RUN = (
 )
 
 
-_CV = t.component_versions
-_CV_COLUMNS = tuple(c.name for c in _CV.columns if c.name != "id")
 _RUN_COLUMNS = tuple(c.name for c in t.runs.columns if c.name not in ("ended_at", "error"))
 _METRIC_COLUMNS = ("run_id", "key", "value", "step", "timestamp")
-_FIND_COMPONENT = select(_CV).where(
-    _CV.c.lineage == bindparam("lineage"), _CV.c.fingerprint == bindparam("fingerprint")
-)
-_SHAPE_LABEL = (
-    select(_CV.c.major, _CV.c.minor)
-    .where(_CV.c.lineage == bindparam("lineage"), _CV.c.shape_fingerprint == bindparam("shape"))
-    .order_by(_CV.c.major.desc(), _CV.c.minor.desc())
-    .limit(1)
-)
-_TOP_MAJOR = select(func.max(_CV.c.major)).where(_CV.c.lineage == bindparam("lineage"))
 
 
 class RunRepository:
@@ -63,26 +52,11 @@ class RunRepository:
         self._fast = {
             "run": FastStatement(t.runs.insert(), dialect, _RUN_COLUMNS),
             "end": FastStatement(_END_RUN, dialect),
-            "component": FastStatement(t.run_components.insert(), dialect),
-            "unlink": FastStatement(
-                t.run_components.delete().where(
-                    t.run_components.c.run_id == bindparam("run"),
-                    t.run_components.c.role == bindparam("role"),
-                ),
-                dialect,
-            ),
             "param": FastStatement(t.run_params.insert(), dialect),
             "metric": FastStatement(t.run_metrics.insert(), dialect, _METRIC_COLUMNS),
             "latest": FastStatement(_latest_metric_upsert(db.is_sqlite), dialect),
-            "find": FastStatement(_FIND_COMPONENT, dialect),
-            "shape": FastStatement(_SHAPE_LABEL, dialect),
-            "top": FastStatement(_TOP_MAJOR, dialect),
-            "label": FastStatement(
-                t.component_versions.insert().returning(_CV.c.id), dialect, _CV_COLUMNS
-            ),
         }
-        # A label never changes once given, so known (lineage, fingerprint) pairs are cached.
-        self._labelled: dict[tuple[str, str], ComponentVersion] = {}
+        self.components = ComponentLabels(db)
 
     # -- experiments ---------------------------------------------------------------
 
@@ -148,8 +122,8 @@ class RunRepository:
                     t.run_tags.insert(),
                     [{"run_id": run_id, "key": k, "value": v} for k, v in tags.items()],
                 )
-            versions = self._attach(conn, run_id, components, replace=False)
-        self._remember(*versions)
+            versions = self.components.attach(conn, run_id, components, replace=False)
+        self.components.remember(*versions)
         return {spec.role: version for spec, version in zip(components, versions, strict=True)}
 
     def end_run(
@@ -163,11 +137,11 @@ class RunRepository:
     ) -> None:
         with self.db.write() as conn:
             # The params role is attached once, here, so there is nothing to replace.
-            attached = self._attach(conn, run_id, components, replace=False)
+            attached = self.components.attach(conn, run_id, components, replace=False)
             self._fast["end"].execute(
                 conn, {"run": run_id, "status": status, "ended_at": ended_at, "error": error}
             ).close()
-        self._remember(*attached)
+        self.components.remember(*attached)
 
     # -- params, metrics, tags ------------------------------------------------------------
 
@@ -266,84 +240,9 @@ class RunRepository:
         """Label the content within its lineage and link it to the run under its role."""
         with self.db.write() as conn:
             self._require_running(conn, run_id)
-            (version,) = self._attach(conn, run_id, [spec], replace=True)
-        self._remember(version)
+            (version,) = self.components.attach(conn, run_id, [spec], replace=True)
+        self.components.remember(version)
         return version
-
-    def _attach(
-        self, conn: Connection, run_id: str, specs: Sequence[ComponentSpec], *, replace: bool
-    ) -> list[ComponentVersion]:
-        """Label each spec (reusing known labels) and link them all to the run."""
-        versions = []
-        for spec in specs:
-            version = self._labelled.get((spec.lineage, spec.fingerprint))
-            if version is None:
-                self.db.lock(conn, f"lineage:{spec.lineage}")
-                version = self._find_or_label(conn, spec)
-            versions.append(version)
-        if not versions:
-            return versions
-        if replace:
-            self._fast["unlink"].execute_many(
-                conn, [{"run": run_id, "role": spec.role} for spec in specs]
-            )
-        self._fast["component"].execute_many(
-            conn,
-            [
-                {"run_id": run_id, "role": spec.role, "component_version_id": version.id}
-                for spec, version in zip(specs, versions, strict=True)
-            ],
-        )
-        return versions
-
-    def _find_or_label(self, conn: Connection, spec: ComponentSpec) -> ComponentVersion:
-        lineage = {"lineage": spec.lineage}
-        fast = self._fast
-        found = fast["find"].first(conn, {**lineage, "fingerprint": spec.fingerprint})
-        if found is not None:
-            return _component_from(int(found[0]), dict(zip(_CV_COLUMNS, found[1:], strict=True)))
-        # A shape keeps its major number for good, so one query finds it and its last minor.
-        known = fast["shape"].first(conn, {**lineage, "shape": spec.shape_fingerprint})
-        if known is None:
-            top = fast["top"].first(conn, lineage)
-            major, minor = ((top[0] if top else None) or 0) + 1, 0
-        else:
-            major, minor = int(known[0]), int(known[1]) + 1
-        row = {
-            "kind": spec.kind,
-            "lineage": spec.lineage,
-            "fingerprint": spec.fingerprint,
-            "shape_fingerprint": spec.shape_fingerprint,
-            "major": major,
-            "minor": minor,
-            "details": dumps(dict(spec.details)),
-            "created_at": time.time(),
-        }
-        new_id = fast["label"].first(conn, row)
-        assert new_id is not None
-        return _component_from(int(new_id[0]), row)
-
-    def _remember(self, *versions: ComponentVersion) -> None:
-        # Only after commit: another thread must never link to a label that may roll back.
-        for version in versions:
-            self._labelled[(version.lineage, version.fingerprint)] = version
-
-    def component_versions(self, kind: str | None = None) -> list[ComponentVersion]:
-        cv = t.component_versions
-        query = select(cv).order_by(cv.c.lineage, cv.c.major, cv.c.minor)
-        if kind is not None:
-            query = query.where(cv.c.kind == kind)
-        with self.db.read() as conn:
-            return [_component(r) for r in conn.execute(query)]
-
-    def component_usage(self) -> dict[int, int]:
-        """How many runs used each component version."""
-        rc = t.run_components
-        with self.db.read() as conn:
-            rows = conn.execute(
-                select(rc.c.component_version_id, func.count()).group_by(rc.c.component_version_id)
-            ).all()
-            return {int(k): int(v) for k, v in rows}
 
     # -- reading runs ---------------------------------------------------------------------
 
@@ -399,7 +298,7 @@ class RunRepository:
                 ).all()
             )
             components = {
-                r.role: _component(r)
+                r.role: component_from_row(r)
                 for r in conn.execute(
                     select(t.component_versions, t.run_components.c.role)
                     .join(
@@ -480,31 +379,3 @@ def _latest_metric_upsert(is_sqlite: bool) -> Any:
 
 def _experiment(row: Row[Any]) -> Experiment:
     return Experiment(id=int(row.id), name=row.name, created_at=float(row.created_at))
-
-
-def _component_from(new_id: int, row: dict[str, Any]) -> ComponentVersion:
-    return ComponentVersion(
-        id=new_id,
-        kind=row["kind"],
-        lineage=row["lineage"],
-        fingerprint=row["fingerprint"],
-        shape_fingerprint=row["shape_fingerprint"],
-        major=int(row["major"]),
-        minor=int(row["minor"]),
-        details=loads(row["details"]),
-        created_at=float(row["created_at"]),
-    )
-
-
-def _component(row: Row[Any]) -> ComponentVersion:
-    return ComponentVersion(
-        id=int(row.id),
-        kind=row.kind,
-        lineage=row.lineage,
-        fingerprint=row.fingerprint,
-        shape_fingerprint=row.shape_fingerprint,
-        major=int(row.major),
-        minor=int(row.minor),
-        details=loads(row.details),
-        created_at=float(row.created_at),
-    )
