@@ -12,21 +12,14 @@ live (heartbeating) ``running`` record of it exists, such as a manual ``batch ru
 Jobs run one at a time in a scheduler, in the thread that calls ``tick``; run more scheduler
 processes for more parallelism (a file trigger still scores its files one at a time).
 
-File triggers. A file is identified by the sha256 of its resolved path, size and
-modification time (ns), so a file that is rewritten after it was scored (new size or mtime)
-is a new arrival and is scored again. A file is only taken once it has settled: its size and
-mtime are unchanged since this scheduler's previous pass, or its mtime is at least
-``settle_seconds`` old (so ``scheduler --once`` also takes files that have been sitting
-there); a file still being copied is left for a later pass. Names starting with ``.`` or
-``_`` are ignored (temporary files, ``_SUCCESS``). A file whose run fails is recorded as
-``failed`` and not retried until it changes (``touch`` it to retry).
+File triggers take the files that have settled (see ``arrivals.py``) and are not yet known,
+one at a time. A file whose run fails is recorded as ``failed`` and not retried until it
+changes (``touch`` it to retry).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import glob
-import hashlib
 import logging
 import os
 import socket
@@ -35,9 +28,9 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Literal, Protocol
 
+from modelrail.batch.arrivals import SETTLE_SECONDS, Arrival, ArrivalWatch
 from modelrail.batch.heartbeat import STALE_AFTER_SECONDS
 from modelrail.batch.schedules import (
     MISFIRE_GRACE_SECONDS,
@@ -63,7 +56,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("modelrail.scheduler")
 
 LEASE_SECONDS = 120.0
-SETTLE_SECONDS = 60.0
 # A ``running`` batch run whose heartbeat is older than this belongs to a dead process.
 STALE_RUN_SECONDS = STALE_AFTER_SECONDS
 
@@ -87,13 +79,6 @@ class JobOutcome:
     fire_time: float | None = None
     path: str | None = None
     error: str | None = None
-
-
-@dataclass(frozen=True)
-class _Arrival:
-    path: str
-    fingerprint: str
-    mtime_ns: int
 
 
 def _run_batch(
@@ -125,11 +110,10 @@ class Scheduler:
         self._clock = clock
         self._lease = lease_seconds
         self._grace = grace_seconds
-        self._settle = settle_seconds
         self._stale = stale_run_seconds
         self._repo = BatchScheduleRepository(client.db)
         self._runs = BatchRunRepository(client.db)
-        self._seen: dict[str, dict[str, tuple[int, int]]] = {}
+        self._arrivals = ArrivalWatch(settle_seconds)
         self._waiting_on: set[str] = set()
         self.next_due: float | None = None
 
@@ -252,7 +236,7 @@ class Scheduler:
         self, record: ScheduleRecord, now: float | None, stop: threading.Event | None
     ) -> list[JobOutcome]:
         at = self._now(now)
-        arrivals = self._settled(record, at)
+        arrivals = self._arrivals.settled(record.name, record.file_pattern or "", at)
         if not arrivals:
             return []
         known = self._repo.known_files(record.name, [a.fingerprint for a in arrivals])
@@ -286,34 +270,8 @@ class Scheduler:
             self._release(record.name, last_run_id)
         return outcomes
 
-    def _settled(self, record: ScheduleRecord, at: float) -> list[_Arrival]:
-        """Matching files whose size and mtime have settled, oldest first."""
-        pattern = record.file_pattern or ""
-        previous = self._seen.get(record.name, {})
-        current: dict[str, tuple[int, int]] = {}
-        settled: list[_Arrival] = []
-        for match in glob.glob(pattern, recursive=True):
-            path = Path(match)
-            if path.name.startswith((".", "_")):
-                continue
-            try:
-                if not path.is_file():
-                    continue
-                resolved = str(path.resolve())
-                stat = path.stat()
-            except OSError:
-                continue  # removed or renamed while we looked
-            signature = (stat.st_size, stat.st_mtime_ns)
-            current[resolved] = signature
-            if previous.get(resolved) == signature or at - stat.st_mtime >= self._settle:
-                raw = f"{resolved}\n{stat.st_size}\n{stat.st_mtime_ns}".encode()
-                fingerprint = hashlib.sha256(raw).hexdigest()
-                settled.append(_Arrival(resolved, fingerprint, stat.st_mtime_ns))
-        self._seen[record.name] = current
-        return sorted(settled, key=lambda a: (a.mtime_ns, a.path))
-
     def _claim(
-        self, schedule: str, arrival: _Arrival, known: dict[str, TriggerFile], at: float
+        self, schedule: str, arrival: Arrival, known: dict[str, TriggerFile], at: float
     ) -> int | None:
         previous = known.get(arrival.fingerprint)
         until = at + self._lease
