@@ -5,8 +5,8 @@ after another; its own thread pool can decode them side by side, but it then hol
 column's pages at once and waits for the slowest column at every batch. Here the columns
 are split in two halves of about the same compressed size and each half is streamed by its
 own reader, the second on a thread of its own. Both readers cut the same row groups into
-batches of the same length, so the batches they yield for the same rows line up, and are
-joined column by column (no copy).
+batches of the same length, so the batches they yield for the same rows line up; their
+columns are handed on in the order asked (no copy), for the caller to make its batch of.
 """
 
 from __future__ import annotations
@@ -33,12 +33,13 @@ def read_columns(
     columns: Sequence[str],
     rows: int,
     parallel: bool,
-) -> Iterator[pa.RecordBatch]:
-    """``columns`` of row groups ``groups`` of the file, in batches of ``rows`` rows;
-    decoded in two halves at once if ``parallel``."""
+) -> Iterator[list[pa.Array]]:
+    """``columns`` of row groups ``groups`` of the file, in that order, batch by batch of
+    ``rows`` rows; decoded in two halves at once if ``parallel``."""
     halves = _halves(metadata, groups, columns) if parallel else None
     if halves is None:
-        yield from _stream(path, metadata, groups, columns, rows)
+        for batch in _stream(path, metadata, groups, columns, rows):
+            yield batch.columns
         return
     first, second = halves
     with Stage(_stream(path, metadata, groups, second, rows), "batch-reader-2", 1) as other:
@@ -48,7 +49,7 @@ def read_columns(
                 raise ValueError("the file's columns hold different numbers of rows")
             by_name = dict(zip(first, left.columns, strict=True))
             by_name.update(zip(second, right.columns, strict=True))
-            yield pa.RecordBatch.from_arrays([by_name[name] for name in columns], names=columns)
+            yield [by_name[name] for name in columns]
         if next(other, None) is not None:
             raise ValueError("the file's columns hold different numbers of rows")
 

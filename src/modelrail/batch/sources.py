@@ -320,15 +320,17 @@ class _ParquetSource(_FileSource):
             try:
                 path, metadata = self._files[index], self._metadata[index]
                 columns = self.schema.names
-                for batch in read_columns(path, metadata, groups, columns, rows, parallel):
-                    arrays = [self._cast(batch, field, name) for field in self.schema]
+                for read in read_columns(path, metadata, groups, columns, rows, parallel):
+                    arrays = [
+                        self._cast(array, field, name)
+                        for array, field in zip(read, self.schema, strict=True)
+                    ]
                     yield pa.RecordBatch.from_arrays(arrays, schema=self.schema)
             except READ_ERRORS as exc:
                 raise BatchInputError(f"cannot read {name} as Parquet: {exc}") from exc
 
     @staticmethod
-    def _cast(batch: pa.RecordBatch, field: pa.Field, name: str) -> pa.Array:
-        array = batch.column(field.name)
+    def _cast(array: pa.Array, field: pa.Field, name: str) -> pa.Array:
         try:
             return array if array.type == field.type else array.cast(field.type)
         except READ_ERRORS as exc:
