@@ -11,6 +11,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from sqlalchemy import create_engine, inspect
 
@@ -407,6 +409,54 @@ def test_parquet_dataset_of_other_columns_is_refused(scoring: ScoringProject) ->
     with pytest.raises(BatchOutputError, match=r"has other columns .* than this job writes"):
         scoring.run(scoring.spec(output, reference=f"{MULTI}:1"))
     assert output.rows() == before
+
+
+def test_parquet_dataset_reads_back_with_plain_column_types(scoring: ScoringProject) -> None:
+    output = ParquetOutput(scoring.root)
+    scoring.run(scoring.spec(output))
+    (part,) = output.partition_files()
+    schema = pq.read_schema(part)
+    assert {f.name: (f.type, f.nullable) for f in schema} == {
+        "id": (pa.int64(), True),
+        "prediction": (pa.int64(), True),
+        "probability": (pa.float64(), True),
+        "model": (pa.string(), False),
+        "model_version": (pa.int32(), False),
+        "batch_run_id": (pa.string(), False),
+        "scored_at": (pa.timestamp("us", tz="UTC"), False),
+    }
+    frame = pd.read_parquet(part)  # texts, not categories, in pandas too
+    for column in ("model", "batch_run_id"):
+        assert pd.api.types.is_string_dtype(frame[column].dtype)
+        assert not isinstance(frame[column].dtype, pd.CategoricalDtype)
+    assert set(frame["model"]) == {BINARY}
+
+
+def test_parquet_dataset_keeps_id_types_that_only_arrow_can_name(scoring: ScoringProject) -> None:
+    # A time zone other than UTC and large strings read back otherwise from Parquet's own
+    # types: such a dataset keeps Arrow's schema in its files, and a re-run still fits.
+    frame = scoring.frame.assign(
+        seen=pd.date_range("2026-01-01", periods=ROWS, freq="min", tz="Europe/Berlin"),
+        code=[f"c{i}" for i in range(ROWS)],
+    )
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    table = table.set_column(
+        table.schema.get_field_index("code"), "code", table["code"].cast(pa.large_string())
+    )
+    path = scoring.root / "data" / "typed.parquet"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(table, path)
+    output = ParquetOutput(scoring.root)
+    spec = scoring.spec(output, inputs=(str(path),), id_columns=("seen", "code"))
+    scoring.run(spec)
+    scoring.run(spec)
+    (part,) = output.partition_files()
+    schema = pq.read_schema(part)
+    assert schema.field("seen").type == table.schema.field("seen").type
+    assert schema.field("seen").type.tz == "Europe/Berlin"
+    assert schema.field("code").type == pa.large_string()
+    assert schema.field("model").type == pa.string()
+    assert len(output.rows(("seen", "code"))) == ROWS
 
 
 def test_probabilities_are_numbers_in_every_output(

@@ -64,6 +64,14 @@ class RunStamp:
         micros = int(scored_at * 1_000_000)
         return [*constant, arrays.repeated(micros, STAMP_FIELDS[3].type, rows)]
 
+    def dictionary_columns(self, rows: int, scored_at: float) -> list[pa.Array]:
+        """The same columns dictionary-encoded: each a single value and ``rows`` zero
+        indices, which a Parquet writer stores as they are instead of hashing every row."""
+        zeros = arrays.repeated(0, pa.int32(), rows)
+        return [
+            pa.DictionaryArray.from_arrays(zeros, single) for single in self.columns(1, scored_at)
+        ]
+
 
 @dataclass(frozen=True)
 class ScoredBatch:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
@@ -98,6 +99,7 @@ class ParquetWriter:
         self.stamp = stamp
         self.staging = sink.folder / f".staging-{stamp.run_id}"
         self.parts = resume.parts if resume is not None else 0
+        self._layout = _Layout.of(schema)
         self._part: _OpenPart | None = None
         if resume is None and self.staging.exists():
             shutil.rmtree(self.staging)
@@ -112,12 +114,10 @@ class ParquetWriter:
 
     def write(self, scored: ScoredBatch, scored_at: float) -> None:
         output = scored.output
-        stamped = pa.Table.from_arrays(
-            [*output.columns, *self.stamp.columns(output.num_rows, scored_at)],
-            schema=self.schema,
-        )
+        stamp = self._layout.stamp(self.stamp, output.num_rows, scored_at)
+        stamped = pa.Table.from_arrays([*output.columns, *stamp], schema=self._layout.schema)
         if self._part is None:
-            self._part = _OpenPart(self.staging, self.parts, self.schema)
+            self._part = _OpenPart(self.staging, self.parts, self._layout)
         self._part.write(stamped, scored.rejects)
         if self._part.rows >= self.sink.part_rows:
             self._close_part()
@@ -136,8 +136,8 @@ class ParquetWriter:
             self._close_part()
         partition = self.sink.folder / f"input={input_key[:16]}"
         if self.parts == 0:
-            empty = _OpenPart(self.staging, 0, self.schema)
-            empty.write(self.schema.empty_table(), None)
+            empty = _OpenPart(self.staging, 0, self._layout)
+            empty.write(_empty(self._layout.schema), None)
             empty.close()
         rejects = self.staging / "_rejects"
         if any(rejects.iterdir()):
@@ -166,14 +166,18 @@ class ParquetWriter:
 class _OpenPart:
     """One part file being written (and its rejects beside it), a row group per batch."""
 
-    def __init__(self, staging: Path, number: int, schema: pa.Schema) -> None:
+    def __init__(self, staging: Path, number: int, layout: _Layout) -> None:
         self.path = staging / _PART.format(number)
         self.rejects_path = staging / "_rejects" / _PART.format(number)
         self.rows = 0
         # Dictionary pages only where values repeat (texts: model, run id, labels); trying
         # them on float columns first costs more than the whole rest of the write.
-        texts = [f.name for f in schema if pa.types.is_string(f.type)]
-        self._writer = self._open(self.path, schema, texts)
+        repeating = [
+            f.name
+            for f in layout.schema
+            if pa.types.is_string(f.type) or pa.types.is_dictionary(f.type)
+        ]
+        self._writer = self._open(self.path, layout.schema, repeating, layout.store_schema)
         self._rejects: pq.ParquetWriter | None = None
 
     def write(self, table: pa.Table, rejects: pa.RecordBatch | None) -> None:
@@ -181,7 +185,7 @@ class _OpenPart:
             self._writer.write_table(table, row_group_size=max(table.num_rows, 1))
             if rejects is not None and rejects.num_rows:
                 if self._rejects is None:
-                    self._rejects = self._open(self.rejects_path, rejects.schema, True)
+                    self._rejects = self._open(self.rejects_path, rejects.schema, True, True)
                 self._rejects.write_batch(rejects)
         except (OSError, pa.ArrowException) as exc:
             raise BatchOutputError(f"writing {self.path} failed: {exc}") from exc
@@ -203,13 +207,57 @@ class _OpenPart:
                     writer.close()
 
     @staticmethod
-    def _open(path: Path, schema: pa.Schema, dictionary: bool | list[str]) -> pq.ParquetWriter:
+    def _open(
+        path: Path, schema: pa.Schema, dictionary: bool | list[str], store_schema: bool
+    ) -> pq.ParquetWriter:
         try:
             return pq.ParquetWriter(
-                _partial(path), schema, compression="snappy", use_dictionary=dictionary
+                _partial(path),
+                schema,
+                compression="snappy",
+                use_dictionary=dictionary,
+                store_schema=store_schema,
             )
         except (OSError, pa.ArrowException) as exc:
             raise BatchOutputError(f"writing {path} failed: {exc}") from exc
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """How part files are written: the run's constant columns as dictionaries (a single
+    value each, which the writer stores as is, where encoding the plain columns row by row
+    took a third of the write) wherever that cannot change what readers get back."""
+
+    schema: pa.Schema
+    store_schema: bool
+
+    @classmethod
+    def of(cls, schema: pa.Schema) -> _Layout:
+        constants = {f.name for f in STAMP_FIELDS}
+        encoded = pa.schema(
+            [
+                f.with_type(pa.dictionary(pa.int32(), f.type)) if f.name in constants else f
+                for f in schema
+            ]
+        )
+        # Without Arrow's own schema in the file (it would name the dictionaries), readers
+        # take the types from Parquet's: the same for the common ones, not for all (a
+        # time zone other than UTC, large strings), so this is checked on an empty file.
+        sample = pa.BufferOutputStream()
+        pq.write_table(_empty(encoded), sample, store_schema=False)
+        back = pq.read_schema(pa.BufferReader(sample.getvalue()))
+        if back.remove_metadata().equals(schema.remove_metadata()):
+            return cls(encoded, store_schema=False)
+        return cls(schema, store_schema=True)
+
+    def stamp(self, stamp: RunStamp, rows: int, scored_at: float) -> list[pa.Array]:
+        if self.store_schema:
+            return stamp.columns(rows, scored_at)
+        return stamp.dictionary_columns(rows, scored_at)
+
+
+def _empty(schema: pa.Schema) -> pa.Table:
+    return pa.Table.from_batches([], schema=schema)  # (Schema.empty_table imports pandas)
 
 
 def _partial(path: Path) -> Path:
