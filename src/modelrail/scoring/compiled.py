@@ -53,22 +53,32 @@ class LinearForm:
                     by_output[output] += term
         if not np.isfinite(by_output).all():
             return None
-        return self._link(by_output.T)
+        return self._link(by_output.T, by_column=True)
 
-    def _link(self, z: FloatMatrix) -> tuple[np.ndarray[Any, Any], FloatMatrix | None]:
-        """Predictions (and class probabilities) from the (rows, outputs) linear scores."""
+    def _link(
+        self, z: FloatMatrix, *, by_column: bool = False
+    ) -> tuple[np.ndarray[Any, Any], FloatMatrix | None]:
+        """Predictions (and class probabilities) from the (rows, outputs) linear scores;
+        ``by_column`` gives probabilities column-major, each class's values one contiguous
+        array (for batch writers: a row-major matrix made them copy every column out)."""
         if self.link == "identity":
             return (z[:, 0] if z.shape[1] == 1 else z), None
         assert self.classes is not None
         if self.link == "logistic":
+            score = z[:, 0]
+            proba = np.empty((z.shape[0], 2), order="F" if by_column else "C")
+            positive = proba[:, 1] if by_column else np.empty(z.shape[0])  # (no temporaries)
             # exp overflows to inf for scores below about -709: the probability is then 0.0
             # exactly, as scikit-learn's expit gives, and not worth a warning on stderr.
             with np.errstate(over="ignore"):
-                positive = 1.0 / (1.0 + np.exp(-z[:, 0]))
-            proba = np.empty((z.shape[0], 2))
-            proba[:, 1] = positive
-            proba[:, 0] = 1.0 - positive
-            return self.classes[(z[:, 0] > 0).astype(np.intp)], proba
+                np.negative(score, out=positive)
+                np.exp(positive, out=positive)
+            positive += 1.0
+            np.reciprocal(positive, out=positive)
+            if not by_column:
+                proba[:, 1] = positive
+            np.subtract(1.0, positive, out=proba[:, 0])
+            return self.classes[(score > 0).astype(np.intp)], proba
         z -= z.max(axis=1, keepdims=True)
         np.exp(z, out=z)
         z /= z.sum(axis=1, keepdims=True)
