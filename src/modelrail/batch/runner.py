@@ -51,8 +51,8 @@ class _Plan:
     source: Source
     sink: Sink
     artifacts: ArtifactStore
-    # A fresh run's input, already being decoded while the run's record is written.
-    reader: Stage[pa.RecordBatch] | None = None
+    # A fresh run's input, already being decoded and scored while its record is written.
+    pipeline: Pipeline | None = None
 
 
 def run_batch(
@@ -87,8 +87,7 @@ def run_batch(
             repo.create(failed)
         raise
     if plan.spec.engine == "local" and not _checks_input_first(plan):
-        reader = plan.source.batches(plan.spec.batch_rows, parallel=plan.sink.outpaces_decoding)
-        plan = replace(plan, reader=Stage(reader, "batch-reader", 1))
+        plan = replace(plan, pipeline=_scored_batches(plan, 0, run_id))
     try:
         record = replace(
             _new_record(client, spec, run_id, job, trigger, clock()),
@@ -108,8 +107,8 @@ def run_batch(
             raise
         return _execute(repo, plan, record, None, progress, clock)
     finally:
-        if plan.reader is not None:
-            plan.reader.close()  # (already closed when the run got to its end)
+        if plan.pipeline is not None:
+            plan.pipeline.close()  # (already closed when the run got to its end)
 
 
 def _checks_input_first(plan: _Plan) -> bool:
@@ -301,6 +300,8 @@ def _execute(
 
 
 def _scored_batches(plan: _Plan, row: int, run_id: str) -> Pipeline:
+    if plan.pipeline is not None and row == 0:
+        return plan.pipeline
     if plan.spec.engine == "spark":
         from modelrail.batch.spark import spark_scored_batches
 
@@ -308,15 +309,11 @@ def _scored_batches(plan: _Plan, row: int, run_id: str) -> Pipeline:
             plan.spec, plan.source, plan.version, plan.artifacts, plan.scorer, run_id
         )
     # Three stages on their own threads: decoding the input, scoring it, writing the output
-    # (this thread). Decoding is the longest, so it gets a thread to itself.
-    if plan.reader is not None and row == 0:
-        batches = plan.reader
-    else:
-        rest = plan.source.batches(
-            plan.spec.batch_rows, start_row=row, parallel=plan.sink.outpaces_decoding
-        )
-        batches = Stage(rest, "batch-reader", 1)
-    return Stage(_scored(plan, batches, row, run_id), "batch-scorer")
+    # (the caller's). Decoding is the longest, so it gets a thread to itself.
+    batches = plan.source.batches(
+        plan.spec.batch_rows, start_row=row, parallel=plan.sink.outpaces_decoding
+    )
+    return Stage(_scored(plan, Stage(batches, "batch-reader", 1), row, run_id), "batch-scorer")
 
 
 def _scored(
