@@ -383,6 +383,45 @@ def test_existing_table_with_extra_nullable_column_and_unique_index_is_written(
     assert {r["batch_run_id"] for r in rows} == {record.id}
 
 
+def test_rerun_gives_replaced_rows_the_defaults_of_columns_the_run_does_not_write(
+    scoring: ScoringProject, sql_output: Output
+) -> None:
+    table = "scores" if isinstance(sql_output, SQLiteOutput) else '"{schema}".scores'
+    assert isinstance(sql_output, SQLiteOutput | PostgresOutput)
+    sql_output.execute(
+        f"CREATE TABLE {table} (id BIGINT PRIMARY KEY, prediction BIGINT, "
+        "probability DOUBLE PRECISION, model TEXT NOT NULL, model_version INTEGER NOT NULL, "
+        "batch_run_id TEXT NOT NULL, scored_at TIMESTAMP NOT NULL, "
+        "note TEXT DEFAULT 'unread', reviewer TEXT)"
+    )
+    scoring.run(scoring.spec(sql_output))
+    sql_output.execute(f"UPDATE {table} SET note = 'read', reviewer = 'ana'")
+    extra = scoring.frame.assign(id=scoring.frame["id"] + 10_000).head(20)
+    both = pd.concat([scoring.frame, extra], ignore_index=True)
+    second = scoring.run(scoring.spec(sql_output, inputs=(scoring.parquet("more.parquet", both),)))
+    rows = sql_output.rows()
+    assert len(rows) == ROWS + 20
+    assert {(r["note"], r["reviewer"]) for r in rows} == {("unread", None)}
+    assert {r["batch_run_id"] for r in rows} == {second.id}
+    assert second.rows_written == ROWS + 20
+
+
+def test_sqlite_rerun_into_a_table_with_a_trigger(scoring: ScoringProject) -> None:
+    # The trigger's own changes are not the run's: they must not look like repeated ids.
+    output = SQLiteOutput(scoring.root)
+    scoring.run(scoring.spec(output))
+    output.execute(
+        "CREATE TABLE audit (id INTEGER, old_run TEXT)",
+        "CREATE TRIGGER keep_old AFTER UPDATE ON scores BEGIN "
+        "INSERT INTO audit VALUES (old.id, old.batch_run_id); END",
+    )
+    first_ids = {r["batch_run_id"] for r in output.rows()}
+    second = scoring.run(scoring.spec(output))
+    assert {r["batch_run_id"] for r in output.rows()} == {second.id}
+    audit = output.query("SELECT count(*) AS n, count(DISTINCT old_run) AS runs FROM audit")
+    assert audit == [{"n": ROWS, "runs": 1}] and first_ids != {second.id}
+
+
 # -- Parquet datasets ------------------------------------------------------------------------
 
 

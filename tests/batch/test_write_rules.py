@@ -65,15 +65,17 @@ def test_a_run_into_parquet_that_fails_late_leaves_no_rows_and_no_reading_thread
 
 
 @pytest.mark.parametrize("kind", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.mark.parametrize("batch_rows", [1000, 50], ids=["same-batch", "earlier-batch"])
 def test_an_id_the_input_repeats_is_refused_and_nothing_is_written(
-    scoring: ScoringProject, tmp_path: Path, kind: str
+    scoring: ScoringProject, tmp_path: Path, kind: str, batch_rows: int
 ) -> None:
     output = make_output(kind, tmp_path)
     try:
         first = scoring.run(scoring.spec(output))  # the table holds rows of an earlier run
         frame = scoring.frame.copy()
         frame.loc[250, "id"] = frame.loc[10, "id"]
-        spec = scoring.spec(output, inputs=(scoring.parquet("twice.parquet", frame),))
+        twice = scoring.parquet("twice.parquet", frame)
+        spec = scoring.spec(output, inputs=(twice,), batch_rows=batch_rows)
         with pytest.raises(BatchOutputError, match=r"unique|duplicate|twice"):
             scoring.run(spec)
         # the failed run's reading and scoring threads are gone with it

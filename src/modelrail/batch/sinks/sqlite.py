@@ -1,5 +1,5 @@
-"""SQLite output: a whole run in one ``BEGIN IMMEDIATE`` transaction of
-``INSERT OR REPLACE`` statements keyed on the id columns.
+"""SQLite output: a whole run in one ``BEGIN IMMEDIATE`` transaction of multi-row
+``INSERT`` statements keyed on the id columns (upserts, where the table has rows).
 
 One transaction makes the run atomic (readers see all of it or nothing; a killed process
 leaves nothing, SQLite's journal rolls it back) and a re-run replaces rows instead of
@@ -89,24 +89,38 @@ class SQLiteWriter:
         except sqlite3.Error as exc:
             raise BatchOutputError(f"cannot write {sink.location}: {exc}") from exc
         self._max_variables = self.conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
-        names = ", ".join(
-            quote_identifier(c) for c in (*sink._columns, *(f.name for f in STAMP_FIELDS))
-        )
+        columns = [*sink._columns, *(f.name for f in STAMP_FIELDS)]
         table = quote_identifier(sink.table.name)
-        # Plain INSERT, so an id the input repeats is an error instead of a silent overwrite;
-        # rows of earlier runs with this batch's ids are deleted first.
-        self._insert_head = f"INSERT INTO {table} ({names}) VALUES "
+        listed = ", ".join(map(quote_identifier, columns))
+        self._insert_head = f"INSERT INTO {table} ({listed}) VALUES "
         self._placeholders = ", ".join("?" for _ in sink._columns)
-        self._id_positions = [sink._columns.index(c) for c in sink._id_columns]
-        match = " AND ".join(f"{quote_identifier(c)} = ?" for c in sink._id_columns)
-        self._delete = (
-            f"DELETE FROM {table} WHERE {match} AND batch_run_id <> {_literal(stamp.run_id)}"
-        )
         try:
-            self._had_rows = self.conn.execute(f"SELECT 1 FROM {table} LIMIT 1").fetchone()
+            had_rows = self.conn.execute(f"SELECT 1 FROM {table} LIMIT 1").fetchone()
+            # Into an empty table a plain INSERT, so an id the input repeats is an error of
+            # its own; into one with rows, an upsert that replaces rows of earlier runs (in
+            # place: 4x faster than deleting each id first) and skips rows of this run, which
+            # ``write`` counts (a skipped row is an id the input repeats).
+            self._upsert = "" if had_rows is None else self._upsert_clause(columns)
         except sqlite3.Error as exc:
             self.abort()
             raise BatchOutputError(f"cannot read {sink.location}: {exc}") from exc
+
+    def _upsert_clause(self, columns: list[str]) -> str:
+        table = quote_identifier(self.sink.table.name)
+        ids = self.sink._id_columns
+        values = {c: f"excluded.{quote_identifier(c)}" for c in columns if c not in ids}
+        # Columns of the table that the run does not write get their defaults, as in a new
+        # row (hidden 0: not a generated column).
+        for _, name, _, _, default, _, hidden in self.conn.execute(
+            f"PRAGMA table_xinfo({table})"
+        ).fetchall():
+            if name not in columns and hidden == 0:
+                values[name] = default if default is not None else "NULL"
+        assignments = ", ".join(f"{quote_identifier(c)} = {v}" for c, v in values.items())
+        return (
+            f" ON CONFLICT ({', '.join(map(quote_identifier, ids))}) DO UPDATE SET {assignments}"
+            f" WHERE {table}.batch_run_id IS NOT excluded.batch_run_id"
+        )
 
     def write(self, scored: ScoredBatch, scored_at: float) -> None:
         when = _literal(_time_text(scored_at))
@@ -116,23 +130,20 @@ class SQLiteWriter:
         )
         try:
             if scored.output.num_rows:
-                if self._had_rows:
-                    ids = [_python_values(scored.output.column(i)) for i in self._id_positions]
-                    self.conn.executemany(self._delete, zip(*ids, strict=True))
-                self._insert(scored.output, f"({self._placeholders}, {constants})")
+                changed = self._insert(scored.output, f"({self._placeholders}, {constants})")
+                if changed != scored.output.num_rows:
+                    raise _repeated_id(self.sink.location)
             if scored.rejects is not None and scored.rejects.num_rows:
                 self._write_rejects(scored.rejects, when)
         except sqlite3.IntegrityError as exc:
-            raise BatchOutputError(
-                f"writing {self.sink.location} failed: {exc} (the input has an id twice: ids "
-                "must be unique within a run); nothing was written"
-            ) from exc
+            raise _repeated_id(self.sink.location, exc) from exc
         except sqlite3.Error as exc:
             raise BatchOutputError(f"writing {self.sink.location} failed: {exc}") from exc
 
-    def _insert(self, batch: pa.RecordBatch, row: str) -> None:
+    def _insert(self, batch: pa.RecordBatch, row: str) -> int:
         """Many rows per statement: binding stays per value, but SQLite steps once per
-        statement instead of once per row, which more than doubles the speed."""
+        statement instead of once per row, which more than doubles the speed. Returns the
+        rows inserted or replaced (not those of triggers, unlike ``total_changes``)."""
         width = batch.num_columns
         per_statement = max(1, min(_ROWS_PER_STATEMENT, self._max_variables // width))
         values: list[Any] = [None] * (batch.num_rows * width)
@@ -140,12 +151,16 @@ class SQLiteWriter:
             values[j::width] = _python_values(column)
         step = per_statement * width
         whole = (len(values) // step) * step
+        changed = 0
         if whole:
-            statement = self._insert_head + ", ".join([row] * per_statement)
-            self.conn.executemany(statement, (values[i : i + step] for i in range(0, whole, step)))
+            statement = self._insert_head + ", ".join([row] * per_statement) + self._upsert
+            chunks = (values[i : i + step] for i in range(0, whole, step))
+            changed += self.conn.executemany(statement, chunks).rowcount
         if whole < len(values):
             rest = (len(values) - whole) // width
-            self.conn.execute(self._insert_head + ", ".join([row] * rest), values[whole:])
+            statement = self._insert_head + ", ".join([row] * rest) + self._upsert
+            changed += self.conn.execute(statement, values[whole:]).rowcount
+        return changed
 
     def _write_rejects(self, rejects: pa.RecordBatch, when: str) -> None:
         names = ", ".join(quote_identifier(f.name) for f in REJECT_SCHEMA)
@@ -174,6 +189,14 @@ class SQLiteWriter:
             pass  # the connection is closing anyway; SQLite's journal undoes the rest
         finally:
             self.conn.close()
+
+
+def _repeated_id(location: str, cause: sqlite3.Error | None = None) -> BatchOutputError:
+    said = f"{cause} " if cause is not None else ""
+    return BatchOutputError(
+        f"writing {location} failed: {said}(the input has an id twice: ids must be unique "
+        "within a run); nothing was written"
+    )
 
 
 def _rows(batch: pa.RecordBatch) -> Any:
