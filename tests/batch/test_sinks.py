@@ -331,12 +331,17 @@ TABLES_THAT_DO_NOT_FIT: dict[str, tuple[dict[str, tuple[str, str] | None], bool,
 }
 
 
-def create_table(output: Output, columns: dict[str, tuple[str, str]], key: bool) -> None:
+def scores_table(output: Output) -> tuple[SQLiteOutput | PostgresOutput, str]:
+    """The SQL output and its table in SQL (in PostgreSQL, in the test's own schema)."""
     assert isinstance(output, SQLiteOutput | PostgresOutput)
-    table = "scores" if isinstance(output, SQLiteOutput) else '"{schema}".scores'
+    return output, "scores" if isinstance(output, SQLiteOutput) else '"{schema}".scores'
+
+
+def create_table(output: Output, columns: dict[str, tuple[str, str]], key: bool) -> None:
+    sql, table = scores_table(output)
     body = ", ".join(f"{name} {kind}" for name, (kind, _) in columns.items())
     values = ", ".join(value for _, value in columns.values())
-    output.execute(
+    sql.execute(
         f"CREATE TABLE {table} ({body}{', PRIMARY KEY (id)' if key else ''})",
         f"INSERT INTO {table} VALUES ({values})",
     )
@@ -366,9 +371,8 @@ def test_existing_table_that_does_not_fit_is_refused_before_anything_is_written(
 def test_existing_table_with_extra_nullable_column_and_unique_index_is_written(
     scoring: ScoringProject, sql_output: Output
 ) -> None:
-    table = "scores" if isinstance(sql_output, SQLiteOutput) else '"{schema}".scores'
-    assert isinstance(sql_output, SQLiteOutput | PostgresOutput)
-    sql_output.execute(
+    sql, table = scores_table(sql_output)
+    sql.execute(
         f"CREATE TABLE {table} (note TEXT, id BIGINT NOT NULL, prediction DOUBLE PRECISION, "
         "probability DOUBLE PRECISION, model TEXT, model_version BIGINT, batch_run_id TEXT, "
         "scored_at TIMESTAMP)",
@@ -386,16 +390,15 @@ def test_existing_table_with_extra_nullable_column_and_unique_index_is_written(
 def test_rerun_gives_replaced_rows_the_defaults_of_columns_the_run_does_not_write(
     scoring: ScoringProject, sql_output: Output
 ) -> None:
-    table = "scores" if isinstance(sql_output, SQLiteOutput) else '"{schema}".scores'
-    assert isinstance(sql_output, SQLiteOutput | PostgresOutput)
-    sql_output.execute(
+    sql, table = scores_table(sql_output)
+    sql.execute(
         f"CREATE TABLE {table} (id BIGINT PRIMARY KEY, prediction BIGINT, "
         "probability DOUBLE PRECISION, model TEXT NOT NULL, model_version INTEGER NOT NULL, "
         "batch_run_id TEXT NOT NULL, scored_at TIMESTAMP NOT NULL, "
         "note TEXT DEFAULT 'unread', reviewer TEXT)"
     )
     scoring.run(scoring.spec(sql_output))
-    sql_output.execute(f"UPDATE {table} SET note = 'read', reviewer = 'ana'")
+    sql.execute(f"UPDATE {table} SET note = 'read', reviewer = 'ana'")
     extra = scoring.frame.assign(id=scoring.frame["id"] + 10_000).head(20)
     both = pd.concat([scoring.frame, extra], ignore_index=True)
     second = scoring.run(scoring.spec(sql_output, inputs=(scoring.parquet("more.parquet", both),)))
