@@ -1,10 +1,7 @@
 """Named batch jobs that ``modelrail scheduler`` starts: on a cron schedule, or once for each
 file that arrives in a folder.
 
-Cron expressions have the five standard crontab fields (minute hour day month weekday, with
-0 and 7 both Sunday, as in crontab) or an alias (``@hourly``, ``@daily``, ``@weekly``,
-``@monthly``, ``@yearly``), and are read in an IANA time zone (default UTC), so
-``0 2 * * *`` in ``Europe/Berlin`` runs at 02:00 Berlin time in winter and in summer.
+Cron expressions and their time zones are read by ``cron.py``.
 
 Catch-up policy: what a scheduler does with fire times that passed while no scheduler ran
 (or while the job's previous run was still going). A fire time is *late* when it passed more
@@ -26,17 +23,12 @@ scheduler ran and files that were already there when the schedule was created.
 
 from __future__ import annotations
 
-import collections
-import datetime as dt
 import os
-import re
 import time
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from apscheduler.triggers.cron import CronTrigger  # type: ignore[import-untyped]
-
+from modelrail.batch.cron import DEFAULT_TIMEZONE, CronTiming
 from modelrail.batch.spec import JobSpec
 from modelrail.entities import BatchRun
 from modelrail.errors import BatchInputError, BatchRunNotFoundError, ScheduleNotFoundError
@@ -52,18 +44,6 @@ CatchUp = Literal["once", "all", "skip"]
 CATCH_UP_POLICIES: tuple[CatchUp, ...] = ("once", "all", "skip")
 MAX_CATCH_UP_RUNS = 100
 MISFIRE_GRACE_SECONDS = 300.0
-DEFAULT_TIMEZONE = "UTC"
-_ALIASES = {
-    "@yearly": "0 0 1 1 *",
-    "@annually": "0 0 1 1 *",
-    "@monthly": "0 0 1 * *",
-    "@weekly": "0 0 * * 0",
-    "@daily": "0 0 * * *",
-    "@midnight": "0 0 * * *",
-    "@hourly": "0 * * * *",
-}
-_WEEKDAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat", "sun")
-_NUMERIC_WEEKDAY = re.compile(r"(\*|\d+|\d+-\d+)(?:/(\d+))?")
 
 
 @dataclass(frozen=True)
@@ -96,71 +76,6 @@ class ScheduleStatus:
     last_run: BatchRun | None
     running: bool
     files: dict[str, int]
-
-
-class CronTiming:
-    """A cron expression in a time zone, and its fire times as Unix timestamps."""
-
-    def __init__(self, expression: str, timezone: str = DEFAULT_TIMEZONE) -> None:
-        try:
-            self.zone = ZoneInfo(timezone)
-        except (ZoneInfoNotFoundError, ValueError, TypeError) as exc:
-            raise BatchInputError(
-                f"unknown time zone {timezone!r}: use an IANA name such as 'UTC', "
-                "'Europe/Berlin' or 'America/New_York'"
-            ) from exc
-        self.expression = expression
-        self.timezone = timezone
-        try:
-            fields = _ALIASES.get(expression.strip().lower(), expression).split()
-            if len(fields) != 5:
-                raise ValueError(f"it has {len(fields)} fields, cron needs 5")
-            fields[4] = _standard_weekdays(fields[4])
-            self._trigger = CronTrigger.from_crontab(" ".join(fields), timezone=self.zone)
-        except (ValueError, TypeError, KeyError) as exc:
-            raise BatchInputError(
-                f"invalid cron expression {expression!r}: {exc} (expected 'minute hour day "
-                "month weekday', e.g. '0 2 * * *' for 02:00 every day)"
-            ) from exc
-
-    def first_at_or_after(self, moment: float) -> float | None:
-        start = dt.datetime.fromtimestamp(moment, self.zone)
-        fire = self._trigger.get_next_fire_time(None, start)
-        return None if fire is None else float(fire.timestamp())
-
-    def next_after(self, moment: float) -> float | None:
-        start = dt.datetime.fromtimestamp(moment, self.zone) + dt.timedelta(microseconds=1)
-        fire = self._trigger.get_next_fire_time(None, start)
-        return None if fire is None else float(fire.timestamp())
-
-    def fires(self, start: float, end: float, *, limit: int) -> list[float]:
-        """The first ``limit`` fire times in ``[start, end]``, oldest first."""
-        found: list[float] = []
-        fire = self.first_at_or_after(start)
-        while fire is not None and fire <= end and len(found) < limit:
-            found.append(fire)
-            fire = self.next_after(fire)
-        return found
-
-    def latest(self, start: float, end: float, count: int) -> list[float]:
-        """The last ``count`` fire times in ``[start, end]``, oldest first, found by looking
-        back over a widening window instead of walking every fire time since ``start``."""
-        width = 3600.0
-        while True:
-            low = max(start, end - width)
-            window: collections.deque[float] = collections.deque(maxlen=count)
-            fire = self.first_at_or_after(low)
-            while fire is not None and fire <= end:
-                window.append(fire)
-                fire = self.next_after(fire)
-            if len(window) >= count or low <= start:
-                return list(window)
-            width *= 4
-
-    def describe(self, moment: float | None) -> str:
-        if moment is None:
-            return "-"
-        return dt.datetime.fromtimestamp(moment, self.zone).strftime("%Y-%m-%d %H:%M %Z")
 
 
 @dataclass(frozen=True)
@@ -371,30 +286,6 @@ def _absolute_path(path: str) -> str:
     if not path.strip():
         raise BatchInputError("an input path or file pattern is empty")
     return os.path.abspath(os.path.expanduser(path))
-
-
-def _standard_weekdays(field: str) -> str:
-    """Crontab's weekday numbers (0 and 7 Sunday) as names: APScheduler 3 counts from Monday."""
-    names: list[str] = []
-    for item in field.split(","):
-        match = _NUMERIC_WEEKDAY.fullmatch(item)
-        if match is None:
-            names.append(item)  # names (mon-fri) mean the same to both
-            continue
-        base, step = match.group(1), int(match.group(2) or 1)
-        if base == "*" and match.group(2) is None:
-            return "*"
-        if base == "*":
-            low, high = 0, 6
-        elif "-" in base:
-            low, high = (int(part) for part in base.split("-"))
-        else:
-            low = int(base)
-            high = 6 if match.group(2) else low
-        if not 0 <= low <= high <= 7 or step < 1:
-            raise ValueError(f"weekday {item!r} is out of range (0-7, 0 and 7 are Sunday)")
-        names.extend(_WEEKDAYS[day] for day in range(low, high + 1, step))
-    return ",".join(dict.fromkeys(names))
 
 
 def _count(value: int, cap: int) -> str:
