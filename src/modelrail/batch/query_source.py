@@ -20,7 +20,8 @@ from sqlalchemy import Connection, CursorResult, create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlchemyError
 
-from modelrail.batch.sources import READ_ERRORS, check_batching, missing_column, rebatch
+from modelrail.batch.rebatching import check_batching, rebatch
+from modelrail.batch.sources import READ_ERRORS, missing_column
 from modelrail.errors import BatchInputError
 
 _PG_TYPES = {16: pa.bool_(), 20: pa.int64(), 21: pa.int64(), 23: pa.int64(), 700: pa.float64(),

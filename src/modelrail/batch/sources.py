@@ -19,7 +19,7 @@ import gzip
 import os
 import re
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -29,6 +29,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from modelrail.batch.parquet_read import read_columns
+from modelrail.batch.rebatching import check_batching, drop_rows, rebatch
 from modelrail.batch.spec import JobSpec
 from modelrail.errors import BatchInputError
 
@@ -157,42 +158,6 @@ def _castable(source: pa.DataType, target: pa.DataType) -> bool:
     )
 
 
-def _drop(pieces: Iterable[pa.RecordBatch], skip: int) -> Iterator[pa.RecordBatch]:
-    for piece in pieces:
-        if skip < piece.num_rows:
-            yield piece.slice(skip) if skip else piece
-        skip = max(0, skip - piece.num_rows)
-
-
-def rebatch(pieces: Iterable[pa.RecordBatch], rows: int) -> Iterator[pa.RecordBatch]:
-    """Batches of exactly ``rows`` rows but the last: slices are zero-copy, and only a batch
-    made of several pieces is copied."""
-    pending: list[pa.RecordBatch] = []
-    count = 0
-    for piece in pieces:
-        offset = 0
-        while offset < piece.num_rows:
-            take = min(rows - count, piece.num_rows - offset)
-            pending.append(piece.slice(offset, take))
-            count, offset = count + take, offset + take
-            if count == rows:
-                yield _combine(pending)
-                pending, count = [], 0
-    if count:
-        yield _combine(pending)
-
-
-def _combine(pieces: list[pa.RecordBatch]) -> pa.RecordBatch:
-    if len(pieces) == 1:
-        return pieces[0]
-    return pa.Table.from_batches(pieces).combine_chunks().to_batches()[0]
-
-
-def check_batching(rows: int, start_row: int) -> None:
-    if rows < 1 or start_row < 0:
-        raise ValueError(f"rows must be >= 1 and start_row >= 0, got {rows} and {start_row}")
-
-
 # -- files -------------------------------------------------------------------------------
 
 
@@ -310,7 +275,7 @@ class _ParquetSource(_FileSource):
                     groups.append(group)
             if groups:
                 plan.append((index, groups))
-        yield from rebatch(_drop(self._read(plan, rows, parallel), skip), rows)
+        yield from rebatch(drop_rows(self._read(plan, rows, parallel), skip), rows)
 
     def _read(
         self, plan: list[tuple[int, list[int]]], rows: int, parallel: bool
@@ -362,7 +327,7 @@ class _CsvSource(_FileSource):
         self, rows: int, *, start_row: int = 0, parallel: bool = False
     ) -> Iterator[pa.RecordBatch]:
         check_batching(rows, start_row)
-        yield from rebatch(_drop(self._read(), start_row), rows)
+        yield from rebatch(drop_rows(self._read(), start_row), rows)
 
     def _read(self) -> Iterator[pa.RecordBatch]:
         types = dict(zip(self.schema.names, self.schema.types, strict=True))
