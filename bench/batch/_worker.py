@@ -143,6 +143,20 @@ def psql_insert_copy(table: Any, conn: Any, keys: list[str], data_iter: Any) -> 
     return 0
 
 
+def upsert_on_id(table: Any, conn: Any, keys: list[str], data_iter: Any) -> int:
+    """The pandas documentation's ``to_sql(method=...)`` recipe for conflicts
+    (``insert(...).on_conflict_do_nothing``), made an upsert on the id: what a pandas user
+    writes to refresh the rows of ids that are already in a keyed table."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    rows = [dict(zip(keys, row, strict=True)) for row in data_iter]
+    statement = dialect.insert(table.table).values(rows)
+    changed = {k: statement.excluded[k] for k in keys if k != "id"}
+    result = conn.execute(statement.on_conflict_do_update(index_elements=["id"], set_=changed))
+    return int(result.rowcount)
+
+
 def write_frame(out: Any, args: argparse.Namespace) -> None:
     """What a data scientist writes: to_sql with SQLAlchemy, or to_parquet."""
     if args.sink == "parquet":
@@ -153,8 +167,13 @@ def write_frame(out: Any, args: argparse.Namespace) -> None:
     url = f"sqlite:///{args.output}" if args.sink == "sqlite" else PG_URL
     engine = create_engine(url)
     try:
-        method = psql_insert_copy if args.sink == "postgres" else None
-        out.to_sql(args.table, engine, index=False, if_exists="replace", method=method)
+        # An upsert goes into the keyed table an earlier run filled, in chunks within both
+        # databases' limits on bound values.
+        method: Any = upsert_on_id if args.upsert else None
+        if args.sink == "postgres" and not args.upsert:
+            method = psql_insert_copy
+        mode, chunks = ("append", 10_000) if args.upsert else ("replace", None)
+        out.to_sql(args.table, engine, index=False, if_exists=mode, method=method, chunksize=chunks)
     finally:
         engine.dispose()
 
@@ -238,6 +257,7 @@ def main() -> None:
     parser.add_argument("--profile", default=None, help="folder for cProfile files")
     parser.add_argument("--preimport", action="store_true", help="modelrail: import sklearn first")
     parser.add_argument("--batch-rows", type=int, default=0, help="modelrail: JobSpec.batch_rows")
+    parser.add_argument("--upsert", action="store_true", help="pandas, mlflow: upsert on id")
     args = parser.parse_args()
     job = {"modelrail": modelrail_job, "pandas": pandas_job, "mlflow": mlflow_job}[args.side](args)
     before = peak_mb()
