@@ -33,7 +33,6 @@ METHOD = (
 
 
 def add_key(sink: str, output: str, table: str) -> None:
-    statement = f'ALTER TABLE "{table}" ADD PRIMARY KEY (id)'
     if sink == "sqlite":  # SQLite adds no key to a table that exists: a unique index does
         with sqlite3.connect(output) as conn:
             conn.execute(f'CREATE UNIQUE INDEX "{table}_id" ON "{table}" (id)')
@@ -41,7 +40,7 @@ def add_key(sink: str, output: str, table: str) -> None:
     import psycopg
 
     with psycopg.connect(bench.PG_CONNINFO, autocommit=True) as conn:
-        conn.execute(statement)
+        conn.execute(f'ALTER TABLE "{table}" ADD PRIMARY KEY (id)')
 
 
 def rerun_row(sink: str, work: Path, data: Path, rows: int, repeats: int) -> bench.Row:
