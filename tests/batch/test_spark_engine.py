@@ -14,12 +14,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from sklearn.linear_model import LogisticRegression
+from sqlalchemy import create_engine, text
 
 from modelrail.batch.runner import run_batch
 from modelrail.batch.spec import JobSpec
 from modelrail.client import Client
 from modelrail.config import init_project, load_settings
 from modelrail.errors import BatchInputError
+from tests.batch.conftest import postgres_base_url
+from tests.conftest import postgres_schema_url
 
 pyspark = pytest.importorskip("pyspark")
 pytestmark = pytest.mark.slow
@@ -150,25 +153,70 @@ def test_spark_skips_bad_rows_into_the_rejects_table(
     assert all("'f1'" in r[1] for r in rejected)
 
 
-def test_spark_refuses_a_query_input_with_a_clear_error(
-    project: tuple[Client, LogisticRegression], tmp_path: Path
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def query_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A database holding ``t(id, f0..f3)``: 5,000 rows, ``f1`` NULL on rows 5 and 3100."""
+    if request.param == "sqlite":
+        urls: Iterator[str] = iter([f"sqlite:///{tmp_path / 'source.db'}"])
+    else:
+        urls = postgres_schema_url(postgres_base_url())
+    url = next(urls)
+    rng = np.random.default_rng(5)
+    values = rng.normal(size=(5000, len(FEATURES)))
+    rows = [
+        {"id": i, **{name: float(values[i, k]) for k, name in enumerate(FEATURES)}}
+        for i in range(5000)
+    ]
+    rows[5]["f1"] = rows[3100]["f1"] = None
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        columns = ", ".join(f"{name} DOUBLE PRECISION" for name in FEATURES)
+        conn.execute(text(f"CREATE TABLE t (id BIGINT, {columns})"))
+        names = ", ".join(f":{name}" for name in FEATURES)
+        conn.execute(text(f"INSERT INTO t VALUES (:id, {names})"), rows)
+    engine.dispose()
+    yield url
+    for _ in urls:  # drops the PostgreSQL schema
+        pass
+
+
+def test_spark_scores_a_query_as_the_local_engine_does(
+    spark: Any, project: tuple[Client, LogisticRegression], tmp_path: Path, query_url: str
 ) -> None:
-    client, _ = project
-    database = tmp_path / "source.db"
-    with sqlite3.connect(database) as db:
-        db.execute("CREATE TABLE t (id INTEGER, f0 REAL, f1 REAL, f2 REAL, f3 REAL)")
-        db.execute("INSERT INTO t VALUES (1, 0, 0, 0, 0)")
-    spec = JobSpec(
-        reference="sparked",
-        query="SELECT * FROM t",
-        query_url=f"sqlite:///{database}",
-        output=f"sqlite:///{tmp_path / 'out.db'}",
-        table="scores",
-        id_columns=("id",),
-        engine="spark",
+    client, model = project
+    outputs = {}
+    for engine in ("spark", "local"):
+        output = tmp_path / f"{engine}.db"
+        spec = JobSpec(
+            reference="sparked",
+            query="SELECT * FROM t ORDER BY id",
+            query_url=query_url,
+            output=f"sqlite:///{output}",
+            table="scores",
+            id_columns=("id",),
+            engine=engine,  # type: ignore[arg-type]
+            batch_rows=700,
+            on_bad_rows="skip",
+        )
+        record = run_batch(client, spec)
+        assert (record.status, record.engine) == ("succeeded", engine)
+        assert (record.rows_read, record.rows_written, record.rows_rejected) == (5000, 4998, 2)
+        with sqlite3.connect(output) as db:
+            scores = db.execute("SELECT id, prediction, probability FROM scores ORDER BY id")
+            rejects = db.execute("SELECT row_number, row_id FROM scores_rejects ORDER BY 1")
+            outputs[engine] = (scores.fetchall(), rejects.fetchall())
+    spark_scores, spark_rejects = outputs["spark"]
+    assert spark_rejects == outputs["local"][1] == [(5, '{"id":5}'), (3100, '{"id":3100}')]
+    assert [row[:2] for row in spark_scores] == [row[:2] for row in outputs["local"][0]]
+    source = create_engine(query_url)
+    with source.connect() as conn:
+        frame = pd.read_sql(text("SELECT * FROM t ORDER BY id"), conn).dropna()
+    source.dispose()
+    assert [row[0] for row in spark_scores] == frame["id"].tolist()
+    assert [row[1] for row in spark_scores] == model.predict(frame[FEATURES]).tolist()
+    np.testing.assert_allclose(
+        [row[2] for row in spark_scores], model.predict_proba(frame[FEATURES])[:, 1]
     )
-    with pytest.raises(BatchInputError, match="local engine"):
-        run_batch(client, spec)
 
 
 def client_runs(client: Client) -> list[Any]:

@@ -3,10 +3,13 @@
 The input files are found and checked, and fingerprinted, exactly as the local engine does;
 Spark then reads them, and each executor scores its partitions in Arrow batches with the
 model artifact shipped to it as bytes together with its sha256, which the executor checks
-before loading. The scored batches come back to the driver one partition at a time and go
-through the same sink writers, so outputs, run records and the exactly-once guarantee are
-the local engine's. Executors need modelrail installed (``pip install 'modelrail[spark]'``).
-Row numbers of rejected rows are ``partition << 40 | position in the partition``.
+before loading. A SQL query is read on the driver, as the local engine reads it, and its
+rows are handed to the executors a window of batches at a time. The scored batches come back
+to the driver one partition at a time and go through the same sink writers, so outputs, run
+records and the exactly-once guarantee are the local engine's. Executors need modelrail
+installed (``pip install 'modelrail[spark]'``). Row numbers of rejected rows are
+``partition << 40 | position in the partition`` for files (Spark has no global row order)
+and the local engine's for a query.
 """
 
 from __future__ import annotations
@@ -21,10 +24,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pyarrow as pa
 
 from modelrail.batch.scorer import BatchScorer, ScoredBatch
 from modelrail.batch.spec import JobSpec
+from modelrail.batch.stages import Stage
 from modelrail.entities import ModelVersion
 from modelrail.errors import ArtifactIntegrityError, BatchInputError, ModelrailError
 
@@ -34,6 +39,9 @@ if TYPE_CHECKING:
 
 _RESULT_SCHEMA = "output binary, rejects binary, rows_read long, error string"
 _PARTITION_SHIFT = 40
+_ROW_COLUMN = "_modelrail_row_number"
+# Most batches of a driver-read input sent to Spark at once; the feeder reads a window ahead.
+_WINDOW_BATCHES = 8
 
 
 @dataclass(frozen=True)
@@ -88,22 +96,7 @@ def spark_scored_batches(
 ) -> Generator[ScoredBatch, None, None]:
     """Score ``source`` on Spark; yields the scored batches on the driver, a partition at a
     time, so the driver's memory stays bounded too."""
-    files = getattr(source, "files", None)
-    if not files:
-        raise BatchInputError(
-            "--engine spark reads Parquet or CSV files; score a --query with the local engine"
-        )
-    from pyspark.sql.pandas.types import from_arrow_schema
-
     spark = spark_session(spec)
-    schema = from_arrow_schema(source.schema)
-    paths = [str(path) for path in files]
-    reader = spark.read.schema(schema)
-    frame = (
-        reader.csv(paths, header=True, mode="FAILFAST")
-        if getattr(source, "kind", "") == "CSV"
-        else reader.parquet(*paths)
-    ).select(*source.schema.names)
     artifact = artifacts.read_verified(
         version.artifact_sha256, size=version.artifact_size, label=version.reference
     )
@@ -114,19 +107,72 @@ def spark_scored_batches(
     def score_partition(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         yield from _score_on_executor(shipped.value, batches)
 
-    results = frame.mapInArrow(score_partition, _RESULT_SCHEMA)
+    files = getattr(source, "files", None)
+    frames = _file_frame(spark, source, files) if files else _driver_windows(spark, spec, source)
     try:
-        for row in results.toLocalIterator(prefetchPartitions=True):
-            if row["error"]:
-                raise BatchInputError(row["error"])
-            rejects = _read_ipc(row["rejects"])
-            yield ScoredBatch(
-                output=_read_ipc(row["output"]),
-                rejects=rejects if rejects.num_rows else None,
-                rows_read=int(row["rows_read"]),
-            )
+        for frame in frames:
+            results = frame.mapInArrow(score_partition, _RESULT_SCHEMA)
+            for row in results.toLocalIterator(prefetchPartitions=True):
+                if row["error"]:
+                    raise BatchInputError(row["error"])
+                rejects = _read_ipc(row["rejects"])
+                yield ScoredBatch(
+                    output=_read_ipc(row["output"]),
+                    rejects=rejects if rejects.num_rows else None,
+                    rows_read=int(row["rows_read"]),
+                )
     finally:
+        close = getattr(frames, "close", None)
+        if close is not None:
+            close()
         shipped.unpersist()
+
+
+def _file_frame(spark: Any, source: Source, files: list[Path]) -> Iterator[Any]:
+    """The input files as one DataFrame that Spark reads on its executors."""
+    from pyspark.sql.pandas.types import from_arrow_schema
+
+    reader = spark.read.schema(from_arrow_schema(source.schema))
+    paths = [str(path) for path in files]
+    frame = (
+        reader.csv(paths, header=True, mode="FAILFAST")
+        if getattr(source, "kind", "") == "CSV"
+        else reader.parquet(*paths)
+    )
+    yield frame.select(*source.schema.names)
+
+
+def _driver_windows(spark: Any, spec: JobSpec, source: Source) -> Iterator[Any]:
+    """A source only the driver can read (a SQL query), as DataFrames of a few batches each:
+    one batch per core, at most ``_WINDOW_BATCHES``, so the driver holds a bounded amount
+    however large the cluster. The next window is read while Spark scores this one. Each
+    row carries its number, so rejects name the rows the local engine would."""
+    if _ROW_COLUMN in source.schema.names:
+        raise BatchInputError(
+            f"the input has a column named {_ROW_COLUMN!r}, which the Spark engine uses "
+            "itself: rename it in the query"
+        )
+    per_window = max(1, min(spark.sparkContext.defaultParallelism, _WINDOW_BATCHES))
+    with Stage(source.batches(spec.batch_rows), "spark-feeder", per_window) as batches:
+        row = 0
+        for window in _windows(batches, per_window):
+            numbered = []
+            for batch in window:
+                numbers = pa.array(np.arange(row, row + batch.num_rows, dtype=np.int64))
+                numbered.append(batch.append_column(_ROW_COLUMN, numbers))
+                row += batch.num_rows
+            yield spark.createDataFrame(pa.Table.from_batches(numbered))
+
+
+def _windows(batches: Iterator[pa.RecordBatch], size: int) -> Iterator[list[pa.RecordBatch]]:
+    window: list[pa.RecordBatch] = []
+    for batch in batches:
+        window.append(batch)
+        if len(window) == size:
+            yield window
+            window = []
+    if window:
+        yield window
 
 
 def _score_on_executor(
@@ -141,6 +187,10 @@ def _score_on_executor(
         # Loaded once per partition (a partition is large): no cache that outlives the task.
         scorer = _load_scorer(shipped)
         for batch in batches:
+            if batch.num_rows and _ROW_COLUMN in batch.schema.names:
+                # The driver's numbers: a partition holds consecutive rows of one window.
+                position = batch.column(_ROW_COLUMN)[0].as_py()
+                batch = batch.select([n for n in batch.schema.names if n != _ROW_COLUMN])
             scored = scorer.score(batch, position, shipped.run_id)
             position += batch.num_rows
             rejects = scored.rejects if scored.rejects is not None else _no_rejects()
