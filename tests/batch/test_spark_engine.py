@@ -17,10 +17,12 @@ from sklearn.linear_model import LogisticRegression
 from sqlalchemy import create_engine, text
 
 from modelrail.batch.runner import run_batch
+from modelrail.batch.scorer import RunStamp, ScoredBatch
+from modelrail.batch.sinks.parquet import ParquetSink
 from modelrail.batch.spec import JobSpec
 from modelrail.client import Client
 from modelrail.config import init_project, load_settings
-from modelrail.errors import BatchInputError
+from modelrail.errors import BatchInputError, BatchOutputError
 from tests.batch.conftest import postgres_base_url
 from tests.conftest import postgres_schema_url
 
@@ -151,6 +153,62 @@ def test_spark_skips_bad_rows_into_the_rejects_table(
         ).fetchall()
     assert [r[0] for r in rejected] == ['{"id":5}', '{"id":900}']
     assert all("'f1'" in r[1] for r in rejected)
+
+
+def test_spark_executors_write_the_parquet_parts_and_rejects_themselves(
+    spark: Any, project: tuple[Client, LogisticRegression], tmp_path: Path
+) -> None:
+    client, model = project
+    frame = _input(tmp_path / "in", 3000, files=3)
+    bad = [10, 1500, 2999]
+    frame.loc[bad, "f3"] = np.nan
+    for index in range(3):
+        part = frame.iloc[index * 1000 : (index + 1) * 1000]
+        pq.write_table(
+            pa.Table.from_pandas(part, preserve_index=False), tmp_path / "in" / f"p{index}.parquet"
+        )
+    record = run_batch(client, _spec(tmp_path / "in", str(tmp_path / "scores"), on_bad_rows="skip"))
+    assert (record.rows_read, record.rows_written, record.rows_rejected) == (3000, 2997, 3)
+    (partition,) = (tmp_path / "scores").glob("input=*")
+    # One part per Spark partition, named after its first row's number; nothing staged is left.
+    partitions = spark.read.parquet(str(tmp_path / "in")).rdd.getNumPartitions()
+    names = sorted(path.name for path in partition.iterdir())
+    assert len(names) == partitions and all(name.startswith("part-") for name in names)
+    assert [p.name for p in (tmp_path / "scores").iterdir() if p.name.startswith(".")] == []
+    table = pq.read_table(tmp_path / "scores").to_pandas().sort_values("id")
+    kept = frame.drop(index=bad)
+    assert table["id"].tolist() == kept["id"].tolist()
+    assert table["prediction"].tolist() == model.predict(kept[FEATURES]).tolist()
+    assert set(table["batch_run_id"]) == {record.id}
+    rejects = pq.read_table(tmp_path / "scores" / "_rejects" / f"run={record.id}")
+    assert sorted(rejects.column("row_id").to_pylist()) == sorted(f'{{"id":{i}}}' for i in bad)
+
+
+def test_parquet_publishes_what_executors_wrote_and_no_failed_attempt(tmp_path: Path) -> None:
+    schema = pa.schema([("id", pa.int64()), ("prediction", pa.int64())])
+    sink = ParquetSink(tmp_path / "out")
+    sink.prepare(schema, ("id",), with_rejects=False)
+    writer = sink.open(RunStamp("m", 1, "run-1"), None)
+    parts = writer.staged_parts()
+
+    def scored(fail_at: int | None = None) -> Iterator[tuple[int, ScoredBatch]]:
+        for start in (0, 10, 20):
+            if start == fail_at:
+                raise BatchOutputError("the executor's disk is full")
+            ids = np.arange(start, start + 10)
+            yield start, ScoredBatch(pa.record_batch([ids, ids % 2], schema=schema), None, 10)
+
+    with pytest.raises(BatchOutputError, match="disk is full"):
+        parts.write(scored(fail_at=20), attempt=0)
+    name, read, written, rejected = parts.write(scored(), attempt=1)
+    assert (read, written, rejected) == (30, 30, 0)
+    with pytest.raises(BatchOutputError, match="driver and every executor share"):
+        writer.adopt([name, "part-000099.parquet"])
+    writer.adopt([name])
+    writer.commit("f" * 64)
+    partition = tmp_path / "out" / f"input={'f' * 16}"
+    assert [path.name for path in partition.iterdir()] == [name]
+    assert sorted(pq.read_table(tmp_path / "out").column("id").to_pylist()) == list(range(30))
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

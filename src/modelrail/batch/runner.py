@@ -255,12 +255,12 @@ def _execute(
         row = done.next_row
         written, rejected = done.rows_written, done.rows_rejected
         saved_parts = writer.parts_done()
-        pipeline = _scored_batches(plan, row, record.id)
+        pipeline = _scored_batches(plan, row, record.id, writer)
         for scored in pipeline:
             writer.write(scored, clock())
             row += scored.rows_read
-            written += scored.output.num_rows
-            rejected += 0 if scored.rejects is None else scored.rejects.num_rows
+            written += scored.rows_written
+            rejected += scored.rows_rejected
             # A checkpoint as soon as a part is closed: all rows read so far are in it.
             parts = writer.parts_done()
             if parts is not None and parts != saved_parts:
@@ -299,14 +299,14 @@ def _execute(
     return repo.get(record.id)
 
 
-def _scored_batches(plan: _Plan, row: int, run_id: str) -> Pipeline:
+def _scored_batches(plan: _Plan, row: int, run_id: str, writer: Writer | None = None) -> Pipeline:
     if plan.pipeline is not None and row == 0:
         return plan.pipeline
     if plan.spec.engine == "spark":
         from modelrail.batch.spark import spark_scored_batches
 
         return spark_scored_batches(
-            plan.spec, plan.source, plan.version, plan.artifacts, plan.scorer, run_id
+            plan.spec, plan.source, plan.version, plan.artifacts, plan.scorer, run_id, writer
         )
     # Three stages on their own threads: decoding the input, scoring it, writing the output
     # (the caller's). Decoding is the longest, so it gets a thread to itself.

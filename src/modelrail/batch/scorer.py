@@ -78,6 +78,18 @@ class ScoredBatch:
     output: pa.RecordBatch
     rejects: pa.RecordBatch | None
     rows_read: int
+    # Rows a Spark executor has already written to the run's staging (Parquet output).
+    written_elsewhere: int = 0
+    rejected_elsewhere: int = 0
+
+    @property
+    def rows_written(self) -> int:
+        return int(self.output.num_rows) + self.written_elsewhere
+
+    @property
+    def rows_rejected(self) -> int:
+        rejects = 0 if self.rejects is None else self.rejects.num_rows
+        return rejects + self.rejected_elsewhere
 
 
 class BatchScorer:

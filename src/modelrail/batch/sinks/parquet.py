@@ -4,7 +4,9 @@ A run writes its part files (about a million rows each, a row group per batch) i
 hidden staging folder (readers of the dataset skip names starting with ``.`` or ``_``),
 each part atomically, so a killed run resumes after its last whole part. At the end the
 staging folder replaces the partition of the same input by renames, so a re-run on the
-same input replaces its rows instead of adding them.
+same input replaces its rows instead of adding them. On Spark, the executors write their
+partitions' part files into the staging folder themselves (``StagedParts``) and the driver
+publishes them the same way.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -113,9 +117,9 @@ class ParquetWriter:
             partial.unlink()
 
     def write(self, scored: ScoredBatch, scored_at: float) -> None:
-        output = scored.output
-        stamp = self._layout.stamp(self.stamp, output.num_rows, scored_at)
-        stamped = pa.Table.from_arrays([*output.columns, *stamp], schema=self._layout.schema)
+        if not scored.output.num_rows and scored.rejects is None:
+            return  # nothing here (on Spark, an executor wrote this batch's rows)
+        stamped = self._layout.stamped(self.stamp, scored.output, scored_at)
         if self._part is None:
             self._part = _OpenPart(self.staging, self.parts, self._layout)
         self._part.write(stamped, scored.rejects)
@@ -131,9 +135,25 @@ class ParquetWriter:
     def parts_done(self) -> int | None:
         return self.parts
 
+    def staged_parts(self) -> StagedParts:
+        return StagedParts(str(self.staging), self._layout, self.stamp)
+
+    def adopt(self, names: list[str]) -> None:
+        """Count the part files that Spark executors wrote into the staging folder."""
+        missing = [name for name in names if not (self.staging / name).is_file()]
+        if missing:
+            raise BatchOutputError(
+                f"{len(missing)} part file(s) that Spark executors wrote are not in "
+                f"{self.staging} (first: {missing[0]}): the --output folder must be one that "
+                "the driver and every executor share"
+            )
+        self.parts += len(names)
+
     def commit(self, input_key: str) -> None:
         if self._part is not None:
             self._close_part()
+        for partial in self.staging.rglob("*.tmp"):  # of failed Spark task attempts
+            partial.unlink(missing_ok=True)
         partition = self.sink.folder / f"input={input_key[:16]}"
         if self.parts == 0:
             empty = _OpenPart(self.staging, 0, self._layout)
@@ -163,12 +183,52 @@ class ParquetWriter:
         shutil.rmtree(self.staging, ignore_errors=True)
 
 
+@dataclass(frozen=True)
+class StagedParts:
+    """What a Spark executor needs to write its partition into a run's staging folder,
+    which must be a folder the driver and every executor share."""
+
+    staging: str
+    layout: _Layout
+    stamp: RunStamp
+
+    def write(
+        self, numbered: Iterable[tuple[int, ScoredBatch]], attempt: int
+    ) -> tuple[str | None, int, int, int]:
+        """One part file (and its rejects) named after its first row's number, from
+        ``(first row, batch)`` pairs; returns the part's name (None: no batch) and the rows
+        read, written and rejected. An attempt writes under names of its own and renames at
+        the end, so a retried task replaces its part whole."""
+        part: _OpenPart | None = None
+        read = rejected = 0
+        try:
+            for first_row, scored in numbered:
+                if part is None:
+                    part = _OpenPart(Path(self.staging), first_row, self.layout, attempt)
+                part.write(
+                    self.layout.stamped(self.stamp, scored.output, time.time()), scored.rejects
+                )
+                read += scored.rows_read
+                rejected += 0 if scored.rejects is None else scored.rejects.num_rows
+            if part is None:
+                return None, 0, 0, 0
+            part.close()
+        except BaseException:
+            if part is not None:
+                part.discard()
+            raise
+        return part.path.name, read, part.rows, rejected
+
+
 class _OpenPart:
     """One part file being written (and its rejects beside it), a row group per batch."""
 
-    def __init__(self, staging: Path, number: int, layout: _Layout) -> None:
+    def __init__(
+        self, staging: Path, number: int, layout: _Layout, attempt: int | None = None
+    ) -> None:
         self.path = staging / _PART.format(number)
         self.rejects_path = staging / "_rejects" / _PART.format(number)
+        self._attempt = attempt
         self.rows = 0
         # Dictionary pages only where values repeat (texts: model, run id, labels); trying
         # them on float columns first costs more than the whole rest of the write.
@@ -177,7 +237,9 @@ class _OpenPart:
             for f in layout.schema
             if pa.types.is_string(f.type) or pa.types.is_dictionary(f.type)
         ]
-        self._writer = self._open(self.path, layout.schema, repeating, layout.store_schema)
+        self._writer = self._open(
+            _partial(self.path, attempt), layout.schema, repeating, layout.store_schema
+        )
         self._rejects: pq.ParquetWriter | None = None
 
     def write(self, table: pa.Table, rejects: pa.RecordBatch | None) -> None:
@@ -185,7 +247,8 @@ class _OpenPart:
             self._writer.write_table(table, row_group_size=max(table.num_rows, 1))
             if rejects is not None and rejects.num_rows:
                 if self._rejects is None:
-                    self._rejects = self._open(self.rejects_path, rejects.schema, True, True)
+                    partial = _partial(self.rejects_path, self._attempt)
+                    self._rejects = self._open(partial, rejects.schema, True, True)
                 self._rejects.write_batch(rejects)
         except (OSError, pa.ArrowException) as exc:
             raise BatchOutputError(f"writing {self.path} failed: {exc}") from exc
@@ -196,7 +259,7 @@ class _OpenPart:
             for writer, path in ((self._writer, self.path), (self._rejects, self.rejects_path)):
                 if writer is not None:
                     writer.close()
-                    os.replace(_partial(path), path)
+                    os.replace(_partial(path, self._attempt), path)
         except (OSError, pa.ArrowException) as exc:
             raise BatchOutputError(f"writing {self.path} failed: {exc}") from exc
 
@@ -208,18 +271,18 @@ class _OpenPart:
 
     @staticmethod
     def _open(
-        path: Path, schema: pa.Schema, dictionary: bool | list[str], store_schema: bool
+        partial: Path, schema: pa.Schema, dictionary: bool | list[str], store_schema: bool
     ) -> pq.ParquetWriter:
         try:
             return pq.ParquetWriter(
-                _partial(path),
+                partial,
                 schema,
                 compression="snappy",
                 use_dictionary=dictionary,
                 store_schema=store_schema,
             )
         except (OSError, pa.ArrowException) as exc:
-            raise BatchOutputError(f"writing {path} failed: {exc}") from exc
+            raise BatchOutputError(f"writing {partial} failed: {exc}") from exc
 
 
 @dataclass(frozen=True)
@@ -250,18 +313,24 @@ class _Layout:
             return cls(encoded, store_schema=False)
         return cls(schema, store_schema=True)
 
-    def stamp(self, stamp: RunStamp, rows: int, scored_at: float) -> list[pa.Array]:
+    def stamped(self, stamp: RunStamp, output: pa.RecordBatch, scored_at: float) -> pa.Table:
+        rows = output.num_rows
         if self.store_schema:
-            return stamp.columns(rows, scored_at)
-        return stamp.dictionary_columns(rows, scored_at)
+            constants = stamp.columns(rows, scored_at)
+        else:
+            constants = stamp.dictionary_columns(rows, scored_at)
+        return pa.Table.from_arrays([*output.columns, *constants], schema=self.schema)
 
 
 def _empty(schema: pa.Schema) -> pa.Table:
     return pa.Table.from_batches([], schema=schema)  # (Schema.empty_table imports pandas)
 
 
-def _partial(path: Path) -> Path:
-    return path.with_suffix(".tmp")
+def _partial(path: Path, attempt: int | None = None) -> Path:
+    if attempt is None:
+        return path.with_suffix(".tmp")
+    # Hidden, so that a task attempt Spark gave up on never shows in the dataset.
+    return path.with_name(f".{path.stem}.attempt-{attempt}.tmp")
 
 
 def _describe(schema: pa.Schema) -> str:
