@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 from sklearn.linear_model import LogisticRegression
 
 from modelrail.client import Client
@@ -59,17 +60,38 @@ def test_context_has_a_pinned_non_root_dockerfile_and_a_verified_bundle(tmp_path
     manifest = json.loads((context / "bundle" / "manifest.json").read_text())
     (entry,) = manifest["models"]
     assert entry["environment"] == "staging" and entry["version"]["version"] == 1
-    sha = entry["version"]["artifact_sha256"]
-    assert (context / "bundle" / "artifacts" / "sha256" / sha[:2] / sha[2:]).is_file()
+    # The model and its compiled form, which the server scores with (no scikit-learn load).
+    for sha in _bundled_shas(context).values():
+        assert (context / "bundle" / "artifacts" / "sha256" / sha[:2] / sha[2:]).is_file()
 
 
-def test_the_bundle_serves_correct_predictions_without_a_store(tmp_path: Path) -> None:
+def _bundled_shas(context: Path) -> dict[str, str]:
+    manifest = json.loads((context / "bundle" / "manifest.json").read_text())
+    (entry,) = manifest["models"]
+    version = entry["version"]
+    return {
+        "model": version["artifact_sha256"],
+        "compiled form": version["flavor_details"]["compiled"]["sha256"],
+    }
+
+
+def _bundled_file(context: Path, which: str) -> Path:
+    sha = _bundled_shas(context)[which]
+    return context / "bundle" / "artifacts" / "sha256" / sha[:2] / sha[2:]
+
+
+@pytest.mark.parametrize("compiled_form", ["bundled", "absent (an older bundle)"])
+def test_the_bundle_serves_correct_predictions_without_a_store(
+    tmp_path: Path, compiled_form: str
+) -> None:
     X, model = _project(tmp_path)
     context = tmp_path / "ctx"
     subprocess.run(
         [MODELRAIL, "docker", "build", "imaged:1", "--context-only", str(context)],
         cwd=tmp_path, capture_output=True, timeout=300, env=_env(), check=True,
     )  # fmt: skip
+    if compiled_form != "bundled":
+        _bundled_file(context, "compiled form").unlink()
     elsewhere = tmp_path / "elsewhere"  # no project here: the bundle is all the server has
     elsewhere.mkdir()
     with socket.socket() as probe:
@@ -102,14 +124,15 @@ def test_the_bundle_serves_correct_predictions_without_a_store(tmp_path: Path) -
         server.wait(timeout=15)
 
 
-def test_a_tampered_bundle_artifact_stops_the_server_at_start(tmp_path: Path) -> None:
+@pytest.mark.parametrize("which", ["model", "compiled form"])
+def test_a_tampered_bundle_artifact_stops_the_server_at_start(tmp_path: Path, which: str) -> None:
     _project(tmp_path)
     context = tmp_path / "ctx"
     subprocess.run(
         [MODELRAIL, "docker", "build", "imaged:1", "--context-only", str(context)],
         cwd=tmp_path, capture_output=True, timeout=300, env=_env(), check=True,
     )  # fmt: skip
-    (artifact,) = (context / "bundle" / "artifacts" / "sha256").glob("*/*")
+    artifact = _bundled_file(context, which)
     artifact.write_bytes(artifact.read_bytes()[:-1] + b"x")
     done = subprocess.run(
         [MODELRAIL, "serve", "--bundle", str(context / "bundle"), "--port", "1"],

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,17 +24,16 @@ class BundledModel:
 
 
 def write_bundle(artifacts: ArtifactStore, models: list[BundledModel], dest: Path) -> Path:
-    """Copy each version's artifact (verified on the way) and write the manifest."""
+    """Copy each version's artifact and its compiled form, if it has one (both verified on
+    the way), and write the manifest."""
     target = ArtifactStore(dest / "artifacts")
     entries = []
     for item in models:
         version = item.version
-        source = artifacts.verified_path(
-            version.artifact_sha256, size=version.artifact_size, label=version.reference
-        )
-        path = target.path_for(version.artifact_sha256)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(source, path)
+        _copy(artifacts, target, version.artifact_sha256, version.artifact_size, version)
+        compiled = _compiled_entry(version)
+        if compiled is not None:
+            _copy(artifacts, target, compiled[0], compiled[1], version)
         entries.append({"environment": item.environment, "version": _version_json(version)})
     (dest / MANIFEST).write_text(json.dumps({"models": entries}, indent=2), encoding="utf-8")
     return dest
@@ -52,7 +51,34 @@ def read_bundle(folder: Path) -> tuple[ArtifactStore, list[BundledModel]]:
         ]
     except (ValueError, KeyError, TypeError) as exc:
         raise InvalidInputError(f"{manifest} is damaged: {exc}") from exc
-    return ArtifactStore(folder / "artifacts"), models
+    store = ArtifactStore(folder / "artifacts")
+    return store, [_without_absent_compiled_form(store, item) for item in models]
+
+
+def _copy(
+    source: ArtifactStore, target: ArtifactStore, sha256: str, size: int, version: ModelVersion
+) -> None:
+    path = source.verified_path(sha256, size=size, label=version.reference)
+    destination = target.path_for(sha256)
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(path, destination)
+
+
+def _compiled_entry(version: ModelVersion) -> tuple[str, int] | None:
+    compiled = version.flavor_details.get("compiled")
+    if not isinstance(compiled, dict):
+        return None
+    return str(compiled["sha256"]), int(compiled["size"])
+
+
+def _without_absent_compiled_form(store: ArtifactStore, item: BundledModel) -> BundledModel:
+    """Bundles written before compiled forms were bundled hold the model alone: it is then
+    served from the model (compiled again when loaded), as those bundles always were."""
+    compiled = _compiled_entry(item.version)
+    if compiled is None or store.path_for(compiled[0]).is_file():
+        return item
+    details = {k: v for k, v in item.version.flavor_details.items() if k != "compiled"}
+    return replace(item, version=replace(item.version, flavor_details=details))
 
 
 def _version_json(version: ModelVersion) -> dict[str, Any]:

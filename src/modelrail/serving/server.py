@@ -69,7 +69,6 @@ def build_bundle_app(options: ServeOptions) -> PredictionApp:
     from pathlib import Path
 
     from modelrail.bundle import read_bundle
-    from modelrail.registry import load_model_version
 
     assert options.bundle is not None
     artifacts, bundled = read_bundle(Path(options.bundle))
@@ -77,7 +76,8 @@ def build_bundle_app(options: ServeOptions) -> PredictionApp:
     metrics = ServerMetrics()
     for item in bundled:
         try:
-            scoring = ScoringModel(load_model_version(artifacts, item.version))
+            # Its compiled form where it has one: no scikit-learn to load before serving.
+            scoring = scoring_model_for(artifacts, item.version)
         except ModelrailError as exc:
             raise ServerStartError(f"cannot serve {item.version.reference}: {exc.message}") from exc
         models.swap(ServedModel(item.version.model, item.environment, scoring, time.time()))
