@@ -186,7 +186,7 @@ BAD_INPUTS = {
             "id",
         ),
         10,
-        "postgresql://postgres@127.0.0.1:1/x",
+        "cannot read table scores in postgresql://postgres@127.0.0.1:1/x: connection failed",
     ),
     "SQLite output in a missing folder": (
         (*RUN, "-o", "sqlite:///nowhere/scores.db", "--table", "scores", "--id-column", "id"),

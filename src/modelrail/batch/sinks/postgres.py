@@ -44,8 +44,8 @@ class PostgresSink:
     def __init__(self, url: URL, table: str | None) -> None:
         self.url = url.set(drivername="postgresql+psycopg")
         self.table = TableName.parse(table)
-        shown = self.url.set(drivername="postgresql").render_as_string(hide_password=True)
-        self.location = f"{shown} table {self.table}"
+        self._database = self.url.set(drivername="postgresql").render_as_string(hide_password=True)
+        self.location = f"{self._database} table {self.table}"
         self._schema: pa.Schema | None = None
         self._id_columns: tuple[str, ...] = ()
         self._table: Table | None = None
@@ -56,10 +56,10 @@ class PostgresSink:
         metadata = MetaData()
         table = output_table(self.table, schema, id_columns, metadata)
         with self._engine() as engine:
-            existed = create_or_check(engine, table, id_columns, self.location, create=False)
+            existed = create_or_check(engine, table, id_columns, self._database, create=False)
             if with_rejects:
                 rejects = rejects_table(self.table.rejects, metadata)
-                create_or_check(engine, rejects, ("batch_run_id", "row_number"), self.location)
+                create_or_check(engine, rejects, ("batch_run_id", "row_number"), self._database)
         if not existed:
             keyless = output_table(self.table, schema, id_columns, MetaData(), keyed=False)
             dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
@@ -76,7 +76,7 @@ class PostgresSink:
         """The table that another run created since ``prepare`` found it missing must fit."""
         assert self._table is not None, "prepare() first"
         with self._engine() as engine:
-            create_or_check(engine, self._table, self._id_columns, self.location, create=False)
+            create_or_check(engine, self._table, self._id_columns, self._database, create=False)
 
     @contextmanager
     def _engine(self) -> Iterator[Engine]:

@@ -58,7 +58,9 @@ class SQLiteSink:
             create_or_check(engine, table, id_columns, f"sqlite:///{self.path}")
             if with_rejects:
                 rejects = rejects_table(self.table.rejects, metadata)
-                create_or_check(engine, rejects, ("batch_run_id", "row_number"), str(self.path))
+                create_or_check(
+                    engine, rejects, ("batch_run_id", "row_number"), f"sqlite:///{self.path}"
+                )
         finally:
             engine.dispose()
         self._columns = [f.name for f in schema]
