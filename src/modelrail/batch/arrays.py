@@ -67,6 +67,16 @@ def to_numpy(array: pa.Array | pa.ChunkedArray, *, nulls_as_nan: bool = False) -
     return values
 
 
+def python_values(column: pa.Array) -> list[Any]:
+    """The column as Python values. Numbers without nulls go through numpy's ``tolist``,
+    several times faster than Arrow's ``to_pylist`` for the writers that need Python."""
+    kind = column.type
+    if column.null_count == 0 and (pa.types.is_integer(kind) or pa.types.is_floating(kind)):
+        values: list[Any] = to_numpy(column).tolist()
+        return values
+    return list(column.to_pylist())
+
+
 def from_numpy(values: NumpyArray, arrow_type: pa.DataType) -> pa.Array:
     """An Arrow array (no nulls) over a numpy array's values."""
     length = len(values)

@@ -8,8 +8,6 @@ Setting a key replaces it, so a re-run never duplicates anything.
 
 from __future__ import annotations
 
-from typing import Any
-
 import orjson
 import pyarrow as pa
 
@@ -113,7 +111,7 @@ class RedisWriter:
             }
         )[1:]
         names = [n for n in output.schema.names if n not in self.sink._id_columns]
-        columns = [_plain(output.column(n)) for n in names]
+        columns = [arrays.python_values(output.column(n)) for n in names]
         # One JSON object per row: the row's own values, then the run's constants.
         return [
             orjson.dumps(dict(zip(names, row, strict=True)))[:-1] + b"," + stamp
@@ -131,16 +129,7 @@ class RedisWriter:
 
 
 def _keys(prefix: str, columns: list[pa.Array]) -> list[str]:
-    values = [_plain(c) for c in columns]
+    values = [arrays.python_values(c) for c in columns]
     if len(values) == 1:
         return [f"{prefix}:{v}" for v in values[0]]
     return [f"{prefix}:" + ":".join(map(str, parts)) for parts in zip(*values, strict=True)]
-
-
-def _plain(column: pa.Array) -> list[Any]:
-    if column.null_count == 0 and (
-        pa.types.is_integer(column.type) or pa.types.is_floating(column.type)
-    ):
-        values: list[Any] = arrays.to_numpy(column).tolist()
-        return values
-    return list(column.to_pylist())

@@ -206,17 +206,15 @@ def _rows(batch: pa.RecordBatch) -> Any:
 
 
 def _python_values(column: pa.Array) -> list[Any]:
+    """As SQLite stores them: times as ISO texts."""
     kind = column.type
-    if column.null_count == 0 and (pa.types.is_integer(kind) or pa.types.is_floating(kind)):
-        values: list[Any] = arrays.to_numpy(column).tolist()
-        return values
     if pa.types.is_timestamp(kind):
         if kind.tz is not None:
             column = pc.cast(column, pa.timestamp(kind.unit))
         return list(pc.strftime(column, format=_TIME_FORMAT).to_pylist())
     if pa.types.is_date(kind):
         return [None if v is None else v.isoformat() for v in column.to_pylist()]
-    return list(column.to_pylist())
+    return arrays.python_values(column)
 
 
 def _time_text(epoch: float) -> str:
