@@ -4,6 +4,11 @@ Writes go to a temporary file in the same folder and are renamed into place,
 so a crash never leaves a partial file under a valid address, and two writers
 of the same content simply produce the same file. Every read checks the sha256
 that the caller recorded, so a changed or truncated file is refused.
+
+The root is a folder (local or mounted) or an object store URL (``s3://bucket/prefix``).
+With an object store, a local folder of the same layout caches the files: a write lands
+there first and is then uploaded, a read downloads into it once, and every read is checked
+against the sha256 as before, so a damaged cached copy is fetched again.
 """
 
 from __future__ import annotations
@@ -16,7 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from modelrail.errors import ArtifactIntegrityError, ArtifactNotFoundError, InvalidInputError
+from modelrail.artifact_remote import RemoteBlobs
+from modelrail.errors import ArtifactIntegrityError, ArtifactNotFoundError
 
 _CHUNK = 1 << 20
 
@@ -28,14 +34,17 @@ class StoredBlob:
 
 
 class ArtifactStore:
-    def __init__(self, root: str | os.PathLike[str]) -> None:
+    def __init__(
+        self, root: str | os.PathLike[str], *, cache: str | os.PathLike[str] | None = None
+    ) -> None:
         text = os.fspath(root)
+        self.location = text  # as given: what other processes open the same store with
+        self._remote: RemoteBlobs | None = None
         if "://" in text and not text.startswith("file://"):
-            raise InvalidInputError(
-                f"artifact root {text!r}: only local and mounted shared folders are supported "
-                "in this version"
-            )
-        self.root = Path(text.removeprefix("file://")).expanduser()
+            self._remote = RemoteBlobs(text)
+            self.root = Path(cache or _default_cache()).expanduser()
+        else:
+            self.root = Path(text.removeprefix("file://")).expanduser()
 
     def path_for(self, sha256: str) -> Path:
         return self.root / "sha256" / sha256[:2] / sha256[2:]
@@ -70,30 +79,68 @@ class ArtifactStore:
         except BaseException:
             Path(temp_name).unlink(missing_ok=True)
             raise
+        if self._remote is not None:
+            self._remote.upload(target, digest.hexdigest(), size)
         return StoredBlob(digest.hexdigest(), size)
 
     def verified_path(self, sha256: str, *, size: int | None = None, label: str = "") -> Path:
-        """Return the file's path after checking its content against ``sha256``."""
+        """Return the file's (local) path after checking its content against ``sha256``."""
         path = self.path_for(sha256)
-        what = f"{label} ({path})" if label else str(path)
-        if not path.is_file():
-            raise ArtifactIntegrityError(f"artifact {what} is missing from the artifact store")
-        actual_size = path.stat().st_size
-        if size is not None and actual_size != size:
-            raise ArtifactIntegrityError(
-                f"artifact {what} is {actual_size} bytes but {size} were stored: "
-                "it was truncated or changed; refusing to load it"
-            )
-        actual = _file_sha256(path)
-        if actual != sha256:
-            raise ArtifactIntegrityError(
-                f"artifact {what} has sha256 {actual[:12]}... but the registry recorded "
-                f"{sha256[:12]}...: it was changed after it was stored; refusing to load it"
-            )
-        return path
+        if self._remote is None:
+            return _checked(path, sha256, size, f"{label} ({path})" if label else str(path))
+        address = self._remote.address(sha256)
+        what = f"{label} ({address})" if label else address
+        if path.is_file():
+            try:
+                return _checked(path, sha256, size, what)
+            except ArtifactIntegrityError:
+                path.unlink(missing_ok=True)  # a damaged cached copy: fetched again below
+        self._fetch(sha256, path, what)
+        try:
+            return _checked(path, sha256, size, what)
+        except ArtifactIntegrityError:
+            path.unlink(missing_ok=True)  # never serve a bad download from the cache
+            raise
+
+    def _fetch(self, sha256: str, path: Path, what: str) -> None:
+        assert self._remote is not None
+        staging = self.root / "staging"
+        staging.mkdir(parents=True, exist_ok=True)
+        fd, temp_name = tempfile.mkstemp(dir=staging, prefix="download-")
+        try:
+            with os.fdopen(fd, "wb") as out:
+                found = self._remote.download(sha256, out)
+            if not found:
+                raise ArtifactIntegrityError(f"artifact {what} is missing from the artifact store")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(temp_name, path)
+        finally:
+            Path(temp_name).unlink(missing_ok=True)
 
     def read_verified(self, sha256: str, *, size: int | None = None, label: str = "") -> bytes:
         return self.verified_path(sha256, size=size, label=label).read_bytes()
+
+
+def _default_cache() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME") or "~/.cache") / "modelrail" / "artifacts"
+
+
+def _checked(path: Path, sha256: str, size: int | None, what: str) -> Path:
+    if not path.is_file():
+        raise ArtifactIntegrityError(f"artifact {what} is missing from the artifact store")
+    actual_size = path.stat().st_size
+    if size is not None and actual_size != size:
+        raise ArtifactIntegrityError(
+            f"artifact {what} is {actual_size} bytes but {size} were stored: "
+            "it was truncated or changed; refusing to load it"
+        )
+    actual = _file_sha256(path)
+    if actual != sha256:
+        raise ArtifactIntegrityError(
+            f"artifact {what} has sha256 {actual[:12]}... but the registry recorded "
+            f"{sha256[:12]}...: it was changed after it was stored; refusing to load it"
+        )
+    return path
 
 
 def _file_sha256(path: Path) -> str:

@@ -66,7 +66,9 @@ class Client:
         self.settings = settings
         self.user = user or settings.user
         self.db = Database(store_url or settings.store_url)
-        self.artifacts = ArtifactStore(artifact_root or settings.artifact_root)
+        self.artifacts = ArtifactStore(
+            artifact_root or settings.artifact_root, cache=settings.artifact_cache
+        )
         self.models = ModelRepository(self.db)
         self._experiment_ids: dict[str, int] = {}
         self._environments: Environments | None = None

@@ -24,7 +24,7 @@ ARTIFACTS_DIR_NAME = "artifacts"
 
 _KNOWN_KEYS: Mapping[str, frozenset[str]] = {
     "store": frozenset({"url"}),
-    "artifacts": frozenset({"root"}),
+    "artifacts": frozenset({"root", "cache"}),
     "identity": frozenset({"user"}),
 }
 
@@ -37,6 +37,8 @@ class Settings:
     user: str
     created_project: bool = False
     policy: PromotionPolicy = field(default_factory=default_policy)
+    # Where files of an object-store artifact root are kept locally (None: the user's cache).
+    artifact_cache: str | None = None
 
     @property
     def project_dir(self) -> Path:
@@ -100,12 +102,14 @@ def load_settings(
         or file_values.get(("artifacts", "root"))
         or str(root / PROJECT_DIR_NAME / ARTIFACTS_DIR_NAME)
     )
+    artifact_cache = env.get("MODELRAIL_ARTIFACT_CACHE") or file_values.get(("artifacts", "cache"))
     user = env.get("MODELRAIL_USER") or file_values.get(("identity", "user")) or _os_user()
     policy = parse_policy(document.get("environments"), root / CONFIG_FILE_NAME, text, env)
     return Settings(
         project_root=root,
         store_url=store_url,
         artifact_root=artifact_root,
+        artifact_cache=artifact_cache,
         user=user,
         created_project=created,
         policy=policy,
@@ -162,8 +166,11 @@ _DEFAULT_CONFIG = """\
 # url = "postgresql+psycopg://user@db.example.org/modelrail"
 
 [artifacts]
-# Where model files and run artifacts are kept, content-addressed by sha256.
+# Where model files and run artifacts are kept, content-addressed by sha256: a folder, or
+# an object store such as "s3://bucket/prefix" (credentials and AWS_ENDPOINT_URL as for AWS).
 # root = "/shared/modelrail-artifacts"
+# Where files from an object store are cached on this machine. Default: ~/.cache/modelrail/artifacts
+# cache = "/var/cache/modelrail"
 
 [identity]
 # Who you are in the audit history. Default: the operating-system user.

@@ -47,6 +47,10 @@ class StoreUnavailableError(ModelrailError):
     http_status = 503
 
 
+class ArtifactStoreUnavailableError(StoreUnavailableError):
+    """An object-store artifact root (s3://, gs://) cannot be reached or refuses a request."""
+
+
 class StoreSchemaError(ModelrailError):
     """The database holds a schema this version of modelrail does not know."""
 

@@ -244,7 +244,7 @@ def _run_workers(sock: socket.socket, client: Client, options: ServeOptions) -> 
         **os.environ,
         "PROMETHEUS_MULTIPROC_DIR": metrics_dir,
         "MODELRAIL_STORE": client.db.url.render_as_string(hide_password=False),
-        "MODELRAIL_ARTIFACTS": str(client.artifacts.root),
+        "MODELRAIL_ARTIFACTS": client.artifacts.location,
         "MODELRAIL_HOME": str(client.settings.project_root),
     }
     spec = json.dumps(asdict(options))
