@@ -136,5 +136,6 @@ def test_an_unreachable_object_store_is_a_store_error_naming_it(
 
 
 def test_a_root_url_pyarrow_cannot_open_is_refused_naming_it(tmp_path: Path) -> None:
-    with pytest.raises(InvalidInputError, match=r"artifact root 'nosuch://bucket/x'"):
-        ArtifactStore("nosuch://bucket/x", cache=tmp_path)
+    with pytest.raises(InvalidInputError, match=r"artifact root 'nosuch://bucket/x'") as refused:
+        ArtifactStore("nosuch://key:secret@bucket/x?token=abc", cache=tmp_path)
+    assert "secret" not in refused.value.message and "abc" not in refused.value.message

@@ -10,6 +10,7 @@ when it completes, so no rename is needed as on a disk.
 
 from __future__ import annotations
 
+import re
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -28,13 +29,15 @@ class RemoteBlobs:
     """Blobs under ``<prefix>/sha256/ab/cdef...`` in one bucket."""
 
     def __init__(self, url: str) -> None:
-        self.shown = url.split("?", 1)[0]  # a query string may hold keys
+        # A query string or user part may hold keys: messages show neither.
+        self.shown = re.sub(r"://[^/@]*@", "://", url.split("?", 1)[0])
         try:
             self._fs, base = pafs.FileSystem.from_uri(url)
         except (pa.ArrowException, ValueError, OSError) as exc:
             raise InvalidInputError(
                 f"artifact root {self.shown!r} is not a folder or an object store URL that "
-                f"pyarrow can open (s3://bucket/prefix, gs://bucket/prefix): {exc}"
+                f"pyarrow can open (s3://bucket/prefix, gs://bucket/prefix): "
+                f"{str(exc).replace(url, self.shown)}"
             ) from exc
         self._base = base.rstrip("/")
         self._scheme = self.shown.split("://", 1)[0]
