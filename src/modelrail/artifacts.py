@@ -19,10 +19,12 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
-from modelrail.artifact_remote import RemoteBlobs
 from modelrail.errors import ArtifactIntegrityError, ArtifactNotFoundError
+
+if TYPE_CHECKING:
+    from modelrail.artifact_remote import RemoteBlobs
 
 _CHUNK = 1 << 20
 
@@ -41,6 +43,10 @@ class ArtifactStore:
         self.location = text  # as given: what other processes open the same store with
         self._remote: RemoteBlobs | None = None
         if "://" in text and not text.startswith("file://"):
+            # Imported here: pyarrow is not loaded for a local store (a command starts faster,
+            # and batch scoring can still choose Arrow's memory pool before pyarrow loads).
+            from modelrail.artifact_remote import RemoteBlobs
+
             self._remote = RemoteBlobs(text)
             self.root = Path(cache or _default_cache()).expanduser()
         else:
