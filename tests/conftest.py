@@ -6,6 +6,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -86,3 +87,34 @@ def sqlite_client(project: Path) -> Iterator[Client]:
     settings = load_settings(cwd=project, environ={}, create=False)
     with Client(settings=settings, user="tester") as made:
         yield made
+
+
+# -- object storage: a real S3 server (moto's) on 127.0.0.1 --------------------------------
+
+S3_BUCKET = "team-bucket"
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    moto_server = pytest.importorskip("moto.server")
+    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def s3(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """Credentials and endpoint as a user sets them for MinIO; an empty bucket
+    ``S3_BUCKET``. Yields pyarrow's file system on it."""
+    import pyarrow.fs as pafs
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_endpoint)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "modelrail-test")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "modelrail-test-secret")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    filesystem, _ = pafs.FileSystem.from_uri(f"s3://{S3_BUCKET}?allow_bucket_creation=true")
+    filesystem.create_dir(S3_BUCKET)
+    yield filesystem
+    filesystem.delete_dir_contents(S3_BUCKET, missing_dir_ok=True)

@@ -4,7 +4,6 @@ over HTTP by pyarrow's S3 client, as a team's MinIO or S3 bucket would be."""
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -21,31 +20,7 @@ from modelrail.errors import (
     ArtifactStoreUnavailableError,
     InvalidInputError,
 )
-
-moto_server = pytest.importorskip("moto.server")
-BUCKET = "team-artifacts"
-
-
-@pytest.fixture(scope="module")
-def s3_endpoint() -> Iterator[str]:
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
-
-
-@pytest.fixture
-def s3(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> pafs.FileSystem:
-    """Credentials and endpoint as a user sets them for MinIO; an empty bucket."""
-    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_endpoint)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "modelrail-test")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "modelrail-test-secret")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    filesystem, _ = pafs.FileSystem.from_uri(f"s3://{BUCKET}?allow_bucket_creation=true")
-    filesystem.create_dir(BUCKET)
-    yield filesystem
-    filesystem.delete_dir_contents(BUCKET, missing_dir_ok=True)
+from tests.conftest import S3_BUCKET as BUCKET
 
 
 def _machine(root: Path, cache: Path, store_url: str) -> Client:
@@ -117,7 +92,7 @@ def test_a_changed_object_in_the_bucket_is_refused_and_not_cached(
 
 def test_an_object_missing_from_the_bucket_is_named(s3: pafs.FileSystem, tmp_path: Path) -> None:
     store = ArtifactStore(f"s3://{BUCKET}/blobs", cache=tmp_path / "cache")
-    with pytest.raises(ArtifactIntegrityError, match=r"s3://team-artifacts/blobs/sha256/ab/c+ "):
+    with pytest.raises(ArtifactIntegrityError, match=rf"s3://{BUCKET}/blobs/sha256/ab/c+ "):
         store.verified_path("ab" + "c" * 62, size=10)
 
 

@@ -55,7 +55,11 @@ class RemoteBlobs:
             return  # the same content is there already: addresses are content hashes
 
         def copy() -> None:
-            with local.open("rb") as source, self._fs.open_output_stream(self._key(sha256)) as out:
+            key = self._key(sha256)
+            with (
+                local.open("rb") as source,
+                self._fs.open_output_stream(key, compression=None) as out,
+            ):
                 shutil.copyfileobj(source, out, _CHUNK)
 
         self._call(copy)
@@ -63,7 +67,8 @@ class RemoteBlobs:
     def download(self, sha256: str, into: BinaryIO) -> bool:
         """Copy the object into ``into``; False when there is no such object."""
         try:
-            stream = self._call(lambda: self._fs.open_input_stream(self._key(sha256)))
+            key = self._key(sha256)
+            stream = self._call(lambda: self._fs.open_input_stream(key, compression=None))
         except FileNotFoundError:
             return False
 

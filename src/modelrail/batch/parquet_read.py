@@ -13,13 +13,15 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Sequence
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from modelrail.batch.stages import Stage
+
+if TYPE_CHECKING:
+    from modelrail.batch.input_files import InputFile
 
 # Bytes read at a time per column: each column keeps one such buffer (1 MiB would hold
 # 30 MB more for 31 columns, for no speed).
@@ -27,7 +29,7 @@ _BUFFER = 64 << 10
 
 
 def read_columns(
-    path: Path,
+    path: InputFile,
     metadata: Any,
     groups: list[int],
     columns: Sequence[str],
@@ -55,11 +57,16 @@ def read_columns(
 
 
 def _stream(
-    path: Path, metadata: Any, groups: list[int], columns: Sequence[str], rows: int
+    path: InputFile, metadata: Any, groups: list[int], columns: Sequence[str], rows: int
 ) -> Iterator[pa.RecordBatch]:
     # pre_buffer (pyarrow's default) would load every row group asked for at once; one
-    # decoding thread per reader, as the two readers already fill both cores.
-    with pq.ParquetFile(path, metadata=metadata, pre_buffer=False, buffer_size=_BUFFER) as file:
+    # decoding thread per reader, as the two readers already fill both cores. From an object
+    # store it is what coalesces a row group's reads into a few requests instead of one per
+    # 64 KiB buffer.
+    remote = not path.local
+    with pq.ParquetFile(
+        path.open_random(), metadata=metadata, pre_buffer=remote, buffer_size=_BUFFER
+    ) as file:
         yield from file.iter_batches(rows, groups, list(columns), use_threads=False)
 
 

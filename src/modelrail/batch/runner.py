@@ -210,12 +210,15 @@ def _refuse_if_superseded(repo: BatchRunRepository, record: BatchRun) -> None:
 
 
 def _plan(client: Client, spec: JobSpec, version: ModelVersion, run_id: str) -> _Plan:
+    from modelrail.batch.input_files import is_remote
     from modelrail.batch.sources import open_source
 
     root = client.settings.project_root
     # Relative inputs, like relative outputs, are relative to the project (the command line
     # makes the paths it is given absolute first, so there they follow the working folder).
-    spec = replace(spec, inputs=tuple(str(root / path) for path in spec.inputs))
+    spec = replace(
+        spec, inputs=tuple(path if is_remote(path) else str(root / path) for path in spec.inputs)
+    )
 
     model = scoring_model_for(client.artifacts, version)
     inputs = [c for c in model.columns if c not in spec.id_columns]

@@ -29,6 +29,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Literal
 
 from modelrail.batch.cron import DEFAULT_TIMEZONE, CronTiming
+from modelrail.batch.input_files import is_remote
 from modelrail.batch.spec import JobSpec
 from modelrail.entities import BatchRun
 from modelrail.errors import BatchInputError, BatchRunNotFoundError, ScheduleNotFoundError
@@ -175,6 +176,11 @@ def create_schedule(
             )
         if spec.query is not None:
             raise BatchInputError("--when-new-files reads the new files: leave out --query")
+        if is_remote(file_pattern):
+            raise BatchInputError(
+                f"--when-new-files watches local or mounted folders, not {file_pattern!r}: "
+                "schedule object-store inputs with --cron"
+            )
         pattern = _absolute_path(file_pattern)
         if not any(char in pattern for char in "*?[") and (
             os.path.isdir(pattern) or file_pattern.endswith(("/", os.sep))
@@ -285,6 +291,8 @@ def _absolute(spec: JobSpec) -> JobSpec:
 def _absolute_path(path: str) -> str:
     if not path.strip():
         raise BatchInputError("an input path or file pattern is empty")
+    if is_remote(path):
+        return path
     return os.path.abspath(os.path.expanduser(path))
 
 

@@ -14,9 +14,10 @@ block) and that ``column_types`` does not name are read as float64.
 from __future__ import annotations
 
 import csv
-import glob
 import gzip
+import io
 import os
+import posixpath
 import re
 import threading
 from collections.abc import Iterator, Mapping, Sequence
@@ -28,6 +29,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from modelrail.batch.input_files import InputFile, find_files, kind_of, shown_path
 from modelrail.batch.parquet_read import read_columns
 from modelrail.batch.rebatching import check_batching, drop_rows, rebatch
 from modelrail.batch.spec import JobSpec
@@ -74,60 +76,17 @@ def open_source(
         from modelrail.batch.query_source import QuerySource
 
         return QuerySource(spec.query, spec.query_url or "", spec.batch_rows, wanted, types)
-    files = _find_files(spec.inputs)
-    kinds = {_kind(path): path for path in files}
+    files = find_files(spec.inputs)
+    kinds = {kind_of(file.name): file for file in files}
     if len(kinds) > 1:
         raise BatchInputError(
-            f"the inputs mix Parquet ({_shown(kinds['parquet'])}) and CSV "
-            f"({_shown(kinds['csv'])}) files: a job reads one format"
+            f"the inputs mix Parquet ({kinds['parquet'].shown}) and CSV "
+            f"({kinds['csv'].shown}) files: a job reads one format"
         )
     return (_ParquetSource if "parquet" in kinds else _CsvSource)(files, wanted, types)
 
 
 # -- finding files, shaping batches ------------------------------------------------------
-
-
-def _kind(path: Path) -> str | None:
-    name = path.name.lower()
-    if name.endswith((".parquet", ".parq", ".pq")):
-        return "parquet"
-    return "csv" if name.endswith((".csv", ".csv.gz")) else None
-
-
-def _listed(path: Path, root: Path) -> bool:
-    """Like Spark and Hive, skip hidden and ``_``-prefixed files and folders (``_SUCCESS``)."""
-    parts = path.relative_to(root).parts or (path.name,)
-    return _kind(path) is not None and not any(p.startswith((".", "_")) for p in parts)
-
-
-def _find_files(inputs: Sequence[str]) -> list[Path]:
-    found: set[Path] = set()
-    for raw in inputs:
-        pattern = os.path.expanduser(raw)
-        if any(char in pattern for char in "*?["):
-            matches = [Path(match) for match in glob.glob(pattern, recursive=True)]
-        else:
-            matches = [Path(pattern)] if os.path.exists(pattern) else []
-            if matches and matches[0].is_file() and _kind(matches[0]) is None:
-                raise BatchInputError(
-                    f"input file {raw!r} is neither Parquet (.parquet) nor CSV (.csv, .csv.gz)"
-                )
-        hits = {p for m in matches if m.is_dir() for p in m.rglob("*") if _listed(p, m)}
-        hits.update(m for m in matches if not m.is_dir() and _listed(m, m))
-        if not hits:
-            raise BatchInputError(
-                f"no input file matches {raw!r} (folders are searched for *.parquet, *.csv and "
-                "*.csv.gz files, skipping hidden and _-prefixed ones)"
-            )
-        found.update(path.resolve() for path in hits if path.is_file())
-    return sorted(found)
-
-
-def _shown(path: Path) -> str:
-    try:
-        return str(path.relative_to(Path.cwd().resolve())) or "."
-    except ValueError:
-        return str(path)
 
 
 def _size(count: float) -> str:
@@ -165,26 +124,22 @@ class _FileSource:
     kind = ""
 
     def __init__(
-        self, files: list[Path], columns: list[str] | None, types: dict[str, pa.DataType]
+        self, files: list[InputFile], columns: list[str] | None, types: dict[str, pa.DataType]
     ) -> None:
         self.total_rows: int | None = None
-        self._files, self._names = files, [_shown(path) for path in files]
-        try:
-            self._sizes = [path.stat().st_size for path in files]
-        except OSError as exc:
-            raise BatchInputError(f"cannot read input file {exc.filename}: {exc.strerror}") from exc
-        base = Path(os.path.commonpath([path.parent for path in files]))
-        self._relative = [path.relative_to(base).as_posix() for path in files]
+        self._files, self._names = files, [file.shown for file in files]
+        self._sizes = [file.size for file in files]
+        base, self._relative = _common_folder(files)
         size = _size(sum(self._sizes))
         self.description = (
-            f"{len(files)} {self.kind} files in {_shown(base)} ({size})"
+            f"{len(files)} {self.kind} files in {base} ({size})"
             if len(files) > 1
             else f"{self.kind} file {self._names[0]} ({size})"
         )
         self.schema = self._check(columns, types)
         self._stop = threading.Event()
         self._digest: str | None = None
-        self._hash_error: OSError | None = None
+        self._hash_error: Exception | None = None
         self._hasher = threading.Thread(target=self._hash, name="modelrail-fingerprint")
         self._hasher.daemon = True
         self._hasher.start()
@@ -192,28 +147,34 @@ class _FileSource:
     @property
     def files(self) -> tuple[Path, ...]:
         """The input files in reading order (the Spark engine hands them to Spark)."""
-        return tuple(self._files)
+        remote = next((file for file in self._files if not file.local), None)
+        if remote is not None:
+            raise BatchInputError(
+                f"--engine spark reads local or shared paths, not {remote.shown}: score "
+                "object-store inputs with the local engine"
+            )
+        return tuple(Path(file.path) for file in self._files)
 
     def _check(self, columns: list[str] | None, types: dict[str, pa.DataType]) -> pa.Schema:
         raise NotImplementedError
 
-    def _named(self) -> Iterator[tuple[Path, str]]:
+    def _named(self) -> Iterator[tuple[InputFile, str]]:
         return zip(self._files, self._names, strict=True)
 
     def _hash(self) -> None:
         digest, buffer = blake3.blake3(), bytearray(_HASH_CHUNK)
         view = memoryview(buffer)
         try:
-            for relative, size, path in zip(self._relative, self._sizes, self._files, strict=True):
+            for relative, size, file in zip(self._relative, self._sizes, self._files, strict=True):
                 name = relative.encode()
                 digest.update(len(name).to_bytes(8, "big") + name + size.to_bytes(8, "big"))
-                with open(path, "rb", buffering=0) as handle:
+                with file.open_stream() as handle:
                     while count := handle.readinto(buffer):
                         if self._stop.is_set():
                             return
                         digest.update(view[:count])  # releases the GIL: overlaps scoring
             self._digest = digest.hexdigest()
-        except OSError as exc:
+        except (OSError, pa.ArrowException) as exc:
             self._hash_error = exc
 
     def fingerprint(self) -> str:
@@ -237,7 +198,7 @@ class _ParquetSource(_FileSource):
         first: dict[str, tuple[pa.DataType, str]] = {}
         for path, name in self._named():
             try:
-                self._metadata.append(pq.read_metadata(path))
+                self._metadata.append(pq.read_metadata(path.open_random()))
                 schema = self._metadata[-1].schema.to_arrow_schema()
             except READ_ERRORS as exc:
                 raise BatchInputError(f"cannot read {name} as Parquet: {exc}") from exc
@@ -343,7 +304,9 @@ class _CsvSource(_FileSource):
     def _open(self, index: int, convert: pacsv.ConvertOptions) -> pacsv.CSVStreamingReader:
         options = pacsv.ReadOptions(block_size=_CSV_BLOCK)
         try:
-            return pacsv.open_csv(self._files[index], read_options=options, convert_options=convert)
+            file = self._files[index]
+            source = file.path if file.local else _csv_stream(file)
+            return pacsv.open_csv(source, read_options=options, convert_options=convert)
         except READ_ERRORS as exc:
             raise self._error(index, exc) from exc
 
@@ -355,12 +318,34 @@ class _CsvSource(_FileSource):
         return BatchInputError(f"cannot read {self._names[index]} as CSV: {message}")
 
 
-def _csv_header(path: Path, name: str) -> list[str]:
+def _csv_header(file: InputFile, name: str) -> list[str]:
     try:
-        if path.name.lower().endswith(".gz"):
-            with gzip.open(path, "rt", encoding="utf-8-sig", newline="") as packed:
-                return next(csv.reader(packed), [])
-        with open(path, encoding="utf-8-sig", newline="") as handle:
-            return next(csv.reader(handle), [])
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        with file.open_stream() as raw:
+            stream: Any = io.BufferedReader(raw)
+            if file.name.lower().endswith(".gz"):
+                stream = gzip.GzipFile(fileobj=stream)
+            with io.TextIOWrapper(stream, encoding="utf-8-sig", newline="") as text:
+                return next(csv.reader(text), [])
+    except (OSError, UnicodeDecodeError, csv.Error, pa.ArrowException) as exc:
         raise BatchInputError(f"cannot read {name} as CSV: {exc}") from exc
+
+
+def _csv_stream(file: InputFile) -> Any:
+    """An object-store CSV file as a stream, unpacked as pyarrow unpacks a local one."""
+    compression = "gzip" if file.name.lower().endswith(".gz") else None
+    return file.filesystem.open_input_stream(file.path, compression=compression)
+
+
+def _common_folder(files: list[InputFile]) -> tuple[str, list[str]]:
+    """The folder the files share, as shown, and each file's path relative to it (which the
+    fingerprint hashes, so the same files score to the same fingerprint wherever they are)."""
+    if all(file.local for file in files):
+        base = Path(os.path.commonpath([Path(file.path).parent for file in files]))
+        relative = [Path(file.path).relative_to(base).as_posix() for file in files]
+        return shown_path(base), relative
+    folder = posixpath.commonpath(
+        [posixpath.dirname(file.shown.split("://", 1)[1]) for file in files]
+    )
+    prefix = files[0].shown.split("://", 1)[0] + "://"
+    relative = [posixpath.relpath(file.shown.split("://", 1)[1], folder) for file in files]
+    return prefix + folder, relative

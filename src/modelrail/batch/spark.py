@@ -92,6 +92,7 @@ def spark_scored_batches(
     """Score ``source`` on Spark; yields the scored batches on the driver, a partition at a
     time, so the driver's memory stays bounded too. Where ``writer`` takes part files that
     executors write (Parquet), it yields only their row counts, then hands it the files."""
+    files = getattr(source, "files", None)  # first: it refuses inputs Spark cannot read
     spark = spark_session(spec)
     artifact = artifacts.read_verified(
         version.artifact_sha256, size=version.artifact_size, label=version.reference
@@ -105,7 +106,6 @@ def spark_scored_batches(
     def score_partition(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         yield from score_on_executor(shipped.value, batches)
 
-    files = getattr(source, "files", None)
     frames = _file_frame(spark, source, files) if files else _driver_windows(spark, spec, source)
     written: list[str] = []
     try:
