@@ -21,6 +21,8 @@ from typing import Any
 from modelrail.errors import BatchInputError
 
 _GLOB = "*?["
+# Bytes asked of an object store at a time when streaming: each read is a request.
+REMOTE_READ = 16 << 20
 
 
 @dataclass(frozen=True)
@@ -48,7 +50,9 @@ class InputFile:
         """A byte stream of the file as stored (compressed CSV stays compressed)."""
         if self.filesystem is None:
             return open(self.path, "rb", buffering=0)
-        return self.filesystem.open_input_stream(self.path, compression=None)
+        return self.filesystem.open_input_stream(
+            self.path, compression=None, buffer_size=REMOTE_READ
+        )
 
 
 def is_remote(raw: str) -> bool:

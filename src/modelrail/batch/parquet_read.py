@@ -38,7 +38,9 @@ def read_columns(
 ) -> Iterator[list[pa.Array]]:
     """``columns`` of row groups ``groups`` of the file, in that order, batch by batch of
     ``rows`` rows; decoded in two halves at once if ``parallel``."""
-    halves = _halves(metadata, groups, columns) if parallel else None
+    # From an object store a row group's columns come in one request when read together;
+    # halves would ask for each column apart.
+    halves = _halves(metadata, groups, columns) if parallel and path.local else None
     if halves is None:
         for batch in _stream(path, metadata, groups, columns, rows):
             yield batch.columns
@@ -67,7 +69,11 @@ def _stream(
     with pq.ParquetFile(
         path.open_random(), metadata=metadata, pre_buffer=remote, buffer_size=_BUFFER
     ) as file:
-        yield from file.iter_batches(rows, groups, list(columns), use_threads=False)
+        if not remote:
+            yield from file.iter_batches(rows, groups, list(columns), use_threads=False)
+            return
+        for group in groups:  # a reader per row group: it holds one row group's bytes at most
+            yield from file.iter_batches(rows, [group], list(columns), use_threads=False)
 
 
 def _halves(

@@ -29,7 +29,13 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from modelrail.batch.input_files import InputFile, find_files, kind_of, shown_path
+from modelrail.batch.input_files import (
+    REMOTE_READ,
+    InputFile,
+    find_files,
+    kind_of,
+    shown_path,
+)
 from modelrail.batch.parquet_read import read_columns
 from modelrail.batch.rebatching import check_batching, drop_rows, rebatch
 from modelrail.batch.spec import JobSpec
@@ -333,7 +339,9 @@ def _csv_header(file: InputFile, name: str) -> list[str]:
 def _csv_stream(file: InputFile) -> Any:
     """An object-store CSV file as a stream, unpacked as pyarrow unpacks a local one."""
     compression = "gzip" if file.name.lower().endswith(".gz") else None
-    return file.filesystem.open_input_stream(file.path, compression=compression)
+    return file.filesystem.open_input_stream(
+        file.path, compression=compression, buffer_size=REMOTE_READ
+    )
 
 
 def _common_folder(files: list[InputFile]) -> tuple[str, list[str]]:
