@@ -80,8 +80,10 @@ def find_files(inputs: Sequence[str]) -> list[InputFile]:
             )
         for file in found:
             (local if file.local else remote)[file.path if file.local else file.shown] = file
-    # Paths sort part by part (as the fingerprint of existing inputs always has), URLs as text.
-    return [local[key] for key in sorted(local, key=Path)] + [remote[k] for k in sorted(remote)]
+    # Part by part, as paths always sorted: the order the fingerprint hashes them in, the same
+    # for the same files on disk and in a bucket.
+    remote_order = sorted(remote, key=lambda shown: shown.split("://", 1)[1].split("/"))
+    return [local[key] for key in sorted(local, key=Path)] + [remote[k] for k in remote_order]
 
 
 def shown_path(path: Path) -> str:
