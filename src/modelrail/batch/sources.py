@@ -1,4 +1,5 @@
-"""Where a batch job's rows come from: Parquet or CSV files, or a SQL query, as Arrow batches.
+"""Where a batch job's rows come from: Parquet or CSV files (local, or in object storage), or a
+SQL query, as Arrow batches.
 
 Memory stays bounded whatever the input size: Parquet is read row group by row group, CSV block
 by block, a query through a server-side cursor chunk by chunk. Batches have exactly ``rows``
