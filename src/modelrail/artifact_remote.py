@@ -10,7 +10,6 @@ when it completes, so no rename is needed as on a disk.
 
 from __future__ import annotations
 
-import re
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -20,6 +19,7 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 
 from modelrail.errors import ArtifactStoreUnavailableError, InvalidInputError
+from modelrail.object_store import open_object_store
 
 _CHUNK = 1 << 20
 Result = TypeVar("Result")
@@ -29,16 +29,7 @@ class RemoteBlobs:
     """Blobs under ``<prefix>/sha256/ab/cdef...`` in one bucket."""
 
     def __init__(self, url: str) -> None:
-        # A query string or user part may hold keys: messages show neither.
-        self.shown = re.sub(r"://[^/@]*@", "://", url.split("?", 1)[0])
-        try:
-            self._fs, base = pafs.FileSystem.from_uri(url)
-        except (pa.ArrowException, ValueError, OSError) as exc:
-            raise InvalidInputError(
-                f"artifact root {self.shown!r} is not a folder or an object store URL that "
-                f"pyarrow can open (s3://bucket/prefix, gs://bucket/prefix): "
-                f"{str(exc).replace(url, self.shown)}"
-            ) from exc
+        self._fs, base, self.shown = open_object_store(url, "artifact root", InvalidInputError)
         self._base = base.rstrip("/")
         self._scheme = self.shown.split("://", 1)[0]
 

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
 from modelrail.errors import ArtifactIntegrityError, ArtifactNotFoundError
+from modelrail.object_store import is_object_store
 
 if TYPE_CHECKING:
     from modelrail.artifact_remote import RemoteBlobs
@@ -42,7 +43,7 @@ class ArtifactStore:
         text = os.fspath(root)
         self.location = text  # as given: what other processes open the same store with
         self._remote: RemoteBlobs | None = None
-        if "://" in text and not text.startswith("file://"):
+        if is_object_store(text):
             # Imported here: pyarrow is not loaded for a local store (a command starts faster,
             # and batch scoring can still choose Arrow's memory pool before pyarrow loads).
             from modelrail.artifact_remote import RemoteBlobs

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from modelrail.errors import BatchInputError
+from modelrail.object_store import is_object_store, open_object_store
 
 _GLOB = "*?["
 # Bytes asked of an object store at a time when streaming: each read is a request.
@@ -55,10 +56,6 @@ class InputFile:
         )
 
 
-def is_remote(raw: str) -> bool:
-    return "://" in raw and not raw.startswith("file://")
-
-
 def kind_of(name: str) -> str | None:
     name = name.lower()
     if name.endswith((".parquet", ".parq", ".pq")):
@@ -72,7 +69,7 @@ def find_files(inputs: Sequence[str]) -> list[InputFile]:
     local: dict[str, InputFile] = {}
     remote: dict[str, InputFile] = {}
     for raw in inputs:
-        found = _remote_files(raw) if is_remote(raw) else _local_files(raw)
+        found = _remote_files(raw) if is_object_store(raw) else _local_files(raw)
         if not found:
             raise BatchInputError(
                 f"no input file matches {raw!r} (folders are searched for *.parquet, *.csv and "
@@ -129,15 +126,8 @@ def _remote_files(raw: str) -> list[InputFile]:
     import pyarrow as pa
     import pyarrow.fs as pafs
 
-    shown = raw.split("?", 1)[0]
+    filesystem, path, shown = open_object_store(raw, "input", BatchInputError)
     scheme = shown.split("://", 1)[0]
-    try:
-        filesystem, path = pafs.FileSystem.from_uri(raw)
-    except (pa.ArrowException, ValueError, OSError) as exc:
-        raise BatchInputError(
-            f"input {shown!r} is not a path or an object store URL that pyarrow can open: "
-            f"{str(exc).replace(raw, shown)}"
-        ) from exc
     try:
         infos = _remote_matches(filesystem, path.rstrip("/"), pafs)
     except (pa.ArrowException, OSError) as exc:

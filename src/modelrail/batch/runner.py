@@ -210,14 +210,15 @@ def _refuse_if_superseded(repo: BatchRunRepository, record: BatchRun) -> None:
 
 
 def _plan(client: Client, spec: JobSpec, version: ModelVersion, run_id: str) -> _Plan:
-    from modelrail.batch.input_files import is_remote
     from modelrail.batch.sources import open_source
+    from modelrail.object_store import is_object_store
 
     root = client.settings.project_root
     # Relative inputs, like relative outputs, are relative to the project (the command line
     # makes the paths it is given absolute first, so there they follow the working folder).
     spec = replace(
-        spec, inputs=tuple(path if is_remote(path) else str(root / path) for path in spec.inputs)
+        spec,
+        inputs=tuple(path if is_object_store(path) else str(root / path) for path in spec.inputs),
     )
 
     model = scoring_model_for(client.artifacts, version)

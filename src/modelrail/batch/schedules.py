@@ -29,10 +29,10 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Literal
 
 from modelrail.batch.cron import DEFAULT_TIMEZONE, CronTiming
-from modelrail.batch.input_files import is_remote
 from modelrail.batch.spec import JobSpec
 from modelrail.entities import BatchRun
 from modelrail.errors import BatchInputError, BatchRunNotFoundError, ScheduleNotFoundError
+from modelrail.object_store import is_object_store
 from modelrail.refs import Ref, validate_name
 from modelrail.store.batch_runs_repo import BatchRunRepository
 from modelrail.store.batch_schedules_repo import BatchScheduleRepository, ScheduleRecord
@@ -176,7 +176,7 @@ def create_schedule(
             )
         if spec.query is not None:
             raise BatchInputError("--when-new-files reads the new files: leave out --query")
-        if is_remote(file_pattern):
+        if is_object_store(file_pattern):
             raise BatchInputError(
                 f"--when-new-files watches local or mounted folders, not {file_pattern!r}: "
                 "schedule object-store inputs with --cron"
@@ -291,7 +291,7 @@ def _absolute(spec: JobSpec) -> JobSpec:
 def _absolute_path(path: str) -> str:
     if not path.strip():
         raise BatchInputError("an input path or file pattern is empty")
-    if is_remote(path):
+    if is_object_store(path):
         return path
     return os.path.abspath(os.path.expanduser(path))
 

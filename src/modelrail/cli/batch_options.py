@@ -7,10 +7,10 @@ from typing import Annotated
 
 import typer
 
-from modelrail.batch.input_files import is_remote
 from modelrail.batch.spec import DEFAULT_BATCH_ROWS, DEFAULT_PART_ROWS, JobSpec
 from modelrail.client import Client
 from modelrail.errors import BatchInputError
+from modelrail.object_store import is_object_store
 
 InputOption = Annotated[
     list[str] | None,
@@ -107,7 +107,9 @@ def job_spec_from_options(
         output=output,
         table=table,
         id_columns=tuple(id_columns or ()),
-        inputs=tuple(path if is_remote(path) else os.path.abspath(path) for path in inputs or ()),
+        inputs=tuple(
+            path if is_object_store(path) else os.path.abspath(path) for path in inputs or ()
+        ),
         query=query,
         query_url=query_url,
         ttl_seconds=ttl,
