@@ -91,6 +91,9 @@ def test_object_store_inputs_that_match_nothing_or_cannot_run_are_refused(
     with pytest.raises(BatchInputError, match=rf"no input file matches 's3://{S3_BUCKET}/none/'"):
         scoring.run(scoring.spec(output, inputs=(f"s3://{S3_BUCKET}/none/",)))
     _put(s3, "one/x.parquet", _parquet_bytes(pa.Table.from_pandas(scoring.frame[:10])))
+    both = (scoring.parquet(), f"s3://{S3_BUCKET}/one/")
+    with pytest.raises(BatchInputError, match=r"the inputs mix local files .* and object-store"):
+        scoring.run(scoring.spec(output, inputs=both))
     with pytest.raises(BatchInputError, match="--engine spark reads local or shared paths"):
         scoring.run(scoring.spec(output, inputs=(f"s3://{S3_BUCKET}/one/",), engine="spark"))
     with pytest.raises(BatchInputError, match="--when-new-files watches local or mounted"):

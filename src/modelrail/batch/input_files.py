@@ -77,6 +77,11 @@ def find_files(inputs: Sequence[str]) -> list[InputFile]:
             )
         for file in found:
             (local if file.local else remote)[file.path if file.local else file.shown] = file
+    if local and remote:  # one common folder names them in the fingerprint
+        raise BatchInputError(
+            f"the inputs mix local files ({next(iter(local.values())).shown}) and object-store "
+            f"files ({next(iter(remote.values())).shown}): a job reads from one place"
+        )
     # Part by part, as paths always sorted: the order the fingerprint hashes them in, the same
     # for the same files on disk and in a bucket.
     remote_order = sorted(remote, key=lambda shown: shown.split("://", 1)[1].split("/"))
