@@ -67,7 +67,8 @@ def test_a_model_logged_on_one_machine_loads_on_another_through_the_bucket(
 def test_a_damaged_cached_copy_is_fetched_again(s3: pafs.FileSystem, tmp_path: Path) -> None:
     store = ArtifactStore(f"s3://{BUCKET}/blobs", cache=tmp_path / "cache")
     blob = store.put_bytes(b"model bytes" * 1000)
-    cached = store.verified_path(blob.sha256, size=blob.size)
+    store.verify(blob.sha256, size=blob.size)
+    cached = store.path_for(blob.sha256)
     cached.write_bytes(b"damaged")
     assert store.read_verified(blob.sha256, size=blob.size) == b"model bytes" * 1000
     shutil.rmtree(tmp_path / "cache")
@@ -84,7 +85,7 @@ def test_a_changed_object_in_the_bucket_is_refused_and_not_cached(
         out.write(b"y" * 5000)
     reader = ArtifactStore(f"s3://{BUCKET}/blobs", cache=tmp_path / "b")
     with pytest.raises(ArtifactIntegrityError) as refused:
-        reader.verified_path(blob.sha256, size=blob.size, label="shared:1")
+        reader.verify(blob.sha256, size=blob.size, label="shared:1")
     assert f"shared:1 (s3://{key})" in refused.value.message
     assert "changed after it was stored" in refused.value.message
     assert not (tmp_path / "b" / "sha256" / blob.sha256[:2] / blob.sha256[2:]).exists()
@@ -93,7 +94,7 @@ def test_a_changed_object_in_the_bucket_is_refused_and_not_cached(
 def test_an_object_missing_from_the_bucket_is_named(s3: pafs.FileSystem, tmp_path: Path) -> None:
     store = ArtifactStore(f"s3://{BUCKET}/blobs", cache=tmp_path / "cache")
     with pytest.raises(ArtifactIntegrityError, match=rf"s3://{BUCKET}/blobs/sha256/ab/c+ "):
-        store.verified_path("ab" + "c" * 62, size=10)
+        store.verify("ab" + "c" * 62, size=10)
 
 
 def test_an_unreachable_object_store_is_a_store_error_naming_it(

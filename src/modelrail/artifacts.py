@@ -3,7 +3,8 @@
 Writes go to a temporary file in the same folder and are renamed into place,
 so a crash never leaves a partial file under a valid address, and two writers
 of the same content simply produce the same file. Every read checks the sha256
-that the caller recorded, so a changed or truncated file is refused.
+that the caller recorded, so a changed or truncated file is refused; the bytes
+checked are the bytes returned, so a file swapped in after the check is never used.
 
 The root is a folder (local or mounted) or an object store URL (``s3://bucket/prefix``).
 With an object store, a local folder of the same layout caches the files: a write lands
@@ -90,23 +91,49 @@ class ArtifactStore:
             self._remote.upload(target, digest.hexdigest(), size)
         return StoredBlob(digest.hexdigest(), size)
 
-    def verified_path(self, sha256: str, *, size: int | None = None, label: str = "") -> Path:
-        """Return the file's (local) path after checking its content against ``sha256``."""
+    def read_verified(self, sha256: str, *, size: int | None = None, label: str = "") -> bytes:
+        """The file's content, read once and checked against ``sha256``.
+
+        Callers load from these bytes, never from the path again: a file replaced between a
+        check and a second open would otherwise be loaded without ever being checked.
+        """
         path = self.path_for(sha256)
         if self._remote is None:
-            return _checked(path, sha256, size, f"{label} ({path})" if label else str(path))
+            return _checked(_read(path), sha256, size, f"{label} ({path})" if label else str(path))
         address = self._remote.address(sha256)
         what = f"{label} ({address})" if label else address
-        if path.is_file():
+        cached = _read(path)
+        if cached is not None:
             try:
-                return _checked(path, sha256, size, what)
+                return _checked(cached, sha256, size, what)
             except ArtifactIntegrityError:
                 path.unlink(missing_ok=True)  # a damaged cached copy: fetched again below
         self._fetch(sha256, path, what)
         try:
-            return _checked(path, sha256, size, what)
+            return _checked(_read(path), sha256, size, what)
         except ArtifactIntegrityError:
             path.unlink(missing_ok=True)  # never serve a bad download from the cache
+            raise
+
+    def verify(self, sha256: str, *, size: int | None = None, label: str = "") -> None:
+        """Refuse a missing, truncated or changed artifact (nothing is loaded from it)."""
+        self.read_verified(sha256, size=size, label=label)
+
+    def copy_verified(
+        self, sha256: str, destination: Path, *, size: int | None = None, label: str = ""
+    ) -> None:
+        """Write the verified content to ``destination`` atomically (temp file, rename)."""
+        data = self.read_verified(sha256, size=size, label=label)
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        fd, temp_name = tempfile.mkstemp(dir=destination.parent, prefix=".copy-")
+        try:
+            with os.fdopen(fd, "wb") as out:
+                out.write(data)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(temp_name, destination)
+        except BaseException:
+            Path(temp_name).unlink(missing_ok=True)
             raise
 
     def _fetch(self, sha256: str, path: Path, what: str) -> None:
@@ -124,35 +151,31 @@ class ArtifactStore:
         finally:
             Path(temp_name).unlink(missing_ok=True)
 
-    def read_verified(self, sha256: str, *, size: int | None = None, label: str = "") -> bytes:
-        return self.verified_path(sha256, size=size, label=label).read_bytes()
-
 
 def _default_cache() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or "~/.cache") / "modelrail" / "artifacts"
 
 
-def _checked(path: Path, sha256: str, size: int | None, what: str) -> Path:
-    if not path.is_file():
+def _read(path: Path) -> bytes | None:
+    try:
+        with path.open("rb") as handle:
+            return handle.read()
+    except (FileNotFoundError, IsADirectoryError):
+        return None
+
+
+def _checked(data: bytes | None, sha256: str, size: int | None, what: str) -> bytes:
+    if data is None:
         raise ArtifactIntegrityError(f"artifact {what} is missing from the artifact store")
-    actual_size = path.stat().st_size
-    if size is not None and actual_size != size:
+    if size is not None and len(data) != size:
         raise ArtifactIntegrityError(
-            f"artifact {what} is {actual_size} bytes but {size} were stored: "
+            f"artifact {what} is {len(data)} bytes but {size} were stored: "
             "it was truncated or changed; refusing to load it"
         )
-    actual = _file_sha256(path)
+    actual = hashlib.sha256(data).hexdigest()
     if actual != sha256:
         raise ArtifactIntegrityError(
             f"artifact {what} has sha256 {actual[:12]}... but the registry recorded "
             f"{sha256[:12]}...: it was changed after it was stored; refusing to load it"
         )
-    return path
-
-
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
+    return data

@@ -5,7 +5,6 @@ their registry records, so a server (in a container, say) needs no store to run.
 from __future__ import annotations
 
 import json
-import shutil
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -58,10 +57,7 @@ def read_bundle(folder: Path) -> tuple[ArtifactStore, list[BundledModel]]:
 def _copy(
     source: ArtifactStore, target: ArtifactStore, sha256: str, size: int, version: ModelVersion
 ) -> None:
-    path = source.verified_path(sha256, size=size, label=version.reference)
-    destination = target.path_for(sha256)
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(path, destination)
+    source.copy_verified(sha256, target.path_for(sha256), size=size, label=version.reference)
 
 
 def _compiled_entry(version: ModelVersion) -> tuple[str, int] | None:

@@ -232,7 +232,7 @@ class Environments:
                 raise PromotionError(f"{environment} already holds {model} version {to_version}")
         target = self.client.models.get_version(model, to_version)
         # Never roll back onto an artifact that no longer verifies.
-        self.client.artifacts.verified_path(
+        self.client.artifacts.verify(
             target.artifact_sha256, size=target.artifact_size, label=target.reference
         )
         return self._change(target, environment, holding, "rollback", actor, reason, ())

@@ -118,8 +118,8 @@ class LoadedModel:
 
 
 def load_model_version(artifacts: ArtifactStore, version: ModelVersion) -> LoadedModel:
-    path = artifacts.verified_path(
+    data = artifacts.read_verified(
         version.artifact_sha256, size=version.artifact_size, label=version.reference
     )
-    model = get_flavor(version.flavor).load(path, version.flavor_details)
+    model = get_flavor(version.flavor).load(data, version.flavor_details)
     return LoadedModel(version=version, model=model)

@@ -10,10 +10,8 @@ same error instead of a Python traceback buried in a Java one.
 from __future__ import annotations
 
 import hashlib
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
@@ -109,10 +107,7 @@ def _load_scorer(shipped: ShippedModel) -> BatchScorer:
             f"the artifact of {version.reference} shipped to a Spark executor does not match "
             "its sha256: refusing to score with it"
         )
-    with tempfile.TemporaryDirectory(prefix="modelrail-executor-") as folder:
-        path = Path(folder) / "model"
-        path.write_bytes(shipped.artifact)
-        model = get_flavor(version.flavor).load(path, version.flavor_details)
+    model = get_flavor(version.flavor).load(shipped.artifact, version.flavor_details)
     loaded = ScoringModel(LoadedModel(version=version, model=model))
     return BatchScorer(loaded, shipped.id_fields, on_bad_rows=shipped.on_bad_rows)  # type: ignore[arg-type]
 

@@ -18,8 +18,9 @@ class Flavor(Protocol):
     def save(self, model: object, path: Path) -> dict[str, Any]:
         """Write ``model`` to the single file ``path``; return details needed to load it."""
 
-    def load(self, path: Path, details: Mapping[str, Any]) -> Any:
-        """Load the object saved by ``save`` from an already verified file."""
+    def load(self, data: bytes, details: Mapping[str, Any]) -> Any:
+        """Load the object saved by ``save`` from the file's content, already checked
+        against its sha256 (never from a path, which could change after the check)."""
 
 
 def _flavors() -> tuple[Flavor, ...]:

@@ -6,6 +6,7 @@ load happens after the artifact's sha256 has been checked against the registry.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -34,10 +35,10 @@ class PickleFlavor:
             "packages": {"joblib": joblib.__version__},
         }
 
-    def load(self, path: Path, details: Mapping[str, Any]) -> Any:
+    def load(self, data: bytes, details: Mapping[str, Any]) -> Any:
         import joblib
 
         try:
-            return joblib.load(path)
+            return joblib.load(io.BytesIO(data))
         except Exception as exc:
-            raise ModelFlavorError(f"cannot load joblib model {path}: {exc}") from exc
+            raise ModelFlavorError(f"cannot load joblib model: {exc}") from exc

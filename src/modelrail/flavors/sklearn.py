@@ -47,11 +47,11 @@ class SklearnFlavor:
             },
         }
 
-    def load(self, path: Path, details: Mapping[str, Any]) -> Any:
+    def load(self, data: bytes, details: Mapping[str, Any]) -> Any:
         import skops.io as sio
 
         trusted = list(details.get("trusted_types", []))
         try:
-            return sio.load(path, trusted=trusted)
+            return sio.loads(data, trusted=trusted)
         except Exception as exc:
-            raise ModelFlavorError(f"cannot load skops model {path}: {exc}") from exc
+            raise ModelFlavorError(f"cannot load skops model: {exc}") from exc

@@ -109,7 +109,7 @@ def scoring_model_for(artifacts: ArtifactStore, version: ModelVersion) -> Scorin
     if isinstance(compiled, dict) and numeric:
         # The model's own artifact is checked too: a version whose artifact was damaged is
         # refused whichever form would score it.
-        artifacts.verified_path(
+        artifacts.verify(
             version.artifact_sha256, size=version.artifact_size, label=version.reference
         )
         data = artifacts.read_verified(

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from urllib.parse import quote
 
-from starlette.responses import FileResponse, Response
+from starlette.responses import Response
 
 from modelrail.client import Client
 from modelrail.entities import COMPONENT_ROLES, MetricPoint, ModelVersionRef, Run
@@ -75,17 +75,22 @@ def artifact(page: Page) -> Response:
     record = next((a for a in run.artifacts if a.path == wanted), None)
     if record is None:
         raise ArtifactNotFoundError(f"run {run.short_id} has no artifact {wanted!r}")
-    path = client.artifacts.verified_path(
+    # The bytes that were checked are the bytes sent: the file may change after a check.
+    data = client.artifacts.read_verified(
         record.sha256, size=record.size, label=f"run {run.short_id}: {record.path}"
     )
     inline = page.param("inline") == "1" and _is_image(record.path)
     media_type = mimetypes.guess_type(record.path)[0] or "application/octet-stream"
-    return FileResponse(
-        path,
+    disposition = "inline" if inline else "attachment"
+    filename = quote(PurePosixPath(record.path).name)
+    return Response(
+        data,
         media_type=media_type,
-        filename=PurePosixPath(record.path).name,
-        content_disposition_type="inline" if inline else "attachment",
-        headers={"Content-Security-Policy": _ARTIFACT_CSP, "Cache-Control": "private"},
+        headers={
+            "Content-Disposition": f"{disposition}; filename*=utf-8''{filename}",
+            "Content-Security-Policy": _ARTIFACT_CSP,
+            "Cache-Control": "private",
+        },
     )
 
 
