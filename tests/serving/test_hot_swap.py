@@ -11,6 +11,7 @@ import gc
 import http.client
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -71,8 +72,11 @@ def project(tmp_path: Path) -> tuple[Path, pd.DataFrame]:
     return tmp_path, X
 
 
-def start_server(root: Path, port: int, *extra: str) -> subprocess.Popen[bytes]:
+def start_server(
+    root: Path, port: int, *extra: str, environ: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MODELRAIL_")}
+    env.update(environ or {})
     log = root / f"serve-{port}.log"
     with log.open("wb") as stderr:
         process = subprocess.Popen(
@@ -214,37 +218,74 @@ def test_twenty_swaps_under_load_lose_no_request_and_never_answer_from_a_stale_v
     assert max(pickup) <= SWAP_WINDOW_S, " ".join(f"{p:.3f}" for p in pickup)
 
 
-def test_a_version_that_fails_verification_is_not_switched_to(
-    server: tuple[Path, pd.DataFrame, int],
+def _ready(port: int) -> tuple[int, dict[str, Any]]:
+    return call(port, "GET", "/ready")
+
+
+def _answering_version(port: int, X: pd.DataFrame) -> int:
+    body = json.dumps({"inputs": X[:1].to_dict(orient="records")})
+    status, document = call(port, "POST", "/v1/models/swapper/predict", body)
+    assert status == 200, document
+    return int(document["version"])
+
+
+def _until(check: Any, what: str, timeout_s: float = 15.0) -> Any:
+    deadline = time.monotonic() + timeout_s
+    last = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(0.1)
+    raise AssertionError(f"not {what} within {timeout_s} s: {last}")
+
+
+def test_a_version_that_failed_to_load_is_retried_and_cleared(
+    project: tuple[Path, pd.DataFrame],
 ) -> None:
-    root, X, port = server
+    """damage -> rollback -> promote again -> restore: /ready and the answering version follow
+    what the environment holds at each step, without restarting the server."""
+    root, X = project
+    # The server reads its own copy of the artifacts, so the promotions (which verify the
+    # artifact) see good files while the server sees a damaged one, as on a server with a
+    # damaged disk or cache.
+    served_artifacts = root / "served-artifacts"
+    shutil.copytree(root / ".modelrail" / "artifacts", served_artifacts)
     settings = load_settings(cwd=root, environ={}, create=False)
     with Client(settings=settings) as client:
         broken = client.get_model_version("swapper:2")
-        path = client.artifacts.path_for(broken.artifact_sha256)
-        path.write_bytes(path.read_bytes()[:-10] + b"0123456789")  # same size, other bytes
-        client.promote("swapper:2", "staging", force=True, reason="test a bad artifact")
-    deadline = time.monotonic() + 5
-    ready: dict[str, object] = {}
-    while time.monotonic() < deadline:
-        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-        connection.request("GET", "/ready")
-        response = connection.getresponse()
-        ready = json.loads(response.read())
-        if ready.get("failures"):
-            assert response.status == 503
-            break
-        time.sleep(0.1)
-    failures = ready["failures"]
-    assert isinstance(failures, dict) and "sha256" in failures["swapper"]
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-    body = json.dumps({"inputs": X[:1].to_dict(orient="records")})
-    connection.request(
-        "POST", "/v1/models/swapper/predict", body, {"content-type": "application/json"}
-    )
-    response = connection.getresponse()
-    assert response.status == 200
-    assert json.loads(response.read())["version"] == 1  # still the old, verified version
+    path = served_artifacts / "sha256" / broken.artifact_sha256[:2] / broken.artifact_sha256[2:]
+    good = path.read_bytes()
+    path.chmod(0o644)
+    path.write_bytes(good[:-10] + b"0123456789")  # same size, other bytes
+    port = free_port()
+    process = start_server(root, port, environ={"MODELRAIL_ARTIFACTS": str(served_artifacts)})
+    try:
+        assert _ready(port)[0] == 200 and _answering_version(port, X) == 1
+
+        with Client(settings=settings) as client:
+            client.promote("swapper:2", "staging", reason="v2 is damaged on the server")
+        status, ready = _until(lambda: (r := _ready(port))[1]["failures"] and r, "refused")
+        assert status == 503 and "sha256" in ready["failures"]["swapper"]
+        assert _answering_version(port, X) == 1  # still the old, verified version
+
+        with Client(settings=settings) as client:
+            client.rollback("swapper", "staging", reason="back to v1")
+        status, ready = _until(lambda: (r := _ready(port))[0] == 200 and r, "ready again")
+        assert ready["failures"] == {} and ready["models"]["swapper"]["version"] == 1
+        assert _answering_version(port, X) == 1
+
+        with Client(settings=settings) as client:
+            client.promote("swapper:2", "staging", reason="v2 again, still damaged")
+        status, ready = _until(lambda: (r := _ready(port))[1]["failures"] and r, "refused again")
+        assert status == 503 and _answering_version(port, X) == 1
+
+        path.write_bytes(good)  # the artifact is restored: picked up by a retry
+        status, ready = _until(lambda: (r := _ready(port))[0] == 200 and r, "recovered")
+        assert ready["failures"] == {} and ready["models"]["swapper"]["version"] == 2
+        assert _answering_version(port, X) == 2
+    finally:
+        stop_server(process)
 
 
 def test_two_workers_share_the_port_and_follow_promotions(

@@ -4,6 +4,10 @@ The watcher polls the store for what the environment holds. A new version is
 loaded, verified and compiled on the watcher's thread while requests keep being
 answered by the old one; then one assignment replaces the whole mapping, so a
 request sees either the old version or the new one, never a mix.
+
+A version that fails to load (a damaged or missing artifact) is retried with a
+growing, bounded back-off, and at once when the environment's holder changes: a
+restored artifact, a rollback or a new promotion is picked up without a restart.
 """
 
 from __future__ import annotations
@@ -62,6 +66,17 @@ HoldingsReader = Callable[[], dict[str, int]]
 # Loads and verifies a version; raises ModelrailError when it cannot.
 Loader = Callable[[str, int], ScoringModel]
 
+# A version that failed to load is tried again after 1 s, then 2, 4, ... at most 30 s apart.
+FIRST_RETRY_S = 1.0
+MAX_RETRY_S = 30.0
+
+
+@dataclass(frozen=True)
+class _Refusal:
+    version: int
+    retry_at: float
+    delay_s: float
+
 
 class Watcher:
     def __init__(
@@ -74,6 +89,7 @@ class Watcher:
         interval_s: float = 0.5,
         only: frozenset[str] | None = None,
         on_swap: Callable[[ServedModel], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.on_swap = on_swap
         self.models = models
@@ -82,9 +98,10 @@ class Watcher:
         self.load = load
         self.interval_s = interval_s
         self.only = only
+        self.clock = clock
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._refused: dict[str, int] = {}
+        self._refused: dict[str, _Refusal] = {}
 
     def refresh(self) -> None:
         """One poll: load whatever changed; keep the old version if the new one fails."""
@@ -101,30 +118,49 @@ class Watcher:
         for name, version in holdings.items():
             served = self.models.current.get(name)
             if served is not None and served.version == version:
+                # What the environment holds is what answers (after a rollback, say).
+                self._refused.pop(name, None)
+                self.models.failures.pop(name, None)
                 continue
-            if self._refused.get(name) == version:
-                continue  # already failed; wait for the next change
-            try:
-                scoring = self.load(name, version)
-            except ModelrailError as exc:
-                self._refused[name] = version
-                self.models.failures[name] = f"version {version}: {exc.message}"
-                log.error("modelrail serve: not switching %s to version %s: %s", name, version, exc)
-                continue
-            served = ServedModel(name, self.environment, scoring, time.time())
-            self.models.swap(served)
-            if self.on_swap is not None:
-                self.on_swap(served)
-            log.warning(
-                "modelrail serve: %s@%s now answers with version %s",
-                name,
-                self.environment,
-                version,
-            )
+            refusal = self._refused.get(name)
+            if refusal is not None and refusal.version == version:
+                if self.clock() < refusal.retry_at:
+                    continue
+            else:
+                refusal = None  # another version than the one refused: try it at once
+            self._load(name, version, refusal)
+        for name in set(self._refused) - set(holdings):
+            del self._refused[name]
+        for name in set(self.models.failures) - set(holdings) - set(self.models.current):
+            del self.models.failures[name]
         for name in set(self.models.current) - set(holdings):
             # The environment no longer holds this model: keep answering with the last
             # version rather than failing requests, and say so in /ready.
             self.models.failures[name] = f"{self.environment} no longer holds {name}"
+
+    def _load(self, name: str, version: int, refusal: _Refusal | None) -> None:
+        try:
+            scoring = self.load(name, version)
+        except ModelrailError as exc:
+            delay = FIRST_RETRY_S if refusal is None else min(refusal.delay_s * 2, MAX_RETRY_S)
+            self._refused[name] = _Refusal(version, self.clock() + delay, delay)
+            self.models.failures[name] = f"version {version}: {exc.message}"
+            log.error(
+                "modelrail serve: not switching %s to version %s (trying again in %.0f s): %s",
+                name,
+                version,
+                delay,
+                exc,
+            )
+            return
+        self._refused.pop(name, None)
+        served = ServedModel(name, self.environment, scoring, time.time())
+        self.models.swap(served)
+        if self.on_swap is not None:
+            self.on_swap(served)
+        log.warning(
+            "modelrail serve: %s@%s now answers with version %s", name, self.environment, version
+        )
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="modelrail-watcher", daemon=True)
