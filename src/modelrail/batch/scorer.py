@@ -3,8 +3,9 @@
 The output of a batch keeps only what varies per row (the id columns, the prediction and
 the class probabilities); the run's constants (model, version, run id, time scored) travel
 beside it in a ``RunStamp`` so each sink can add them in the way that is cheapest for it.
-Rows that cannot be scored (a null or non-finite feature, a null id) are either an error
-that names the first of them, or set aside with their reason.
+Rows that cannot be scored (a null or non-finite feature, a null id, a score that came out
+NaN or infinite) are either an error that names the first of them, or set aside with their
+reason.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import pyarrow.compute as pc
 from modelrail.batch import arrays
 from modelrail.batch.spec import OnBadRows
 from modelrail.errors import BatchInputError
-from modelrail.scoring.predictor import Scored, ScoringModel
+from modelrail.scoring.predictor import UNSCORABLE, Scored, ScoringModel
 
 PREDICTION = "prediction"
 STAMP_FIELDS = (
@@ -150,16 +151,24 @@ class BatchScorer:
             return ScoredBatch(output=self._output(batch, clean), rejects=None, rows_read=rows)
         features = self._features(batch)
         bad = self._bad_rows(batch, features)
-        rejects = None
+        kept = batch
         if bad is not None:
             if self.on_bad_rows == "fail":
                 self._raise_first(batch, bad, first_row)
-            rejects = self._rejects(batch, bad, first_row, run_id)
-            keep = arrays.from_numpy(~bad[0], pa.bool_())
-            batch = batch.filter(keep)
-            features = features[~bad[0]] if isinstance(features, np.ndarray) else batch
-        scored = self._predict(features, batch)
-        return ScoredBatch(output=self._output(batch, scored), rejects=rejects, rows_read=rows)
+            kept = batch.filter(arrays.from_numpy(~bad[0], pa.bool_()))
+            features = features[~bad[0]] if isinstance(features, np.ndarray) else kept
+        scored = self._predict(features, kept)
+        unscorable = scored.nonfinite_rows()
+        if unscorable is not None:
+            # A score that overflowed is no prediction: the row is bad like one with a
+            # missing feature (named, or set aside with its reason).
+            bad = _with_unscorable(bad, unscorable, rows)
+            if self.on_bad_rows == "fail":
+                self._raise_first(batch, bad, first_row)
+            kept = kept.filter(arrays.from_numpy(~unscorable, pa.bool_()))
+            scored = scored.without(unscorable)
+        rejects = None if bad is None else self._rejects(batch, bad, first_row, run_id)
+        return ScoredBatch(output=self._output(kept, scored), rejects=rejects, rows_read=rows)
 
     def _score_clean(self, batch: pa.RecordBatch) -> Scored | None:
         """The common case, cheaply: a compiled model scores the batch's own column buffers,
@@ -178,11 +187,10 @@ class BatchScorer:
         return pa.RecordBatch.from_arrays(columns, schema=self.output_schema)
 
     def validate(self, batch: pa.RecordBatch, first_row: int) -> None:
-        """Raise on the batch's first bad row, as ``score`` would, without scoring."""
+        """Raise on the batch's first bad row, as ``score`` would, without writing: it is
+        scored too, since a row can be bad by its score alone (one that overflowed)."""
         if self.on_bad_rows == "fail":
-            bad = self._bad_rows(batch, self._features(batch))
-            if bad is not None:
-                self._raise_first(batch, bad, first_row)
+            self.score(batch, first_row, "")
 
     def _raise_first(
         self,
@@ -299,6 +307,22 @@ class BatchScorer:
         if len(names) == 1:
             return [arrays.from_numpy(probabilities[:, 1], pa.float64())]
         return [arrays.from_numpy(probabilities[:, j], pa.float64()) for j in range(len(names))]
+
+
+def _with_unscorable(
+    bad: tuple[np.ndarray[Any, Any], list[str]] | None,
+    unscorable: np.ndarray[Any, Any],
+    rows: int,
+) -> tuple[np.ndarray[Any, Any], list[str]]:
+    """``bad`` (over the whole batch) with the rows that were scored but came out non-finite;
+    ``unscorable`` is over the rows that were scored, the batch without ``bad``'s rows."""
+    mask, reasons = (np.zeros(rows, dtype=bool), [""] * rows) if bad is None else bad
+    scored_rows = np.flatnonzero(~mask)
+    mask = mask.copy()
+    for index in scored_rows[unscorable]:
+        mask[index] = True
+        reasons[index] = UNSCORABLE
+    return mask, reasons
 
 
 def _prediction_array(scored: Scored, arrow_type: pa.DataType) -> pa.Array:

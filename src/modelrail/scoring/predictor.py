@@ -24,10 +24,34 @@ NUMERIC_DTYPES = frozenset({"float64", "int64", "bool"})
 _VERIFY_ROWS = 512
 
 
+# Why a row whose score is NaN or infinite gets no prediction, in serving and in batch.
+UNSCORABLE = (
+    "the model's score is not a finite number (an input is outside the range the model "
+    "can score, so large that its arithmetic overflowed, say)"
+)
+
+
 @dataclass(frozen=True)
 class Scored:
     predictions: np.ndarray[Any, Any]
     probabilities: FloatMatrix | None
+
+    def nonfinite_rows(self) -> np.ndarray[Any, np.dtype[np.bool_]] | None:
+        """A mask of the rows whose prediction or probabilities are NaN or infinite, or None
+        when every score is finite (the common case: one vectorised check)."""
+        bad: np.ndarray[Any, np.dtype[np.bool_]] | None = None
+        for values in (self.predictions, self.probabilities):
+            if values is None or values.dtype.kind not in "fc" or np.isfinite(values).all():
+                continue
+            finite = np.isfinite(values).reshape(len(values), -1).all(axis=1)
+            rows = np.logical_not(finite)
+            bad = rows if bad is None else bad | rows
+        return bad
+
+    def without(self, rows: np.ndarray[Any, np.dtype[np.bool_]]) -> Scored:
+        keep = ~rows
+        probabilities = None if self.probabilities is None else self.probabilities[keep]
+        return Scored(self.predictions[keep], probabilities)
 
 
 class ScoringModel:
@@ -37,6 +61,7 @@ class ScoringModel:
         self.columns: tuple[str, ...] = tuple(c.name for c in loaded.version.signature.inputs)
         self.dtypes: tuple[str, ...] = tuple(c.dtype for c in loaded.version.signature.inputs)
         self.numeric = all(d in NUMERIC_DTYPES for d in self.dtypes)
+        self.boolean_columns = _boolean_columns(loaded.version)
         self.has_probabilities = callable(getattr(loaded.model, "predict_proba", None))
         self._wants_frame = hasattr(loaded.model, "feature_names_in_")
         self.compiled: LinearForm | None = None
@@ -55,6 +80,7 @@ class ScoringModel:
         scoring.columns = tuple(c.name for c in version.signature.inputs)
         scoring.dtypes = tuple(c.dtype for c in version.signature.inputs)
         scoring.numeric = True
+        scoring.boolean_columns = _boolean_columns(version)
         scoring.has_probabilities = version.signature.has_probabilities
         scoring._wants_frame = False
         scoring.compiled = form
@@ -117,6 +143,10 @@ def scoring_model_for(artifacts: ArtifactStore, version: ModelVersion) -> Scorin
         )
         return ScoringModel.from_compiled(version, form_from_bytes(data))
     return ScoringModel(load_model_version(artifacts, version))
+
+
+def _boolean_columns(version: ModelVersion) -> frozenset[str]:
+    return frozenset(c.name for c in version.signature.inputs if c.dtype == "bool")
 
 
 def form_agrees(model: Any, candidate: LinearForm, columns: tuple[str, ...], rows: Any) -> bool:

@@ -13,17 +13,13 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import numpy as np
 import orjson
 
 from modelrail.errors import InvalidRequestError
+from modelrail.scoring.predictor import UNSCORABLE, Scored
 from modelrail.serving.docs import docs_page, openapi_spec
-from modelrail.serving.inputs import (
-    Limits,
-    matrix_from_csv,
-    matrix_from_mlflow,
-    matrix_from_native,
-    parse_json,
-)
+from modelrail.serving.inputs import Limits, matrix_from_csv, matrix_from_json
 from modelrail.serving.metrics import ServerMetrics
 from modelrail.serving.models import ModelSet, ServedModel
 
@@ -120,12 +116,13 @@ class PredictionApp:
             body = await _read_body(scope, receive, self.limits)
             content_type = _content_type(scope)
             columns = served.scoring.columns
+            booleans = served.scoring.boolean_columns
             if mlflow and content_type == b"text/csv":
-                matrix = matrix_from_csv(body, columns, self.limits)
+                matrix = matrix_from_csv(body, columns, self.limits, boolean_columns=booleans)
             elif content_type in _JSON_TYPES or content_type.endswith(b"+json"):
-                payload = parse_json(body)
-                parse = matrix_from_mlflow if mlflow else matrix_from_native
-                matrix = parse(payload, columns, self.limits)
+                matrix = matrix_from_json(
+                    body, columns, self.limits, mlflow=mlflow, boolean_columns=booleans
+                )
             else:
                 raise InvalidRequestError(
                     f"content type {content_type.decode(errors='replace')!r} is not supported: "
@@ -136,6 +133,7 @@ class PredictionApp:
             scoring_started = time.perf_counter()
             scored = served.scoring.score(matrix)
             scoring_seconds = time.perf_counter() - scoring_started
+            _refuse_unscorable(scored)
         except InvalidRequestError as exc:
             self.metrics.refused(served.name, exc.field or "body")
             self.metrics.observe(
@@ -260,6 +258,15 @@ class PredictionApp:
 
 class _ClientGone(Exception):
     pass
+
+
+def _refuse_unscorable(scored: Scored) -> None:
+    """A score that came out NaN or infinite is no answer: the input was outside what the
+    model can score (a feature so large that the arithmetic overflowed, say)."""
+    unscorable = scored.nonfinite_rows()
+    if unscorable is not None:
+        row = int(np.flatnonzero(unscorable)[0])
+        raise InvalidRequestError(f"row {row}: {UNSCORABLE}", field=f"inputs[{row}]", status=422)
 
 
 def _model_headers(served: ServedModel) -> list[tuple[bytes, bytes]]:

@@ -6,6 +6,10 @@ Accepted: modelrail's own ``{"inputs": [{...}]}`` (records) and
 Column-shaped bodies become a matrix in one numpy call; records need one pass
 over the rows to pick values by name, done with C-level list and dict operations.
 Every problem is an ``InvalidRequestError`` naming the field at fault.
+
+JSON ``true`` / ``false`` (and CSV's) are numbers to numpy; they are refused unless the
+column is boolean in the model's signature. Only a body that holds such a literal at all
+is searched for them, so the common request pays one byte scan.
 """
 
 from __future__ import annotations
@@ -33,7 +37,25 @@ def parse_json(body: bytes) -> Any:
         raise InvalidRequestError(f"malformed JSON: {exc}", field="body", status=400) from exc
 
 
-def matrix_from_native(payload: Any, columns: tuple[str, ...], limits: Limits) -> FloatMatrix:
+def matrix_from_json(
+    body: bytes,
+    columns: tuple[str, ...],
+    limits: Limits,
+    *,
+    mlflow: bool,
+    boolean_columns: frozenset[str] = frozenset(),
+) -> FloatMatrix:
+    """A JSON body in modelrail's protocol or (``mlflow``) MLflow's, as a float64 matrix."""
+    payload = parse_json(body)
+    # None: the body holds no JSON boolean, so no value needs to be looked at for one.
+    booleans = boolean_columns if (b"true" in body or b"false" in body) else None
+    parse = matrix_from_mlflow if mlflow else matrix_from_native
+    return parse(payload, columns, limits, booleans)
+
+
+def matrix_from_native(
+    payload: Any, columns: tuple[str, ...], limits: Limits, booleans: _Booleans = None
+) -> FloatMatrix:
     """modelrail's protocol: records under "inputs" or "columns" + "data"."""
     if not isinstance(payload, dict):
         raise InvalidRequestError(
@@ -42,16 +64,18 @@ def matrix_from_native(payload: Any, columns: tuple[str, ...], limits: Limits) -
         )
     if "inputs" in payload:
         _only(payload, {"inputs"})
-        return _from_records(payload["inputs"], columns, limits, "inputs")
+        return _from_records(payload["inputs"], columns, limits, "inputs", booleans)
     if "data" in payload or "columns" in payload:
         _only(payload, {"columns", "data"})
-        return _from_split(payload, columns, limits, "")
+        return _from_split(payload, columns, limits, "", booleans)
     raise InvalidRequestError(
         'the body needs "inputs" (a list of records) or "columns" and "data"', field="body"
     )
 
 
-def matrix_from_mlflow(payload: Any, columns: tuple[str, ...], limits: Limits) -> FloatMatrix:
+def matrix_from_mlflow(
+    payload: Any, columns: tuple[str, ...], limits: Limits, booleans: _Booleans = None
+) -> FloatMatrix:
     """MLflow's scoring protocol, so existing clients work unchanged."""
     if not isinstance(payload, dict) or len(payload.keys() & _MLFLOW_KEYS) != 1:
         raise InvalidRequestError(
@@ -66,18 +90,24 @@ def matrix_from_mlflow(payload: Any, columns: tuple[str, ...], limits: Limits) -
     if key == "dataframe_split":
         if not isinstance(value, dict):
             raise InvalidRequestError('"dataframe_split" must be an object', field=key)
-        return _from_split(value, columns, limits, f"{key}.")
+        return _from_split(value, columns, limits, f"{key}.", booleans)
     if key == "dataframe_records":
-        return _from_records(value, columns, limits, key)
+        return _from_records(value, columns, limits, key, booleans)
     # "instances" and "inputs": a list of records, a list of rows, or an object of columns.
     if isinstance(value, dict):
-        return _from_column_lists(value, columns, limits, key)
+        return _from_column_lists(value, columns, limits, key, booleans)
     if isinstance(value, list) and value and isinstance(value[0], dict):
-        return _from_records(value, columns, limits, key)
-    return _from_rows(value, columns, limits, key)
+        return _from_records(value, columns, limits, key, booleans)
+    return _from_rows(value, columns, limits, key, booleans)
 
 
-def matrix_from_csv(body: bytes, columns: tuple[str, ...], limits: Limits) -> FloatMatrix:
+def matrix_from_csv(
+    body: bytes,
+    columns: tuple[str, ...],
+    limits: Limits,
+    *,
+    boolean_columns: frozenset[str] = frozenset(),
+) -> FloatMatrix:
     import io
 
     import pyarrow as pa
@@ -92,6 +122,10 @@ def matrix_from_csv(body: bytes, columns: tuple[str, ...], limits: Limits) -> Fl
     matrix = np.empty((table.num_rows, len(columns)))
     for index, name in enumerate(columns):
         column = table.column(name)
+        if pa.types.is_boolean(column.type) and name not in boolean_columns:
+            raise InvalidRequestError(
+                f"column {name!r} must be a number, CSV has true/false values", field=name
+            )
         if not (
             pa.types.is_integer(column.type)
             or pa.types.is_floating(column.type)
@@ -107,6 +141,8 @@ def matrix_from_csv(body: bytes, columns: tuple[str, ...], limits: Limits) -> Fl
 
 
 _MLFLOW_KEYS = frozenset({"dataframe_split", "dataframe_records", "instances", "inputs"})
+# The columns where JSON true / false may stand for 1 / 0; None when the body has none.
+_Booleans = frozenset[str] | None
 
 
 def _only(payload: dict[str, Any], allowed: set[str]) -> None:
@@ -145,7 +181,11 @@ def _check_names(names: list[Any], columns: tuple[str, ...], where: str) -> None
 
 
 def _from_split(
-    value: dict[str, Any], columns: tuple[str, ...], limits: Limits, prefix: str
+    value: dict[str, Any],
+    columns: tuple[str, ...],
+    limits: Limits,
+    prefix: str,
+    booleans: _Booleans,
 ) -> FloatMatrix:
     names = value.get("columns", list(columns))
     data = value.get("data")
@@ -156,13 +196,15 @@ def _from_split(
     if not isinstance(data, list):
         raise InvalidRequestError(f'"{prefix}data" must be a list of rows', field=f"{prefix}data")
     _check_names(names, columns, f"{prefix}columns")
-    matrix = _from_rows(data, tuple(names), limits, f"{prefix}data")
+    matrix = _from_rows(data, tuple(names), limits, f"{prefix}data", booleans)
     if tuple(names) != columns:
         matrix = matrix[:, [names.index(c) for c in columns]]
     return matrix
 
 
-def _from_rows(rows: Any, columns: tuple[str, ...], limits: Limits, where: str) -> FloatMatrix:
+def _from_rows(
+    rows: Any, columns: tuple[str, ...], limits: Limits, where: str, booleans: _Booleans
+) -> FloatMatrix:
     if not isinstance(rows, list):
         raise InvalidRequestError(f'"{where}" must be a list of rows', field=where)
     _check_rows(len(rows), limits, where)
@@ -182,11 +224,24 @@ def _from_rows(rows: Any, columns: tuple[str, ...], limits: Limits, where: str) 
             f"got {width}",
             field=where,
         )
+    if booleans is not None and len(booleans) < len(columns):
+        _refuse_booleans(rows, columns, booleans)
     return _finite(matrix, columns)
 
 
+def _refuse_booleans(rows: list[Any], columns: tuple[str, ...], allowed: frozenset[str]) -> None:
+    for r, row in enumerate(rows):
+        for c, value in enumerate(row):
+            if value.__class__ is bool and columns[c] not in allowed:
+                raise InvalidRequestError(
+                    f"row {r}, column {columns[c]!r}: expected a number, got "
+                    f"{str(value).lower()} (only boolean columns take true / false)",
+                    field=columns[c],
+                )
+
+
 def _from_records(
-    records: Any, columns: tuple[str, ...], limits: Limits, where: str
+    records: Any, columns: tuple[str, ...], limits: Limits, where: str, booleans: _Booleans
 ) -> FloatMatrix:
     if not isinstance(records, list):
         raise InvalidRequestError(f'"{where}" must be a list of records', field=where)
@@ -200,11 +255,15 @@ def _from_records(
         if record.keys() != expected:
             _check_names(list(record), columns, f"{where}[{index}]")
     rows = [[record[c] for c in columns] for record in records]
-    return _from_rows(rows, columns, limits, where)
+    return _from_rows(rows, columns, limits, where, booleans)
 
 
 def _from_column_lists(
-    value: dict[str, Any], columns: tuple[str, ...], limits: Limits, where: str
+    value: dict[str, Any],
+    columns: tuple[str, ...],
+    limits: Limits,
+    where: str,
+    booleans: _Booleans,
 ) -> FloatMatrix:
     _check_names(list(value), columns, where)
     lengths = {len(v) if isinstance(v, list) else -1 for v in value.values()}
@@ -213,7 +272,11 @@ def _from_column_lists(
             f'every column in "{where}" must be a list of the same length', field=where
         )
     return _from_rows(
-        [list(r) for r in zip(*(value[c] for c in columns), strict=True)], columns, limits, where
+        [list(r) for r in zip(*(value[c] for c in columns), strict=True)],
+        columns,
+        limits,
+        where,
+        booleans,
     )
 
 
