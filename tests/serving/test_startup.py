@@ -84,6 +84,8 @@ def serve_and_fail(project: Project, *args: str) -> tuple[int, str]:
         check=False,
     )
     assert "Traceback" not in done.stderr, done.stderr
+    # The address is printed only once the server listens with its models loaded.
+    assert "serving" not in done.stdout and "http://" not in done.stdout, done.stdout
     return done.returncode, " ".join(done.stderr.split())
 
 
@@ -224,13 +226,37 @@ def test_a_fixed_version_whose_artifact_was_changed_is_refused_naming_it(
     assert not is_listening(port)
 
 
-def test_an_unknown_environment_is_a_clear_error(project: Project) -> None:
+def test_an_unknown_environment_exits_8_naming_the_chain(project: Project) -> None:
     port = free_port()
     code, stderr = serve_and_fail(project, "--env", "production", "--port", str(port))
-    assert code != 0
+    assert code == SERVER_START_ERROR, stderr
     assert "unknown environment 'production'" in stderr
     assert "dev -> staging -> prod" in stderr  # says which environments there are
     assert not is_listening(port)
+
+
+@pytest.mark.parametrize("reference", ["nope:1", "nope", "nope@dev"])
+def test_an_unknown_model_exits_8_naming_it(project: Project, reference: str) -> None:
+    port = free_port()
+    code, stderr = serve_and_fail(project, reference, "--port", str(port))
+    assert code == SERVER_START_ERROR, stderr
+    assert "cannot serve nope" in stderr and "'nope'" in stderr
+    assert not is_listening(port)
+
+
+def test_a_version_the_model_does_not_have_exits_8_naming_it(
+    project: Project, fitted: Fitted
+) -> None:
+    project.register(fitted)
+    code, stderr = serve_and_fail(project, f"{MODEL}:9", "--port", str(free_port()))
+    assert code == SERVER_START_ERROR, stderr
+    assert f"cannot serve {MODEL}:9" in stderr
+
+
+def test_the_address_is_printed_once_the_server_answers(project: Project, fitted: Fitted) -> None:
+    project.register(fitted)
+    with serving(project, "--env", "dev") as server:
+        assert f"serving dev on http://127.0.0.1:{server.port} with 1 worker" in server.stderr
 
 
 def test_nothing_to_serve_is_a_clear_error(project: Project) -> None:

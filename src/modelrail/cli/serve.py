@@ -55,23 +55,22 @@ def serve(
     ] = 0.5,
 ) -> None:
     """Serve predictions over HTTP: POST /v1/models/NAME/predict and MLflow's /invocations."""
-    from modelrail.serving.server import ServeOptions, run_bundle, run_server
+    from modelrail.serving.server import ServeOptions, listen_address, run_bundle, run_server
 
     if bundle is not None:
         options = ServeOptions(
             bundle=bundle, host=host or "127.0.0.1", port=port or 8080, max_rows=max_rows
         )
-        console().print(f"serving bundle {bundle} on http://{options.host}:{options.port}")
-        run_bundle(options)
+        run_bundle(options, announce=lambda at: console().print(f"serving bundle {bundle} on {at}"))
         return
     client = open_client()
-    settings = client.settings.policy.environment(env).settings if env else {}
+    listen_host, listen_port = listen_address(client, env, host, port)
     options = ServeOptions(
         environment=env,
         references=tuple(references or ()),
         only=tuple(model or ()),
-        host=host or str(settings.get("serving_host", "127.0.0.1")),
-        port=port or int(settings.get("serving_port", 8080)),
+        host=listen_host,
+        port=listen_port,
         workers=workers,
         wait=wait,
         shadow=shadow,
@@ -81,12 +80,10 @@ def serve(
     what = (
         f"{env} ({', '.join(model)})" if env and model else (env or ", ".join(options.references))
     )
-    console().print(
-        f"serving {what} on http://{options.host}:{options.port} "
-        f"with {workers} worker{'s' if workers > 1 else ''}"
-        + (f", shadowing {shadow}" if shadow else "")
+    detail = f" with {workers} worker{'s' if workers > 1 else ''}" + (
+        f", shadowing {shadow}" if shadow else ""
     )
-    run_server(client, options)
+    run_server(client, options, lambda at: console().print(f"serving {what} on {at}{detail}"))
 
 
 @shadow_app.command("report")

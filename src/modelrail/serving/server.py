@@ -18,11 +18,14 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from modelrail.client import Client
-from modelrail.errors import ModelrailError, ServerStartError
+from modelrail.entities import ModelVersion
+from modelrail.errors import ModelrailError, NotFoundError, ServerStartError
+from modelrail.policy import EnvironmentPolicy
 from modelrail.refs import Ref
 from modelrail.scoring.predictor import ScoringModel, scoring_model_for
 from modelrail.serving.app import PredictionApp
@@ -108,7 +111,7 @@ def build_server(client: Client, options: ServeOptions) -> BuiltServer:
     stoppers: list[Any] = []
     for text in options.references:
         ref = Ref.parse(text)
-        version = client.get_model_version(ref)
+        version = _version_to_serve(client, ref)
         try:
             scoring = load(ref.name, version.version)
         except ModelrailError as exc:
@@ -158,7 +161,7 @@ def _environment_watcher(
 ) -> Watcher:
     environment = options.environment
     assert environment is not None
-    client.settings.policy.environment(environment)  # unknown environment: a clear error
+    environment_policy(client, environment)  # an unknown environment: refused by name
 
     def holdings() -> dict[str, int]:
         return {h.model: h.version for h in client.board() if h.environment == environment}
@@ -187,6 +190,37 @@ def _environment_watcher(
     return watcher
 
 
+def environment_policy(client: Client, environment: str) -> EnvironmentPolicy:
+    """The environment to serve; one not in the chain means the server cannot start."""
+    try:
+        return client.settings.policy.environment(environment)
+    except NotFoundError as exc:
+        raise ServerStartError(f"cannot serve {environment}: {exc.message}") from exc
+
+
+def listen_address(
+    client: Client, environment: str | None, host: str | None, port: int | None
+) -> tuple[str, int]:
+    """Where to listen: as given, else the environment's ``serving_host`` / ``serving_port``
+    settings, else 127.0.0.1:8080."""
+    settings = environment_policy(client, environment).settings if environment else {}
+    return (
+        host or str(settings.get("serving_host", "127.0.0.1")),
+        port or int(settings.get("serving_port", 8080)),
+    )
+
+
+def _version_to_serve(client: Client, ref: Ref) -> ModelVersion:
+    try:
+        return client.get_model_version(ref)
+    except NotFoundError as exc:
+        raise ServerStartError(f"cannot serve {ref}: {exc.message}") from exc
+
+
+# Told the address once the server listens with its models loaded (the CLI prints it).
+Announce = Callable[[str], None]
+
+
 def bind(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
@@ -203,16 +237,18 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def run_bundle(options: ServeOptions) -> None:
+def run_bundle(options: ServeOptions, announce: Announce | None = None) -> None:
     app = build_bundle_app(options)
     sock = bind(options.host, options.port)
+    _announce(announce, sock)
     _run_uvicorn(app, sock)
 
 
-def run_server(client: Client, options: ServeOptions) -> None:
+def run_server(client: Client, options: ServeOptions, announce: Announce | None = None) -> None:
     """Serve until interrupted. Raises ServerStartError before binding if anything is wrong."""
     built = build_server(client, options)  # checks every model loads before the port opens
     sock = bind(options.host, options.port)
+    _announce(announce, sock)
     if options.workers <= 1:
         try:
             _run_uvicorn(built.app, sock)
@@ -221,6 +257,13 @@ def run_server(client: Client, options: ServeOptions) -> None:
         return
     built.close()
     _run_workers(sock, client, options)
+
+
+def _announce(announce: Announce | None, sock: socket.socket) -> None:
+    if announce is None:
+        return
+    host, port = sock.getsockname()[:2]
+    announce(f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}")
 
 
 def _run_uvicorn(app: PredictionApp, sock: socket.socket) -> None:
