@@ -15,19 +15,50 @@ from modelrail.config import CONFIG_FILE_NAME, init_project
 
 def init(
     path: Annotated[Path, typer.Argument(help="Project folder (default: here).")] = Path(),
+    store: Annotated[
+        str | None,
+        typer.Option(
+            "--store",
+            help="Create or upgrade this store instead of the project's, e.g. as the "
+            "PostgreSQL role that owns the schema. Not written to modelrail.toml.",
+        ),
+    ] = None,
+    app_role: Annotated[
+        str | None,
+        typer.Option(
+            "--app-role",
+            help="PostgreSQL role the application connects as: it may read and write "
+            "rows, only add to the append-only history, and not change the schema.",
+        ),
+    ] = None,
 ) -> None:
     """Create a modelrail project: .modelrail/ (store, artifacts) and modelrail.toml."""
     from modelrail.client import Client
     from modelrail.config import load_settings
+    from modelrail.store.db import HEAD_REVISION
 
     root = path.resolve()
     root.mkdir(parents=True, exist_ok=True)
     project_dir = init_project(root)
     settings = load_settings(cwd=root, create=False)
-    Client(settings=settings).close()  # creates and migrates the store now, not on first use
-    console().print(
-        f"initialised modelrail project in {project_dir} (settings: {root / CONFIG_FILE_NAME})"
+    # Creates and migrates the store now, not on first use.
+    with Client(store_url=store, settings=settings) as client:
+        grants = None if app_role is None else client.db.grant_app_role(app_role)
+        shown_store = client.db.display_url
+    out = console()
+    out.print(
+        f"initialised modelrail project in {project_dir} (settings: {root / CONFIG_FILE_NAME})",
+        markup=False,
     )
+    if store is not None or grants is not None:
+        out.print(f"store {shown_store} is at schema revision {HEAD_REVISION}", markup=False)
+    if grants is not None:
+        out.print(
+            f"role {grants.role!r} may read and write {len(grants.read_write)} tables in "
+            f"schema {grants.schema!r}, may only add rows to {', '.join(grants.append_only)}, "
+            "and cannot change the schema or its triggers",
+            markup=False,
+        )
 
 
 def datasets(as_json: JsonOption = False) -> None:

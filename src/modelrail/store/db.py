@@ -6,14 +6,23 @@ another process writes (it fails at once instead of waiting), so taking the
 write lock up front is what lets many processes share one file without losing
 writes. PostgreSQL serialises the few read-then-write steps (labels, version
 numbers) with transaction-scoped advisory locks.
+
+On PostgreSQL the schema may belong to one role (the *owner*, which creates and
+upgrades it) while the application connects as another (the *app role*) that can
+read and write rows but owns nothing, so it cannot ``ALTER TABLE ... DISABLE
+TRIGGER`` the append-only history. A role that does not own the schema never runs
+migrations: a schema behind this modelrail is refused with a message that tells the
+operator to upgrade it as the owner.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,11 +30,24 @@ from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, OperationalError
 
-from modelrail.errors import StoreSchemaError, StoreUnavailableError, StoreURLError
+from modelrail.errors import (
+    InvalidInputError,
+    StoreSchemaError,
+    StoreUnavailableError,
+    StoreURLError,
+)
 
-HEAD_REVISION = "0005"
 _MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+# Revision files are named NNNN_what.py and numbered in order: the newest is the head.
+_REVISIONS = frozenset(
+    name[:4]
+    for name in os.listdir(_MIGRATIONS_DIR / "versions")
+    if re.fullmatch(r"\d{4}_\w+\.py", name)
+)
+HEAD_REVISION = max(_REVISIONS)
 _WRITE_OPTION = "modelrail_write"
+_INSUFFICIENT_PRIVILEGE = "42501"  # PostgreSQL's SQLSTATE for "permission denied", "must be owner"
+_OWNER_HINT = "the role that owns the schema runs 'modelrail init --store <URL of that role>"
 
 
 def parse_store_url(raw: str) -> URL:
@@ -62,7 +84,11 @@ class Database:
         self.display_url = self.url.render_as_string(hide_password=True)
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
         self.engine = self._create_engine()
-        self._ensure_schema()
+        try:
+            self._ensure_schema()
+        except BaseException:
+            self.engine.dispose()  # a refused store leaves no connection behind
+            raise
 
     # -- engine ------------------------------------------------------------------
 
@@ -127,6 +153,13 @@ class Database:
         except DBAPIError as exc:
             if exc.connection_invalidated:
                 raise StoreUnavailableError(f"store {self.display_url}: connection lost") from exc
+            if getattr(exc.orig, "sqlstate", None) == _INSUFFICIENT_PRIVILEGE:
+                role = self.url.username or "the connecting role"
+                detail = str(exc.orig).splitlines()[0]
+                raise StoreUnavailableError(
+                    f"store {self.display_url}: {detail} (role {role!r}): if this is the "
+                    f"application role, {_OWNER_HINT} --app-role {role}'"
+                ) from exc
             raise
 
     # -- schema ----------------------------------------------------------------------
@@ -140,16 +173,196 @@ class Database:
             current = _read_revision(conn)
             if current == HEAD_REVISION:
                 return
-            if current is not None and not _is_known_revision(current):
+            if current is not None and current not in _REVISIONS:
                 raise StoreSchemaError(
                     f"store {self.display_url} has schema revision {current!r}, which this "
                     "modelrail does not know: upgrade modelrail"
                 )
+            if self.is_sqlite:
+                _run_migrations(conn)
+                return
+            _refuse_upgrade_by_non_owner(conn, current, self.display_url)
+            app_roles = conn.execute(_APP_ROLES).scalars().all()
             _run_migrations(conn)
+            # Tables a migration added (and tables it made append-only) get their grants.
+            for role in app_roles:
+                _grant_app_role(conn, role)
 
     def _current_revision(self) -> str | None:
         with self.read() as conn:
             return _read_revision(conn)
+
+    # -- owner and application roles (PostgreSQL) ------------------------------------
+
+    def grant_app_role(self, role: str) -> AppRoleGrants:
+        """Let ``role`` use this store without owning any of it.
+
+        The caller connects as the schema's owner. ``role`` gets USAGE on the schema,
+        SELECT, INSERT, UPDATE and DELETE on the tables, only SELECT and INSERT on the
+        append-only ones, only SELECT on ``alembic_version``, and the sequences the
+        inserts need. Default privileges give it the tables of later migrations too,
+        and every upgrade grants them again, so append-only tables stay append-only.
+        """
+        if self.is_sqlite:
+            raise InvalidInputError(
+                f"app role {role!r}: store {self.display_url} is SQLite, which has no roles; "
+                "a separate application role needs a PostgreSQL store"
+            )
+        with self.write() as conn:
+            self.lock(conn, "modelrail:migrate")
+            me, _, owner, may_grant = conn.execute(_OWNERSHIP).one()
+            if not may_grant:
+                raise InvalidInputError(
+                    f"role {me!r} does not own the modelrail tables of store "
+                    f"{self.display_url} (role {owner!r} does), so it cannot grant "
+                    f"{role!r} access to them: connect as {owner!r}"
+                )
+            found = conn.execute(_ROLE, {"role": role, "owner": owner}).first()
+            if found is None:
+                quoted = conn.dialect.identifier_preparer.quote(role)
+                raise InvalidInputError(
+                    f"app role {role!r} does not exist on store {self.display_url}: "
+                    f"create it first, e.g. CREATE ROLE {quoted} LOGIN"
+                )
+            if found.owns:
+                what = (
+                    "is a superuser"
+                    if found.superuser
+                    else "owns the modelrail tables"
+                    if role == owner
+                    else f"is a member of {owner!r}, which owns the modelrail tables"
+                )
+                raise InvalidInputError(
+                    f"app role {role!r} {what} of store {self.display_url}, so it could "
+                    "still disable the history's triggers: the application needs a role of "
+                    "its own that owns nothing"
+                )
+            return _grant_app_role(conn, role)
+
+
+@dataclass(frozen=True)
+class AppRoleGrants:
+    """What the application role may do, table by table."""
+
+    role: str
+    schema: str
+    read_write: tuple[str, ...]
+    append_only: tuple[str, ...]
+    read_only: tuple[str, ...]
+
+
+# Who is connected, where its tables go, and whether it owns (or may create) the schema.
+_MAY_MIGRATE = text(
+    """SELECT current_user AS me, current_schema() AS schema,
+       current_setting('search_path') AS search_path, c.oid IS NOT NULL AS has_tables,
+       COALESCE(pg_has_role(c.relowner, 'USAGE'), false) AS owns,
+       COALESCE(has_schema_privilege(current_schema(), 'CREATE'), false) AS may_create
+    FROM (SELECT 1) AS one LEFT JOIN pg_class AS c ON c.oid = to_regclass('alembic_version')"""
+)
+_OWNERSHIP = text(
+    """SELECT current_user AS me, current_schema() AS schema, pg_get_userbyid(relowner) AS owner,
+    pg_has_role(relowner, 'USAGE') AS may_grant
+    FROM pg_class WHERE oid = to_regclass('alembic_version')"""
+)
+# MEMBER, not USAGE: a member without INHERIT can still SET ROLE to the owner.
+_ROLE = text(
+    """SELECT rolsuper AS superuser, rolsuper OR pg_has_role(oid, :owner, 'MEMBER') AS owns
+    FROM pg_roles WHERE rolname = :role"""
+)
+# The application roles: those the owner's default privileges let insert into new tables.
+_APP_ROLES = text(
+    """SELECT DISTINCT pg_get_userbyid(a.grantee)
+    FROM pg_default_acl AS d CROSS JOIN LATERAL aclexplode(d.defaclacl) AS a
+    JOIN pg_class AS c ON c.oid = to_regclass('alembic_version')
+    WHERE d.defaclrole = c.relowner AND d.defaclobjtype = 'r'
+      AND d.defaclnamespace = current_schema()::regnamespace
+      AND a.privilege_type = 'INSERT' AND a.grantee <> 0"""
+)
+_SCHEMA_TABLES = text("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")
+# A table is append-only when a modelrail_append_only... trigger function guards it.
+_APPEND_ONLY_TABLES = text(
+    r"""SELECT DISTINCT c.relname FROM pg_trigger AS t
+    JOIN pg_class AS c ON c.oid = t.tgrelid JOIN pg_proc AS p ON p.oid = t.tgfoid
+    WHERE c.relnamespace = current_schema()::regnamespace
+      AND p.proname LIKE 'modelrail\_append\_only%'"""
+)
+_SEQUENCES = text(
+    """SELECT DISTINCT s.relname FROM pg_depend AS d
+    JOIN pg_class AS s ON s.oid = d.objid JOIN pg_class AS t ON t.oid = d.refobjid
+    WHERE s.relkind = 'S' AND d.classid = 'pg_class'::regclass
+      AND d.refclassid = 'pg_class'::regclass
+      AND t.relnamespace = current_schema()::regnamespace
+      AND t.relname::text = ANY(CAST(:tables AS text[]))"""
+)
+
+
+def _refuse_upgrade_by_non_owner(conn: Connection, current: str | None, store: str) -> None:
+    """Only the schema's owner creates or upgrades it; anyone else gets told who must."""
+    found = conn.execute(_MAY_MIGRATE).one()
+    if found.owns or (not found.has_tables and found.may_create):
+        return
+    grant = f"{_OWNER_HINT} --app-role {found.me}'"
+    if current is not None:
+        message = (
+            f"store {store} has schema revision {current!r} and this modelrail needs "
+            f"{HEAD_REVISION!r}; role {found.me!r} does not own the schema, so it cannot "
+            f"upgrade it: {_OWNER_HINT}' to upgrade it"
+        )
+    elif found.schema is None:
+        message = (
+            f"store {store}: role {found.me!r} may not use any schema on its search_path "
+            f"({found.search_path}), so it finds no modelrail tables: {grant} to create "
+            f"them and grant {found.me!r} access"
+        )
+    elif found.has_tables:
+        message = (
+            f"role {found.me!r} may not read the modelrail tables in schema {found.schema!r} "
+            f"of store {store}: {grant} to grant it access"
+        )
+    else:
+        message = (
+            f"store {store} has no modelrail tables in schema {found.schema!r}, and role "
+            f"{found.me!r} may not create them: {grant} to create them and grant "
+            f"{found.me!r} access"
+        )
+    raise StoreSchemaError(message)
+
+
+def _grant_app_role(conn: Connection, role: str) -> AppRoleGrants:
+    from modelrail.store.tables import metadata
+
+    quote = conn.dialect.identifier_preparer.quote_identifier
+    _, schema, owner, _ = conn.execute(_OWNERSHIP).one()
+    in_schema = set(conn.execute(_SCHEMA_TABLES).scalars())
+    tables = sorted(in_schema & {*metadata.tables, "alembic_version"})
+    append_only = set(conn.execute(_APPEND_ONLY_TABLES).scalars())
+    grantee, namespace = quote(role), quote(schema)
+    statements = [f"GRANT USAGE ON SCHEMA {namespace} TO {grantee}"]
+    for table in tables:
+        if table == "alembic_version":
+            privileges = "SELECT"  # the app reads the revision; only the owner moves it
+        elif table in append_only:
+            privileges = "SELECT, INSERT"
+        else:
+            privileges = "SELECT, INSERT, UPDATE, DELETE"
+        statements.append(f"REVOKE ALL ON TABLE {namespace}.{quote(table)} FROM {grantee}")
+        statements.append(f"GRANT {privileges} ON TABLE {namespace}.{quote(table)} TO {grantee}")
+    for sequence in conn.execute(_SEQUENCES, {"tables": tables}).scalars():
+        target = f"SEQUENCE {namespace}.{quote(sequence)}"
+        statements.append(f"REVOKE ALL ON {target} FROM {grantee}")
+        statements.append(f"GRANT USAGE, SELECT ON {target} TO {grantee}")
+    defaults = f"ALTER DEFAULT PRIVILEGES FOR ROLE {quote(owner)} IN SCHEMA {namespace} GRANT"
+    statements.append(f"{defaults} SELECT, INSERT, UPDATE, DELETE ON TABLES TO {grantee}")
+    statements.append(f"{defaults} USAGE, SELECT ON SEQUENCES TO {grantee}")
+    for statement in statements:
+        conn.exec_driver_sql(statement)
+    return AppRoleGrants(
+        role=role,
+        schema=schema,
+        read_write=tuple(t for t in tables if t != "alembic_version" and t not in append_only),
+        append_only=tuple(t for t in tables if t in append_only),
+        read_only=("alembic_version",),
+    )
 
 
 def _read_revision(conn: Connection) -> str | None:
@@ -159,10 +372,6 @@ def _read_revision(conn: Connection) -> str | None:
     except DBAPIError:
         return None
     return None if row is None else str(row[0])
-
-
-def _is_known_revision(revision: str) -> bool:
-    return any(p.name.startswith(f"{revision}_") for p in (_MIGRATIONS_DIR / "versions").iterdir())
 
 
 def _run_migrations(conn: Connection) -> None:
