@@ -57,3 +57,18 @@ def test_broken_toml_is_reported_with_the_file(tmp_path: Path) -> None:
 def test_default_config_written_by_init_is_valid(tmp_path: Path) -> None:
     init_project(tmp_path)
     assert load_settings(cwd=tmp_path, environ={}).user
+
+
+def test_a_file_that_is_not_utf8_is_refused_naming_its_line(tmp_path: Path) -> None:
+    init_project(tmp_path)
+    (tmp_path / "modelrail.toml").write_bytes(b'[identity]\n\nuser = "j\xf6rg"\n')
+    with pytest.raises(ConfigError) as caught:
+        load_settings(cwd=tmp_path, environ={})
+    assert caught.value.message.startswith(f"{tmp_path / 'modelrail.toml'}:3: not valid UTF-8")
+
+
+def test_values_nested_thousands_deep_are_refused_not_a_crash(tmp_path: Path) -> None:
+    init_project(tmp_path)
+    (tmp_path / "modelrail.toml").write_text("a = " + "[" * 5000 + "]" * 5000 + "\n")
+    with pytest.raises(ConfigError, match="nested too deeply"):
+        load_settings(cwd=tmp_path, environ={})

@@ -192,17 +192,17 @@ BAD_FILES = {
     "negative margin": (
         "[environments.staging]\nbeat_incumbent = true\nmargin = -0.01\n",
         3,
-        "[environments.staging] margin must be a number >= 0, got -0.01",
+        "[environments.staging] margin must be a finite number >= 0, got -0.01",
     ),
     "boolean where a number goes": (
         "[environments.prod]\nsmoke_latency_ms = true\n",
         2,
-        "smoke_latency_ms must be a number >= 0, got True",
+        "smoke_latency_ms must be a finite number >= 0, got True",
     ),
     "metric threshold not a number": (
         '[environments]\n\n[environments.staging]\nmin = { accuracy = "high" }\n',
         4,
-        "[environments.staging] min must be a table of metric = number",
+        "[environments.staging] min must be a table of metric name = finite number",
     ),
     "environment table not in the chain": (
         '[environments]\nchain = ["dev", "prod"]\n\n[environments.staging]\napproval = true\n',
@@ -305,6 +305,36 @@ BAD_FILES = {
         "# project settings\nenvironments = 5\n[store]\n",
         2,
         "must be a table",
+    ),
+    "threshold that is nan": (
+        "[environments.staging]\nmin = { accuracy = nan }\n",
+        2,
+        "[environments.staging] min must be a table of metric name = finite number",
+    ),
+    "threshold that is infinite": (
+        "[environments.staging]\n\nmax = { log_loss = inf }\n",
+        3,
+        "[environments.staging] max must be a table of metric name = finite number",
+    ),
+    "empty metric name": (
+        '[environments.prod]\nmin = { "" = 0.9 }\n',
+        2,
+        "got {'': 0.9}",
+    ),
+    "blank metric name": (
+        '[environments.prod]\nmin = { " " = 0.9 }\n',
+        2,
+        "got {' ': 0.9}",
+    ),
+    "margin that is nan": (
+        "[environments.prod]\nmargin = nan\n",
+        2,
+        "[environments.prod] margin must be a finite number >= 0, got nan",
+    ),
+    "integer beyond a float": (
+        "[environments.prod]\nsmoke_latency_ms = 1" + "0" * 400 + "\n",
+        2,
+        "[environments.prod] smoke_latency_ms must be a finite number >= 0",
     ),
 }
 

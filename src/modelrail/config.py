@@ -127,11 +127,13 @@ def _os_user() -> str:
 def _read_config(path: Path) -> tuple[dict[tuple[str, str], str], dict[str, Any], str]:
     if not path.is_file():
         return {}, {}, ""
-    text = path.read_text(encoding="utf-8")
+    text = read_config_text(path)
     try:
         document = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: {exc}") from exc
+    except RecursionError as exc:  # tomllib recurses once per level of nested arrays/tables
+        raise ConfigError(f"{path}: values are nested too deeply to be settings") from exc
     values: dict[tuple[str, str], str] = {}
     for section, body in document.items():
         if section == "environments":
@@ -148,6 +150,18 @@ def _read_config(path: Path) -> tuple[dict[tuple[str, str], str], dict[str, Any]
                 raise ConfigError(f"{path}:{line}: [{section}] {key} must be a string")
             values[(section, key)] = value
     return values, document, text
+
+
+def read_config_text(path: Path) -> str:
+    """The text of a settings file; one that is not UTF-8 is refused naming its line."""
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise ConfigError(
+            f"{path}:{line}: not valid UTF-8 (byte {exc.start + 1}); save the file as UTF-8"
+        ) from exc
 
 
 def _line_of(text: str, needle: str) -> int:

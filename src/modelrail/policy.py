@@ -18,6 +18,7 @@ Every wrong key or value is reported with the line it is on.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -250,21 +251,32 @@ def _check(where: _Locator, table: tuple[str, ...], key: str, value: Any, kind: 
         "bool": isinstance(value, bool),
         "str": isinstance(value, str),
         "list": isinstance(value, list) and all(isinstance(v, str) for v in value),
-        "number": isinstance(value, int | float) and not isinstance(value, bool) and value >= 0,
+        "number": _is_number(value) and value >= 0,
         "port": isinstance(value, int) and not isinstance(value, bool) and 0 < value < 65536,
         "metrics": isinstance(value, dict)
-        and all(isinstance(v, int | float) and not isinstance(v, bool) for v in value.values()),
+        and all(isinstance(k, str) and k.strip() and _is_number(v) for k, v in value.items()),
     }[kind]
     if not ok:
         expected = {
             "bool": "true or false",
             "str": "a string",
             "list": "a list of names",
-            "number": "a number >= 0",
+            "number": "a finite number >= 0",
             "port": "a port number 1-65535",
-            "metrics": "a table of metric = number, e.g. { accuracy = 0.85 }",
+            "metrics": "a table of metric name = finite number, e.g. { accuracy = 0.85 }",
         }[kind]
         where.fail(table, key, f"[{'.'.join(table)}] {key} must be {expected}, got {value!r}")
+
+
+def _is_number(value: Any) -> bool:
+    # nan would compare false with every metric and fail every promotion; inf is no threshold
+    # (nor is an integer beyond a float's range, which TOML allows).
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
 
 
 class _Locator:

@@ -10,6 +10,8 @@ from modelrail.errors import InvalidReferenceError
 _NAME = r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}"
 _REFERENCE = re.compile(rf"^(?P<name>{_NAME})(?::(?P<version>[^@]*)|@(?P<env>[^:]*))?$")
 _NAME_ONLY = re.compile(rf"^{_NAME}$")
+# Versions, like every number a store keeps, are 32-bit integers in PostgreSQL.
+MAX_VERSION = 2**31 - 1
 
 
 @dataclass(frozen=True)
@@ -28,10 +30,12 @@ class Ref:
         version_text, env = match.group("version"), match.group("env")
         version: int | None = None
         if version_text is not None:
-            if not version_text.isdigit() or int(version_text) < 1:
+            # Checked as text first: int() of a huge number would only fail in the store.
+            digits = version_text.isascii() and version_text.isdigit()
+            if not digits or len(version_text) > 10 or not 1 <= int(version_text) <= MAX_VERSION:
                 raise InvalidReferenceError(
                     f"invalid version {version_text!r} in model reference {text!r}: "
-                    "versions are whole numbers from 1"
+                    f"versions are whole numbers from 1 to {MAX_VERSION}"
                 )
             version = int(version_text)
         if env is not None and not _NAME_ONLY.match(env):

@@ -20,6 +20,8 @@ from modelrail.tracking.tracker_columns import format_time as format_time
 
 # The --json flag every listing command takes.
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+# The largest count or row offset a store can take (SQL's BIGINT); larger is a usage error.
+MAX_COUNT = 2**63 - 1
 
 
 def console() -> Console:

@@ -10,6 +10,7 @@ from rich.table import Table
 
 from modelrail.cli.context import open_client
 from modelrail.cli.render import (
+    MAX_COUNT,
     JsonOption,
     console,
     format_duration,
@@ -38,8 +39,8 @@ def tracker(
         str, typer.Option(help="'started', 'version' or a metric name (largest first).")
     ] = "started",
     ascending: Annotated[bool, typer.Option("--asc", help="Sort smallest first.")] = False,
-    limit: Annotated[int, typer.Option(help="Rows to show.", min=0)] = 50,
-    offset: Annotated[int, typer.Option(help="Rows to skip.", min=0)] = 0,
+    limit: Annotated[int, typer.Option(help="Rows to show.", min=0, max=MAX_COUNT)] = 50,
+    offset: Annotated[int, typer.Option(help="Rows to skip.", min=0, max=MAX_COUNT)] = 0,
     as_csv: Annotated[bool, typer.Option("--csv", help="Print CSV.")] = False,
     as_json: JsonOption = False,
 ) -> None:
