@@ -26,6 +26,7 @@ _KNOWN_KEYS: Mapping[str, frozenset[str]] = {
     "store": frozenset({"url"}),
     "artifacts": frozenset({"root", "cache"}),
     "identity": frozenset({"user"}),
+    "ui": frozenset({"public_name"}),
 }
 
 
@@ -39,6 +40,8 @@ class Settings:
     policy: PromotionPolicy = field(default_factory=default_policy)
     # Where files of an object-store artifact root are kept locally (None: the user's cache).
     artifact_cache: str | None = None
+    # Names the dashboard is reached by besides its own addresses (see modelrail.ui.guard).
+    ui_public_name: str | None = None
 
     @property
     def project_dir(self) -> Path:
@@ -104,6 +107,7 @@ def load_settings(
     )
     artifact_cache = env.get("MODELRAIL_ARTIFACT_CACHE") or file_values.get(("artifacts", "cache"))
     user = env.get("MODELRAIL_USER") or file_values.get(("identity", "user")) or _os_user()
+    ui_public_name = env.get("MODELRAIL_UI_PUBLIC_NAME") or file_values.get(("ui", "public_name"))
     policy = parse_policy(document.get("environments"), root / CONFIG_FILE_NAME, text, env)
     return Settings(
         project_root=root,
@@ -113,6 +117,7 @@ def load_settings(
         user=user,
         created_project=created,
         policy=policy,
+        ui_public_name=ui_public_name,
     )
 
 

@@ -110,6 +110,52 @@ class UiServer:
     def post(self, path: str, form: dict[str, str] | None = None, **kwargs: Any) -> Reply:
         return self.request("POST", path, form=form or {}, **kwargs)
 
+    def visitor(self) -> Visitor:
+        return Visitor(self)
+
+
+@dataclass
+class Visitor:
+    """Someone using the dashboard as a browser does: keeps the session cookie the server
+    sets, and sends the CSRF token of the last page it read with every form (reading the
+    login page first when it has none)."""
+
+    server: UiServer
+    cookie: str = ""
+    csrf_token: str = ""
+
+    @property
+    def origin(self) -> str:
+        return self.server.origin
+
+    def get(self, path: str, *, headers: dict[str, str] | None = None) -> Reply:
+        return self._remember(self.server.get(path, headers=self._with_cookie(headers)))
+
+    def post(
+        self,
+        path: str,
+        form: dict[str, str] | None = None,
+        *,
+        headers: dict[str, str] | None = None,
+    ) -> Reply:
+        if not self.csrf_token:
+            self.get("/login")
+        fields = {"csrf_token": self.csrf_token, **(form or {})}
+        return self._remember(self.server.post(path, fields, headers=self._with_cookie(headers)))
+
+    def _with_cookie(self, headers: dict[str, str] | None) -> dict[str, str]:
+        return {"Cookie": self.cookie, **(headers or {})} if self.cookie else dict(headers or {})
+
+    def _remember(self, reply: Reply) -> Reply:
+        cookie = reply.headers.get("set-cookie", "").split(";", 1)[0]
+        if cookie.startswith("modelrail_ui_session="):
+            self.cookie = cookie if cookie.partition("=")[2].strip('"') else ""
+            self.csrf_token = ""  # a new session: its token comes with the next page
+        found = re.search(r'<meta name="csrf-token" content="([^"]*)">', reply.text)
+        if found:
+            self.csrf_token = found.group(1)
+        return reply
+
 
 @contextmanager
 def running_ui(app: Starlette) -> Iterator[UiServer]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from tests.ui.conftest import MODEL, Fresh, Reply, UiServer
+from tests.ui.conftest import MODEL, Fresh, Reply, Visitor
 
 PROMOTE = f"/models/{MODEL}/promote"
 ROLLBACK = f"/models/{MODEL}/rollback"
@@ -15,13 +15,13 @@ def gates(reply: Reply) -> list[tuple[str, str]]:
     return re.findall(r'data-testid="gate-row" data-gate="([^"]*)" data-passed="(\w+)"', reply.text)
 
 
-def follow(server: UiServer, reply: Reply, **kwargs: object) -> Reply:
+def follow(server: Visitor, reply: Reply) -> Reply:
     assert reply.status == 303, reply.text[-600:]
-    return server.get(reply.headers["location"], **kwargs)  # type: ignore[arg-type]
+    return server.get(reply.headers["location"])
 
 
 def test_promote_shows_the_gates_then_moves_the_version_on_confirm(fresh: Fresh) -> None:
-    server = fresh.serve()
+    server = fresh.serve().visitor()
     check = server.get(f"{PROMOTE}?version=1&to=staging")
     assert check.status == 200
     assert gates(check) == [
@@ -43,7 +43,7 @@ def test_promote_shows_the_gates_then_moves_the_version_on_confirm(fresh: Fresh)
 
 
 def test_a_failed_gate_is_shown_and_nothing_changes(fresh: Fresh) -> None:
-    server = fresh.serve()
+    server = fresh.serve().visitor()
     check = server.get(f"{PROMOTE}?version=2&to=staging")
     assert check.status == 200
     assert ("min accuracy &gt;= 0.9", "false") in gates(check)
@@ -59,7 +59,7 @@ def test_a_failed_gate_is_shown_and_nothing_changes(fresh: Fresh) -> None:
 
 
 def test_the_chain_rule_is_a_409_page(fresh: Fresh) -> None:
-    server = fresh.serve()
+    server = fresh.serve().visitor()
     reply = server.get(f"{PROMOTE}?version=3&to=prod")
     assert reply.status == 409
     assert "has never been in staging" in reply.text
@@ -69,7 +69,7 @@ def test_the_chain_rule_is_a_409_page(fresh: Fresh) -> None:
 
 
 def test_prod_needs_approval_by_a_second_person(fresh: Fresh) -> None:
-    server = fresh.serve()
+    server = fresh.serve().visitor()
     assert server.post(PROMOTE, {"version": "1", "to": "staging"}).status == 303
     check = server.get(f"{PROMOTE}?version=1&to=prod")
     assert 'data-testid="approval-note"' in check.text
@@ -93,23 +93,23 @@ def test_prod_needs_approval_by_a_second_person(fresh: Fresh) -> None:
     assert refused.status == 403
     assert "needs approval by someone else" in refused.text
 
-    login = server.post("/login", {"name": "bob", "next": "/requests/2/approve"})
+    bob = server.server.visitor()
+    login = bob.post("/login", {"name": "bob", "next": "/requests/2/approve"})
     assert login.status == 303 and login.headers["location"] == "/requests/2/approve"
     cookie = login.headers["set-cookie"]
-    assert "HttpOnly" in cookie and "SameSite=strict" in cookie
-    session = {"Cookie": cookie.split(";", 1)[0]}
-    review = server.get("/requests/2/approve", headers=session)
+    assert "HttpOnly" in cookie and "SameSite=strict" in cookie and "Path=/" in cookie
+    review = bob.get("/requests/2/approve")
     assert "acting as <strong>bob</strong>" in review.text
     assert review.count("confirm-button") == 1 and len(gates(review)) == 4
-    approved = server.post("/requests/2/approve", {"reason": "reviewed"}, headers=session)
+    approved = bob.post("/requests/2/approve", {"reason": "reviewed"})
     assert fresh.board() == {"dev": 3, "staging": 1, "prod": 1}
-    page = follow(server, approved, headers=session)
+    page = follow(bob, approved)
     assert f"bob approved and moved {MODEL} version 1 in prod" in page.text
     assert re.search(r'data-action="approve"[^>]*>.*?by bob', page.text, re.DOTALL)
 
 
 def test_rollback_confirms_then_walks_back(fresh: Fresh) -> None:
-    server = fresh.serve()
+    server = fresh.serve().visitor()
     check = server.get(f"{ROLLBACK}?env=dev")
     assert check.status == 200
     assert re.findall(r'<option value="(\d+)">version', check.text) == ["2", "1"]
@@ -143,22 +143,24 @@ def test_with_a_token_changes_need_it_and_reading_does_not(fresh: Fresh) -> None
         PROMOTE, {"version": "1", "to": "staging"}, headers={"Authorization": "Bearer nope"}
     )
     assert wrong.status == 403
-    assert server.post("/login", {"token": "nope", "name": "carol"}).status == 403
+    carol = server.visitor()
+    wrong_login = carol.post("/login", {"token": "nope", "name": "carol"})
+    assert wrong_login.status == 403 and "wrong token" in wrong_login.text
     forged = server.post(
         PROMOTE,
         {"version": "1", "to": "staging"},
         headers={"Cookie": "modelrail_ui_session=Ym9i.0"},
     )
     assert forged.status == 401
+    assert carol.post(PROMOTE, {"version": "1", "to": "staging"}).status == 401  # not logged in
     assert fresh.board() == {"dev": 3}
 
-    login = server.post("/login", {"token": "s3cret", "name": "carol"})
+    login = carol.post("/login", {"token": "s3cret", "name": "carol"})
     assert login.status == 303
-    session = {"Cookie": login.headers["set-cookie"].split(";", 1)[0]}
-    promoted = server.post(PROMOTE, {"version": "1", "to": "staging"}, headers=session)
+    promoted = carol.post(PROMOTE, {"version": "1", "to": "staging"})
     assert promoted.status == 303
     assert fresh.board() == {"dev": 3, "staging": 1}
-    assert "carol promoted" in follow(server, promoted, headers=session).text
+    assert "carol promoted" in follow(carol, promoted).text
 
     bearer = server.post(ROLLBACK, {"env": "dev"}, headers={"Authorization": "Bearer s3cret"})
     assert bearer.status == 303
@@ -166,7 +168,7 @@ def test_with_a_token_changes_need_it_and_reading_does_not(fresh: Fresh) -> None
 
 
 def test_a_form_posted_from_another_site_is_refused(fresh: Fresh) -> None:
-    server = fresh.serve()
+    server = fresh.serve().visitor()
     for headers in (
         {"Origin": "http://evil.example"},
         {"Origin": "null"},

@@ -33,7 +33,7 @@ def free_port() -> int:
 def test_ui_serves_the_project_and_needs_the_token_for_changes(seeded: Seeded) -> None:
     port = free_port()
     process = subprocess.Popen(
-        [MODELRAIL, "ui", "--port", str(port)],
+        [MODELRAIL, "ui", "--port", str(port), "--public-name", "dash.test"],
         cwd=seeded.root,
         env=environ(MODELRAIL_UI_TOKEN="s3cret", MODELRAIL_USER="dora"),
         stdout=subprocess.PIPE,
@@ -60,6 +60,8 @@ def test_ui_serves_the_project_and_needs_the_token_for_changes(seeded: Seeded) -
         assert refused.status == 401
         bearer = {"Authorization": "Bearer s3cret"}
         assert server.get(f"/models/{MODEL}/rollback?env=dev", headers=bearer).status == 200
+        assert server.get("/", headers={"Host": f"dash.test:{port}"}).status == 200
+        assert server.get("/", headers={"Host": f"evil.example:{port}"}).status == 400
     finally:
         process.send_signal(signal.SIGTERM)
         out, err = process.communicate(timeout=15)
@@ -84,6 +86,20 @@ def test_a_port_in_use_exits_8_with_one_line(seeded: Seeded) -> None:
         taken.close()
     assert done.returncode == 8, done.stderr
     assert f"port {port} on 127.0.0.1 is already in use" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_a_malformed_public_name_exits_2_before_listening(seeded: Seeded) -> None:
+    done = subprocess.run(
+        [MODELRAIL, "ui", "--port", str(free_port())],
+        cwd=seeded.root,
+        env=environ(MODELRAIL_UI_PUBLIC_NAME="https://dash.test/path"),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 2, done.stderr
+    assert "public name 'https://dash.test/path' is not NAME" in done.stderr
     assert "Traceback" not in done.stderr
 
 

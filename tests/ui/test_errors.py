@@ -75,7 +75,9 @@ def test_an_unreachable_store_is_a_503_page_and_the_server_keeps_running(seeded:
             reply = server.get(path)
             assert_error_page(reply.status, reply.text, 503, "127.0.0.1")
             assert "Connection refused" in reply.text or "connection failed" in reply.text
-        posted = server.post(f"/models/{MODEL}/promote", {"version": "1", "to": "staging"})
+        posted = server.visitor().post(
+            f"/models/{MODEL}/promote", {"version": "1", "to": "staging"}
+        )
         assert posted.status == 503
         assert server.get("/health").status == 200
 

@@ -243,9 +243,10 @@ def test_every_page_renders_from_a_postgresql_store(tmp_path: Path) -> None:
                 assert reply.status == 200, (path, reply.text[-800:])
             filtered = server.get("/?experiment=iris&min%3Aaccuracy=0.9&tag=team%3Dred")
             assert filtered.count("tracker-row") == 2
-            promoted = server.post(f"/models/{MODEL}/promote", {"version": "3", "to": "staging"})
+            visitor = server.visitor()
+            promoted = visitor.post(f"/models/{MODEL}/promote", {"version": "3", "to": "staging"})
             assert promoted.status == 303
-            failed = server.post(f"/models/{MODEL}/promote", {"version": "2", "to": "staging"})
+            failed = visitor.post(f"/models/{MODEL}/promote", {"version": "2", "to": "staging"})
             assert failed.status == 422
 
 

@@ -54,6 +54,7 @@ FAILURE_SHOTS = Path(os.environ.get("MODELRAIL_TEST_SCREENSHOTS") or ROOT / ".py
 README_SHOTS = ROOT / "docs" / "screenshots"
 VIEWPORT: ViewportSize = {"width": 1280, "height": 800}
 TIMEOUT_MS = 10_000
+EVIL_HOST = "evil.example"
 
 
 def unavailable(reason: str) -> NoReturn:
@@ -97,7 +98,12 @@ def browser(playwright: Playwright) -> Iterator[Browser]:
     if not os.access(CHROMIUM, os.X_OK):
         unavailable(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
     launched = playwright.chromium.launch(
-        executable_path=CHROMIUM, headless=True, args=["--no-sandbox"], timeout=30_000
+        executable_path=CHROMIUM,
+        headless=True,
+        # EVIL_HOST stands for a site whose name its owner pointed at this machine (DNS
+        # rebinding): see test_guard.py.
+        args=["--no-sandbox", f"--host-resolver-rules=MAP {EVIL_HOST} 127.0.0.1"],
+        timeout=30_000,
     )
     try:
         yield launched

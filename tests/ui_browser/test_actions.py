@@ -97,14 +97,17 @@ def test_a_promotion_whose_gates_fail_shows_them_and_changes_nothing(
     expect(page.get_by_test_id("confirm-form")).to_have_count(0)  # nothing to confirm
     assert fresh.board() == {"dev": 3}
 
-    # A stale or hand-made form that posts it anyway gets the gate results, and no change.
+    # A stale or hand-made form that posts it anyway (with the page's CSRF token, as the
+    # dashboard's own forms do) gets the gate results, and no change.
     with page.expect_response(lambda r: r.request.method == "POST") as posted:
         page.evaluate(
             """([action, version]) => {
                 const form = document.createElement("form");
                 form.method = "post";
                 form.action = action;
-                for (const [name, value] of [["version", version], ["to", "staging"]]) {
+                const token = document.querySelector('meta[name="csrf-token"]').content;
+                const fields = [["version", version], ["to", "staging"], ["csrf_token", token]];
+                for (const [name, value] of fields) {
                     const input = document.createElement("input");
                     input.type = "hidden"; input.name = name; input.value = value;
                     form.appendChild(input);

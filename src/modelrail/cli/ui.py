@@ -21,6 +21,18 @@ def ui(
             help="Changes (promote, approve, reject, roll back) need this token.",
         ),
     ] = None,
+    public_name: Annotated[
+        str | None,
+        typer.Option(
+            envvar="MODELRAIL_UI_PUBLIC_NAME",
+            show_envvar=True,
+            help=(
+                "Names the dashboard is reached by besides its own addresses, comma-separated: "
+                "NAME, NAME:PORT or https://NAME behind a proxy. Other Host headers get 400. "
+                "Default: [ui] public_name."
+            ),
+        ),
+    ] = None,
 ) -> None:
     """Serve the web dashboard: tracker, runs, comparisons, environments and batch runs."""
     from modelrail.config import load_settings
@@ -34,7 +46,7 @@ def ui(
             f"no modelrail project in {settings.project_root} or any folder above it "
             "(looked for a .modelrail/ folder): run 'modelrail init' first, or set MODELRAIL_STORE"
         )
-    app = build_ui(settings, token)
+    app = build_ui(settings, token, public_name)
     if token is None and host not in LOOPBACK:
         error_console().print(
             f"warning: anyone who can reach {host}:{port} can promote and roll back models; "

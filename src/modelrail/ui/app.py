@@ -1,10 +1,12 @@
 """The dashboard as an ASGI app: its routes, and the one place errors become pages.
 
-``create_app(settings_or_client_factory, token=...)`` returns a Starlette app; the
-``modelrail ui`` command serves it with uvicorn. Every page function is plain synchronous
-code that Starlette runs in its thread pool; this module reads the form and the session
-first, checks the token for writes, and maps every ``ModelrailError`` to its
-``http_status`` (a wrong URL to 404) on a readable page, never a traceback.
+``create_app(settings_or_client_factory, token=..., public_names=...)`` returns a
+Starlette app; the ``modelrail ui`` command serves it with uvicorn. Every page function is
+plain synchronous code that Starlette runs in its thread pool. Before it, ``guard`` refuses a
+foreign ``Host`` and gives the request its session; this module then checks where a form
+came from, the token for writes and the form's CSRF token, and maps every
+``ModelrailError`` to its ``http_status`` (a wrong URL to 404) on a readable page, never a
+traceback.
 """
 
 from __future__ import annotations
@@ -25,7 +27,15 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from modelrail.config import Settings
 from modelrail.errors import GateFailedError, InvalidInputError, ModelrailError
-from modelrail.ui import auth, pages_batch, pages_compare, pages_models, pages_runs, pages_tracker
+from modelrail.ui import (
+    auth,
+    guard,
+    pages_batch,
+    pages_compare,
+    pages_models,
+    pages_runs,
+    pages_tracker,
+)
 from modelrail.ui.state import ClientFactory, Page, UiState, render
 from modelrail.ui.templating import make_environment
 
@@ -42,26 +52,37 @@ _TITLES = {400: "Bad request", 401: "Log in first", 403: "Not allowed", 404: "No
 PageFunction = Callable[[Page], Response]
 
 
-def create_app(source: Settings | ClientFactory, *, token: str | None = None) -> Starlette:
+def create_app(
+    source: Settings | ClientFactory,
+    *,
+    token: str | None = None,
+    public_names: str | None = None,
+) -> Starlette:
     """The dashboard for the store of ``source``: settings (a ``Client`` is opened from them
     on the first request) or a function returning a ``Client``. With ``token``, changes
-    need it (``Authorization: Bearer`` or the /login form)."""
+    need it (``Authorization: Bearer`` or the /login form). ``public_names`` (else the
+    settings' ``[ui] public_name``) are the names it is reached by besides its own
+    addresses (see ``guard``)."""
+    if public_names is None and isinstance(source, Settings):
+        public_names = source.ui_public_name
+    names = guard.parse_public_names(public_names)
     factory = _factory(source)
     state = UiState(factory, token, make_environment())
-    key = auth.session_key(state.token)
+    sessions = auth.Sessions(state.token)
 
     def endpoint(function: PageFunction, *, write: bool = False) -> Callable[..., Any]:
         async def handle(request: Request) -> Response:
             form: dict[str, list[str]] = {}
             if request.method == "POST":
-                auth.check_same_origin(request)
+                guard.check_origin(request, request.state.origin)
                 form = await _read_form(request)
             page = Page(request, state, form)
-            name = auth.read_session(key, request)
-            page.logged_in = name is not None
-            page.session_user = name or None
-            if write:
-                auth.require_write(page, key)
+            session: auth.Session = request.state.session
+            page.logged_in = session.logged_in
+            page.session_user = session.name or None
+            by_bearer = auth.require_write(page) if write else False
+            if request.method == "POST" and not by_bearer:
+                sessions.check_form(session, page.field(auth.CSRF_FIELD))
             return await run_in_threadpool(function, page)
 
         return handle
@@ -92,7 +113,7 @@ def create_app(source: Settings | ClientFactory, *, token: str | None = None) ->
         get("/login", auth.login_form),
         Route(
             "/login",
-            endpoint(lambda page: auth.login(page, key)),
+            endpoint(lambda page: auth.login(page, sessions)),
             methods=["POST"],
         ),
         Route("/logout", endpoint(auth.logout), methods=["POST"]),
@@ -118,6 +139,7 @@ def create_app(source: Settings | ClientFactory, *, token: str | None = None) ->
         },
         lifespan=lifespan,
     )
+    app.add_middleware(guard.RequestGuard, sessions=sessions, public_names=names)
     app.add_middleware(_SecurityHeaders)
     app.state.ui = state
     return app

@@ -13,11 +13,11 @@ from modelrail.ui.app import create_app
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
-def build_ui(settings: Settings, token: str | None) -> Starlette:
-    """The app for ``settings``; a malformed store URL is reported now, while an
-    unreachable store gives 503 pages until it can be reached."""
+def build_ui(settings: Settings, token: str | None, public_names: str | None = None) -> Starlette:
+    """The app for ``settings``; a malformed store URL or public name is reported now,
+    while an unreachable store gives 503 pages until it can be reached."""
     parse_store_url(settings.store_url)
-    return create_app(settings, token=token)
+    return create_app(settings, token=token, public_names=public_names)
 
 
 def run_ui(app: Starlette, host: str, port: int) -> None:

@@ -110,6 +110,7 @@ def render(
         acting_as=acting,
         logged_in=page.logged_in if page is not None else False,
         token_required=state.token is not None,
+        csrf_token=getattr(request.state, "csrf_token", ""),
         **context,
     )
     return HTMLResponse(html, status_code=status)
