@@ -24,6 +24,7 @@ from modelrail.entities import EnvironmentEvent, GateResult, ModelVersion
 from modelrail.errors import (
     ApprovalError,
     ArtifactIntegrityError,
+    ConflictError,
     EnvironmentNotFoundError,
     GateFailedError,
     ModelNotFoundError,
@@ -327,16 +328,74 @@ def test_prod_opens_a_request_that_someone_else_approves(
     assert client.environment_service.requests() == []
 
 
-def test_a_second_request_for_the_same_promotion_is_refused_while_one_waits(
+def test_a_second_request_for_the_same_promotion_is_refused_while_one_waits_even_forced(
     client: Client, data: Data, fitted: Any
 ) -> None:
     X, _ = data
     _in_staging(client, X, fitted)
     request = client.promote(f"{MODEL}:1", to="prod").request
     assert request is not None
+    history = client.history()
     with pytest.raises(PromotionError, match=f"request {request.id} .* already waiting"):
         client.promote(f"{MODEL}:1", to="prod")
+    with pytest.raises(PromotionError, match=f"request {request.id} .* already waiting"):
+        client.promote(f"{MODEL}:1", to="prod", force=True, reason="cannot wait")
     assert len(client.environment_service.requests()) == 1
+    assert client.history() == history
+    assert (MODEL, "prod") not in holdings(client)
+
+
+def test_request_is_not_opened_if_the_environment_changed_after_its_checks(
+    client: Client, data: Data, fitted: Any
+) -> None:
+    """The holder the checks saw is compared again in the transaction writing the request."""
+    X, _ = data
+    _in_staging(client, X, fitted, count=2)
+    repo = client.environment_service.repo
+    seen = repo.holding(MODEL, "prod")  # what a request's checks saw: nothing yet
+    client.promote(f"{MODEL}:2", to="prod", force=True, reason="meanwhile")
+    changed = f"{MODEL}@prod was changed .* now holds version 2"
+    with pytest.raises(ConflictError, match=changed), client.db.write() as conn:
+        repo.create_request(
+            conn,
+            model=MODEL,
+            version=1,
+            environment="prod",
+            expected=seen,
+            if_holds=None,
+            requested_by="tester",
+            reason="",
+            gates=(),
+            expires_in_s=3600,
+        )
+    assert client.environment_service.requests(None) == []
+
+
+def test_approval_honours_the_if_holds_its_request_was_opened_with(
+    client: Client, bob: Client, data: Data, fitted: Any
+) -> None:
+    X, _ = data
+    _in_staging(client, X, fitted, count=3)
+    client.promote(f"{MODEL}:1", to="prod", force=True, reason="first")
+    request = client.promote(f"{MODEL}:2", to="prod", if_holds=1).request
+    assert request is not None
+    client.promote(f"{MODEL}:3", to="prod", force=True, reason="hotfix")
+    history = client.history()
+    with pytest.raises(
+        ConflictError,
+        match=(
+            f"request {request.id} was opened with --if-holds 1, but {MODEL}@prod now holds "
+            "version 3: nothing was changed; reject it and promote again"
+        ),
+    ):
+        bob.approve(request.id)
+    assert holdings(client)[(MODEL, "prod")] == 3
+    assert client.history() == history
+    assert client.environment_service.repo.get_request(request.id).status == "pending"
+    # Back to version 1, the condition holds again and the approval goes through.
+    client.rollback(MODEL, "prod")
+    assert bob.approve(request.id).event is not None
+    assert holdings(client)[(MODEL, "prod")] == 2
 
 
 def test_expired_request_cannot_be_approved(

@@ -29,7 +29,11 @@ from modelrail.errors import (
 from modelrail.gates import GateContext, evaluate
 from modelrail.notify import notify_change
 from modelrail.refs import Ref
-from modelrail.store.environments_repo import HOLDER_ACTIONS, EnvironmentRepository
+from modelrail.store.environments_repo import (
+    HOLDER_ACTIONS,
+    EnvironmentRepository,
+    request_waiting,
+)
 
 if TYPE_CHECKING:
     from modelrail.client import Client
@@ -99,22 +103,27 @@ class Environments:
             )
         if holding is not None and holding.version == version.version:
             raise PromotionError(f"{to} already holds {version.model} version {version.version}")
+        self._no_pending_request(version, to)
         if force:
             if not reason.strip():
                 raise PromotionError("--force skips the gates, so it needs --reason saying why")
             event = self._change(version, to, holding, "promote", actor, reason, (), forced=True)
             return self._outcome(version, to, holding, (), event, None)
-        self._no_pending_request(version, to)
         self._check_chain(version, to)
         results = self._evaluate(version, to, holding)
         _raise_on_failure(version, to, results)
         if env.gates.approval:
+            # Written only if the environment still holds what the checks saw (``if_holds``
+            # among them), and only if no request for this version waits: both are checked
+            # by the database in the transaction that writes the request.
             with self.client.db.write() as conn:
                 request = self.repo.create_request(
                     conn,
                     model=version.model,
                     version=version.version,
                     environment=to,
+                    expected=holding,
+                    if_holds=if_holds,
                     requested_by=actor,
                     reason=reason,
                     gates=results,
@@ -147,6 +156,14 @@ class Environments:
             raise PromotionError(
                 f"{request.environment} already holds {request.model} version {request.version}; "
                 f"reject request {request_id} to close it"
+            )
+        condition = self.repo.request_if_holds(request_id)
+        if condition is not None and (holding is None or holding.version != condition):
+            now = f"version {holding.version}" if holding else "nothing"
+            raise ConflictError(
+                f"request {request_id} was opened with --if-holds {condition}, but "
+                f"{request.model}@{request.environment} now holds {now}: nothing was changed; "
+                "reject it and promote again"
             )
         # The environment may have changed since the request: judge it as it is now.
         results = self._evaluate(version, request.environment, holding)
@@ -323,16 +340,10 @@ class Environments:
         return self.client.get_run(version.run_id) if version.run_id else None
 
     def _no_pending_request(self, version: ModelVersion, to: str) -> None:
-        for request in self.repo.requests("pending"):
-            if (request.model, request.version, request.environment) == (
-                version.model,
-                version.version,
-                to,
-            ):
-                raise PromotionError(
-                    f"request {request.id} to put {version.model} version {version.version} "
-                    f"in {to} is already waiting for approval"
-                )
+        # Checked early to spare the gates; the database enforces it when a request is written.
+        waiting = self.repo.pending_request(version.model, to, version.version)
+        if waiting is not None:
+            raise request_waiting(waiting.id, version.model, version.version, to)
 
     def _pending(self, request_id: int, actor: str, *, deciding: str) -> ApprovalRequest:
         request = self.repo.get_request(request_id)

@@ -10,7 +10,12 @@ from sqlalchemy import Connection, select, update
 from sqlalchemy.exc import IntegrityError
 
 from modelrail.entities import ApprovalRequest, EnvironmentEvent, GateResult, Holding
-from modelrail.errors import ConflictError, ModelNotFoundError, RequestNotFoundError
+from modelrail.errors import (
+    ConflictError,
+    ModelNotFoundError,
+    PromotionError,
+    RequestNotFoundError,
+)
 from modelrail.store import tables as t
 from modelrail.store.codec import dumps, loads
 from modelrail.store.db import Database
@@ -200,14 +205,34 @@ class EnvironmentRepository:
         model: str,
         version: int,
         environment: str,
+        expected: Holding | None,
+        if_holds: int | None,
         requested_by: str,
         reason: str,
         gates: Sequence[GateResult],
         expires_in_s: float,
     ) -> ApprovalRequest:
+        """Open a request, atomically with the checks that must still hold when it is written.
+
+        ``expected`` is the holding the caller's checks and gates saw (its ``--if-holds``
+        among them): if another writer changed it meanwhile, ``ConflictError`` names the
+        version now there. The database lets only one request per model, environment and
+        version wait; the loser of a race gets the same ``PromotionError`` as someone who
+        asks again later.
+        """
         now = time.time()
+        model_id = self.model_id(conn, model)
+        self._expect_holder(conn, model_id, model, environment, expected)
+        r = t.approval_requests
+        same = (r.c.model_id == model_id, r.c.environment == environment, r.c.version == version)
+        # A request past its expiry is stored as such, so it no longer holds the one place.
+        conn.execute(
+            update(r)
+            .where(*same, r.c.status == "pending", r.c.expires_at < now)
+            .values(status="expired")
+        )
         row = {
-            "model_id": self.model_id(conn, model),
+            "model_id": model_id,
             "version": version,
             "environment": environment,
             "requested_by": requested_by,
@@ -216,10 +241,63 @@ class EnvironmentRepository:
             "status": "pending",
             "created_at": now,
             "expires_at": now + expires_in_s,
+            "if_holds": if_holds,
         }
-        new_id = conn.execute(t.approval_requests.insert(), row).inserted_primary_key
+        try:
+            with conn.begin_nested():
+                new_id = conn.execute(r.insert(), row).inserted_primary_key
+        except IntegrityError as exc:
+            waiting = conn.execute(select(r.c.id).where(*same, r.c.status == "pending")).scalar()
+            if waiting is None:  # opened and decided again while this one was written
+                raise ConflictError(
+                    f"another request to put {model} version {version} in {environment} was "
+                    "opened at the same moment; nothing was changed, check and try again"
+                ) from exc
+            raise request_waiting(int(waiting), model, version, environment) from exc
         assert new_id is not None
         return self.get_request(int(new_id[0]), conn=conn)
+
+    def _expect_holder(
+        self,
+        conn: Connection,
+        model_id: int,
+        model: str,
+        environment: str,
+        expected: Holding | None,
+    ) -> None:
+        """Lock ``environment``'s slot for ``model`` until the transaction ends and check it
+        is still ``expected`` (the same revision, or still empty). SQLite's write
+        transaction already holds the database's only write lock."""
+        s = t.environment_slots
+        revision = conn.execute(
+            select(s.c.revision)
+            .where(s.c.model_id == model_id, s.c.environment == environment)
+            .with_for_update()
+        ).scalar()
+        if (None if expected is None else expected.revision) != revision:
+            self._conflict(conn, model_id, model, environment)
+
+    def pending_request(self, model: str, environment: str, version: int) -> ApprovalRequest | None:
+        """The request for this version and environment still waiting (not expired)."""
+        r = t.approval_requests
+        with self.db.read() as conn:
+            found = conn.execute(
+                select(r.c.id).where(
+                    r.c.model_id == self.model_id(conn, model),
+                    r.c.environment == environment,
+                    r.c.version == version,
+                    r.c.status == "pending",
+                )
+            ).scalar()
+            request = None if found is None else self.get_request(int(found), conn=conn)
+        return request if request is not None and request.status == "pending" else None
+
+    def request_if_holds(self, request_id: int) -> int | None:
+        """The version ``--if-holds`` expected when the request was opened, if it was given."""
+        r = t.approval_requests
+        with self.db.read() as conn:
+            found = conn.execute(select(r.c.if_holds).where(r.c.id == request_id)).scalar()
+        return None if found is None else int(found)
 
     def get_request(self, request_id: int, *, conn: Connection | None = None) -> ApprovalRequest:
         if conn is None:
@@ -243,8 +321,9 @@ class EnvironmentRepository:
         r = t.approval_requests
         query = select(r, t.models.c.name).join(t.models, t.models.c.id == r.c.model_id)
         if status is not None:
-            stored = "pending" if status == "expired" else status
-            query = query.where(r.c.status == stored)
+            # Expiry is derived when read, and stored once a newer request replaces it.
+            stored = ("pending", "expired") if status == "expired" else (status,)
+            query = query.where(r.c.status.in_(stored))
         with self.db.read() as conn:
             rows = conn.execute(query.order_by(r.c.id)).mappings().all()
         found = [_request(dict(row)) for row in rows]
@@ -263,6 +342,14 @@ class EnvironmentRepository:
             raise ConflictError(
                 f"approval request {request_id} was decided by someone else meanwhile"
             )
+
+
+def request_waiting(request_id: int, model: str, version: int, environment: str) -> PromotionError:
+    """The refusal of a second request for a version and environment while one waits."""
+    return PromotionError(
+        f"request {request_id} to put {model} version {version} in {environment} is already "
+        "waiting for approval"
+    )
 
 
 def _gates(text: str) -> tuple[GateResult, ...]:

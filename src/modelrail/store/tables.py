@@ -15,6 +15,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 
 metadata = MetaData(
@@ -213,7 +214,21 @@ approval_requests = Table(
     Column("decided_by", String(128)),
     Column("decided_at", Float),
     Column("decision_reason", Text),
+    # The version ``--if-holds`` expected in the environment, kept so approval honours it
+    # (revision 0006).
+    Column("if_holds", Integer),
     Index("ix_approval_requests_status", "status"),
+    # At most one waiting request per model, environment and version, even when
+    # promotions race (revision 0006). Expired requests are stored as "expired" first.
+    Index(
+        "ux_approval_requests_pending",
+        "model_id",
+        "environment",
+        "version",
+        unique=True,
+        sqlite_where=text("status = 'pending'"),
+        postgresql_where=text("status = 'pending'"),
+    ),
 )
 
 # -- shadow traffic (revision 0003) -------------------------------------------------------
