@@ -279,6 +279,71 @@ def test_force_skips_the_gates_and_is_recorded_as_forced(
     )
 
 
+def damage(client: Client, sha256: str) -> Path:
+    """Flip one byte of a stored blob: same size, other content."""
+    path = client.artifacts.path_for(sha256)
+    content = bytearray(path.read_bytes())
+    content[len(content) // 2] ^= 0xFF
+    path.chmod(0o644)
+    path.write_bytes(bytes(content))
+    return path
+
+
+def compiled_sha256(version: ModelVersion) -> str:
+    return str(version.flavor_details["compiled"]["sha256"])
+
+
+@pytest.mark.parametrize("blob", ["model file", "compiled form"])
+def test_force_skips_the_gates_but_never_the_sha256_check(
+    make_client: MakeClient, data: Data, fitted: Any, blob: str
+) -> None:
+    client = make_client(STRICT_STAGING)
+    X, _ = data
+    version = log_version(client, fitted, X, accuracy=0.9)
+    sha256 = version.artifact_sha256 if blob == "model file" else compiled_sha256(version)
+    path = damage(client, sha256)
+    board, history = client.board(), client.history()
+    shown = f"{MODEL}:1" if blob == "model file" else f"{MODEL}:1 compiled form"
+    with pytest.raises(ArtifactIntegrityError) as caught:
+        client.promote(f"{MODEL}:1", to="staging", force=True, reason="incident 42")
+    assert caught.value.message.startswith(f"artifact {shown} ({path}) has sha256 ")
+    assert caught.value.exit_code == 6
+    assert client.board() == board and client.history() == history
+
+
+def test_approval_fails_if_the_compiled_form_was_damaged_after_the_request(
+    client: Client, bob: Client, data: Data, fitted: Any
+) -> None:
+    X, _ = data
+    _in_staging(client, X, fitted)
+    request = client.promote(f"{MODEL}:1", to="prod").request
+    assert request is not None
+    damage(client, compiled_sha256(client.get_model_version(f"{MODEL}:1")))
+    history = client.history()
+    with pytest.raises(GateFailedError) as caught:
+        bob.approve(request.id)
+    (failed,) = [r for r in gate_results(caught.value) if not r.passed]
+    assert failed.gate.startswith("smoke test") and failed.detail.startswith("as served: ")
+    assert (MODEL, "prod") not in holdings(client)
+    assert client.history() == history
+
+
+def test_approval_checks_the_sha256_even_without_a_smoke_test(
+    make_client: MakeClient, data: Data, fitted: Any
+) -> None:
+    alice = make_client("[environments.prod]\napproval = true\nsmoke_test = false\n")
+    bob = make_client(user="bob")
+    X, _ = data
+    _in_staging(alice, X, fitted)
+    request = alice.promote(f"{MODEL}:1", to="prod").request
+    assert request is not None
+    damage(alice, compiled_sha256(alice.get_model_version(f"{MODEL}:1")))
+    with pytest.raises(ArtifactIntegrityError, match=f"artifact {MODEL}:1 compiled form "):
+        bob.approve(request.id)
+    assert (MODEL, "prod") not in holdings(alice)
+    assert alice.environment_service.repo.get_request(request.id).status == "pending"
+
+
 # -- approval -------------------------------------------------------------------------------
 
 
@@ -615,6 +680,19 @@ def test_rollback_refuses_a_version_whose_artifact_no_longer_verifies(
     path.write_bytes(path.read_bytes()[:-1])  # truncated
     history = client.history()
     with pytest.raises(ArtifactIntegrityError, match=f"artifact {MODEL}:1 .* truncated"):
+        client.rollback(MODEL, "staging")
+    assert holdings(client)[(MODEL, "staging")] == 2
+    assert client.history() == history
+
+
+def test_rollback_refuses_a_version_whose_compiled_form_no_longer_verifies(
+    client: Client, data: Data, fitted: Any
+) -> None:
+    X, _ = data
+    _in_staging(client, X, fitted, count=2)
+    damage(client, compiled_sha256(client.get_model_version(f"{MODEL}:1")))
+    history = client.history()
+    with pytest.raises(ArtifactIntegrityError, match=f"artifact {MODEL}:1 compiled form "):
         client.rollback(MODEL, "staging")
     assert holdings(client)[(MODEL, "staging")] == 2
     assert client.history() == history

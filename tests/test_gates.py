@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 import time
 from collections.abc import Callable, Iterator
 from importlib import metadata
@@ -12,6 +13,7 @@ from typing import Any
 import pandas as pd
 import pytest
 from sklearn.datasets import load_breast_cancer
+from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -23,6 +25,7 @@ from modelrail.entities import GateResult, ModelVersion
 from modelrail.errors import GateFailedError
 from modelrail.gates import GateContext, evaluate
 from modelrail.policy import GatePolicy
+from tests.test_environments import compiled_sha256, damage
 
 MODEL = "pets-classifier"
 Data = tuple[pd.DataFrame, pd.Series]
@@ -414,22 +417,40 @@ def test_smoke_test_passes_with_the_latency(
     assert result.detail.endswith(" ms")
 
 
-def test_smoke_test_fails_on_a_tampered_artifact(
+def test_smoke_test_predicts_through_the_form_serving_and_batch_load(
     make_client: MakeClient, data: Data, fitted: Any
 ) -> None:
+    client = make_client("[environments.staging]\nsmoke_latency_ms = 5000\n")
+    X, y = data
+    log_version(client, fitted, X, {"accuracy": 0.9})  # a linear pipeline: a compiled form
+    forest = RandomForestClassifier(n_estimators=5, random_state=0).fit(X, y)
+    log_version(client, forest, X, {"accuracy": 0.9})  # none: served by the model itself
+    compiled = gates(client, f"{MODEL}:1")["smoke test within 5000 ms"]
+    assert compiled.passed
+    assert re.fullmatch(
+        r"sha256 verified, predicted 5 rows in [0-9.]+ ms; as served \(compiled\) in [0-9.]+ ms",
+        compiled.detail,
+    )
+    itself = gates(client, f"{MODEL}:2")["smoke test within 5000 ms"]
+    assert itself.passed and "; as served (sklearn) in " in itself.detail
+
+
+@pytest.mark.parametrize("blob", ["model file", "compiled form"])
+def test_smoke_test_fails_on_a_damaged_model_file_or_compiled_form(
+    make_client: MakeClient, data: Data, fitted: Any, blob: str
+) -> None:
+    """``load_model`` reads the model file; serving and batch, the stored compiled form."""
     client = make_client("[environments.staging]\nsignature_compatible = false\n")
     X, _ = data
     version = log_version(client, fitted, X, {"accuracy": 0.9})
-    path = client.artifacts.path_for(version.artifact_sha256)
-    content = bytearray(path.read_bytes())
-    content[len(content) // 2] ^= 0xFF  # same size, other bytes
-    path.chmod(0o644)
-    path.write_bytes(bytes(content))
+    sha256 = version.artifact_sha256 if blob == "model file" else compiled_sha256(version)
+    path = damage(client, sha256)
     (failed,) = failed_gates(client, f"{MODEL}:1")
     assert failed.gate == "smoke test within 500 ms"
-    assert "has sha256 " in failed.detail
-    assert f"but the registry recorded {version.artifact_sha256[:12]}" in failed.detail
-    assert "refusing to load it" in failed.detail
+    form = "" if blob == "model file" else "as served: "
+    assert failed.detail.startswith(f"{form}artifact {MODEL}:1 ({path}) has sha256 ")
+    assert f"but the registry recorded {sha256[:12]}" in failed.detail
+    assert failed.detail.endswith("refusing to load it")
 
 
 def test_smoke_test_fails_over_the_latency_budget(

@@ -26,7 +26,7 @@ from modelrail.errors import (
     ModelVersionNotFoundError,
     PromotionError,
 )
-from modelrail.gates import GateContext, evaluate
+from modelrail.gates import GateContext, evaluate, verify_artifacts
 from modelrail.notify import notify_change
 from modelrail.refs import Ref
 from modelrail.store.environments_repo import (
@@ -107,6 +107,8 @@ class Environments:
         if force:
             if not reason.strip():
                 raise PromotionError("--force skips the gates, so it needs --reason saying why")
+            # The gates are skipped, the integrity of what will be loaded never is.
+            verify_artifacts(self.client.artifacts, version)
             event = self._change(version, to, holding, "promote", actor, reason, (), forced=True)
             return self._outcome(version, to, holding, (), event, None)
         self._check_chain(version, to)
@@ -142,6 +144,7 @@ class Environments:
                     request_id=request.id,
                 )
             return self._outcome(version, to, holding, results, None, request)
+        self._verify_unless_smoke_tested(version, to)
         event = self._change(version, to, holding, "promote", actor, reason, results)
         return self._outcome(version, to, holding, results, event, None)
 
@@ -168,6 +171,7 @@ class Environments:
         # The environment may have changed since the request: judge it as it is now.
         results = self._evaluate(version, request.environment, holding)
         _raise_on_failure(version, request.environment, results)
+        self._verify_unless_smoke_tested(version, request.environment)
         with self.client.db.write() as conn:
             self.repo.decide_request(
                 conn, request_id, status="approved", actor=actor, reason=reason
@@ -248,10 +252,8 @@ class Environments:
             if to_version == holding.version:
                 raise PromotionError(f"{environment} already holds {model} version {to_version}")
         target = self.client.models.get_version(model, to_version)
-        # Never roll back onto an artifact that no longer verifies.
-        self.client.artifacts.verify(
-            target.artifact_sha256, size=target.artifact_size, label=target.reference
-        )
+        # Never roll back onto a model file or compiled form that no longer verifies.
+        verify_artifacts(self.client.artifacts, target)
         return self._change(target, environment, holding, "rollback", actor, reason, ())
 
     # -- new versions ----------------------------------------------------------------------------
@@ -344,6 +346,12 @@ class Environments:
         waiting = self.repo.pending_request(version.model, to, version.version)
         if waiting is not None:
             raise request_waiting(waiting.id, version.model, version.version, to)
+
+    def _verify_unless_smoke_tested(self, version: ModelVersion, to: str) -> None:
+        """Every change of holder checks the sha256 of what will be loaded: the smoke gate
+        does so when it runs, this otherwise."""
+        if not self.policy.environment(to).gates.smoke_test:
+            verify_artifacts(self.client.artifacts, version)
 
     def _pending(self, request_id: int, actor: str, *, deciding: str) -> ApprovalRequest:
         request = self.repo.get_request(request_id)

@@ -10,11 +10,17 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import metadata
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from modelrail.artifacts import ArtifactStore
 from modelrail.entities import GateResult, ModelVersion, Run
 from modelrail.errors import ModelrailError
 from modelrail.policy import GatePolicy
+
+if TYPE_CHECKING:
+    from modelrail.scoring.predictor import ScoringModel
 
 
 @dataclass(frozen=True)
@@ -147,25 +153,88 @@ def _time_in_previous(policy: GatePolicy, ctx: GateContext) -> GateResult:
 
 
 def _smoke_test(policy: GatePolicy, ctx: GateContext) -> GateResult:
+    """Load the version as ``load_model`` does and as serving and batch scoring do (its
+    stored compiled form, when it has one), each sha256-checked, and predict the input
+    example through every one of them: a form production would refuse fails here."""
     from modelrail.registry import load_model_version
+    from modelrail.scoring.predictor import scoring_model_for
 
     name = f"smoke test within {policy.smoke_latency_ms:g} ms"
+    rows = len(ctx.candidate.input_example.get("data", []))
     try:
         loaded = load_model_version(ctx.artifacts, ctx.candidate)
         example = loaded.input_example()
-        loaded.predict(example)  # the first call pays one-off costs (imports, caches)
-        started = time.perf_counter()
-        predictions = loaded.predict(example)
-        elapsed_ms = (time.perf_counter() - started) * 1000
-    except ModelrailError as exc:
-        return GateResult(name, False, exc.message)
+        model_ms = _timed(lambda: [loaded.predict(example)], rows)
     except Exception as exc:  # the user's model may raise anything while predicting
-        return GateResult(
-            name, False, f"predicting the input example failed: {type(exc).__name__}: {exc}"
-        )
-    if len(predictions) != len(example):
-        return GateResult(name, False, f"{len(predictions)} predictions for {len(example)} rows")
-    passed = elapsed_ms <= policy.smoke_latency_ms
+        return GateResult(name, False, _smoke_failure(exc, ""))
+    try:
+        scoring = scoring_model_for(ctx.artifacts, ctx.candidate)
+        served_ms = _timed(_as_served(scoring), rows)
+    except Exception as exc:
+        return GateResult(name, False, _smoke_failure(exc, "as served: "))
+    passed = max(model_ms, served_ms) <= policy.smoke_latency_ms
     return GateResult(
-        name, passed, f"sha256 verified, predicted {len(example)} rows in {elapsed_ms:.2f} ms"
+        name,
+        passed,
+        f"sha256 verified, predicted {rows} rows in {model_ms:.2f} ms; "
+        f"as served ({scoring.predictor_kind}) in {served_ms:.2f} ms",
     )
+
+
+class _WrongCount(Exception):
+    pass
+
+
+def _timed(predict: Callable[[], list[Any]], rows: int) -> float:
+    """Milliseconds of the second call: the first pays one-off costs (imports, caches)."""
+    predict()
+    started = time.perf_counter()
+    outputs = predict()
+    elapsed_ms = (time.perf_counter() - started) * 1000
+    for predictions in outputs:
+        if len(predictions) != rows:
+            raise _WrongCount(f"{len(predictions)} predictions for {rows} rows")
+    return elapsed_ms
+
+
+def _as_served(scoring: ScoringModel) -> Callable[[], list[Any]]:
+    """The input example through each path serving and batch scoring take: a float64
+    matrix (and, for a compiled form, column by column), or a frame for text columns."""
+    import pandas as pd
+
+    example = scoring.version.input_example
+    frame = pd.DataFrame(example["data"], columns=example["columns"])[list(scoring.columns)]
+    if not scoring.numeric:
+        return lambda: [scoring.score_frame(frame).predictions]
+    matrix = frame.to_numpy(dtype=np.float64)
+    columns = [np.ascontiguousarray(matrix[:, j]) for j in range(matrix.shape[1])]
+
+    def predict() -> list[Any]:
+        outputs = [scoring.score(matrix).predictions]
+        by_columns = scoring.score_columns(columns)
+        return outputs if by_columns is None else [*outputs, by_columns.predictions]
+
+    return predict
+
+
+def _smoke_failure(exc: Exception, form: str) -> str:
+    if isinstance(exc, ModelrailError):
+        return form + exc.message
+    if isinstance(exc, _WrongCount):
+        return form + str(exc)
+    return f"{form}predicting the input example failed: {type(exc).__name__}: {exc}"
+
+
+def verify_artifacts(artifacts: ArtifactStore, version: ModelVersion) -> None:
+    """Refuse, with ``ArtifactIntegrityError``, a version whose model file or stored
+    compiled form no longer matches the sha256 recorded at registration."""
+    artifacts.read_verified(
+        version.artifact_sha256, size=version.artifact_size, label=version.reference
+    )
+    compiled = version.flavor_details.get("compiled")
+    if isinstance(compiled, dict):
+        artifacts.read_verified(
+            str(compiled["sha256"]),
+            size=int(compiled["size"]),
+            label=f"{version.reference} compiled form",
+        )

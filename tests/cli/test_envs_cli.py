@@ -14,6 +14,7 @@ from sklearn.linear_model import LogisticRegression
 from modelrail.client import Client
 from modelrail.config import load_settings
 from tests.cli.test_cli import cli
+from tests.test_environments import damage
 
 POLICY = """
 [environments]
@@ -133,6 +134,18 @@ def test_force_needs_a_reason_and_is_recorded(project: Path) -> None:
     assert done.returncode == 0 and "forced" in done.stdout
     (event,) = json.loads(cli(project, "history", "--env", "prod", "--json").stdout)
     assert event["forced"] is True and event["reason"] == "incident 42"
+
+
+def test_force_refuses_a_damaged_model_file_like_rollback_with_exit_6(project: Path) -> None:
+    settings = load_settings(cwd=project, environ={}, create=False)
+    with Client(settings=settings) as client:
+        path = damage(client, client.get_model_version("pets-classifier:2").artifact_sha256)
+    for _ in range(3):
+        done = cli(project, "promote", "pets-classifier:2", "--to", "prod", "--force", "-r", "now")
+        assert done.returncode == 6, done.stdout + done.stderr
+        assert done.stderr.startswith(f"error: artifact pets-classifier:2 ({path}) has sha256 ")
+        assert "refusing to load it" in done.stderr and "Traceback" not in done.stderr
+    assert json.loads(cli(project, "history", "--env", "prod", "--json").stdout) == []
 
 
 @pytest.mark.parametrize(
