@@ -27,8 +27,23 @@ def project(tmp_path: Path) -> Path:
         (("promote", "churn:2147483648", "--to", "staging"), "from 1 to 2147483647"),
         (("promote", "churn:\u00b2", "--to", "staging"), "invalid version"),
         (("runs", "--limit", "-1"), "--limit"),
+        (("approve", HUGE), "request_id"),
+        (("reject", "2147483648"), "request_id"),
+        (("promote", "churn:1", "--to", "prod", "--if-holds", HUGE), "--if-holds"),
+        (("rollback", "churn", "--env", "prod", "--to-version", HUGE), "--to-version"),
     ],
-    ids=["limit", "offset", "version", "version past 32 bits", "unicode digit", "negative"],
+    ids=[
+        "limit",
+        "offset",
+        "version",
+        "version past 32 bits",
+        "unicode digit",
+        "negative",
+        "approve",
+        "reject",
+        "if-holds",
+        "rollback to",
+    ],
 )
 def test_an_out_of_range_number_is_a_usage_error_naming_it(
     project: Path, args: tuple[str, ...], named: str

@@ -14,8 +14,13 @@ from modelrail.cli.context import open_client
 from modelrail.cli.render import JsonOption, console, format_time, print_json
 from modelrail.entities import EnvironmentEvent, GateResult
 from modelrail.errors import GateFailedError
+from modelrail.refs import MAX_VERSION
 
 ReasonOption = Annotated[str, typer.Option("--reason", "-r", help="Why; kept in the history.")]
+# Request numbers are kept as 32-bit integers, like versions.
+RequestArgument = Annotated[
+    int, typer.Argument(help="The approval request number.", min=1, max=MAX_VERSION)
+]
 
 
 def print_gates(results: Sequence[object], out: Console) -> None:
@@ -54,7 +59,9 @@ def promote(
     if_holds: Annotated[
         int | None,
         typer.Option(
-            help="Only if the environment still holds this version (for pipelines).", min=1
+            help="Only if the environment still holds this version (for pipelines).",
+            min=1,
+            max=MAX_VERSION,
         ),
     ] = None,
     as_json: JsonOption = False,
@@ -81,7 +88,7 @@ def promote(
 
 
 def approve(
-    request_id: Annotated[int, typer.Argument(help="The approval request number.")],
+    request_id: RequestArgument,
     reason: ReasonOption = "",
     as_json: JsonOption = False,
 ) -> None:
@@ -101,7 +108,7 @@ def approve(
 
 
 def reject(
-    request_id: Annotated[int, typer.Argument(help="The approval request number.")],
+    request_id: RequestArgument,
     reason: ReasonOption = "",
     as_json: JsonOption = False,
 ) -> None:
@@ -121,7 +128,8 @@ def rollback(
     model: Annotated[str, typer.Argument(help="Model name.")],
     env: Annotated[str, typer.Option("--env", help="Environment to roll back.")],
     to_version: Annotated[
-        int | None, typer.Option(help="A version the environment held before.", min=1)
+        int | None,
+        typer.Option(help="A version the environment held before.", min=1, max=MAX_VERSION),
     ] = None,
     reason: ReasonOption = "",
     as_json: JsonOption = False,
