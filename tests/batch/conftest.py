@@ -337,8 +337,14 @@ class ParquetOutput(Output):
             found.extend(pq.read_table(part).to_pylist())
         return found
 
-    def hidden(self) -> list[str]:
-        return sorted(p.name for p in self.folder.glob(".*"))
+    def unpublished(self) -> list[str]:
+        """What the folder holds besides the dataset and its rejects: the run folders that no
+        partition shows (``.runs/RUN``, a run still being written or left behind) and any
+        other hidden name."""
+        published = {p.readlink().name for p in self.folder.glob("input=*") if p.is_symlink()}
+        runs = self.folder / ".runs"
+        left = [f".runs/{p.name}" for p in runs.glob("*") if p.name not in published]
+        return sorted([*left, *(p.name for p in self.folder.glob(".*") if p != runs)])
 
 
 class RedisOutput(Output):

@@ -5,10 +5,12 @@ and a database output never showed anything of the killed run.
 The killed runs are real processes. Most are forked from a fork server that has imported
 modelrail and scikit-learn once (a fresh interpreter spends seconds on those imports); their
 progress callback stops after a chosen batch, so the kill lands at a known point: after the
-first batch, in the middle, after the last batch (before the commit), or, for Parquet,
-between the two renames that publish the output. One test kills ``modelrail batch run``
-itself, at whatever batch it has reached. A killed run's heartbeat is made old by writing
-its record, instead of waiting the 30 seconds after which a silent run counts as dead.
+first batch, in the middle, after the last batch (before the commit). Other kill points are
+named (``KILL_AT``): the run is killed as its output commits but before its record says so,
+or, for Parquet, just before or just after the rename that publishes its partition. One test
+kills ``modelrail batch run`` itself, at whatever batch it has reached. A killed run's
+heartbeat is made old by writing its record, instead of waiting the 30 seconds after which a
+silent run counts as dead.
 """
 
 from __future__ import annotations
@@ -20,13 +22,14 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
 import orjson
+import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
@@ -67,9 +70,11 @@ _FORKS.set_forkserver_preload(["skops.io", "sklearn.linear_model", "modelrail.re
 # -- the process that gets killed --------------------------------------------------------------
 
 
-def _doomed_run(root: str, spec_json: str, stall_after: int, events: Connection) -> None:
-    """Runs in the killed process: run_batch, stopping for good after batch ``stall_after``
-    (0: at the rename that publishes a Parquet output)."""
+def _doomed_run(
+    root: str, spec_json: str, stall_after: int, kill_at: str | None, events: Connection
+) -> None:
+    """Runs in the killed process: run_batch, stopping for good after batch ``stall_after``,
+    or killing itself at the point ``kill_at`` names (``KILL_AT``)."""
 
     def progress(rows: int, total: int | None) -> None:
         progress.batches += 1  # type: ignore[attr-defined]
@@ -78,35 +83,72 @@ def _doomed_run(root: str, spec_json: str, stall_after: int, events: Connection)
             time.sleep(600)
 
     progress.batches = 0  # type: ignore[attr-defined]
-    if stall_after == 0:
-        publish = Path.rename
-
-        def rename(self: Path, target: Any) -> Path:
-            if self.name.startswith(".staging-"):
-                events.send(("publishing", 0))
-                os.kill(os.getpid(), signal.SIGKILL)
-            return publish(self, target)
-
-        Path.rename = rename  # type: ignore[assignment]  # in this process only
+    if kill_at is not None:
+        KILL_AT[kill_at](lambda: events.send((kill_at, 0)))
     settings = load_settings(cwd=Path(root), environ={}, create=False)
     with Client(settings=settings, user="doomed") as client:
         record = run_batch(client, JobSpec.from_json(spec_json), progress=progress)
     events.send(("finished", record.rows_written))
 
 
+def _die(say: Callable[[], None]) -> None:
+    say()
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _kill_when_committed(say: Callable[[], None]) -> None:
+    """The output has committed; the record is about to say so."""
+    update = BatchRunRepository.update
+
+    def dying_update(self: BatchRunRepository, run_id: str, **values: Any) -> None:
+        if values.get("status") == "succeeded":
+            _die(say)
+        update(self, run_id, **values)
+
+    BatchRunRepository.update = dying_update  # type: ignore[method-assign]  # this process only
+
+
+def _kill_at_publishing(*, after: bool) -> Callable[[Callable[[], None]], None]:
+    """The rename that makes a Parquet partition's new files what readers see."""
+
+    def patch(say: Callable[[], None]) -> None:
+        rename = os.replace
+
+        def dying_rename(source: Any, target: Any, **kwargs: Any) -> None:
+            publishing = Path(target).name.startswith("input=")
+            if publishing and not after:
+                _die(say)
+            rename(source, target, **kwargs)
+            if publishing:
+                _die(say)
+
+        os.replace = dying_rename  # in this process only
+
+    return patch
+
+
+KILL_AT: dict[str, Callable[[Callable[[], None]], None]] = {
+    "committed": _kill_when_committed,
+    "before publishing": _kill_at_publishing(after=False),
+    "after publishing": _kill_at_publishing(after=True),
+}
+
+
 @contextmanager
-def stalled_run(scoring: ScoringProject, spec: JobSpec, stall_after: int) -> Iterator[BatchRun]:
+def stalled_run(
+    scoring: ScoringProject, spec: JobSpec, stall_after: int = 0, kill_at: str | None = None
+) -> Iterator[BatchRun]:
     """``spec`` running in another process, stopped at the chosen point; SIGKILLed on exit."""
     receive, send = _FORKS.Pipe(duplex=False)
     process = _FORKS.Process(
-        target=_doomed_run, args=(str(scoring.root), spec.to_json(), stall_after, send)
+        target=_doomed_run, args=(str(scoring.root), spec.to_json(), stall_after, kill_at, send)
     )
     process.start()
     send.close()
     try:
         assert receive.poll(60), "the run did not reach the kill point within 60 s"
         event, _ = receive.recv()
-        assert event in ("stalled", "publishing"), event
+        assert event in ("stalled", *KILL_AT), event
         repo = BatchRunRepository(scoring.client.db)
         (record,) = repo.recent(status="running")
         deadline = time.monotonic() + 20
@@ -121,9 +163,11 @@ def stalled_run(scoring: ScoringProject, spec: JobSpec, stall_after: int) -> Ite
     assert process.exitcode == -signal.SIGKILL
 
 
-def kill_during_run(scoring: ScoringProject, spec: JobSpec, stall_after: int) -> BatchRun:
+def kill_during_run(
+    scoring: ScoringProject, spec: JobSpec, stall_after: int = 0, kill_at: str | None = None
+) -> BatchRun:
     """Start ``spec`` in another process, SIGKILL it at the chosen point; its run record."""
-    with stalled_run(scoring, spec, stall_after) as record:
+    with stalled_run(scoring, spec, stall_after, kill_at) as record:
         if stall_after:  # alive, beating: not resumable yet
             with pytest.raises(BatchRunStateError, match="is still running"):
                 resume_batch(scoring.client, record.id)
@@ -136,6 +180,12 @@ def make_stale(scoring: ScoringProject, run_id: str) -> None:
     BatchRunRepository(scoring.client.db).update(run_id, heartbeat_at=old)
 
 
+def parquet_job(scoring: ScoringProject) -> tuple[ParquetOutput, JobSpec]:
+    """A Parquet output, and the job scoring the input into it a part file per batch."""
+    output = ParquetOutput(scoring.root)
+    return output, scoring.spec(output, batch_rows=BATCH_ROWS, part_rows=BATCH_ROWS)
+
+
 def checkpoint_rows(record: BatchRun) -> int:
     return int(orjson.loads(record.checkpoint)["next_row"]) if record.checkpoint else 0
 
@@ -144,12 +194,18 @@ def checkpoint_rows(record: BatchRun) -> int:
 
 
 def assert_exactly_once(
-    scoring: ScoringProject, output: Output, run_id: str, version: int
+    scoring: ScoringProject,
+    output: Output,
+    run_id: str,
+    version: int,
+    frame: pd.DataFrame | None = None,
 ) -> list[dict[str, Any]]:
+    """One row per row of ``frame`` (the input by default), all scored by run ``run_id``."""
     rows = output.rows()
     keyed = by_id(rows)  # fails on a duplicate id
     model = scoring.models.binary_v1 if version == 1 else scoring.models.binary_v2
-    expected = {str(k): v for k, v in expected_predictions(model, scoring.frame).items()}
+    scored = scoring.frame if frame is None else frame
+    expected = {str(k): v for k, v in expected_predictions(model, scored).items()}
     assert {k: r["prediction"] for k, r in keyed.items()} == expected
     assert {(r["model_version"], r["batch_run_id"]) for r in rows} == {(version, run_id)}
     return rows
@@ -159,7 +215,7 @@ def assert_nothing_of_the_killed_run_is_visible(output: Output, record: BatchRun
     if isinstance(output, SQLiteOutput | PostgresOutput | ParquetOutput):
         assert output.rows() == []
     if isinstance(output, ParquetOutput):
-        assert output.hidden() == [f".staging-{record.id}"]
+        assert output.unpublished() == [f".runs/{record.id}"]
     if isinstance(output, RedisOutput):
         # each batch is one MULTI/EXEC: whole batches only, those of the checkpoint
         assert len(output.rows()) == checkpoint_rows(record)
@@ -213,7 +269,7 @@ def test_killed_run_resumes_with_its_version_to_one_row_per_input_row(
             1,
         )
         if isinstance(output, ParquetOutput):
-            assert output.hidden() == []
+            assert output.unpublished() == []
         with pytest.raises(BatchRunStateError, match="has already succeeded"):
             resume_batch(scoring.client, killed.id)
     finally:
@@ -241,30 +297,116 @@ def test_running_again_after_a_kill_supersedes_the_dead_run(
         assert dead.status == "failed" and dead.finished_at is not None
         assert dead.error == f"interrupted; superseded by batch run {again.id[:12]}"
         if isinstance(output, ParquetOutput):
-            assert output.hidden() == []  # the dead run's staging is gone
+            assert output.unpublished() == []  # the dead run's staging is gone
         with pytest.raises(BatchRunStateError):
             resume_batch(scoring.client, again.id)
     finally:
         output.close()
 
 
-def test_run_killed_while_publishing_its_parquet_output_is_finished_by_resume(
-    killable: ScoringProject, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("kind", OUTPUT_KINDS)
+def test_run_killed_after_its_output_committed_is_finished_by_resume_as_it_was(
+    killable: ScoringProject, kind: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     scoring = killable
-    output = ParquetOutput(scoring.root)
+    output = make_output(kind, scoring.root)
+    try:
+        bad = scoring.frame.copy()
+        bad.loc[[5, 200], "f1"] = float("nan")
+        kept = bad.drop(index=[5, 200])
+        spec = scoring.spec(
+            output,
+            inputs=(scoring.parquet("bad.parquet", bad),),
+            on_bad_rows="skip",
+            batch_rows=BATCH_ROWS,
+            part_rows=BATCH_ROWS,
+        )
+        killed = kill_during_run(scoring, spec, kill_at="committed")
+        assert killed.status == "running"
+        assert_exactly_once(scoring, output, killed.id, version=1, frame=kept)  # committed
+        make_stale(scoring, killed.id)
+        resumed_at = time.time()
+        done = modelrail_cli(monkeypatch, scoring.root, "batch", "resume", killed.id[:10])
+        assert done.code == 0, done.stderr
+        assert f"batch run {killed.id[:12]} succeeded: {BINARY} 1" in done.stdout
+        assert f"scored {ROWS} rows, wrote {ROWS - 2}, 2 rejected" in done.stdout
+        rows = assert_exactly_once(scoring, output, killed.id, version=1, frame=kept)
+        assert max(r["scored_at"] for r in rows) < resumed_at  # kept as committed, not redone
+        assert sorted(r["row_number"] for r in output.rejects()) == [5, 200]
+        record = BatchRunRepository(scoring.client.db).get(killed.id)
+        assert (record.status, record.error, record.checkpoint) == ("succeeded", None, None)
+        assert (record.rows_read, record.rows_written, record.rows_rejected) == (ROWS, ROWS - 2, 2)
+        assert record.input_fingerprint and record.finished_at is not None
+        if isinstance(output, ParquetOutput):
+            assert output.unpublished() == []
+    finally:
+        output.close()
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "parquet"])
+def test_running_again_after_a_kill_after_the_commit_records_the_dead_run_as_succeeded(
+    killable: ScoringProject, kind: str
+) -> None:
+    scoring = killable
+    output = make_output(kind, scoring.root)
     spec = scoring.spec(output, batch_rows=BATCH_ROWS, part_rows=BATCH_ROWS)
-    earlier = scoring.run(spec.with_reference(f"{BINARY}:2"))
-    killed = kill_during_run(scoring, spec, 0)  # between moving the old partition and the new
-    assert [name.split("-of-")[0] for name in output.hidden()] == [
-        f".replaced-{killed.id}",
-        f".staging-{killed.id}",
-    ]
+    killed = kill_during_run(scoring, spec, kill_at="committed")
     make_stale(scoring, killed.id)
-    done = modelrail_cli(monkeypatch, scoring.root, "batch", "resume", killed.id)
-    assert done.code == 0, done.stderr
-    assert_exactly_once(scoring, output, killed.id, version=1)
-    assert output.hidden() == [] and earlier.id not in {r["batch_run_id"] for r in output.rows()}
+    again = run_batch(scoring.client, spec.with_reference(f"{BINARY}:2"))
+    assert again.status == "succeeded"
+    assert_exactly_once(scoring, output, again.id, version=2)
+    dead = BatchRunRepository(scoring.client.db).get(killed.id)
+    assert (dead.status, dead.error, dead.rows_written) == ("succeeded", None, ROWS)
+    if isinstance(output, ParquetOutput):
+        assert output.unpublished() == []
+
+
+@pytest.mark.parametrize("then", ["resume", "run again"])
+@pytest.mark.parametrize("point", ["before publishing", "after publishing"])
+def test_readers_see_the_old_or_the_new_partition_whenever_publishing_is_killed(
+    killable: ScoringProject, point: str, then: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    scoring = killable
+    output, spec = parquet_job(scoring)
+    earlier = scoring.run(spec.with_reference(f"{BINARY}:2"))
+    killed = kill_during_run(scoring, spec, kill_at=point)
+    seen = earlier if point == "before publishing" else killed
+    assert_exactly_once(scoring, output, seen.id, version=seen.version)
+    assert len(pd.read_parquet(output.folder)) == ROWS  # readers that know nothing of modelrail
+    make_stale(scoring, killed.id)
+    if then == "resume":
+        done = modelrail_cli(monkeypatch, scoring.root, "batch", "resume", killed.id)
+        assert done.code == 0, done.stderr
+        final = killed.id
+    else:
+        final = run_batch(scoring.client, spec).id
+    assert_exactly_once(scoring, output, final, version=1)
+    assert output.unpublished() == []
+    repo = BatchRunRepository(scoring.client.db)
+    dead = repo.get(killed.id)
+    if then == "run again" and point == "before publishing":
+        superseded = f"interrupted; superseded by batch run {final[:12]}"
+        assert (dead.status, dead.error) == ("failed", superseded)
+    else:  # its partition was published: the record says so
+        assert (dead.status, dead.rows_written) == ("succeeded", ROWS)
+
+
+def test_a_plain_partition_folder_of_modelrail_0_1_is_replaced_by_a_link_to_new_files(
+    killable: ScoringProject,
+) -> None:
+    """Folders written by modelrail 0.1 hold each partition as a plain folder."""
+    scoring = killable
+    output, spec = parquet_job(scoring)
+    earlier = scoring.run(spec.with_reference(f"{BINARY}:2"))
+    (partition,) = output.folder.glob("input=*")
+    plain = output.folder / "plain"
+    shutil.copytree(partition, plain)  # the files themselves, not the link
+    partition.unlink()
+    plain.rename(partition)
+    assert_exactly_once(scoring, output, earlier.id, version=2)
+    again = scoring.run(spec)
+    assert_exactly_once(scoring, output, again.id, version=1)
+    assert partition.is_symlink() and output.unpublished() == []
 
 
 def test_parquet_parts_written_after_the_last_checkpoint_are_redone(
@@ -275,7 +417,7 @@ def test_parquet_parts_written_after_the_last_checkpoint_are_redone(
     killed = kill_during_run(
         scoring, scoring.spec(output, batch_rows=BATCH_ROWS, part_rows=BATCH_ROWS), 8
     )
-    staging = output.folder / f".staging-{killed.id}"
+    staging = output.folder / ".runs" / killed.id
     parts = sorted(staging.glob("part-*.parquet"))
     assert len(parts) == 8 == checkpoint_rows(killed) // BATCH_ROWS
     # what a kill between writing a part and storing its checkpoint leaves behind
@@ -286,6 +428,35 @@ def test_parquet_parts_written_after_the_last_checkpoint_are_redone(
     assert_exactly_once(scoring, output, killed.id, version=1)
 
 
+def test_resume_continues_in_the_staging_folder_of_modelrail_0_1(
+    killable: ScoringProject,
+) -> None:
+    scoring = killable
+    output, spec = parquet_job(scoring)
+    killed = kill_during_run(scoring, spec, 8)
+    (output.folder / ".runs" / killed.id).rename(output.folder / f".staging-{killed.id}")
+    make_stale(scoring, killed.id)
+    assert resume_batch(scoring.client, killed.id).rows_written == ROWS
+    assert_exactly_once(scoring, output, killed.id, version=1)
+    assert output.unpublished() == []
+
+
+def test_resume_whose_checkpointed_parts_are_gone_is_refused_and_publishes_nothing(
+    killable: ScoringProject, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    scoring = killable
+    output, spec = parquet_job(scoring)
+    earlier = scoring.run(spec.with_reference(f"{BINARY}:2"))
+    killed = kill_during_run(scoring, spec, 8)
+    (output.folder / ".runs" / killed.id / "part-000003.parquet").unlink()
+    make_stale(scoring, killed.id)
+    refused = modelrail_cli(monkeypatch, scoring.root, "batch", "resume", killed.id)
+    assert refused.code == 10
+    assert "part-000003.parquet is missing (1 of the 8 part files" in refused.stderr
+    assert "run the job again" in refused.stderr
+    assert_exactly_once(scoring, output, earlier.id, version=2)
+
+
 def test_parquet_parts_of_several_batches_resume_after_the_last_closed_part(
     killable: ScoringProject,
 ) -> None:
@@ -293,7 +464,7 @@ def test_parquet_parts_of_several_batches_resume_after_the_last_closed_part(
     output = ParquetOutput(scoring.root)
     spec = scoring.spec(output, batch_rows=BATCH_ROWS, part_rows=3 * BATCH_ROWS)
     killed = kill_during_run(scoring, spec, 8)  # 8 batches: 2 closed parts and an open one
-    staging = output.folder / f".staging-{killed.id}"
+    staging = output.folder / ".runs" / killed.id
     assert checkpoint_rows(killed) == 6 * BATCH_ROWS
     assert sorted(p.name for p in staging.glob("part-*")) == [
         "part-000000.parquet",
@@ -311,8 +482,7 @@ def test_parquet_parts_of_several_batches_resume_after_the_last_closed_part(
 
 def test_a_working_run_beats_its_record_and_is_left_alone(killable: ScoringProject) -> None:
     scoring = killable
-    output = ParquetOutput(scoring.root)
-    spec = scoring.spec(output, batch_rows=BATCH_ROWS, part_rows=BATCH_ROWS)
+    output, spec = parquet_job(scoring)
     repo = BatchRunRepository(scoring.client.db)
     with stalled_run(scoring, spec, 2) as live:
         deadline = time.monotonic() + 4 * HEARTBEAT_SECONDS
@@ -324,7 +494,7 @@ def test_a_working_run_beats_its_record_and_is_left_alone(killable: ScoringProje
         other = run_batch(scoring.client, spec)  # the same job again, meanwhile
         assert other.status == "succeeded"
         assert repo.get(live.id).status == "running"
-        assert f".staging-{live.id}" in output.hidden()  # its work is not thrown away
+        assert f".runs/{live.id}" in output.unpublished()  # its work is not thrown away
     assert_exactly_once(scoring, output, other.id, version=1)
 
 

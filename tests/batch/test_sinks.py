@@ -181,7 +181,7 @@ def test_bad_row_stops_the_run_naming_row_and_column_and_leaves_the_output_as_it
     assert {r["model_version"] for r in rows} == {1}
     assert batch_output.rejects() == []
     if isinstance(batch_output, ParquetOutput):
-        assert batch_output.hidden() == []  # no staging left behind
+        assert batch_output.unpublished() == []  # no staging left behind
 
 
 def test_bad_rows_are_set_aside_with_their_reason_when_skipped(
@@ -441,7 +441,7 @@ def test_parquet_output_keeps_one_partition_per_input(scoring: ScoringProject) -
     assert len(by_id(output.rows())) == 2 * ROWS
     scoring.run(scoring.spec(output))  # the first input again: its partition is replaced
     assert len(by_id(output.rows())) == 2 * ROWS
-    assert output.hidden() == []
+    assert output.unpublished() == []
 
 
 def test_parquet_dataset_of_other_columns_is_refused(scoring: ScoringProject) -> None:

@@ -174,7 +174,8 @@ def test_spark_executors_write_the_parquet_parts_and_rejects_themselves(
     partitions = spark.read.parquet(str(tmp_path / "in")).rdd.getNumPartitions()
     names = sorted(path.name for path in partition.iterdir())
     assert len(names) == partitions and all(name.startswith("part-") for name in names)
-    assert [p.name for p in (tmp_path / "scores").iterdir() if p.name.startswith(".")] == []
+    assert [p.name for p in (tmp_path / "scores").iterdir() if p.name.startswith(".")] == [".runs"]
+    assert [p.name for p in (tmp_path / "scores" / ".runs").iterdir()] == [record.id]
     table = pq.read_table(tmp_path / "scores").to_pandas().sort_values("id")
     kept = frame.drop(index=bad)
     assert table["id"].tolist() == kept["id"].tolist()

@@ -61,7 +61,7 @@ def test_a_run_into_parquet_that_fails_late_leaves_no_rows_and_no_reading_thread
     with pytest.raises(BatchInputError, match="'f3'"):
         scoring.run(spec)
     assert not pipeline_threads()
-    assert output.rows() == [] and output.hidden() == []
+    assert output.rows() == [] and output.unpublished() == []
 
 
 @pytest.mark.parametrize("kind", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -119,8 +119,10 @@ def test_a_superseded_run_cannot_be_resumed_over_the_run_that_replaced_it(
     output = SQLiteOutput(tmp_path)
     repo = BatchRunRepository(scoring.client.db)
     old = scoring.run(scoring.spec(output))
-    # The old run is made to look killed: running, with a heartbeat long gone.
+    # The old run is made to look killed before its commit: running, with a heartbeat long
+    # gone, and none of its rows in the table (a run killed after its commit is finished).
     repo.update(old.id, status="running", heartbeat_at=old.started_at - 3600)
+    output.execute('DELETE FROM "scores"')
     newer = scoring.run(scoring.spec(output, reference="churn:2"))
     assert repo.get(old.id).status == "failed"  # superseded by the newer run
     with pytest.raises(BatchRunStateError, match=newer.id[:12]):

@@ -1,17 +1,25 @@
 """A running batch run's signs of life: its record is beaten every few seconds, so that a
 ``running`` record whose beat stopped is known to belong to a killed process (and may be
-resumed or superseded), and the input's fingerprint is recorded as soon as it is known."""
+resumed or superseded), and the input's fingerprint is recorded as soon as it is known.
+
+The beat is a lease, and what becomes of a run whose lease ran out is decided here: a run
+killed after its output committed is recorded as succeeded (``committed_record``); running
+the same job again supersedes a dead run (``supersede_dead_runs``); a run that a later run
+of the same output and input has replaced cannot be resumed (``replacing_run``).
+"""
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from modelrail.errors import ModelrailError
+from modelrail.entities import BatchRun
+from modelrail.errors import BatchRunNotFoundError, InvalidInputError, ModelrailError
 from modelrail.store.batch_runs_repo import BatchRunRepository
 
 if TYPE_CHECKING:
+    from modelrail.batch.sinks import Committed, Sink
     from modelrail.batch.sources import Source
 
 HEARTBEAT_SECONDS = 5.0
@@ -62,3 +70,65 @@ class Heartbeat:
                 self.repo.update(self.run_id, input_fingerprint=fingerprint)
         except ModelrailError:
             return  # the end of the run records it, or the run failed anyway
+
+
+def replacing_run(repo: BatchRunRepository, record: BatchRun) -> BatchRun | None:
+    """The run of the same output and input, started after ``record``, that has succeeded
+    since (None: there is none). Resuming ``record`` would overwrite its newer rows."""
+    for other in repo.recent(status="succeeded", limit=1000):
+        same_input = not record.input_fingerprint or (
+            other.input_fingerprint == record.input_fingerprint
+        )
+        if other.output == record.output and other.started_at > record.started_at and same_input:
+            return other
+    return None
+
+
+def committed_record(record: BatchRun, committed: Committed, fingerprint: str) -> dict[str, Any]:
+    """The record of a run whose output committed: what it wrote, ended at its last beat
+    (it was killed within one beat of its commit)."""
+    return {
+        "status": "succeeded",
+        "input_fingerprint": fingerprint,
+        "rows_read": committed.rows_written + committed.rows_rejected,
+        "rows_written": committed.rows_written,
+        "rows_rejected": committed.rows_rejected,
+        "finished_at": record.heartbeat_at,
+        "checkpoint": None,
+        "error": None,
+    }
+
+
+def supersede_dead_runs(
+    repo: BatchRunRepository, sink: Sink, record: BatchRun, clock: Callable[[], float]
+) -> None:
+    """Running again after a kill replaces the killed run: a run killed after its output
+    committed gets the record of a run that succeeded, any other is marked failed and its
+    staging dropped. Staging that finished runs left behind is dropped too."""
+    for other in repo.recent(status="running", limit=1000):
+        if other.id == record.id or other.output != record.output:
+            continue
+        if not other.is_stale(clock(), STALE_AFTER_SECONDS):
+            continue
+        committed = sink.committed(other.id)
+        if committed is not None:
+            repo.update_if_unchanged(
+                other, **committed_record(other, committed, other.input_fingerprint)
+            )
+            continue
+        superseded = repo.update_if_unchanged(
+            other,
+            status="failed",
+            finished_at=clock(),
+            error=f"interrupted; superseded by batch run {record.id[:12]}",
+            checkpoint=None,
+        )
+        if superseded:
+            sink.discard(other.id)
+    for run_id in sink.staged_runs():
+        try:
+            finished = repo.get(run_id).status != "running"
+        except (BatchRunNotFoundError, InvalidInputError):
+            continue  # not a run of this store: not ours to drop
+        if finished:
+            sink.discard(run_id)

@@ -22,7 +22,13 @@ import orjson
 import pyarrow as pa
 from threadpoolctl import threadpool_limits
 
-from modelrail.batch.heartbeat import STALE_AFTER_SECONDS, Heartbeat
+from modelrail.batch.heartbeat import (
+    STALE_AFTER_SECONDS,
+    Heartbeat,
+    committed_record,
+    replacing_run,
+    supersede_dead_runs,
+)
 from modelrail.batch.scorer import BatchScorer, RunStamp, ScoredBatch
 from modelrail.batch.sinks import Checkpoint, Sink, Writer, open_sink
 from modelrail.batch.spec import JobSpec
@@ -97,7 +103,7 @@ def run_batch(
             output=plan.sink.location,
         )
         repo.create(record)
-        _supersede_dead_runs(repo, plan, record, clock)
+        supersede_dead_runs(repo, plan.sink, record, clock)
         try:
             _validate_first(plan)
         except ModelrailError as exc:
@@ -178,10 +184,19 @@ def resume_batch(
             f"batch run {record.id[:12]} is still running (pid {record.pid} on {record.host}, "
             f"last seen {clock() - record.heartbeat_at:.0f} s ago)"
         )
-    _refuse_if_superseded(repo, record)
+    _refuse_if_replaced(repo, record)
     spec = JobSpec.from_json(record.spec)
     version = client.models.get_version(record.model, record.version)
     plan = _plan(client, spec, version, record.id)
+    committed = plan.sink.committed(record.id)
+    if committed is not None:  # killed after its commit, before its record said so
+        try:
+            fingerprint = record.input_fingerprint or plan.source.fingerprint()
+        finally:
+            plan.source.close()
+            plan.sink.close()
+        repo.update(record.id, **committed_record(record, committed, fingerprint))
+        return repo.get(record.id)
     checkpoint = None
     # Spark may split the input differently next time: its runs start over on resume.
     if plan.sink.resumable and record.checkpoint and spec.engine == "local":
@@ -195,18 +210,16 @@ def resume_batch(
     return _execute(repo, plan, record, checkpoint, progress, clock)
 
 
-def _refuse_if_superseded(repo: BatchRunRepository, record: BatchRun) -> None:
+def _refuse_if_replaced(repo: BatchRunRepository, record: BatchRun) -> None:
     """A run that a later run of the same output and input has replaced must not be
     resumed: it would overwrite newer predictions with older ones."""
-    for other in repo.recent(status="succeeded", limit=1000):
-        same_input = not record.input_fingerprint or (
-            other.input_fingerprint == record.input_fingerprint
-        )
-        if other.output == record.output and other.started_at > record.started_at and same_input:
-            raise BatchRunStateError(
-                f"batch run {record.id[:12]} was replaced by batch run {other.id[:12]}, which "
-                "has succeeded since: resuming would overwrite its rows; run the job again"
-            )
+    newer = replacing_run(repo, record)
+    if newer is None:
+        return
+    raise BatchRunStateError(
+        f"batch run {record.id[:12]} was replaced by batch run {newer.id[:12]}, which "
+        "has succeeded since: resuming would overwrite its rows; run the job again"
+    )
 
 
 def _plan(client: Client, spec: JobSpec, version: ModelVersion, run_id: str) -> _Plan:
@@ -332,24 +345,6 @@ def _scored(
             scored = plan.scorer.score(batch, row, run_id)
             row += scored.rows_read
             yield scored
-
-
-def _supersede_dead_runs(
-    repo: BatchRunRepository, plan: _Plan, record: BatchRun, clock: Callable[[], float]
-) -> None:
-    """Running again after a kill replaces the killed run: mark it failed, drop its staging."""
-    for other in repo.recent(status="running", limit=1000):
-        if other.id == record.id or other.output != record.output:
-            continue
-        if other.is_stale(clock(), STALE_AFTER_SECONDS):
-            repo.update(
-                other.id,
-                status="failed",
-                finished_at=clock(),
-                error=f"interrupted; superseded by batch run {record.id[:12]}",
-                checkpoint=None,
-            )
-            plan.sink.discard(other.id)
 
 
 def _describe(exc: BaseException) -> str:

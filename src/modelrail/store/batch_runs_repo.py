@@ -27,6 +27,16 @@ class BatchRunRepository:
         with self.db.write() as conn:
             conn.execute(update(r).where(r.c.id == run_id).values(**values))
 
+    def update_if_unchanged(self, seen: BatchRun, **values: Any) -> bool:
+        """Update the run only if it is still running with the heartbeat ``seen`` holds:
+        what another process decided meanwhile (a resume took it up, or someone else
+        finished its record) wins. Whether the record was updated."""
+        r = t.batch_runs
+        unchanged = (r.c.status == "running", r.c.heartbeat_at == seen.heartbeat_at)
+        query = update(r).where(r.c.id == seen.id, *unchanged).values(**values)
+        with self.db.write() as conn:
+            return bool(conn.execute(query).rowcount)
+
     def get(self, run_id: str) -> BatchRun:
         """A run by its id or an unambiguous prefix of at least four characters."""
         r = t.batch_runs

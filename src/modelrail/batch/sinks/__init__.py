@@ -8,11 +8,11 @@ from pathlib import Path
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from modelrail.batch.sinks.base import Checkpoint, Sink, Writer
+from modelrail.batch.sinks.base import Checkpoint, Committed, Sink, Writer
 from modelrail.batch.spec import JobSpec
 from modelrail.errors import BatchOutputError
 
-__all__ = ["Checkpoint", "Sink", "Writer", "open_sink"]
+__all__ = ["Checkpoint", "Committed", "Sink", "Writer", "open_sink"]
 
 
 def open_sink(spec: JobSpec, base: Path) -> Sink:

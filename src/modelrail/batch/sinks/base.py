@@ -38,6 +38,14 @@ class Checkpoint:
         return cls(**{k: int(v) for k, v in data.items() if k in cls.__dataclass_fields__})
 
 
+@dataclass(frozen=True)
+class Committed:
+    """What a run whose commit went through left in the output."""
+
+    rows_written: int
+    rows_rejected: int
+
+
 class Writer(Protocol):
     def write(self, scored: ScoredBatch, scored_at: float) -> None: ...
 
@@ -67,6 +75,17 @@ class Sink(Protocol):
         ...
 
     def open(self, stamp: RunStamp, resume: Checkpoint | None) -> Writer: ...
+
+    def committed(self, run_id: str) -> Committed | None:
+        """The rows of ``run_id`` in the output if its commit went through (None: it did
+        not, or the output cannot tell), so that a run killed after its commit but before
+        its record said so is finished from what it wrote instead of writing it again."""
+        ...
+
+    def staged_runs(self) -> list[str]:
+        """Ids of the runs whose unpublished files are in the output (a Parquet run's
+        folder), so that those of finished runs can be dropped."""
+        ...
 
     def discard(self, run_id: str) -> None:
         """Drop what a dead run left half-done (its staging), if anything."""

@@ -1,12 +1,13 @@
 """Parquet output: a dataset folder with one partition per input, ``input=<fingerprint>``.
 
 A run writes its part files (about a million rows each, a row group per batch) into a
-hidden staging folder (readers of the dataset skip names starting with ``.`` or ``_``),
-each part atomically, so a killed run resumes after its last whole part. At the end the
-staging folder replaces the partition of the same input by renames, so a re-run on the
-same input replaces its rows instead of adding them. On Spark, the executors write their
-partitions' part files into the staging folder themselves (``StagedParts``) and the driver
-publishes them the same way.
+folder of its own, ``.runs/<run id>``, hidden from readers of the dataset (they skip names
+starting with ``.`` or ``_``), each part atomically, so a killed run resumes after its last
+whole part. At the end the run publishes that folder as the partition of its input by one
+atomic rename (``parquet_links``): readers see the old files or the new ones, never none and
+never both, and a re-run on the same input replaces its rows instead of adding them. On
+Spark, the executors write their partitions' part files into the run's folder themselves
+(``StagedParts``) and the driver publishes them the same way.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from modelrail.batch.scorer import STAMP_FIELDS, RunStamp, ScoredBatch
-from modelrail.batch.sinks.base import Checkpoint
+from modelrail.batch.sinks.base import Checkpoint, Committed
+from modelrail.batch.sinks.parquet_links import PartitionLinks
 from modelrail.batch.spec import DEFAULT_PART_ROWS
 from modelrail.errors import BatchOutputError
 
@@ -44,15 +46,16 @@ class ParquetSink:
                 f"Parquet output {folder} names a file: give a folder, batch scoring writes "
                 "a dataset of part files there"
             )
+        self.links = PartitionLinks(folder)
         self._schema: pa.Schema | None = None
 
     def prepare(self, schema: pa.Schema, id_columns: tuple[str, ...], with_rejects: bool) -> None:
         full = pa.schema([*schema, *STAMP_FIELDS])
         try:
-            self.folder.mkdir(parents=True, exist_ok=True)
+            self.links.runs.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise BatchOutputError(f"cannot create output folder {self.folder}: {exc}") from exc
-        self._recover()
+        self.links.finish_interrupted()
         existing = next(iter(sorted(self.folder.glob("input=*/*.parquet"))), None)
         if existing is not None:
             try:
@@ -70,20 +73,22 @@ class ParquetSink:
         assert self._schema is not None, "prepare() first"
         return ParquetWriter(self, self._schema, stamp, resume)
 
+    def committed(self, run_id: str) -> Committed | None:
+        self.links.finish_interrupted()
+        partition = self.links.partition_of(run_id)
+        if partition is None:
+            return None
+        rejects = self.folder / "_rejects" / f"run={run_id}"
+        return Committed(_rows_in(partition), _rows_in(rejects))
+
+    def staged_runs(self) -> list[str]:
+        return self.links.unpublished()
+
     def discard(self, run_id: str) -> None:
-        shutil.rmtree(self.folder / f".staging-{run_id}", ignore_errors=True)
+        self.links.discard(run_id)
 
     def close(self) -> None:
         return None
-
-    def _recover(self) -> None:
-        """Finish a publish that a kill interrupted between its two renames."""
-        for marker in self.folder.glob(".replaced-*-of-*"):
-            partition = self.folder / marker.name.split("-of-", 1)[1]
-            if partition.exists():
-                shutil.rmtree(marker, ignore_errors=True)
-            else:
-                marker.rename(partition)
 
 
 class ParquetWriter:
@@ -101,10 +106,13 @@ class ParquetWriter:
         self.sink = sink
         self.schema = schema
         self.stamp = stamp
-        self.staging = sink.folder / f".staging-{stamp.run_id}"
+        self.staging = sink.links.run_folder(stamp.run_id)
         self.parts = resume.parts if resume is not None else 0
         self._layout = _Layout.of(schema)
         self._part: _OpenPart | None = None
+        earlier = sink.folder / f".staging-{stamp.run_id}"  # where modelrail 0.1 staged
+        if resume is not None and earlier.is_dir() and not self.staging.exists():
+            earlier.rename(self.staging)
         if resume is None and self.staging.exists():
             shutil.rmtree(self.staging)
         (self.staging / "_rejects").mkdir(parents=True, exist_ok=True)
@@ -115,6 +123,14 @@ class ParquetWriter:
                 part.unlink()
         for partial in self.staging.rglob("*.tmp"):
             partial.unlink()
+        lost = [n for n in range(self.parts) if not (self.staging / _PART.format(n)).is_file()]
+        if lost:
+            raise BatchOutputError(
+                f"{self.staging / _PART.format(lost[0])} is missing ({len(lost)} of the "
+                f"{self.parts} part files the checkpoint of batch run {stamp.run_id[:12]} "
+                "counts): resuming would publish the partition without their rows; run the "
+                "job again"
+            )
 
     def write(self, scored: ScoredBatch, scored_at: float) -> None:
         if not scored.output.num_rows and scored.rejects is None:
@@ -159,28 +175,13 @@ class ParquetWriter:
             empty = _OpenPart(self.staging, 0, self._layout)
             empty.write(_empty(self._layout.schema), None)
             empty.close()
-        rejects = self.staging / "_rejects"
-        if any(rejects.iterdir()):
-            target = self.sink.folder / "_rejects" / f"run={self.stamp.run_id}"
-            target.parent.mkdir(exist_ok=True)
-            shutil.rmtree(target, ignore_errors=True)
-            rejects.rename(target)
-        else:
-            rejects.rmdir()
-        try:
-            old = self.sink.folder / f".replaced-{self.stamp.run_id}-of-{partition.name}"
-            if partition.exists():
-                partition.rename(old)
-            self.staging.rename(partition)
-            shutil.rmtree(old, ignore_errors=True)
-        except OSError as exc:
-            raise BatchOutputError(f"publishing {partition} failed: {exc}") from exc
+        self.sink.links.publish(self.stamp.run_id, partition)
 
     def abort(self) -> None:
         if self._part is not None:
             self._part.discard()
             self._part = None
-        shutil.rmtree(self.staging, ignore_errors=True)
+        self.sink.discard(self.stamp.run_id)
 
 
 @dataclass(frozen=True)
@@ -331,6 +332,13 @@ def _partial(path: Path, attempt: int | None = None) -> Path:
         return path.with_suffix(".tmp")
     # Hidden, so that a task attempt Spark gave up on never shows in the dataset.
     return path.with_name(f".{path.stem}.attempt-{attempt}.tmp")
+
+
+def _rows_in(folder: Path) -> int:
+    try:
+        return sum(pq.ParquetFile(part).metadata.num_rows for part in folder.glob("*.parquet"))
+    except (OSError, pa.ArrowException) as exc:
+        raise BatchOutputError(f"cannot read {folder}: {exc}") from exc
 
 
 def _describe(schema: pa.Schema) -> str:

@@ -22,10 +22,11 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.schema import CreateTable
 
 from modelrail.batch.scorer import REJECT_SCHEMA, STAMP_FIELDS, RunStamp, ScoredBatch
-from modelrail.batch.sinks.base import Checkpoint
+from modelrail.batch.sinks.base import Checkpoint, Committed
 from modelrail.batch.sinks.pg_copy import CopyStream
 from modelrail.batch.sinks.sql_tables import (
     TableName,
+    committed_rows,
     create_or_check,
     key_name,
     one_line,
@@ -95,6 +96,13 @@ class PostgresSink:
     def open(self, stamp: RunStamp, resume: Checkpoint | None) -> PostgresWriter:
         assert self._schema is not None, "prepare() first"
         return PostgresWriter(self, self._schema, self._id_columns, stamp)
+
+    def committed(self, run_id: str) -> Committed | None:
+        with self._engine() as engine:
+            return committed_rows(engine, self.table, run_id, self._database)
+
+    def staged_runs(self) -> list[str]:
+        return []
 
     def discard(self, run_id: str) -> None:
         return None

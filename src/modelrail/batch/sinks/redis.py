@@ -13,7 +13,7 @@ import pyarrow as pa
 
 from modelrail.batch import arrays
 from modelrail.batch.scorer import RunStamp, ScoredBatch
-from modelrail.batch.sinks.base import Checkpoint
+from modelrail.batch.sinks.base import Checkpoint, Committed
 from modelrail.errors import BatchOutputError
 
 _CHUNK = 10_000
@@ -54,6 +54,12 @@ class RedisSink:
 
     def open(self, stamp: RunStamp, resume: Checkpoint | None) -> RedisWriter:
         return RedisWriter(self, stamp, resume.parts if resume else 0)
+
+    def committed(self, run_id: str) -> Committed | None:
+        return None  # no commit: a resume writes the batches after its checkpoint again
+
+    def staged_runs(self) -> list[str]:
+        return []
 
     def discard(self, run_id: str) -> None:
         return None

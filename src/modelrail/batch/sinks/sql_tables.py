@@ -24,12 +24,17 @@ from sqlalchemy import (
     PrimaryKeyConstraint,
     Table,
     Text,
+    func,
     inspect,
+    select,
 )
+from sqlalchemy import column as column_clause
+from sqlalchemy import table as table_clause
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.types import TypeEngine
 
 from modelrail.batch.scorer import REJECT_SCHEMA, STAMP_FIELDS
+from modelrail.batch.sinks.base import Committed
 from modelrail.errors import BatchOutputError
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
@@ -141,6 +146,26 @@ def create_or_check(
             "choose another --table"
         )
     return True
+
+
+def committed_rows(engine: Engine, name: TableName, run_id: str, where: str) -> Committed | None:
+    """The rows of ``run_id`` in the output table and its rejects table. A run commits whole,
+    so any row of it there means that its commit went through."""
+    counts = []
+    try:
+        inspector = inspect(engine)
+        with engine.connect() as conn:
+            for each in (name, name.rejects):
+                if not inspector.has_table(each.name, schema=each.schema):
+                    counts.append(0)
+                    continue
+                rows = table_clause(each.name, column_clause("batch_run_id"), schema=each.schema)
+                query = select(func.count()).select_from(rows).where(rows.c.batch_run_id == run_id)
+                counts.append(int(conn.execute(query).scalar_one()))
+    except SQLAlchemyError as exc:
+        raise BatchOutputError(f"cannot read table {name} in {where}: {one_line(exc)}") from exc
+    written, rejected = counts
+    return Committed(written, rejected) if written or rejected else None
 
 
 def one_line(exc: BaseException) -> str:

@@ -11,18 +11,21 @@ from __future__ import annotations
 
 import datetime as dt
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
-from sqlalchemy import MetaData, create_engine
+from sqlalchemy import Engine, MetaData, create_engine
 
 from modelrail.batch import arrays
 from modelrail.batch.scorer import REJECT_SCHEMA, STAMP_FIELDS, RunStamp, ScoredBatch
-from modelrail.batch.sinks.base import Checkpoint
+from modelrail.batch.sinks.base import Checkpoint, Committed
 from modelrail.batch.sinks.sql_tables import (
     TableName,
+    committed_rows,
     create_or_check,
     output_table,
     quote_identifier,
@@ -51,8 +54,7 @@ class SQLiteSink:
         self._id_columns: tuple[str, ...] = ()
 
     def prepare(self, schema: pa.Schema, id_columns: tuple[str, ...], with_rejects: bool) -> None:
-        engine = create_engine(f"sqlite:///{self.path}")
-        try:
+        with self._engine() as engine:
             metadata = MetaData()
             table = output_table(self.table, schema, id_columns, metadata)
             create_or_check(engine, table, id_columns, f"sqlite:///{self.path}")
@@ -61,13 +63,28 @@ class SQLiteSink:
                 create_or_check(
                     engine, rejects, ("batch_run_id", "row_number"), f"sqlite:///{self.path}"
                 )
-        finally:
-            engine.dispose()
         self._columns = [f.name for f in schema]
         self._id_columns = id_columns
 
+    @contextmanager
+    def _engine(self) -> Iterator[Engine]:
+        engine = create_engine(f"sqlite:///{self.path}")
+        try:
+            yield engine
+        finally:
+            engine.dispose()
+
     def open(self, stamp: RunStamp, resume: Checkpoint | None) -> SQLiteWriter:
         return SQLiteWriter(self, stamp)
+
+    def committed(self, run_id: str) -> Committed | None:
+        # (The upsert skips rows of the same run, so writing them again would look like
+        # an id the input repeats.)
+        with self._engine() as engine:
+            return committed_rows(engine, self.table, run_id, f"sqlite:///{self.path}")
+
+    def staged_runs(self) -> list[str]:
+        return []
 
     def discard(self, run_id: str) -> None:
         return None
