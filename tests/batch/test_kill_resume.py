@@ -498,6 +498,42 @@ def test_a_working_run_beats_its_record_and_is_left_alone(killable: ScoringProje
     assert_exactly_once(scoring, output, other.id, version=1)
 
 
+def test_a_run_replaced_while_it_worked_is_marked_failed_once_its_lease_runs_out(
+    killable: ScoringProject, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    scoring = killable
+    output, spec = parquet_job(scoring)
+    repo = BatchRunRepository(scoring.client.db)
+
+    def history(run_id: str) -> str:
+        """The line of ``modelrail batch history`` that shows the run."""
+        shown = modelrail_cli(monkeypatch, scoring.root, "batch", "history")
+        assert shown.code == 0, shown.stderr
+        return next(line for line in shown.stdout.splitlines() if run_id[:12] in line)
+
+    with stalled_run(scoring, spec, 2) as live:
+        other = run_batch(scoring.client, spec)  # replaces it while it still works
+        assert "running" in history(live.id)  # its lease holds: it may yet finish
+    make_stale(scoring, live.id)  # killed, and 30 s have passed
+    line = history(live.id)
+    assert "failed" in line and f"replaced by batch run {other.id[:12]}" in line
+    dead = repo.get(live.id)
+    assert dead.status == "failed" and dead.finished_at is not None
+    assert dead.error is not None and dead.error.startswith(
+        f"replaced by batch run {other.id[:12]}, which succeeded since; its process "
+        f"(pid {dead.pid} on {dead.host}) stopped at "
+    )
+    shown = modelrail_cli(monkeypatch, scoring.root, "batch", "show", live.id)
+    assert f"replaced by batch run {other.id[:12]}" in shown.stdout
+    refused = modelrail_cli(monkeypatch, scoring.root, "batch", "resume", live.id)
+    assert refused.code == 2 and "which has succeeded since" in refused.stderr
+    assert_exactly_once(scoring, output, other.id, version=1)
+    assert output.unpublished() == [f".runs/{live.id}"]
+    again = run_batch(scoring.client, spec)  # the next run into the folder tidies it
+    assert output.unpublished() == [] and repo.get(live.id).error == dead.error
+    assert_exactly_once(scoring, output, again.id, version=1)
+
+
 def test_resume_refuses_an_input_that_changed_since_the_run_started(
     killable: ScoringProject,
 ) -> None:

@@ -126,10 +126,10 @@ def test_history_lists_runs_newest_first(batch: BatchCommand) -> None:
     assert table.code == 0, table.stderr
     lines = table.stdout.splitlines()
     header = next(line for line in lines if "status" in line)
-    for column in ("run", "started", "model", "version", "input", "rows", "status", "took"):
+    for column in ("run", "started", "model", "version", "input", "rows", "status", "took", "why"):
         assert column in header
     failed_line, good_line = (line for line in lines if BINARY in line)
-    assert "failed" in failed_line
+    assert "failed" in failed_line and "input row 42 " in failed_line  # why it failed
     assert good["id"][:12] in good_line and "succeeded" in good_line
     assert good["input_fingerprint"][:12] in good_line and "300" in good_line
     runs = json.loads(batch("history", "--json").stdout)

@@ -5,11 +5,13 @@ resumed or superseded), and the input's fingerprint is recorded as soon as it is
 The beat is a lease, and what becomes of a run whose lease ran out is decided here: a run
 killed after its output committed is recorded as succeeded (``committed_record``); running
 the same job again supersedes a dead run (``supersede_dead_runs``); a run that a later run
-of the same output and input has replaced cannot be resumed (``replacing_run``).
+of the same output and input has replaced is marked failed, saying so
+(``expire_replaced_runs``), instead of staying ``running`` for good.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -82,6 +84,33 @@ def replacing_run(repo: BatchRunRepository, record: BatchRun) -> BatchRun | None
         if other.output == record.output and other.started_at > record.started_at and same_input:
             return other
     return None
+
+
+def expire_replaced_runs(repo: BatchRunRepository, now: float) -> None:
+    """Mark failed every ``running`` record whose lease has run out and whose run was
+    replaced by a later run of the same output and input: its process is gone, and it can
+    never be resumed. The error says which run replaced it and when its process stopped."""
+    for record in repo.recent(status="running", limit=1000):
+        if record.is_stale(now, STALE_AFTER_SECONDS):
+            newer = replacing_run(repo, record)
+            if newer is not None:
+                mark_replaced(repo, record, newer)
+
+
+def mark_replaced(repo: BatchRunRepository, record: BatchRun, newer: BatchRun) -> None:
+    """``record`` (running, its lease run out) failed: ``newer`` replaced it."""
+    stopped = dt.datetime.fromtimestamp(record.heartbeat_at, dt.UTC)
+    repo.update_if_unchanged(
+        record,
+        status="failed",
+        finished_at=record.heartbeat_at,  # its last sign of life
+        checkpoint=None,
+        error=(
+            f"replaced by batch run {newer.id[:12]}, which succeeded since; its process "
+            f"(pid {record.pid} on {record.host}) stopped at {stopped:%Y-%m-%d %H:%M:%S} UTC "
+            f"and its lease ran out {STALE_AFTER_SECONDS:.0f} s later"
+        ),
+    )
 
 
 def committed_record(record: BatchRun, committed: Committed, fingerprint: str) -> dict[str, Any]:

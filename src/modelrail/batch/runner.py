@@ -26,6 +26,7 @@ from modelrail.batch.heartbeat import (
     STALE_AFTER_SECONDS,
     Heartbeat,
     committed_record,
+    mark_replaced,
     replacing_run,
     supersede_dead_runs,
 )
@@ -216,6 +217,8 @@ def _refuse_if_replaced(repo: BatchRunRepository, record: BatchRun) -> None:
     newer = replacing_run(repo, record)
     if newer is None:
         return
+    if record.status == "running":  # (and its lease has run out)
+        mark_replaced(repo, record, newer)
     raise BatchRunStateError(
         f"batch run {record.id[:12]} was replaced by batch run {newer.id[:12]}, which "
         "has succeeded since: resuming would overwrite its rows; run the job again"

@@ -43,6 +43,7 @@ from modelrail.entities import BatchRun
 app = typer.Typer(help="Batch scoring: run jobs, resume them, see their history.")
 log = logging.getLogger("modelrail")
 _LOG_EVERY_SECONDS = 5.0
+_WHY_WIDTH = 72  # of a failed run's error, in the history table (`batch show` has it whole)
 
 
 @app.command("run")
@@ -112,12 +113,13 @@ def history(
     as_json: JsonOption = False,
 ) -> None:
     """Every batch run: model version, input fingerprint, rows, status and time."""
+    from modelrail.batch.heartbeat import expire_replaced_runs
     from modelrail.store.batch_runs_repo import BatchRunRepository
 
     with open_client() as client:
-        runs = BatchRunRepository(client.db).recent(
-            job=job, model=model, status=status, limit=limit
-        )
+        repo = BatchRunRepository(client.db)
+        expire_replaced_runs(repo, time.time())
+        runs = repo.recent(job=job, model=model, status=status, limit=limit)
     if as_json:
         print_json(runs)
         return
@@ -134,10 +136,13 @@ def show(
     as_json: JsonOption = False,
 ) -> None:
     """One batch run in full, with its error if it failed."""
+    from modelrail.batch.heartbeat import expire_replaced_runs
     from modelrail.store.batch_runs_repo import BatchRunRepository
 
     with open_client() as client:
-        record = BatchRunRepository(client.db).get(run_id)
+        repo = BatchRunRepository(client.db)
+        expire_replaced_runs(repo, time.time())
+        record = repo.get(run_id)
     if as_json:
         print_json(record)
         return
@@ -221,6 +226,7 @@ def _history_table(runs: list[BatchRun]) -> Table:
     table = Table(title="batch runs", title_justify="left")
     for column in ("run", "started", "job", "model", "version", "input", "rows", "status", "took"):
         table.add_column(column)
+    table.add_column("why", max_width=_WHY_WIDTH, no_wrap=True, overflow="ellipsis")
     for r in runs:
         rows = f"{r.rows_written:,}" + (
             f" (+{r.rows_rejected:,} rejected)" if r.rows_rejected else ""
@@ -238,6 +244,7 @@ def _history_table(runs: list[BatchRun]) -> Table:
             rows,
             status,
             format_duration(r.duration),
+            (r.error or "-") if r.status == "failed" else "",
         )
     return table
 
