@@ -31,6 +31,7 @@ from modelrail.cli.batch_options import (
 )
 from modelrail.cli.context import open_client
 from modelrail.cli.render import (
+    MAX_COUNT,
     JsonOption,
     console,
     format_duration,
@@ -109,7 +110,9 @@ def history(
     status: Annotated[
         str | None, typer.Option(help="Only runs with this status (running, succeeded, failed).")
     ] = None,
-    limit: Annotated[int, typer.Option(help="Runs to show, newest first.", min=1)] = 50,
+    limit: Annotated[
+        int, typer.Option(help="Runs to show, newest first.", min=1, max=MAX_COUNT)
+    ] = 50,
     as_json: JsonOption = False,
 ) -> None:
     """Every batch run: model version, input fingerprint, rows, status and time."""
