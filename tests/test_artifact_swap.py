@@ -99,7 +99,9 @@ def _load_while_swapped(path: Path, bad: bytes, load: Callable[[], Any]) -> tupl
 def test_a_pickle_swapped_in_during_loads_never_runs(sqlite_client: Client, tmp_path: Path) -> None:
     X, _ = _data()
     with sqlite_client.start_run("swap") as run:
-        version = run.log_model(ConstantModel(1.5), "constant", input_example=X[:3])
+        version = run.log_model(
+            ConstantModel(1.5), "constant", input_example=X[:3], allow_pickle=True
+        )
     assert version.flavor == "joblib"
     marker = tmp_path / "code-ran"
     path = sqlite_client.artifacts.path_for(version.artifact_sha256)

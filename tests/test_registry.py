@@ -139,10 +139,16 @@ def test_missing_artifact_is_refused(client: Client, data: tuple[pd.DataFrame, p
         client.load_model("cancer-classifier:1")
 
 
-def test_objects_outside_scikit_learn_use_the_joblib_flavor(client: Client) -> None:
+def test_other_objects_are_refused_unless_pickle_is_allowed(client: Client) -> None:
     with client.start_run("cancer") as run:
-        version = run.log_model(MeanModel(0.25), "mean", input_example=np.zeros((2, 3)))
-    assert version.flavor == "joblib"
+        with pytest.raises(ModelFlavorError, match="allow_pickle=True") as refused:
+            run.log_model(MeanModel(0.25), "mean", input_example=np.zeros((2, 3)))
+        assert "MeanModel" in refused.value.message
+        assert client.list_models() == []
+        version = run.log_model(
+            MeanModel(0.25), "mean", input_example=np.zeros((2, 3)), allow_pickle=True
+        )
+    assert version.flavor == "joblib" and version.flavor_details["unsafe"] is True
     assert [c.name for c in version.signature.inputs] == ["0", "1", "2"]
     assert client.load_model("mean:1").predict(np.zeros((4, 3))).tolist() == [0.25] * 4
 

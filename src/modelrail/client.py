@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -15,6 +16,7 @@ from modelrail.artifacts import ArtifactStore
 from modelrail.config import Settings, load_settings
 from modelrail.entities import ComponentVersion, Model, ModelVersion, Run, TrackerPage
 from modelrail.errors import RunNotFoundError
+from modelrail.flavors.base import SaveOptions, save_options
 from modelrail.policy import EnvironmentPolicy
 from modelrail.refs import Ref, validate_name
 from modelrail.store.db import Database
@@ -177,13 +179,27 @@ class Client:
         return load_model_version(self.artifacts, self.get_model_version(reference))
 
     def register_model(
-        self, model: Any, name: str, *, input_example: Any, description: str = ""
+        self,
+        model: Any,
+        name: str,
+        *,
+        input_example: Any,
+        description: str = "",
+        allow_pickle: bool = False,
+        code_paths: Sequence[str | os.PathLike[str]] = (),
     ) -> ModelVersion:
-        """Register a model that was trained outside a run."""
-        return self._register(model, name, None, input_example, description)
+        """Register a model that was trained outside a run (see ``ActiveRun.log_model``)."""
+        options = save_options(allow_pickle, code_paths)
+        return self._register(model, name, None, input_example, description, options)
 
     def _register(
-        self, model: Any, name: str, run_id: str | None, input_example: Any, description: str
+        self,
+        model: Any,
+        name: str,
+        run_id: str | None,
+        input_example: Any,
+        description: str,
+        options: SaveOptions,
     ) -> ModelVersion:
         from modelrail.registry import register_model
 
@@ -196,6 +212,7 @@ class Client:
             input_example=input_example,
             created_by=self.user,
             description=description,
+            options=options,
         )
         self.environment_service.auto_enter(version)
         return version

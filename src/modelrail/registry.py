@@ -12,7 +12,7 @@ import numpy as np
 from modelrail.artifacts import ArtifactStore
 from modelrail.entities import ModelVersion, Signature
 from modelrail.errors import InvalidInputError
-from modelrail.flavors import flavor_for, get_flavor
+from modelrail.flavors import SaveOptions, flavor_for, get_flavor
 from modelrail.refs import validate_name
 from modelrail.signatures import infer_signature
 from modelrail.store.models_repo import ModelRepository
@@ -28,6 +28,7 @@ def register_model(
     input_example: Any,
     created_by: str,
     description: str = "",
+    options: SaveOptions = SaveOptions(),
 ) -> ModelVersion:
     """Save ``model`` content-addressed, then record the version in one transaction.
 
@@ -40,13 +41,15 @@ def register_model(
             f"log_model({name!r}) needs input_example=...: a few rows of model input, "
             "from which the signature is inferred and the smoke test runs"
         )
-    flavor = flavor_for(model)
-    signature, example = infer_signature(model, input_example)
+    flavor = flavor_for(model, options)
     with tempfile.TemporaryDirectory(prefix="modelrail-save-") as tmp:
         path = Path(tmp) / "model.bin"
-        details = flavor.save(model, path)
+        details = flavor.save(model, path, options)
+        predictor = flavor.predictor(model, details)
+        # Inferred before anything is stored: an example the model cannot score stores nothing.
+        signature, example = infer_signature(predictor, input_example)
         blob = artifacts.put_file(path)
-    compiled = _stored_compiled_form(artifacts, model, signature, example)
+    compiled = _stored_compiled_form(artifacts, predictor, signature, example)
     if compiled is not None:
         details = {**details, "compiled": compiled}
     return repository.create_version(
@@ -86,16 +89,23 @@ def _stored_compiled_form(
 
 @dataclass(frozen=True)
 class LoadedModel:
-    """A verified model version, ready to predict."""
+    """A verified model version, ready to predict: ``model`` is the library's own object
+    (an ``XGBClassifier``, a statsmodels result ...), ``predictor`` what predicts with it
+    over the signature's columns (the model itself where it has ``predict``)."""
 
     version: ModelVersion
     model: Any
+    predictor: Any = None
+
+    def __post_init__(self) -> None:
+        if self.predictor is None:
+            object.__setattr__(self, "predictor", self.model)
 
     def predict(self, data: Any) -> np.ndarray[Any, Any]:
-        return np.asarray(self.model.predict(self._ordered(data)))
+        return np.asarray(self.predictor.predict(self._ordered(data)))
 
     def predict_proba(self, data: Any) -> np.ndarray[Any, Any] | None:
-        method = getattr(self.model, "predict_proba", None)
+        method = getattr(self.predictor, "predict_proba", None)
         return None if method is None else np.asarray(method(self._ordered(data)))
 
     def input_example(self) -> Any:
@@ -106,7 +116,7 @@ class LoadedModel:
         return frame if self._expects_names() else frame.to_numpy()
 
     def _expects_names(self) -> bool:
-        return hasattr(self.model, "feature_names_in_")
+        return hasattr(self.predictor, "feature_names_in_")
 
     def _ordered(self, data: Any) -> Any:
         # A DataFrame with the right columns in another order must still score correctly.
@@ -121,5 +131,11 @@ def load_model_version(artifacts: ArtifactStore, version: ModelVersion) -> Loade
     data = artifacts.read_verified(
         version.artifact_sha256, size=version.artifact_size, label=version.reference
     )
-    model = get_flavor(version.flavor).load(data, version.flavor_details)
-    return LoadedModel(version=version, model=model)
+    return loaded_from_bytes(version, data)
+
+
+def loaded_from_bytes(version: ModelVersion, data: bytes) -> LoadedModel:
+    """``version`` loaded from its artifact's content, which the caller has verified."""
+    flavor = get_flavor(version.flavor)
+    model = flavor.load(data, version.flavor_details)
+    return LoadedModel(version, model, flavor.predictor(model, version.flavor_details))

@@ -97,8 +97,7 @@ def _numbered(
 
 
 def _load_scorer(shipped: ShippedModel) -> BatchScorer:
-    from modelrail.flavors.base import get_flavor
-    from modelrail.registry import LoadedModel
+    from modelrail.registry import loaded_from_bytes
     from modelrail.scoring.predictor import ScoringModel
 
     version = shipped.version
@@ -107,8 +106,7 @@ def _load_scorer(shipped: ShippedModel) -> BatchScorer:
             f"the artifact of {version.reference} shipped to a Spark executor does not match "
             "its sha256: refusing to score with it"
         )
-    model = get_flavor(version.flavor).load(shipped.artifact, version.flavor_details)
-    loaded = ScoringModel(LoadedModel(version=version, model=model))
+    loaded = ScoringModel(loaded_from_bytes(version, shipped.artifact))
     return BatchScorer(loaded, shipped.id_fields, on_bad_rows=shipped.on_bad_rows)  # type: ignore[arg-type]
 
 

@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from modelrail.flavors.base import Flavor, flavor_for, get_flavor
+from modelrail.flavors.base import Flavor, SaveOptions, flavor_for, get_flavor
 
-__all__ = ["Flavor", "flavor_for", "get_flavor"]
+__all__ = ["Flavor", "SaveOptions", "flavor_for", "get_flavor"]

@@ -1,7 +1,8 @@
-"""Any other object with ``predict``, saved with joblib.
+"""Any other object with ``predict``, saved with joblib, only when the user opts in.
 
-Pickle can run code when loaded, so this flavor is only a fallback and every
-load happens after the artifact's sha256 has been checked against the registry.
+Loading a pickle can run any code, so this flavor is used only with ``allow_pickle=True``; the
+version is recorded as unsafe, an environment's policy can refuse it, and every load happens
+after the artifact's sha256 has been checked against the registry.
 """
 
 from __future__ import annotations
@@ -12,15 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from modelrail.errors import ModelFlavorError
+from modelrail.flavors.base import SaveOptions
 
 
 class PickleFlavor:
     name = "joblib"
 
-    def accepts(self, model: object) -> bool:
-        return callable(getattr(model, "predict", None))
-
-    def save(self, model: object, path: Path) -> dict[str, Any]:
+    def save(self, model: Any, path: Path, options: SaveOptions) -> dict[str, Any]:
         import joblib
 
         try:
@@ -33,6 +32,7 @@ class PickleFlavor:
             "format": "joblib",
             "estimator": f"{type(model).__module__}.{type(model).__name__}",
             "packages": {"joblib": joblib.__version__},
+            "unsafe": True,
         }
 
     def load(self, data: bytes, details: Mapping[str, Any]) -> Any:
@@ -42,3 +42,6 @@ class PickleFlavor:
             return joblib.load(io.BytesIO(data))
         except Exception as exc:
             raise ModelFlavorError(f"cannot load joblib model: {exc}") from exc
+
+    def predictor(self, model: Any, details: Mapping[str, Any]) -> Any:
+        return model

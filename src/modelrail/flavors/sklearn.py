@@ -13,19 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from modelrail.errors import ModelFlavorError
+from modelrail.flavors.base import SaveOptions
 
 
 class SklearnFlavor:
     name = "sklearn"
 
-    def accepts(self, model: object) -> bool:
-        try:
-            from sklearn.base import BaseEstimator
-        except ImportError:  # pragma: no cover - scikit-learn is a core dependency
-            return False
-        return isinstance(model, BaseEstimator)
-
-    def save(self, model: object, path: Path) -> dict[str, Any]:
+    def save(self, model: Any, path: Path, options: SaveOptions) -> dict[str, Any]:
         import numpy
         import sklearn
         import skops
@@ -55,3 +49,6 @@ class SklearnFlavor:
             return sio.loads(data, trusted=trusted)
         except Exception as exc:
             raise ModelFlavorError(f"cannot load skops model: {exc}") from exc
+
+    def predictor(self, model: Any, details: Mapping[str, Any]) -> Any:
+        return model

@@ -62,11 +62,11 @@ class ScoringModel:
         self.dtypes: tuple[str, ...] = tuple(c.dtype for c in loaded.version.signature.inputs)
         self.numeric = all(d in NUMERIC_DTYPES for d in self.dtypes)
         self.boolean_columns = _boolean_columns(loaded.version)
-        self.has_probabilities = callable(getattr(loaded.model, "predict_proba", None))
-        self._wants_frame = hasattr(loaded.model, "feature_names_in_")
+        self.has_probabilities = callable(getattr(loaded.predictor, "predict_proba", None))
+        self._wants_frame = hasattr(loaded.predictor, "feature_names_in_")
         self.compiled: LinearForm | None = None
         if self.numeric:
-            candidate = compile_model(loaded.model)
+            candidate = compile_model(loaded.predictor)
             if candidate is not None and self._agrees(candidate):
                 self.compiled = candidate
 
@@ -115,7 +115,7 @@ class ScoringModel:
 
     def _model(self) -> Any:
         assert self.loaded is not None, "a compiled-only model scores through its form"
-        return self.loaded.model
+        return self.loaded.predictor
 
     def _score_with_model(self, X: FloatMatrix) -> Scored:
         return _model_scores(self._model(), X, self.columns, self._wants_frame)
@@ -123,7 +123,7 @@ class ScoringModel:
     def _agrees(self, candidate: LinearForm) -> bool:
         assert self.loaded is not None
         rows = self.loaded.version.input_example.get("data", [])
-        return form_agrees(self.loaded.model, candidate, self.columns, rows)
+        return form_agrees(self.loaded.predictor, candidate, self.columns, rows)
 
 
 def scoring_model_for(artifacts: ArtifactStore, version: ModelVersion) -> ScoringModel:

@@ -11,7 +11,7 @@ import tempfile
 import threading
 import time
 import traceback
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -24,6 +24,7 @@ from modelrail.entities import (
     ModelVersion,
 )
 from modelrail.errors import InvalidInputError, InvalidMetricError, RunStateError
+from modelrail.flavors.base import save_options
 from modelrail.store.codec import to_jsonable
 from modelrail.tracking.components import data_component, params_component
 
@@ -161,11 +162,23 @@ class ActiveRun:
     # -- models --------------------------------------------------------------------------------
 
     def log_model(
-        self, model: Any, name: str, *, input_example: Any = None, description: str = ""
+        self,
+        model: Any,
+        name: str,
+        *,
+        input_example: Any = None,
+        description: str = "",
+        allow_pickle: bool = False,
+        code_paths: Sequence[str | os.PathLike[str]] = (),
     ) -> ModelVersion:
-        """Register ``model`` as the next version of ``name``, linked to this run."""
+        """Register ``model`` as the next version of ``name``, linked to this run.
+
+        Each family is saved in its own format (see docs/models.md). ``code_paths`` ships the
+        files that define a custom model's classes with the version; ``allow_pickle`` lets a
+        model no flavor saves safely be pickled, which marks the version unsafe."""
         self._require_open()
-        return self.client._register(model, name, self.id, input_example, description)
+        options = save_options(allow_pickle, code_paths)
+        return self.client._register(model, name, self.id, input_example, description, options)
 
     # -- life cycle ----------------------------------------------------------------------------
 
