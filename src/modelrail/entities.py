@@ -104,8 +104,23 @@ class Run:
 
 @dataclass(frozen=True)
 class ColumnSpec:
+    """One input or output column: ``dtype`` is float64, int64, bool, string or datetime;
+    ``nullable`` says the model scores a row with this value missing (checked when the
+    version was registered)."""
+
     name: str
     dtype: str
+    nullable: bool = False
+
+    def to_json(self) -> dict[str, JSONValue]:
+        shown: dict[str, JSONValue] = {"name": self.name, "dtype": self.dtype}
+        if self.nullable:
+            shown["nullable"] = True
+        return shown
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, JSONValue]) -> ColumnSpec:
+        return cls(str(data["name"]), str(data["dtype"]), bool(data.get("nullable", False)))
 
 
 @dataclass(frozen=True)
@@ -119,8 +134,8 @@ class Signature:
 
     def to_json(self) -> dict[str, JSONValue]:
         return {
-            "inputs": [{"name": c.name, "dtype": c.dtype} for c in self.inputs],
-            "outputs": [{"name": c.name, "dtype": c.dtype} for c in self.outputs],
+            "inputs": [c.to_json() for c in self.inputs],
+            "outputs": [c.to_json() for c in self.outputs],
             "has_probabilities": self.has_probabilities,
             "classes": list(self.classes),
         }
@@ -128,8 +143,8 @@ class Signature:
     @classmethod
     def from_json(cls, data: Mapping[str, JSONValue]) -> Signature:
         return cls(
-            inputs=tuple(ColumnSpec(c["name"], c["dtype"]) for c in data.get("inputs", [])),
-            outputs=tuple(ColumnSpec(c["name"], c["dtype"]) for c in data.get("outputs", [])),
+            inputs=tuple(ColumnSpec.from_json(c) for c in data.get("inputs", [])),
+            outputs=tuple(ColumnSpec.from_json(c) for c in data.get("outputs", [])),
             has_probabilities=bool(data.get("has_probabilities", False)),
             classes=tuple(data.get("classes", [])),
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -40,22 +41,62 @@ def example_columns(example: Any) -> tuple[list[str], list[str], list[list[Any]]
 def infer_signature(model: Any, example: Any) -> tuple[Signature, dict[str, Any]]:
     """Signature from the example and from predicting it; also the stored example."""
     names, dtypes, rows = example_columns(example)
-    frame_or_array = _as_model_input(example)
+    model_input = _as_model_input(example)
     try:
-        predictions = np.asarray(model.predict(frame_or_array))
+        predictions = np.asarray(model.predict(model_input))
     except Exception as exc:  # the user's model may raise anything
         raise InvalidInputError(
             f"the model failed to predict its input_example: {type(exc).__name__}: {exc}"
         ) from exc
+    nullable = _nullable_columns(model, model_input, names, rows)
     has_proba = callable(getattr(model, "predict_proba", None))
     classes = getattr(model, "classes_", None)
     signature = Signature(
-        inputs=tuple(ColumnSpec(n, d) for n, d in zip(names, dtypes, strict=True)),
+        inputs=tuple(ColumnSpec(n, d, n in nullable) for n, d in zip(names, dtypes, strict=True)),
         outputs=(ColumnSpec("prediction", _dtype_name(predictions.dtype)),),
         has_probabilities=has_proba,
         classes=tuple(_plain(c) for c in classes) if classes is not None else (),
     )
     return signature, {"columns": names, "data": rows}
+
+
+def _nullable_columns(
+    model: Any, model_input: Any, names: list[str], rows: list[list[Any]]
+) -> frozenset[str]:
+    """The columns the model scores with a value missing: those missing somewhere in the
+    example already, and those it scores when they are blanked (all at once first, which is
+    the common answer either way, then one by one)."""
+    present = {n for j, n in enumerate(names) if any(row[j] is None for row in rows)}
+    untried = [j for j, n in enumerate(names) if n not in present]
+    if not untried or _scores_with_blanks(model, model_input, untried):
+        return frozenset(names)
+    return frozenset(
+        present | {names[j] for j in untried if _scores_with_blanks(model, model_input, [j])}
+    )
+
+
+def _scores_with_blanks(model: Any, model_input: Any, columns: list[int]) -> bool:
+    import pandas as pd
+
+    blanked: Any
+    if isinstance(model_input, pd.DataFrame):
+        blanked = model_input.copy()
+        for j in columns:
+            column = blanked.columns[j]
+            numeric = blanked[column].dtype.kind in "fiu"
+            blanked[column] = np.nan if numeric else pd.Series([None] * len(blanked), dtype=object)
+    else:
+        blanked = np.array(model_input, dtype=np.float64)
+        blanked[:, columns] = np.nan
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # a model may warn about what it is being tested on
+            scored = np.asarray(model.predict(blanked))
+    except Exception:  # the model refuses missing values: exactly what is being asked
+        return False
+    if len(scored) != len(blanked):
+        return False
+    return scored.dtype.kind not in "fc" or bool(np.isfinite(scored).all())
 
 
 def _as_model_input(example: Any) -> Any:

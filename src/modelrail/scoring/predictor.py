@@ -61,7 +61,6 @@ class ScoringModel:
         self.columns: tuple[str, ...] = tuple(c.name for c in loaded.version.signature.inputs)
         self.dtypes: tuple[str, ...] = tuple(c.dtype for c in loaded.version.signature.inputs)
         self.numeric = all(d in NUMERIC_DTYPES for d in self.dtypes)
-        self.boolean_columns = _boolean_columns(loaded.version)
         self.has_probabilities = callable(getattr(loaded.predictor, "predict_proba", None))
         self._wants_frame = hasattr(loaded.predictor, "feature_names_in_")
         self.compiled: LinearForm | None = None
@@ -80,7 +79,6 @@ class ScoringModel:
         scoring.columns = tuple(c.name for c in version.signature.inputs)
         scoring.dtypes = tuple(c.dtype for c in version.signature.inputs)
         scoring.numeric = True
-        scoring.boolean_columns = _boolean_columns(version)
         scoring.has_probabilities = version.signature.has_probabilities
         scoring._wants_frame = False
         scoring.compiled = form
@@ -105,6 +103,10 @@ class ScoringModel:
             return None
         found = self.compiled.predict_columns(columns)
         return None if found is None else Scored(*found)
+
+    def score_input(self, data: Any) -> Scored:
+        """A float64 matrix (all-numeric inputs) or a DataFrame of the signature's types."""
+        return self.score(data) if isinstance(data, np.ndarray) else self.score_frame(data)
 
     def score_frame(self, frame: Any) -> Scored:
         """The general path for inputs with text columns: a DataFrame in signature order."""
@@ -143,10 +145,6 @@ def scoring_model_for(artifacts: ArtifactStore, version: ModelVersion) -> Scorin
         )
         return ScoringModel.from_compiled(version, form_from_bytes(data))
     return ScoringModel(load_model_version(artifacts, version))
-
-
-def _boolean_columns(version: ModelVersion) -> frozenset[str]:
-    return frozenset(c.name for c in version.signature.inputs if c.dtype == "bool")
 
 
 def form_agrees(model: Any, candidate: LinearForm, columns: tuple[str, ...], rows: Any) -> bool:

@@ -115,14 +115,11 @@ class PredictionApp:
         try:
             body = await _read_body(scope, receive, self.limits)
             content_type = _content_type(scope)
-            columns = served.scoring.columns
-            booleans = served.scoring.boolean_columns
+            spec = served.input_spec
             if mlflow and content_type == b"text/csv":
-                matrix = matrix_from_csv(body, columns, self.limits, boolean_columns=booleans)
+                matrix = matrix_from_csv(body, spec, self.limits)
             elif content_type in _JSON_TYPES or content_type.endswith(b"+json"):
-                matrix = matrix_from_json(
-                    body, columns, self.limits, mlflow=mlflow, boolean_columns=booleans
-                )
+                matrix = matrix_from_json(body, spec, self.limits, mlflow=mlflow)
             else:
                 raise InvalidRequestError(
                     f"content type {content_type.decode(errors='replace')!r} is not supported: "
@@ -131,7 +128,7 @@ class PredictionApp:
                     status=415,
                 )
             scoring_started = time.perf_counter()
-            scored = served.scoring.score(matrix)
+            scored = served.scoring.score_input(matrix)
             scoring_seconds = time.perf_counter() - scoring_started
             _refuse_unscorable(scored)
         except InvalidRequestError as exc:
@@ -159,18 +156,15 @@ class PredictionApp:
                 headers,
             )
             return
-        predictions = scored.predictions
-        if predictions.dtype.kind not in "biuf":
-            predictions = predictions.tolist()  # text labels: orjson serialises numbers only
         document: dict[str, Any] = {
             "model": served.name,
             "version": served.version,
             "environment": served.environment,
-            "predictions": predictions,
+            "predictions": _serialisable(scored.predictions),
         }
         if scored.probabilities is not None:
-            document["probabilities"] = scored.probabilities
-        payload_out = orjson.dumps(document, option=orjson.OPT_SERIALIZE_NUMPY)
+            document["probabilities"] = _serialisable(scored.probabilities)
+        payload_out = orjson.dumps(document, option=orjson.OPT_SERIALIZE_NUMPY, default=_plain)
         await _respond(send, 200, payload_out, [_JSON, *headers])
         self.metrics.observe(
             served.name, served.version, 200, matrix.shape[0], time.perf_counter() - started
@@ -258,6 +252,24 @@ class PredictionApp:
 
 class _ClientGone(Exception):
     pass
+
+
+def _serialisable(values: np.ndarray[Any, Any]) -> Any:
+    """Numbers and booleans as a C-ordered array (orjson writes those directly, whatever
+    layout the library returned: XGBoost's and LightGBM's are often Fortran-ordered or
+    views); labels of any other type (text, objects) as a list."""
+    if values.dtype.kind in "biuf" and values.dtype.byteorder in "=|":
+        return np.ascontiguousarray(values)
+    if values.dtype.kind in "iuf":
+        return np.ascontiguousarray(values, dtype=values.dtype.newbyteorder("="))
+    return values.tolist()
+
+
+def _plain(value: Any) -> Any:
+    """What orjson cannot write by itself: numpy scalars inside label lists, dates."""
+    if isinstance(value, np.generic):
+        return value.item()
+    return str(value)
 
 
 def _refuse_unscorable(scored: Scored) -> None:

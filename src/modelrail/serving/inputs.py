@@ -1,4 +1,5 @@
-"""Prediction request bodies -> a float64 matrix in the model's column order.
+"""Prediction request bodies -> the model's input, in its column order: a float64 matrix for
+all-numeric models, a DataFrame of the signature's types otherwise (see ``input_spec``).
 
 Accepted: modelrail's own ``{"inputs": [{...}]}`` (records) and
 ``{"columns": [...], "data": [[...]]}``, and MLflow's scoring protocol:
@@ -21,7 +22,10 @@ import numpy as np
 import orjson
 
 from modelrail.errors import InvalidRequestError
-from modelrail.scoring.compiled import FloatMatrix
+from modelrail.serving.input_spec import InputSpec, check_finite, numeric_matrix, typed_frame
+
+# A float64 matrix (all-numeric models) or a pandas DataFrame (text or date columns).
+ModelInput = Any
 
 
 @dataclass(frozen=True)
@@ -39,23 +43,22 @@ def parse_json(body: bytes) -> Any:
 
 def matrix_from_json(
     body: bytes,
-    columns: tuple[str, ...],
+    spec: InputSpec,
     limits: Limits,
     *,
     mlflow: bool,
-    boolean_columns: frozenset[str] = frozenset(),
-) -> FloatMatrix:
-    """A JSON body in modelrail's protocol or (``mlflow``) MLflow's, as a float64 matrix."""
+) -> ModelInput:
+    """A JSON body in modelrail's protocol or (``mlflow``) MLflow's, as the model's input."""
     payload = parse_json(body)
     # None: the body holds no JSON boolean, so no value needs to be looked at for one.
-    booleans = boolean_columns if (b"true" in body or b"false" in body) else None
+    booleans = spec.booleans if (b"true" in body or b"false" in body) else None
     parse = matrix_from_mlflow if mlflow else matrix_from_native
-    return parse(payload, columns, limits, booleans)
+    return parse(payload, spec, limits, booleans)
 
 
 def matrix_from_native(
-    payload: Any, columns: tuple[str, ...], limits: Limits, booleans: _Booleans = None
-) -> FloatMatrix:
+    payload: Any, spec: InputSpec, limits: Limits, booleans: _Booleans = None
+) -> ModelInput:
     """modelrail's protocol: records under "inputs" or "columns" + "data"."""
     if not isinstance(payload, dict):
         raise InvalidRequestError(
@@ -64,18 +67,18 @@ def matrix_from_native(
         )
     if "inputs" in payload:
         _only(payload, {"inputs"})
-        return _from_records(payload["inputs"], columns, limits, "inputs", booleans)
+        return _from_records(payload["inputs"], spec, limits, "inputs", booleans)
     if "data" in payload or "columns" in payload:
         _only(payload, {"columns", "data"})
-        return _from_split(payload, columns, limits, "", booleans)
+        return _from_split(payload, spec, limits, "", booleans)
     raise InvalidRequestError(
         'the body needs "inputs" (a list of records) or "columns" and "data"', field="body"
     )
 
 
 def matrix_from_mlflow(
-    payload: Any, columns: tuple[str, ...], limits: Limits, booleans: _Booleans = None
-) -> FloatMatrix:
+    payload: Any, spec: InputSpec, limits: Limits, booleans: _Booleans = None
+) -> ModelInput:
     """MLflow's scoring protocol, so existing clients work unchanged."""
     if not isinstance(payload, dict) or len(payload.keys() & _MLFLOW_KEYS) != 1:
         raise InvalidRequestError(
@@ -90,54 +93,67 @@ def matrix_from_mlflow(
     if key == "dataframe_split":
         if not isinstance(value, dict):
             raise InvalidRequestError('"dataframe_split" must be an object', field=key)
-        return _from_split(value, columns, limits, f"{key}.", booleans)
+        return _from_split(value, spec, limits, f"{key}.", booleans)
     if key == "dataframe_records":
-        return _from_records(value, columns, limits, key, booleans)
+        return _from_records(value, spec, limits, key, booleans)
     # "instances" and "inputs": a list of records, a list of rows, or an object of columns.
     if isinstance(value, dict):
-        return _from_column_lists(value, columns, limits, key, booleans)
+        return _from_column_lists(value, spec, limits, key, booleans)
     if isinstance(value, list) and value and isinstance(value[0], dict):
-        return _from_records(value, columns, limits, key, booleans)
-    return _from_rows(value, columns, limits, key, booleans)
+        return _from_records(value, spec, limits, key, booleans)
+    return _from_rows(value, spec, limits, key, booleans)
 
 
-def matrix_from_csv(
-    body: bytes,
-    columns: tuple[str, ...],
-    limits: Limits,
-    *,
-    boolean_columns: frozenset[str] = frozenset(),
-) -> FloatMatrix:
+def matrix_from_csv(body: bytes, spec: InputSpec, limits: Limits) -> ModelInput:
     import io
 
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
+    text_columns = {
+        name: pa.string()
+        for name, dtype in zip(spec.columns, spec.dtypes, strict=True)
+        if dtype in ("string", "datetime")
+    }
+    options = pacsv.ConvertOptions(column_types=text_columns, strings_can_be_null=True)
     try:
-        table = pacsv.read_csv(io.BytesIO(body))
+        table = pacsv.read_csv(io.BytesIO(body), convert_options=options)
     except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
         raise InvalidRequestError(f"unreadable CSV: {exc}", field="body", status=400) from exc
-    _check_names(list(table.column_names), columns, "CSV header")
+    _check_names(list(table.column_names), spec.columns, "CSV header")
     _check_rows(table.num_rows, limits, "CSV")
-    matrix = np.empty((table.num_rows, len(columns)))
-    for index, name in enumerate(columns):
+    columns = {}
+    for name, dtype in zip(spec.columns, spec.dtypes, strict=True):
         column = table.column(name)
-        if pa.types.is_boolean(column.type) and name not in boolean_columns:
-            raise InvalidRequestError(
-                f"column {name!r} must be a number, CSV has true/false values", field=name
-            )
-        if not (
-            pa.types.is_integer(column.type)
-            or pa.types.is_floating(column.type)
-            or pa.types.is_boolean(column.type)
-        ):
-            raise InvalidRequestError(
-                f"column {name!r} must be numeric, CSV has {column.type}", field=name
-            )
-        if column.null_count:
+        if column.null_count and name not in spec.nullable:
             raise InvalidRequestError(f"column {name!r} has empty values", field=name)
-        matrix[:, index] = column.to_numpy(zero_copy_only=False)
-    return _finite(matrix, columns)
+        columns[name] = _csv_column(name, dtype, column)
+    if not spec.numeric:
+        rows = [list(values) for values in zip(*columns.values(), strict=True)]
+        return typed_frame(rows, spec, "CSV")
+    matrix = np.empty((table.num_rows, len(spec.columns)))
+    for index, values in enumerate(columns.values()):
+        matrix[:, index] = values
+    return check_finite(matrix, spec)
+
+
+def _csv_column(name: str, dtype: str, column: Any) -> Any:
+    """A CSV column's values, refused by name when its type does not fit the signature."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    kind = column.type
+    if dtype in ("string", "datetime"):
+        return column.to_pylist()
+    if pa.types.is_boolean(kind) and dtype != "bool":
+        raise InvalidRequestError(
+            f"column {name!r} must be a number, CSV has true/false values", field=name
+        )
+    numeric = pa.types.is_integer(kind) or pa.types.is_floating(kind)
+    if not (numeric or pa.types.is_boolean(kind) or pa.types.is_null(kind)):
+        raise InvalidRequestError(f"column {name!r} must be numeric, CSV has {kind}", field=name)
+    # Empty cells (allowed where the model scores them missing) become NaN.
+    return pc.cast(column, pa.float64()).to_numpy(zero_copy_only=False)
 
 
 _MLFLOW_KEYS = frozenset({"dataframe_split", "dataframe_records", "instances", "inputs"})
@@ -182,12 +198,12 @@ def _check_names(names: list[Any], columns: tuple[str, ...], where: str) -> None
 
 def _from_split(
     value: dict[str, Any],
-    columns: tuple[str, ...],
+    spec: InputSpec,
     limits: Limits,
     prefix: str,
     booleans: _Booleans,
-) -> FloatMatrix:
-    names = value.get("columns", list(columns))
+) -> ModelInput:
+    names = value.get("columns", list(spec.columns))
     data = value.get("data")
     if not isinstance(names, list):
         raise InvalidRequestError(
@@ -195,28 +211,34 @@ def _from_split(
         )
     if not isinstance(data, list):
         raise InvalidRequestError(f'"{prefix}data" must be a list of rows', field=f"{prefix}data")
-    _check_names(names, columns, f"{prefix}columns")
-    matrix = _from_rows(data, tuple(names), limits, f"{prefix}data", booleans)
-    if tuple(names) != columns:
-        matrix = matrix[:, [names.index(c) for c in columns]]
-    return matrix
+    _check_names(names, spec.columns, f"{prefix}columns")
+    given = tuple(names)
+    converted = _from_rows(data, spec.reordered(given), limits, f"{prefix}data", booleans)
+    if given == spec.columns:
+        return converted
+    if isinstance(converted, np.ndarray):
+        return converted[:, [names.index(c) for c in spec.columns]]
+    return converted[list(spec.columns)]
 
 
 def _from_rows(
-    rows: Any, columns: tuple[str, ...], limits: Limits, where: str, booleans: _Booleans
-) -> FloatMatrix:
+    rows: Any, spec: InputSpec, limits: Limits, where: str, booleans: _Booleans
+) -> ModelInput:
     if not isinstance(rows, list):
         raise InvalidRequestError(f'"{where}" must be a list of rows', field=where)
     _check_rows(len(rows), limits, where)
+    if not spec.numeric:
+        return typed_frame(rows, spec, where)
+    columns = spec.columns
     try:
         # Without a dtype numpy keeps strings as strings ("12.5" must not pass as 12.5)
         # and None as objects; numbers and booleans come out numeric.
         parsed = np.array(rows)
     except (TypeError, ValueError) as exc:
-        raise _locate(rows, columns, where) from exc
-    if parsed.dtype.kind not in "biuf":
-        raise _locate(rows, columns, where)
-    matrix = parsed.astype(np.float64, copy=False)
+        raise _locate(rows, spec, where) from exc
+    matrix = numeric_matrix(rows, parsed, spec, where)
+    if matrix is None:
+        raise _locate(rows, spec, where)
     if matrix.ndim != 2 or matrix.shape[1] != len(columns):
         width = len(rows[0]) if isinstance(rows[0], list) else 1
         raise InvalidRequestError(
@@ -226,7 +248,7 @@ def _from_rows(
         )
     if booleans is not None and len(booleans) < len(columns):
         _refuse_booleans(rows, columns, booleans)
-    return _finite(matrix, columns)
+    return check_finite(matrix, spec)
 
 
 def _refuse_booleans(rows: list[Any], columns: tuple[str, ...], allowed: frozenset[str]) -> None:
@@ -241,11 +263,12 @@ def _refuse_booleans(rows: list[Any], columns: tuple[str, ...], allowed: frozens
 
 
 def _from_records(
-    records: Any, columns: tuple[str, ...], limits: Limits, where: str, booleans: _Booleans
-) -> FloatMatrix:
+    records: Any, spec: InputSpec, limits: Limits, where: str, booleans: _Booleans
+) -> ModelInput:
     if not isinstance(records, list):
         raise InvalidRequestError(f'"{where}" must be a list of records', field=where)
     _check_rows(len(records), limits, where)
+    columns = spec.columns
     expected = set(columns)
     for index, record in enumerate(records):
         if not isinstance(record, dict):
@@ -255,43 +278,34 @@ def _from_records(
         if record.keys() != expected:
             _check_names(list(record), columns, f"{where}[{index}]")
     rows = [[record[c] for c in columns] for record in records]
-    return _from_rows(rows, columns, limits, where, booleans)
+    return _from_rows(rows, spec, limits, where, booleans)
 
 
 def _from_column_lists(
     value: dict[str, Any],
-    columns: tuple[str, ...],
+    spec: InputSpec,
     limits: Limits,
     where: str,
     booleans: _Booleans,
-) -> FloatMatrix:
-    _check_names(list(value), columns, where)
+) -> ModelInput:
+    _check_names(list(value), spec.columns, where)
     lengths = {len(v) if isinstance(v, list) else -1 for v in value.values()}
     if len(lengths) != 1 or -1 in lengths:
         raise InvalidRequestError(
             f'every column in "{where}" must be a list of the same length', field=where
         )
     return _from_rows(
-        [list(r) for r in zip(*(value[c] for c in columns), strict=True)],
-        columns,
+        [list(r) for r in zip(*(value[c] for c in spec.columns), strict=True)],
+        spec,
         limits,
         where,
         booleans,
     )
 
 
-def _finite(matrix: FloatMatrix, columns: tuple[str, ...]) -> FloatMatrix:
-    if not np.isfinite(matrix).all():
-        bad = np.argwhere(~np.isfinite(matrix))[0]
-        raise InvalidRequestError(
-            f"row {bad[0]}, column {columns[bad[1]]!r}: missing or non-finite number",
-            field=columns[bad[1]],
-        )
-    return matrix
-
-
-def _locate(rows: list[Any], columns: tuple[str, ...], where: str) -> InvalidRequestError:
+def _locate(rows: list[Any], spec: InputSpec, where: str) -> InvalidRequestError:
     """Find the first value that is not a number (only on the error path)."""
+    columns = spec.columns
     for r, row in enumerate(rows):
         if not isinstance(row, list):
             return InvalidRequestError(
@@ -304,6 +318,8 @@ def _locate(rows: list[Any], columns: tuple[str, ...], where: str) -> InvalidReq
             )
         for c, value in enumerate(row):
             if value is None:
+                if columns[c] in spec.nullable:
+                    continue
                 return InvalidRequestError(
                     f"row {r}, column {columns[c]!r}: missing value (null)", field=columns[c]
                 )

@@ -17,10 +17,12 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from types import MappingProxyType
 
 from modelrail.errors import ModelrailError
 from modelrail.scoring.predictor import ScoringModel
+from modelrail.serving.input_spec import InputSpec
 
 log = logging.getLogger("modelrail.serving")
 
@@ -31,6 +33,11 @@ class ServedModel:
     environment: str | None
     scoring: ScoringModel
     since: float
+
+    @cached_property
+    def input_spec(self) -> InputSpec:
+        """How request rows become this version's input (read once, on first use)."""
+        return InputSpec.from_signature(self.scoring.version.signature)
 
     @property
     def version(self) -> int:

@@ -104,7 +104,7 @@ class ShadowScorer:
     ) -> None:
         started = time.perf_counter()
         try:
-            predictions = shadow.scoring.score(matrix).predictions
+            predictions = shadow.scoring.score_input(matrix).predictions
         except Exception as exc:  # a candidate failing must never touch live traffic
             log.warning(
                 "modelrail serve: shadow %s %s failed: %s", shadow.name, shadow.version, exc

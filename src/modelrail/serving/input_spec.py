@@ -1,0 +1,166 @@
+"""What a served model accepts, read once from its signature: the columns in order, their
+types, which may be missing, and how request rows become the model's input.
+
+All-numeric models get a float64 matrix built by numpy in one call (the hot path: no pandas);
+models with text or date columns get a pandas DataFrame whose columns have the signature's
+types. Either way nothing is coerced: a JSON string is never read as a number, a boolean is a
+number only in a boolean column, and ``null`` only passes in a column the model scores missing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from modelrail.entities import Signature
+from modelrail.errors import InvalidRequestError
+from modelrail.scoring.compiled import FloatMatrix
+
+NUMERIC = frozenset({"float64", "int64", "bool"})
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    columns: tuple[str, ...]
+    dtypes: tuple[str, ...]
+    nullable: frozenset[str] = frozenset()
+
+    @classmethod
+    def from_signature(cls, signature: Signature) -> InputSpec:
+        inputs = signature.inputs
+        return cls(
+            tuple(c.name for c in inputs),
+            tuple(c.dtype for c in inputs),
+            frozenset(c.name for c in inputs if c.nullable),
+        )
+
+    @property
+    def numeric(self) -> bool:
+        return all(d in NUMERIC for d in self.dtypes)
+
+    @property
+    def booleans(self) -> frozenset[str]:
+        return frozenset(n for n, d in zip(self.columns, self.dtypes, strict=True) if d == "bool")
+
+    def reordered(self, names: tuple[str, ...]) -> InputSpec:
+        """The same columns in the order a request gave them."""
+        kinds = dict(zip(self.columns, self.dtypes, strict=True))
+        return InputSpec(names, tuple(kinds[n] for n in names), self.nullable)
+
+
+def numeric_matrix(
+    rows: list[Any], parsed: np.ndarray[Any, Any], spec: InputSpec, where: str
+) -> FloatMatrix | None:
+    """``rows`` (already parsed by numpy into ``parsed``) as float64, with ``null`` as NaN in
+    the columns that may be missing; None when they hold something else than numbers."""
+    if parsed.dtype.kind in "biuf":
+        return parsed.astype(np.float64, copy=False)
+    if parsed.dtype != object or not spec.nullable:
+        return None
+    # Only requests holding a null come here: a per-value look is affordable.
+    nullable = [c in spec.nullable for c in spec.columns]
+    for row in rows:
+        if not isinstance(row, list) or len(row) != len(spec.columns):
+            return None
+        for value, may_miss in zip(row, nullable, strict=True):
+            if value is None:
+                if not may_miss:
+                    return None
+            elif isinstance(value, str) or not isinstance(value, int | float):
+                return None
+    return np.array(rows, dtype=np.float64)
+
+
+def check_finite(matrix: FloatMatrix, spec: InputSpec) -> FloatMatrix:
+    """NaN stands for a missing value, allowed where the model scores one; infinity never."""
+    finite = np.isfinite(matrix)
+    if finite.all():
+        return matrix
+    allowed = np.array([c in spec.nullable for c in spec.columns])
+    bad = ~finite & ~(np.isnan(matrix) & allowed)
+    if bad.any():
+        r, c = np.argwhere(bad)[0]
+        raise InvalidRequestError(
+            f"row {r}, column {spec.columns[c]!r}: missing value (null); this model cannot "
+            "score a row without it",
+            field=spec.columns[c],
+        )
+    return matrix
+
+
+def typed_frame(rows: list[Any], spec: InputSpec, where: str) -> Any:
+    """Rows as a pandas DataFrame with one column per signature column, each of its type."""
+    import pandas as pd
+
+    width = len(spec.columns)
+    for r, row in enumerate(rows):
+        if not isinstance(row, list):
+            raise InvalidRequestError(
+                f'"{where}[{r}]" must be a list of values', field=f"{where}[{r}]"
+            )
+        if len(row) != width:
+            raise InvalidRequestError(
+                f'"{where}[{r}]" has {len(row)} values; expected {width}', field=f"{where}[{r}]"
+            )
+    data = {
+        name: _column(name, dtype, [row[j] for row in rows], name in spec.nullable)
+        for j, (name, dtype) in enumerate(zip(spec.columns, spec.dtypes, strict=True))
+    }
+    return pd.DataFrame(data, columns=list(spec.columns))
+
+
+def _column(name: str, dtype: str, values: list[Any], nullable: bool) -> Any:
+    missing = [i for i, v in enumerate(values) if v is None]
+    if missing and not nullable:
+        raise InvalidRequestError(
+            f"row {missing[0]}, column {name!r}: missing value (null); this model cannot "
+            "score a row without it",
+            field=name,
+        )
+    if dtype in ("float64", "int64"):
+        _expect(
+            name,
+            values,
+            lambda v: isinstance(v, int | float) and not isinstance(v, bool),
+            "a number",
+        )
+        as_float = missing or dtype == "float64" or any(isinstance(v, float) for v in values)
+        cleaned = [np.nan if v is None else v for v in values]
+        return np.array(cleaned, dtype=np.float64 if as_float else np.int64)
+    if dtype == "bool":
+        _expect(name, values, lambda v: isinstance(v, bool) or v in (0, 1), "true or false")
+        return np.array(
+            [None if v is None else bool(v) for v in values], dtype=object if missing else np.bool_
+        )
+    if dtype == "datetime":
+        return _datetimes(name, values)
+    _expect(name, values, lambda v: isinstance(v, str), "text")
+    return np.array(values, dtype=object)
+
+
+def _expect(name: str, values: list[Any], accepts: Any, what: str) -> None:
+    for r, value in enumerate(values):
+        if value is not None and not accepts(value):
+            shown = "null" if value is None else type(value).__name__
+            if isinstance(value, bool):
+                shown = str(value).lower()
+            raise InvalidRequestError(
+                f"row {r}, column {name!r}: expected {what}, got {shown}", field=name
+            )
+
+
+def _datetimes(name: str, values: list[Any]) -> Any:
+    import pandas as pd
+
+    _expect(name, values, lambda v: isinstance(v, str), "a date and time in ISO 8601 text")
+    try:
+        parsed = pd.to_datetime(pd.Series(values, dtype=object), format="ISO8601")
+    except (ValueError, TypeError) as exc:
+        raise InvalidRequestError(
+            f"column {name!r}: not a date and time in ISO 8601 text ({exc})", field=name
+        ) from exc
+    if getattr(parsed.dt, "tz", None) is not None:
+        parsed = parsed.dt.tz_convert("UTC").dt.tz_localize(None)
+    return parsed.to_numpy()
