@@ -108,6 +108,8 @@ class BatchScorer:
         self.id_columns = tuple(f.name for f in id_fields)
         self.on_bad_rows = on_bad_rows
         self._matrix: np.ndarray[Any, Any] | None = None
+        # Columns the model scores missing (checked when the version was registered).
+        self._nullable = tuple(c.nullable for c in model.version.signature.inputs)
         clash = set(self.id_columns) & {
             PREDICTION,
             *self.probability_columns(),
@@ -243,13 +245,17 @@ class BatchScorer:
             if not finite.all():
                 for j in np.flatnonzero(~finite.all(axis=0)):
                     name = self.model.columns[j]
-                    checks.append(
-                        (f"column {name!r} is empty or not a finite number", ~finite[:, j])
-                    )
+                    # NaN is a missing value: fine where the model scores one; inf never is.
+                    refused = ~finite[:, j]
+                    if self._nullable[j]:
+                        refused &= ~np.isnan(features[:, j])
+                    if refused.any():
+                        reason = f"column {name!r} is empty or not a finite number"
+                        checks.append((reason, refused))
         else:
-            for name in self.model.columns:
+            for name, nullable in zip(self.model.columns, self._nullable, strict=True):
                 column = batch.column(name)
-                if column.null_count:
+                if column.null_count and not nullable:
                     checks.append((f"column {name!r} is empty", _is_null(column)))
         if not checks:
             return None
