@@ -8,9 +8,7 @@ example and on a few hundred generated rows; only an exact match of predictions
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -19,6 +17,9 @@ from modelrail.artifacts import ArtifactStore
 from modelrail.entities import ModelVersion
 from modelrail.registry import LoadedModel, load_model_version
 from modelrail.scoring.compiled import FloatMatrix, LinearForm, compile_model, form_from_bytes
+from modelrail.scoring.evaluation import ModelCall, Scored
+
+__all__ = ["UNSCORABLE", "ModelCall", "Scored", "ScoringModel", "scoring_model_for"]
 
 NUMERIC_DTYPES = frozenset({"float64", "int64", "bool"})
 _VERIFY_ROWS = 512
@@ -31,29 +32,6 @@ UNSCORABLE = (
 )
 
 
-@dataclass(frozen=True)
-class Scored:
-    predictions: np.ndarray[Any, Any]
-    probabilities: FloatMatrix | None
-
-    def nonfinite_rows(self) -> np.ndarray[Any, np.dtype[np.bool_]] | None:
-        """A mask of the rows whose prediction or probabilities are NaN or infinite, or None
-        when every score is finite (the common case: one vectorised check)."""
-        bad: np.ndarray[Any, np.dtype[np.bool_]] | None = None
-        for values in (self.predictions, self.probabilities):
-            if values is None or values.dtype.kind not in "fc" or np.isfinite(values).all():
-                continue
-            finite = np.isfinite(values).reshape(len(values), -1).all(axis=1)
-            rows = np.logical_not(finite)
-            bad = rows if bad is None else bad | rows
-        return bad
-
-    def without(self, rows: np.ndarray[Any, np.dtype[np.bool_]]) -> Scored:
-        keep = ~rows
-        probabilities = None if self.probabilities is None else self.probabilities[keep]
-        return Scored(self.predictions[keep], probabilities)
-
-
 class ScoringModel:
     def __init__(self, loaded: LoadedModel) -> None:
         self.loaded: LoadedModel | None = loaded
@@ -63,6 +41,8 @@ class ScoringModel:
         self.numeric = all(d in NUMERIC_DTYPES for d in self.dtypes)
         self.has_probabilities = callable(getattr(loaded.predictor, "predict_proba", None))
         self._wants_frame = hasattr(loaded.predictor, "feature_names_in_")
+        call = ModelCall(loaded.predictor, self.columns, self._wants_frame, self.has_probabilities)
+        self._call = call.verified_single_pass(_example_input(loaded))
         self.compiled: LinearForm | None = None
         if self.numeric:
             candidate = compile_model(loaded.predictor)
@@ -110,17 +90,11 @@ class ScoringModel:
 
     def score_frame(self, frame: Any) -> Scored:
         """The general path for inputs with text columns: a DataFrame in signature order."""
-        model = self._model()
-        predictions = np.asarray(model.predict(frame))
-        probabilities = np.asarray(model.predict_proba(frame)) if self.has_probabilities else None
-        return Scored(predictions, probabilities)
+        return self._score_with_model(frame)
 
-    def _model(self) -> Any:
+    def _score_with_model(self, data: Any) -> Scored:
         assert self.loaded is not None, "a compiled-only model scores through its form"
-        return self.loaded.predictor
-
-    def _score_with_model(self, X: FloatMatrix) -> Scored:
-        return _model_scores(self._model(), X, self.columns, self._wants_frame)
+        return self._call.scores(data)
 
     def _agrees(self, candidate: LinearForm) -> bool:
         assert self.loaded is not None
@@ -154,7 +128,8 @@ def form_agrees(model: Any, candidate: LinearForm, columns: tuple[str, ...], row
     if sample is None:
         return False
     wants_frame = hasattr(model, "feature_names_in_")
-    expected = _model_scores(model, sample, columns, wants_frame)
+    has_probabilities = callable(getattr(model, "predict_proba", None))
+    expected = ModelCall(model, columns, wants_frame, has_probabilities).scores(sample)
     # Both ways of computing the form (through a matrix, and column by column) are checked.
     try:
         by_matrix = candidate.predict(sample.copy())
@@ -187,23 +162,12 @@ def _same_scores(
     return True
 
 
-def _model_scores(
-    model: Any, X: FloatMatrix, columns: tuple[str, ...], wants_frame: bool
-) -> Scored:
-    data: Any = X
-    if wants_frame:
-        import pandas as pd
-
-        data = pd.DataFrame(X, columns=list(columns), copy=False)
-    with warnings.catch_warnings():
-        # A model fitted on a DataFrame warns about plain arrays; the columns are in order.
-        warnings.simplefilter("ignore", UserWarning)
-        predictions = np.asarray(model.predict(data))
-        has_probabilities = callable(getattr(model, "predict_proba", None))
-        probabilities = (
-            np.asarray(model.predict_proba(data), dtype=np.float64) if has_probabilities else None
-        )
-    return Scored(predictions, probabilities)
+def _example_input(loaded: LoadedModel) -> Any:
+    """The version's input example as the model takes it (None when it has none)."""
+    try:
+        return loaded.input_example()
+    except (KeyError, ValueError, TypeError):
+        return None
 
 
 def _verification_sample(rows: Any, width: int) -> FloatMatrix | None:
