@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import re
 import shlex
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -169,6 +171,76 @@ def test_readme_python_example_and_commands_run_in_a_fresh_project(
     assert ["modelrail", "runs"] in commands
     for words in commands:
         run([*CLI, *words[1:]])
+    _readme_serving_runs_as_written(tmp_path, env, run)
+
+
+def _readme_serving_runs_as_written(tmp_path: Path, env: dict[str, str], run: Any) -> None:
+    """The tour's promotions (its Environments section), then its Serving block for real: the
+    server, the line that writes rows.json, and curl's answer, byte for byte."""
+    for user, words in _console_lines("modelrail promote", "modelrail approve"):
+        as_user = [] if user is None else ["env", f"MODELRAIL_USER={user}"]
+        run([*as_user, *CLI, *words[1:]])
+    block = next(b for b in _blocks(README.read_text(encoding="utf-8"), "console") if "curl" in b)
+    lines = block.splitlines()
+    writes_rows = next(line for line in lines if line.startswith("$ python -c"))
+    curl_at = next(i for i, line in enumerate(lines) if line.startswith("$ curl"))
+    expected = json.loads(lines[curl_at + 1])
+    port = _free_port()
+    server = subprocess.Popen(
+        [*CLI, "serve", "--env", "prod", "--port", str(port)],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert server.stdout is not None
+        announced = server.stdout.readline()  # printed once the server listens, models loaded
+        assert announced.strip() == f"serving prod on http://127.0.0.1:{port} with 1 worker"
+        python = shlex.split(writes_rows.removeprefix("$ "))
+        with (tmp_path / python[-1]).open("w") as rows:  # the line's "> rows.json"
+            subprocess.run(
+                [sys.executable, *python[1:-2]],
+                cwd=tmp_path,
+                env=env,
+                check=True,
+                timeout=120,
+                stdout=rows,
+            )
+        body = (tmp_path / "rows.json").read_bytes()
+        url = next(w for w in shlex.split(lines[curl_at]) if w.startswith("localhost:8080/"))
+        path = url.removeprefix("localhost:8080")
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        connection.request(
+            "POST", path, body, {"content-type": "application/x-www-form-urlencoded"}
+        )
+        assert json.loads(connection.getresponse().read()) == expected
+        connection.close()
+    finally:
+        server.terminate()
+        server.communicate(timeout=30)
+
+
+def _console_lines(*prefixes: str) -> list[tuple[str | None, list[str]]]:
+    """(MODELRAIL_USER or None, words) of README console lines starting with a prefix."""
+    found = []
+    for block in _blocks(README.read_text(encoding="utf-8"), "console"):
+        for line in block.splitlines():
+            text = line.removeprefix("$ ")
+            user = None
+            if text.startswith("MODELRAIL_USER="):
+                assignment, text = text.split(" ", 1)
+                user = assignment.split("=", 1)[1]
+            if text.startswith(prefixes):
+                found.append((user, shlex.split(text, comments=True)))
+    return found
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 # -- links and reference tables --------------------------------------------------------------
