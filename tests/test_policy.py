@@ -50,7 +50,8 @@ def test_default_chain_is_dev_staging_prod_with_stricter_gates_towards_prod(
         True,
     )
     assert (staging.runtime_compatible, staging.approval) == (False, False)
-    assert prod == GatePolicy(runtime_compatible=True, approval=True)
+    assert prod == GatePolicy(runtime_compatible=True, approval=True, allow_pickle=False)
+    assert (dev.allow_pickle, staging.allow_pickle, prod.allow_pickle) == (True, True, False)
     assert (prod.approval_expires_hours, prod.smoke_latency_ms) == (72.0, 500.0)
     assert (prod.min_metrics, prod.max_metrics, prod.beat_incumbent) == ({}, {}, False)
     assert all(policy.environment(n).settings == {} for n in policy.chain)
@@ -172,6 +173,24 @@ def test_an_added_environment_gets_the_middle_defaults(tmp_path: Path) -> None:
     assert policy.environment("pre-prod").gates == GatePolicy()
     assert policy.previous("prod") == "pre-prod"
     assert policy.environment("prod").gates.approval
+    assert not policy.environment("prod").gates.allow_pickle
+
+
+def test_allow_pickle_is_set_per_environment(tmp_path: Path) -> None:
+    policy = policy_from(
+        tmp_path,
+        '[environments]\nchain = ["dev", "qa", "live"]\n'
+        "[environments.dev]\nallow_pickle = false\n"
+        "[environments.live]\nallow_pickle = true\n",
+    )
+    assert [policy.environment(n).gates.allow_pickle for n in policy.chain] == [
+        False,
+        True,
+        True,
+    ]
+    # A chain of one environment has only the first's defaults (pickles allowed).
+    alone = policy_from(tmp_path, '[environments]\nchain = ["prod"]\n')
+    assert alone.environment("prod").gates.allow_pickle
 
 
 # -- wrong keys and values are reported with their line -------------------------------------
@@ -188,6 +207,11 @@ BAD_FILES = {
         '# someone else approves\napproval = "yes"\n',
         6,
         "[environments.prod] approval must be true or false, got 'yes'",
+    ),
+    "allow_pickle that is not a boolean": (
+        "[environments.prod]\napproval = true\nallow_pickle = 0\n",
+        3,
+        "[environments.prod] allow_pickle must be true or false, got 0",
     ),
     "negative margin": (
         "[environments.staging]\nbeat_incumbent = true\nmargin = -0.01\n",

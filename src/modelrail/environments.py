@@ -26,7 +26,7 @@ from modelrail.errors import (
     ModelVersionNotFoundError,
     PromotionError,
 )
-from modelrail.gates import GateContext, evaluate, verify_artifacts
+from modelrail.gates import GateContext, evaluate, safe_format, verify_artifacts
 from modelrail.notify import notify_change
 from modelrail.refs import Ref
 from modelrail.store.environments_repo import (
@@ -107,7 +107,9 @@ class Environments:
         if force:
             if not reason.strip():
                 raise PromotionError("--force skips the gates, so it needs --reason saying why")
-            # The gates are skipped, the integrity of what will be loaded never is.
+            # The gates are skipped; the pickle policy and the integrity of what will be
+            # loaded never are.
+            self._refuse_unsafe(version, to, "--force")
             verify_artifacts(self.client.artifacts, version)
             event = self._change(version, to, holding, "promote", actor, reason, (), forced=True)
             return self._outcome(version, to, holding, (), event, None)
@@ -252,7 +254,9 @@ class Environments:
             if to_version == holding.version:
                 raise PromotionError(f"{environment} already holds {model} version {to_version}")
         target = self.client.models.get_version(model, to_version)
-        # Never roll back onto a model file or compiled form that no longer verifies.
+        # Never roll back onto a pickle the environment now refuses, nor onto a model file or
+        # compiled form that no longer verifies.
+        self._refuse_unsafe(target, environment, "a rollback")
         verify_artifacts(self.client.artifacts, target)
         return self._change(target, environment, holding, "rollback", actor, reason, ())
 
@@ -263,6 +267,8 @@ class Environments:
         if not self.policy.auto_enter_first:
             return None
         first = self.policy.chain[0]
+        if self._unsafe_in(version, first) is not None:
+            return None  # a pickle the first environment refuses stays out; it is registered
         for _ in range(5):
             holding = self.repo.holding(version.model, first)
             if holding is not None and holding.version >= version.version:
@@ -335,6 +341,7 @@ class Environments:
             primary_metric=self.policy.primary_metric,
             artifacts=self.client.artifacts,
             now=now,
+            environment=to,
         )
         return evaluate(env.gates, context)
 
@@ -346,6 +353,25 @@ class Environments:
         waiting = self.repo.pending_request(version.model, to, version.version)
         if waiting is not None:
             raise request_waiting(waiting.id, version.model, version.version, to)
+
+    def _unsafe_in(self, version: ModelVersion, environment: str) -> GateResult | None:
+        """The failed safe-format gate when ``environment`` refuses ``version``'s pickle."""
+        if self.policy.environment(environment).gates.allow_pickle:
+            return None
+        result = safe_format(version, environment)
+        return None if result.passed else result
+
+    def _refuse_unsafe(self, version: ModelVersion, environment: str, how: str) -> None:
+        """The pickle policy is a security rule, like the sha256 check: what skips the gates
+        (``--force``, a rollback) does not skip it."""
+        failed = self._unsafe_in(version, environment)
+        if failed is not None:
+            raise GateFailedError(
+                f"{version.model} version {version.version} is saved with pickle and "
+                f"{environment} has allow_pickle = false, which {how} does not override; "
+                "nothing was changed",
+                (failed,),
+            )
 
     def _verify_unless_smoke_tested(self, version: ModelVersion, to: str) -> None:
         """Every change of holder checks the sha256 of what will be loaded: the smoke gate

@@ -2,6 +2,9 @@
 
 Each gate reports pass or fail with the numbers behind it. Human approval is
 not evaluated here: ``environments`` turns it into an approval request.
+
+The safe-format gate (an environment with ``allow_pickle = false``) runs first, and when it
+fails the smoke test does not run: it would load the pickle, which is what the policy forbids.
 """
 
 from __future__ import annotations
@@ -35,20 +38,45 @@ class GateContext:
     primary_metric: str
     artifacts: ArtifactStore
     now: float
+    environment: str = ""
+
+
+SAFE_FORMAT = "safe format"
 
 
 def evaluate(policy: GatePolicy, ctx: GateContext) -> tuple[GateResult, ...]:
     results: list[GateResult] = []
+    safe = None if policy.allow_pickle else safe_format(ctx.candidate, ctx.environment)
+    if safe is not None:
+        results.append(safe)
     results += _thresholds(policy, ctx)
     checks: list[tuple[bool, Callable[[GatePolicy, GateContext], GateResult]]] = [
         (policy.beat_incumbent, _beats_incumbent),
         (policy.signature_compatible, _signature_compatible),
         (policy.runtime_compatible, _runtime_compatible),
         (policy.min_hours_in_previous > 0, _time_in_previous),
-        (policy.smoke_test, _smoke_test),
+        (policy.smoke_test, _smoke_test if safe is None or safe.passed else _not_loaded),
     ]
     results += [check(policy, ctx) for enabled, check in checks if enabled]
     return tuple(results)
+
+
+def safe_format(version: ModelVersion, environment: str) -> GateResult:
+    """Pass for a version whose loading runs no pickle (shipped code is named: it runs too,
+    but as source that ships with the version); fail for one saved with ``allow_pickle``."""
+    details = version.flavor_details
+    shown = str(details.get("format") or version.flavor)
+    if details.get("unsafe"):
+        where = f" in {environment}" if environment else ""
+        return GateResult(
+            SAFE_FORMAT, False, f"{shown} pickle: unsafe to load; allow_pickle = false{where}"
+        )
+    code = details.get("code")
+    if details.get("runs_code") and isinstance(code, dict):
+        files = sorted(code)
+        more = f" and {len(files) - 3} more" if len(files) > 3 else ""
+        shown += f"; runs shipped code: {', '.join(files[:3])}{more}"
+    return GateResult(SAFE_FORMAT, True, shown)
 
 
 def _metrics(ctx: GateContext) -> dict[str, float]:
@@ -159,7 +187,7 @@ def _smoke_test(policy: GatePolicy, ctx: GateContext) -> GateResult:
     from modelrail.registry import load_model_version
     from modelrail.scoring.predictor import scoring_model_for
 
-    name = f"smoke test within {policy.smoke_latency_ms:g} ms"
+    name = _smoke_name(policy)
     rows = len(ctx.candidate.input_example.get("data", []))
     try:
         loaded = load_model_version(ctx.artifacts, ctx.candidate)
@@ -179,6 +207,14 @@ def _smoke_test(policy: GatePolicy, ctx: GateContext) -> GateResult:
         f"sha256 verified, predicted {rows} rows in {model_ms:.2f} ms; "
         f"as served ({scoring.predictor_kind}) in {served_ms:.2f} ms",
     )
+
+
+def _not_loaded(policy: GatePolicy, ctx: GateContext) -> GateResult:
+    return GateResult(_smoke_name(policy), False, "not run: loading it would run its pickle")
+
+
+def _smoke_name(policy: GatePolicy) -> str:
+    return f"smoke test within {policy.smoke_latency_ms:g} ms"
 
 
 class _WrongCount(Exception):

@@ -8,6 +8,7 @@ primary_metric = "accuracy"
 [environments.prod]
 min = { accuracy = 0.85 }
 approval = true
+allow_pickle = false   # the default in the last environment: pickled versions are refused
 
 [environments.prod.settings]
 serving_port = 8080
@@ -45,6 +46,9 @@ class GatePolicy:
     min_hours_in_previous: float = 0.0
     approval: bool = False
     approval_expires_hours: float = 72.0
+    # Loading a pickled version (saved with allow_pickle=True) can run any code: where this
+    # is false such a version never gets in, not even with --force or by a rollback.
+    allow_pickle: bool = True
 
 
 @dataclass(frozen=True)
@@ -82,7 +86,7 @@ def default_gates(name: str, chain: tuple[str, ...]) -> GatePolicy:
     if name == chain[0]:
         return GatePolicy(require_previous=False, signature_compatible=False, smoke_test=True)
     if name == chain[-1] and len(chain) > 1:
-        return GatePolicy(runtime_compatible=True, approval=True)
+        return GatePolicy(runtime_compatible=True, approval=True, allow_pickle=False)
     return GatePolicy()
 
 
@@ -117,6 +121,7 @@ _GATE_KEYS = {
     "min_hours_in_previous": "number",
     "approval": "bool",
     "approval_expires_hours": "number",
+    "allow_pickle": "bool",
 }
 SETTING_KEYS = {
     "batch_output": "str",

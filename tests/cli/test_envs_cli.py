@@ -15,6 +15,7 @@ from modelrail.client import Client
 from modelrail.config import load_settings
 from tests.cli.test_cli import cli
 from tests.test_environments import damage
+from tests.test_pickle_policy import REFUSED, Halves
 
 POLICY = """
 [environments]
@@ -174,3 +175,27 @@ def test_wrong_key_in_modelrail_toml_is_reported_with_its_line(project: Path) ->
     done = cli(project, "envs")
     assert done.returncode == 2
     assert "modelrail.toml:12: unknown setting 'port'" in done.stderr
+
+
+def test_prod_shows_and_enforces_the_pickle_policy_even_forced(project: Path) -> None:
+    settings = load_settings(cwd=project, environ={}, create=False)
+    with Client(settings=settings) as client:
+        with client.start_run("pets") as run:
+            X = pd.DataFrame(np.ones((3, 3)), columns=["age", "weight", "height"])
+            run.log_metric("accuracy", 0.9)
+            run.log_model(Halves(), "pets-classifier", input_example=X, allow_pickle=True)
+        client.promote("pets-classifier:4", "staging")
+        client.promote("pets-classifier:3", "staging")
+    for extra in ((), ("--force", "-r", "incident 42")):
+        done = cli(project, "promote", "pets-classifier:4", "--to", "prod", *extra)
+        assert done.returncode == 7, done.stdout + done.stderr
+        (line,) = [row for row in done.stdout.splitlines() if "safe format" in row]
+        assert " ".join(line.split()) == f"safe format FAIL {REFUSED.detail}"
+        assert "nothing was changed" in done.stderr and "Traceback" not in done.stderr
+    safe = cli(project, "promote", "pets-classifier:3", "--to", "prod")
+    assert safe.returncode == 0, safe.stderr
+    assert "safe format" in safe.stdout and "skops" in safe.stdout
+    assert (
+        json.loads(cli(project, "history", "--env", "prod", "--json").stdout)[0]["action"]
+        == "request"
+    )

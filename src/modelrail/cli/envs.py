@@ -135,7 +135,8 @@ def rollback(
     as_json: JsonOption = False,
 ) -> None:
     """Put back the version an environment held before (or --to-version N)."""
-    with open_client() as client:
+    # A pickled version the environment's policy refuses is shown as a failed gate.
+    with open_client() as client, _showing_failed_gates(console(), as_json, "rolled_back"):
         event = client.rollback(model, env, to_version=to_version, reason=reason)
     if as_json:
         print_json(event)
