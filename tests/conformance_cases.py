@@ -1,0 +1,122 @@
+"""The models of the conformance matrix (tests/test_conformance.py): one case per family and
+shape people train, each with data that has what real data has."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+
+@dataclass
+class Built:
+    model: Any
+    example: Any  # the input_example given to log_model
+    rows: pd.DataFrame  # rows to score on every path, with the model's input columns
+    predict: Callable[[pd.DataFrame], Any]
+    predict_proba: Callable[[pd.DataFrame], Any] | None
+    log_options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    flavor: str
+    build: Callable[[Path], Built]
+    regression: bool = False
+    tolerance: float = 1e-9
+
+
+NUMBERS = ["rate_marriage", "age", "yrs_married", "children", "religious", "educ"]
+
+
+def fair() -> tuple[pd.DataFrame, pd.Series]:
+    """statsmodels' survey of extramarital affairs, occupation codes as text."""
+    import statsmodels.api as sm
+
+    data = sm.datasets.fair.load_pandas().data
+    frame = data[NUMBERS].copy()
+    frame["occupation"] = "occ" + data["occupation"].astype(int).astype(str)
+    frame["occupation_husb"] = "occ" + data["occupation_husb"].astype(int).astype(str)
+    return frame, (data["affairs"] > 0).astype(int)
+
+
+def with_gaps(frame: pd.DataFrame) -> pd.DataFrame:
+    gaps = frame.copy()
+    gaps.loc[gaps.index[::5], "age"] = np.nan
+    gaps.loc[gaps.index[::7], "educ"] = np.nan
+    return gaps
+
+
+def held_out(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.iloc[3000:].reset_index(drop=True)
+
+
+def _classifier(model: Any, rows: pd.DataFrame, example: Any = None, **log: Any) -> Built:
+    return Built(
+        model,
+        rows[:5] if example is None else example,
+        held_out(rows),
+        model.predict,
+        model.predict_proba,
+        log,
+    )
+
+
+def sklearn_text_pipeline(_: Path) -> Built:
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    frame, target = fair()
+    encode = ColumnTransformer(
+        [
+            ("text", OneHotEncoder(handle_unknown="ignore"), ["occupation", "occupation_husb"]),
+            ("numbers", StandardScaler(), NUMBERS),
+        ]
+    )
+    model = make_pipeline(encode, LogisticRegression(max_iter=500))
+    return _classifier(model.fit(frame[:3000], target[:3000]), frame)
+
+
+def sklearn_missing_values(_: Path) -> Built:
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    frame, target = fair()
+    gaps = with_gaps(frame[NUMBERS])
+    model = HistGradientBoostingClassifier(max_iter=30, random_state=0)
+    return _classifier(model.fit(gaps[:3000], target[:3000]), gaps)
+
+
+def sklearn_string_labels(_: Path) -> Built:
+    """Multiclass with text labels: which occupation, from the rest."""
+    from sklearn.ensemble import RandomForestClassifier
+
+    frame, _ = fair()
+    features = [*NUMBERS]
+    model = RandomForestClassifier(n_estimators=20, max_depth=6, random_state=0)
+    model.fit(frame[features][:3000], frame["occupation"][:3000])
+    return _classifier(model, frame[features])
+
+
+def sklearn_regressor(_: Path) -> Built:
+    from sklearn.datasets import load_diabetes
+    from sklearn.ensemble import RandomForestRegressor
+
+    X, y = load_diabetes(return_X_y=True, as_frame=True)
+    model = RandomForestRegressor(n_estimators=20, max_depth=5, random_state=0)
+    model.fit(X[:300], y[:300])
+    return Built(model, X[:5], X.iloc[300:].reset_index(drop=True), model.predict, None)
+
+
+CASES = [
+    Case("sklearn-text-pipeline", "sklearn", sklearn_text_pipeline),
+    Case("sklearn-missing-values", "sklearn", sklearn_missing_values),
+    Case("sklearn-string-labels", "sklearn", sklearn_string_labels),
+    Case("sklearn-regressor", "sklearn", sklearn_regressor, regression=True),
+]
