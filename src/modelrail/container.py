@@ -93,15 +93,20 @@ def _models(
 
 
 def _requirements(client: Client, models: tuple[BundledModel, ...]) -> tuple[str, ...]:
+    """modelrail's runtime plus what each model's flavor needs to predict (xgboost,
+    lightgbm, statsmodels, onnxruntime ...), pinned to the versions it was saved with."""
     recorded: dict[str, str] = {}
+    needed: list[str] = []
     for item in models:
         if item.version.run_id:
             env = client.get_run(item.version.run_id).components.get("environment")
             if env is not None:
                 recorded.update(env.details.get("packages", {}))
-        recorded.update(item.version.flavor_details.get("packages", {}))
+        flavor_packages = item.version.flavor_details.get("packages", {})
+        recorded.update(flavor_packages)
+        needed.extend(p for p in flavor_packages if p not in _RUNTIME and p not in needed)
     pins = []
-    for package in _RUNTIME:
+    for package in (*_RUNTIME, *needed):
         version = recorded.get(package)
         if version is None:
             try:
