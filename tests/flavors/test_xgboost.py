@@ -8,28 +8,28 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 
-from modelrail.batch.runner import run_batch
-from modelrail.batch.spec import JobSpec
 from modelrail.client import Client
 from modelrail.errors import ModelFlavorError
 from modelrail.registry import loaded_from_bytes
 from tests.flavors.tree_data import (
     TRAIN_ROWS,
     UNSEEN,
+    assert_booster_scores,
     assert_not_pickle,
     assert_same,
+    assert_scores_like,
+    batch_scored,
     binary,
     block_import,
     fair,
     fair_held_out,
+    gates,
     multiclass,
     regression,
-    served,
     stored_file,
+    two_columns,
     with_missing,
 )
 
@@ -59,16 +59,8 @@ def test_classifier_is_stored_as_ubjson_and_predicts_as_before(client: Client, d
     assert_not_pickle(stored)
     assert stored[:1] == b"{"  # a UBJSON object
     assert version.signature.classes == tuple(range(len(np.unique(split.y))))
-
-    loaded = client.load_model("xgb")
-    assert type(loaded.model) is xgb.XGBClassifier
-    assert_same(loaded.predict(split.test), model.predict(split.test))
-    assert_same(loaded.predict_proba(split.test), model.predict_proba(split.test))
-    scored = served(client, version, split.test)
-    assert_same(scored.predictions, model.predict(split.test))
-    assert scored.probabilities is not None
-    assert scored.probabilities.dtype == np.float64 and scored.probabilities.flags.c_contiguous
-    assert_same(scored.probabilities, model.predict_proba(split.test))
+    loaded = assert_scores_like(client, version, model, split.test)
+    assert type(loaded) is xgb.XGBClassifier
 
 
 def test_regressor_predicts_as_before(client: Client) -> None:
@@ -76,11 +68,7 @@ def test_regressor_predicts_as_before(client: Client) -> None:
     model = xgb.XGBRegressor(**TREES).fit(split.train, split.y)
     version = _log(client, model, split.train[:5])
 
-    loaded = client.load_model("xgb")
-    assert type(loaded.model) is xgb.XGBRegressor
-    assert loaded.predict_proba(split.test) is None
-    assert_same(loaded.predict(split.test), model.predict(split.test))
-    assert_same(served(client, version, split.test).predictions, model.predict(split.test))
+    assert type(assert_scores_like(client, version, model, split.test)) is xgb.XGBRegressor
 
 
 @pytest.mark.parametrize(
@@ -105,29 +93,21 @@ def test_booster_loads_as_a_booster_and_scores_by_its_objective(
     booster = xgb.train(params, xgb.DMatrix(train, label=split.y), num_boost_round=6)
     version = _log(sqlite_client, booster, train[:5])
 
-    loaded = sqlite_client.load_model("xgb")
-    assert type(loaded.model) is xgb.Booster
     test = split.test if named else split.test.to_numpy()
     raw = booster.predict(xgb.DMatrix(test))
-    margin = booster.predict(xgb.DMatrix(test), output_margin=True)
-    expected = {
-        "reg:squarederror": raw,
-        "binary:logistic": (raw > 0.5).astype(int),
-        "binary:logitraw": (margin > 0).astype(int),
-        "multi:softprob": np.argmax(raw, axis=1) if raw.ndim == 2 else raw,
-        "multi:softmax": raw.astype(int),
-    }[objective]
-    assert_same(loaded.predict(test), expected)
-    frame = pd.DataFrame(test, columns=[c.name for c in version.signature.inputs])
-    assert_same(served(sqlite_client, version, frame).predictions, expected)
+    expected, probabilities = raw, None  # a regression, and multi:softmax's labels (as floats)
     if objective == "binary:logistic":
-        assert_same(loaded.predict_proba(test)[:, 1], raw)
+        expected, probabilities = (raw > 0.5).astype(int), two_columns(raw)
+    if objective == "binary:logitraw":
+        expected = (booster.predict(xgb.DMatrix(test), output_margin=True) > 0).astype(int)
     if objective == "multi:softprob":
-        assert_same(loaded.predict_proba(test), raw)
+        expected, probabilities = np.argmax(raw, axis=1), raw
+    loaded = assert_booster_scores(sqlite_client, version, test, expected, probabilities)
+    assert type(loaded) is xgb.Booster
     if objective.startswith(("binary", "multi")):
-        probabilities = loaded.predict_proba(test)
-        np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-6)
         assert version.signature.has_probabilities
+        total = sqlite_client.load_model("xgb").predict_proba(test).sum(axis=1)
+        np.testing.assert_allclose(total, 1.0, rtol=1e-6)
 
 
 def test_missing_values_take_the_trees_default_branches(client: Client) -> None:
@@ -136,11 +116,7 @@ def test_missing_values_take_the_trees_default_branches(client: Client) -> None:
     version = _log(client, model, split.train[:5])
     assert split.test.isna().any(axis=1).mean() > 0.5
 
-    loaded = client.load_model("xgb")
-    assert_same(loaded.predict_proba(split.test), model.predict_proba(split.test))
-    scored = served(client, version, split.test)
-    assert_same(scored.predictions, model.predict(split.test))
-    assert_same(scored.probabilities, model.predict_proba(split.test))
+    assert_scores_like(client, version, model, split.test)
 
 
 def test_a_missing_marker_other_than_nan_is_kept(sqlite_client: Client) -> None:
@@ -175,34 +151,29 @@ def test_text_column_is_scored_with_the_trained_categories(client: Client) -> No
     # XGBoost itself refuses a category it never saw; modelrail sends it down the missing
     # branch, as it does a missing occupation.
     known = rows["occupation"].where(rows["occupation"] != UNSEEN)
-    expected_input = rows.assign(occupation=pd.Categorical(known, categories=categories))
-    expected = model.predict_proba(expected_input)
-
-    loaded = client.load_model("fair")
-    assert_same(loaded.predict_proba(rows), expected)
-    assert_same(loaded.predict(rows), model.predict(expected_input))
-    assert_same(loaded.predict_proba(expected_input), expected)  # the user's own dtypes
-    scored = served(client, version, rows)
-    assert_same(scored.probabilities, expected)
-    assert_same(scored.predictions, model.predict(expected_input))
+    as_trained = rows.assign(occupation=pd.Categorical(known, categories=categories))
+    assert_scores_like(client, version, model, rows, as_given=as_trained)
+    assert_scores_like(client, version, model, as_trained)  # the user's own dtypes work too
 
 
-def test_batch_scoring_reads_text_from_parquet(
-    sqlite_client: Client, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_promotion_gates_load_and_score_it(sqlite_client: Client) -> None:
+    model, X, _ = _fair_model()
+    version = _log(sqlite_client, model, X.iloc[:5], name="fair")
+
+    found = gates(sqlite_client, version, runtime=False)
+
+    assert found["safe format"].passed and found["safe format"].detail == "ubj"
+    assert found["smoke test"].passed, found["smoke test"].detail
+
+
+def test_batch_scoring_reads_text_from_parquet(sqlite_client: Client, tmp_path: Path) -> None:
     model, X, categories = _fair_model()
     _log(sqlite_client, model, X.iloc[:5], name="fair")
     rows = fair_held_out(X).dropna().reset_index(drop=True)  # batch sets empty cells aside
     assert UNSEEN in set(rows["occupation"])
-    source = tmp_path / "rows.parquet"
-    pq.write_table(pa.Table.from_pandas(rows.assign(id=np.arange(len(rows)))), source)
-    monkeypatch.chdir(tmp_path)
 
-    spec = JobSpec(reference="fair", output="scores", id_columns=("id",), inputs=(str(source),))
-    record = run_batch(sqlite_client, spec)
+    written = batch_scored(sqlite_client, "fair", rows, tmp_path)
 
-    assert record.status == "succeeded", record.error
-    written = pq.read_table(tmp_path / "scores").to_pandas().sort_values("id")
     known = rows["occupation"].where(rows["occupation"] != UNSEEN)
     expected = model.predict(rows.assign(occupation=pd.Categorical(known, categories)))
     assert_same(written["prediction"].to_numpy(), expected)

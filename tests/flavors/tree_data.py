@@ -6,16 +6,24 @@ Small on purpose: a few hundred rows and a handful of trees keep each file to se
 from __future__ import annotations
 
 import importlib
+import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from sklearn.datasets import load_breast_cancer, load_diabetes, load_wine
 
+from modelrail.batch.runner import run_batch
+from modelrail.batch.spec import JobSpec
 from modelrail.client import Client
-from modelrail.entities import ModelVersion
+from modelrail.entities import GateResult, ModelVersion
+from modelrail.gates import GateContext, evaluate
+from modelrail.policy import GatePolicy
 from modelrail.scoring.predictor import Scored, scoring_model_for
 
 TRAIN_ROWS = 1500
@@ -103,6 +111,107 @@ def served(client: Client, version: ModelVersion, frame: pd.DataFrame) -> Scored
     if scoring.numeric:
         return scoring.score(frame.to_numpy(dtype=np.float64))
     return scoring.score_frame(frame)
+
+
+def batch_scored(
+    client: Client, reference: str, rows: pd.DataFrame, folder: Path, **options: Any
+) -> pd.DataFrame:
+    """``rows`` scored by a batch run (``options``: JobSpec's, e.g. ``engine="spark"``) from
+    a Parquet file into a Parquet folder; the written rows in input order."""
+    source = folder / "rows.parquet"
+    pq.write_table(pa.Table.from_pandas(rows.assign(id=np.arange(len(rows)))), source)
+    output = folder / "scores"
+    spec = JobSpec(
+        reference=reference,
+        output=str(output),
+        id_columns=("id",),
+        inputs=(str(source),),
+        **options,
+    )
+    record = run_batch(client, spec)
+    assert record.status == "succeeded", record.error
+    return pq.read_table(output).to_pandas().sort_values("id").reset_index(drop=True)
+
+
+def gates(client: Client, version: ModelVersion, *, runtime: bool) -> dict[str, GateResult]:
+    """The promotion gates that look at the model itself: its format is safe, it loads and
+    scores its input example as production would (the smoke test), and (``runtime``) the
+    packages it recorded are the ones installed here."""
+    policy = GatePolicy(
+        require_previous=False,
+        signature_compatible=False,
+        smoke_test=True,
+        smoke_latency_ms=10_000.0,
+        runtime_compatible=runtime,
+        allow_pickle=False,
+    )
+    context = GateContext(
+        candidate=version,
+        candidate_run=None,
+        incumbent=None,
+        incumbent_run=None,
+        previous_environment=None,
+        entered_previous_at=None,
+        seconds_in_previous=0.0,
+        primary_metric="accuracy",
+        artifacts=client.artifacts,
+        now=time.time(),
+    )
+    return {result.gate.split(" within ")[0]: result for result in evaluate(policy, context)}
+
+
+def assert_scores_like(
+    client: Client,
+    version: ModelVersion,
+    model: Any,
+    rows: pd.DataFrame,
+    *,
+    as_given: pd.DataFrame | None = None,
+) -> Any:
+    """``version`` loaded back, and as serving and batch scoring score it, predicts ``rows``
+    exactly as ``model`` predicts ``as_given`` (the same rows as the model's own library
+    takes them; ``rows`` itself by default). Returns the loaded model."""
+    given = rows if as_given is None else as_given
+    loaded = client.load_model(version.reference)
+    scored = served(client, version, rows)
+    expected = model.predict(given)
+    assert_same(loaded.predict(rows), expected)
+    assert_same(scored.predictions, expected)
+    if not hasattr(model, "predict_proba"):
+        assert loaded.predict_proba(rows) is None and scored.probabilities is None
+        return loaded.model
+    probabilities = model.predict_proba(given)
+    assert_same(loaded.predict_proba(rows), probabilities)
+    assert scored.probabilities is not None
+    assert scored.probabilities.dtype == np.float64 and scored.probabilities.flags.c_contiguous
+    assert_same(scored.probabilities, probabilities)
+    return loaded.model
+
+
+def assert_booster_scores(
+    client: Client,
+    version: ModelVersion,
+    rows: Any,
+    expected: Any,
+    probabilities: Any = None,
+) -> Any:
+    """A Booster's version, loaded back and as served, predicts ``expected`` for ``rows`` (a
+    matrix or a frame, as it was trained on), with ``probabilities`` when given. Returns
+    the loaded model."""
+    loaded = client.load_model(version.reference)
+    scored = served(client, version, pd.DataFrame(rows, columns=version.input_example["columns"]))
+    assert_same(loaded.predict(rows), expected)
+    assert_same(scored.predictions, expected)
+    if probabilities is not None:
+        assert_same(loaded.predict_proba(rows), probabilities)
+        assert_same(scored.probabilities, probabilities)
+    return loaded.model
+
+
+def two_columns(positive: Any) -> np.ndarray:
+    """Both classes' probabilities from the positive one's."""
+    p = np.asarray(positive, dtype=np.float64)
+    return np.column_stack([1.0 - p, p])
 
 
 def assert_same(found: Any, expected: Any) -> None:

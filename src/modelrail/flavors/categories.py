@@ -148,8 +148,9 @@ class FramePredictor:
 
 
 class EstimatorPredictor(FramePredictor):
-    """A regressor or ranker with a scikit-learn API: its predictions as float64 (XGBoost
-    computes in float32; float64 is what every flavor gives)."""
+    """A model whose ``predict`` gives its score (a scikit-learn regressor or ranker, a
+    LightGBM Booster): as float64 (XGBoost computes in float32; float64 is what every
+    flavor gives)."""
 
     def __init__(self, model: Any, columns: InputColumns) -> None:
         super().__init__(columns)
