@@ -3,7 +3,6 @@ loaded back, and as serving and batch scoring score them."""
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -12,19 +11,19 @@ import pytest
 
 from modelrail.client import Client
 from modelrail.errors import ModelFlavorError
-from modelrail.registry import loaded_from_bytes
 from tests.flavors.tree_data import (
     TRAIN_ROWS,
+    as_words,
+    assert_batch_scores,
     assert_booster_scores,
-    assert_not_pickle,
-    assert_same,
+    assert_gates_pass,
+    assert_refused_as_newer,
     assert_scores_like,
-    batch_scored,
+    assert_stored_natively,
     binary,
     block_import,
     fair,
     fair_held_out,
-    gates,
     multiclass,
     regression,
     stored_file,
@@ -42,10 +41,6 @@ def _log(client: Client, model: object, example: object, name: str = "lgb") -> o
         return run.log_model(model, name, input_example=example)
 
 
-def _as_words(y: np.ndarray) -> np.ndarray:
-    return np.array(["low", "mid", "high"], dtype=object)[y]
-
-
 @pytest.mark.parametrize(
     ("data", "labels"),
     [(binary, "numbers"), (multiclass, "numbers"), (binary, "words"), (multiclass, "words")],
@@ -55,18 +50,13 @@ def test_classifier_is_stored_as_text_and_predicts_its_own_labels(
     client: Client, data, labels: str
 ) -> None:
     split = data()
-    y = _as_words(split.y) if labels == "words" else split.y
+    y = as_words(split.y) if labels == "words" else split.y
     model = lgb.LGBMClassifier(**TREES).fit(split.train, y)
     version = _log(client, model, split.train[:5])
 
-    assert version.flavor == "lightgbm"
-    details = version.flavor_details
-    assert details["format"] == "lightgbm-text"
-    assert details["estimator"] == "lightgbm.sklearn.LGBMClassifier"
-    assert details["packages"]["lightgbm"] == lgb.__version__
-    stored = stored_file(client, version)
-    assert_not_pickle(stored)
-    assert stored.startswith(b"tree\nversion=")
+    assert_stored_natively(
+        client, version, model, file_format="lightgbm-text", magic=b"tree\nversion="
+    )
     assert version.signature.classes == tuple(model.classes_.tolist())
 
     loaded = assert_scores_like(client, version, model, split.test)
@@ -140,29 +130,14 @@ def test_text_column_is_scored_with_the_trained_categories(client: Client) -> No
     assert_scores_like(client, version, model, as_trained)  # the user's own dtypes work too
 
 
-def test_promotion_gates_load_and_score_it_with_the_recorded_packages(
-    sqlite_client: Client,
-) -> None:
+def test_promotion_gates_and_a_batch_run_score_it(sqlite_client: Client, tmp_path: Path) -> None:
     model, X = _fair_model()
     version = _log(sqlite_client, model, X.iloc[:5], name="fair")
+    assert_gates_pass(sqlite_client, version, runtime=True)
 
-    found = gates(sqlite_client, version, runtime=True)
-
-    assert found["safe format"].passed and found["safe format"].detail == "lightgbm-text"
-    assert found["smoke test"].passed, found["smoke test"].detail
-    assert found["runtime compatible"].passed, found["runtime compatible"].detail
-    assert f"lightgbm {lgb.__version__}" in found["runtime compatible"].detail
-
-
-def test_batch_scoring_writes_the_text_labels(sqlite_client: Client, tmp_path: Path) -> None:
-    model, X = _fair_model()
-    _log(sqlite_client, model, X.iloc[:5], name="fair")
     rows = fair_held_out(X).dropna().reset_index(drop=True)  # batch sets empty cells aside
-
-    written = batch_scored(sqlite_client, "fair", rows, tmp_path)
-
-    expected = model.predict(rows.astype({"occupation": "category"}))
-    assert_same(written["prediction"].to_numpy(dtype=object), expected.astype(object))
+    expected = model.predict(rows.astype({"occupation": "category"})).astype(object)
+    assert_batch_scores(sqlite_client, "fair", rows, expected, tmp_path)
 
 
 def test_categories_that_cannot_be_told_apart_are_refused_when_logged(
@@ -198,12 +173,4 @@ def test_a_file_lightgbm_cannot_read_names_the_versions(sqlite_client: Client, d
     stored = stored_file(sqlite_client, version)
     # A model cut short would make LightGBM abort the process: it is refused before that.
     data = {"cut short": stored[: len(stored) // 2], "not a model": b"{}", "not text": b"\xff"}
-    packages = {**version.flavor_details["packages"], "lightgbm": "99.0.0"}
-    newer = replace(version, flavor_details={**version.flavor_details, "packages": packages})
-
-    with pytest.raises(ModelFlavorError) as refused:
-        loaded_from_bytes(newer, data[damage])
-    message = str(refused.value)
-    assert "lightgbm.sklearn.LGBMRegressor (LightGBM text model file)" in message
-    assert f"saved by lightgbm 99.0.0, newer than the lightgbm {lgb.__version__}" in message
-    assert "pip install 'lightgbm>=99.0.0'" in message
+    assert_refused_as_newer(version, data[damage], "LightGBM text model")

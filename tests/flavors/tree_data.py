@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import importlib
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +21,11 @@ from sklearn.datasets import load_breast_cancer, load_diabetes, load_wine
 from modelrail.batch.runner import run_batch
 from modelrail.batch.spec import JobSpec
 from modelrail.client import Client
-from modelrail.entities import GateResult, ModelVersion
+from modelrail.entities import ModelVersion
+from modelrail.errors import ModelFlavorError
 from modelrail.gates import GateContext, evaluate
 from modelrail.policy import GatePolicy
+from modelrail.registry import loaded_from_bytes
 from modelrail.scoring.predictor import Scored, scoring_model_for
 
 TRAIN_ROWS = 1500
@@ -98,9 +100,45 @@ def stored_file(client: Client, version: ModelVersion) -> bytes:
     )
 
 
-def assert_not_pickle(data: bytes) -> None:
-    assert data[:1] != b"\x80", "the model was pickled"
-    assert b"pickle" not in data[:64].lower()
+def as_words(y: Any) -> np.ndarray:
+    """Class numbers 0, 1, 2 as text labels."""
+    return np.array(["low", "mid", "high"], dtype=object)[np.asarray(y)]
+
+
+def assert_stored_natively(
+    client: Client, version: ModelVersion, model: Any, *, file_format: str, magic: bytes
+) -> None:
+    """``version`` was saved by its library's flavor in that library's own format (its file
+    starts with ``magic``), not pickled, and records the packages that predict with it."""
+    library = type(model).__module__.split(".")[0]
+    assert version.flavor == library
+    details = version.flavor_details
+    assert details["format"] == file_format
+    assert details["estimator"] == f"{type(model).__module__}.{type(model).__name__}"
+    assert details["packages"][library] == importlib.import_module(library).__version__
+    assert details["unsafe"] is False
+    stored = stored_file(client, version)
+    assert stored[:1] != b"\x80", "the model was pickled"
+    assert stored.startswith(magic)
+
+
+def assert_refused_as_newer(version: ModelVersion, data: bytes, file_format: str) -> None:
+    """``data``, bytes the installed library cannot read, given as a file recorded as saved
+    by a (future) 99.0.0 of the library: refused naming the model class, the format, both
+    versions and the upgrade that reads it; and without the newer version, as damaged."""
+    library = version.flavor
+    installed = importlib.import_module(library).__version__
+    packages = {**version.flavor_details["packages"], library: "99.0.0"}
+    newer = replace(version, flavor_details={**version.flavor_details, "packages": packages})
+
+    with pytest.raises(ModelFlavorError) as refused:
+        loaded_from_bytes(newer, data)
+    message = str(refused.value)
+    assert f"{version.flavor_details['estimator']} ({file_format} file)" in message
+    assert f"saved by {library} 99.0.0, newer than the {library} {installed}" in message
+    assert f"pip install '{library}>=99.0.0'" in message
+    with pytest.raises(ModelFlavorError, match="may be damaged"):
+        loaded_from_bytes(version, data)
 
 
 def served(client: Client, version: ModelVersion, frame: pd.DataFrame) -> Scored:
@@ -113,11 +151,16 @@ def served(client: Client, version: ModelVersion, frame: pd.DataFrame) -> Scored
     return scoring.score_frame(frame)
 
 
-def batch_scored(
-    client: Client, reference: str, rows: pd.DataFrame, folder: Path, **options: Any
-) -> pd.DataFrame:
-    """``rows`` scored by a batch run (``options``: JobSpec's, e.g. ``engine="spark"``) from
-    a Parquet file into a Parquet folder; the written rows in input order."""
+def assert_batch_scores(
+    client: Client,
+    reference: str,
+    rows: pd.DataFrame,
+    expected: Any,
+    folder: Path,
+    **options: Any,
+) -> None:
+    """A batch run (``options``: JobSpec's, e.g. ``engine="spark"``) scoring ``rows`` from a
+    Parquet file into a Parquet folder writes the ``expected`` predictions."""
     source = folder / "rows.parquet"
     pq.write_table(pa.Table.from_pandas(rows.assign(id=np.arange(len(rows)))), source)
     output = folder / "scores"
@@ -130,13 +173,15 @@ def batch_scored(
     )
     record = run_batch(client, spec)
     assert record.status == "succeeded", record.error
-    return pq.read_table(output).to_pandas().sort_values("id").reset_index(drop=True)
+    written = pq.read_table(output).to_pandas().sort_values("id")["prediction"]
+    expected = np.asarray(expected).reshape(-1)
+    assert_same(written.to_numpy(dtype=expected.dtype), expected)
 
 
-def gates(client: Client, version: ModelVersion, *, runtime: bool) -> dict[str, GateResult]:
-    """The promotion gates that look at the model itself: its format is safe, it loads and
-    scores its input example as production would (the smoke test), and (``runtime``) the
-    packages it recorded are the ones installed here."""
+def assert_gates_pass(client: Client, version: ModelVersion, *, runtime: bool) -> None:
+    """The promotion gates that look at the model itself pass: its format is safe, it loads
+    and scores its input example as production would (the smoke test), and (``runtime``)
+    the packages it recorded are the ones installed here."""
     policy = GatePolicy(
         require_previous=False,
         signature_compatible=False,
@@ -157,7 +202,15 @@ def gates(client: Client, version: ModelVersion, *, runtime: bool) -> dict[str, 
         artifacts=client.artifacts,
         now=time.time(),
     )
-    return {result.gate.split(" within ")[0]: result for result in evaluate(policy, context)}
+    found = {result.gate.split(" within ")[0]: result for result in evaluate(policy, context)}
+    assert found["safe format"].passed
+    assert found["safe format"].detail == version.flavor_details["format"]
+    assert found["smoke test"].passed, found["smoke test"].detail
+    if runtime:
+        assert found["runtime compatible"].passed, found["runtime compatible"].detail
+        library = version.flavor
+        installed = version.flavor_details["packages"][library]
+        assert f"{library} {installed}" in found["runtime compatible"].detail
 
 
 def assert_scores_like(
@@ -174,7 +227,9 @@ def assert_scores_like(
     given = rows if as_given is None else as_given
     loaded = client.load_model(version.reference)
     scored = served(client, version, rows)
-    expected = model.predict(given)
+    expected = np.asarray(model.predict(given))
+    if hasattr(model, "predict_proba"):  # labels: CatBoost gives them as a (n, 1) column
+        expected = expected.reshape(-1)
     assert_same(loaded.predict(rows), expected)
     assert_same(scored.predictions, expected)
     if not hasattr(model, "predict_proba"):
