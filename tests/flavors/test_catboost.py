@@ -19,6 +19,7 @@ from tests.flavors.tree_data import (
     assert_gates_pass,
     assert_refused_as_newer,
     assert_scores_like,
+    assert_served_over_http,
     assert_stored_natively,
     binary,
     block_import,
@@ -65,6 +66,14 @@ def test_classifier_is_stored_as_cbm_and_predicts_its_own_labels(
     assert type(loaded) is cb.CatBoostClassifier
     assert list(loaded.classes_) == list(model.classes_)
     assert client.load_model("cb").predict(split.test).ndim == 1  # CatBoost gives (n, 1)
+
+
+def test_a_prediction_server_answers_both_protocols(sqlite_client: Client) -> None:
+    split = regression()
+    model = _fit(cb.CatBoostRegressor, split.train, split.y)
+    version = _log(sqlite_client, model, split.train[:5])
+
+    assert_served_over_http(sqlite_client, version, split.test[:8])
 
 
 def test_regressor_predicts_as_before(client: Client) -> None:

@@ -22,6 +22,7 @@ from tests.flavors.tree_data import (
     assert_refused_as_newer,
     assert_same,
     assert_scores_like,
+    assert_served_over_http,
     assert_stored_natively,
     binary,
     block_import,
@@ -54,6 +55,14 @@ def test_classifier_is_stored_as_ubjson_and_predicts_as_before(client: Client, d
     assert version.signature.classes == tuple(range(len(np.unique(split.y))))
     loaded = assert_scores_like(client, version, model, split.test)
     assert type(loaded) is xgb.XGBClassifier
+
+
+def test_a_prediction_server_answers_both_protocols(sqlite_client: Client) -> None:
+    split = multiclass()
+    model = xgb.XGBClassifier(**TREES).fit(split.train, split.y)
+    version = _log(sqlite_client, model, split.train[:5])
+
+    assert_served_over_http(sqlite_client, version, split.test[:8])
 
 
 def test_regressor_predicts_as_before(client: Client) -> None:

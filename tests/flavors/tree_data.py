@@ -27,6 +27,7 @@ from modelrail.gates import GateContext, evaluate
 from modelrail.policy import GatePolicy
 from modelrail.registry import loaded_from_bytes
 from modelrail.scoring.predictor import Scored, scoring_model_for
+from modelrail.serving.server import ServeOptions
 
 TRAIN_ROWS = 1500
 UNSEEN = "pilot"  # an occupation no model was trained with
@@ -176,6 +177,29 @@ def assert_batch_scores(
     written = pq.read_table(output).to_pandas().sort_values("id")["prediction"]
     expected = np.asarray(expected).reshape(-1)
     assert_same(written.to_numpy(dtype=expected.dtype), expected)
+
+
+def assert_served_over_http(client: Client, version: ModelVersion, rows: pd.DataFrame) -> None:
+    """A prediction server for ``version`` answers both protocols (modelrail's records and
+    MLflow's ``dataframe_split``) with what ``client.load_model`` predicts for ``rows``."""
+    from tests.serving.conftest import running_server
+
+    loaded = client.load_model(version.reference)
+    expected = loaded.predict(rows).tolist()
+    probabilities = loaded.predict_proba(rows)
+    split = {"columns": list(rows.columns), "data": rows.to_numpy().tolist()}
+    native = {"inputs": rows.to_dict("records")}
+    options = ServeOptions(references=(version.reference,))
+    with running_server(client.settings, options) as server:
+        for path, body in [
+            (f"/v1/models/{version.model}/predict", native),
+            ("/invocations", {"dataframe_split": split}),
+        ]:
+            reply = server.post(path, body)
+            assert reply.status == 200, reply.text
+            assert reply.json()["predictions"] == expected
+            if probabilities is not None:
+                assert_same(reply.json()["probabilities"], probabilities)
 
 
 def assert_gates_pass(client: Client, version: ModelVersion, *, runtime: bool) -> None:
