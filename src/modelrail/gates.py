@@ -61,18 +61,32 @@ def evaluate(policy: GatePolicy, ctx: GateContext) -> tuple[GateResult, ...]:
     return tuple(results)
 
 
+PICKLE = "pickle"
+SHIPPED_CODE = "shipped code"
+
+
+def load_risk(version: ModelVersion) -> str | None:
+    """What loading ``version`` runs besides its model library: ``PICKLE`` (any code: the
+    version was saved with allow_pickle and is unsafe), ``SHIPPED_CODE`` (the source files
+    that ship with it, sha256-checked), or None."""
+    if version.flavor_details.get("unsafe"):
+        return PICKLE
+    return SHIPPED_CODE if version.flavor_details.get("runs_code") else None
+
+
 def safe_format(version: ModelVersion, environment: str) -> GateResult:
     """Pass for a version whose loading runs no pickle (shipped code is named: it runs too,
     but as source that ships with the version); fail for one saved with ``allow_pickle``."""
     details = version.flavor_details
     shown = str(details.get("format") or version.flavor)
-    if details.get("unsafe"):
+    risk = load_risk(version)
+    if risk == PICKLE:
         where = f" in {environment}" if environment else ""
         return GateResult(
             SAFE_FORMAT, False, f"{shown} pickle: unsafe to load; allow_pickle = false{where}"
         )
     code = details.get("code")
-    if details.get("runs_code") and isinstance(code, dict):
+    if risk == SHIPPED_CODE and isinstance(code, dict):
         files = sorted(code)
         more = f" and {len(files) - 3} more" if len(files) > 3 else ""
         shown += f"; runs shipped code: {', '.join(files[:3])}{more}"

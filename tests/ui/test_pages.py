@@ -3,21 +3,28 @@
 from __future__ import annotations
 
 import re
+import sys
 from html import unescape
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from modelrail.ui import create_app
 from tests.conftest import POSTGRES_URL, REQUIRE_POSTGRES, postgres_schema_url
+from tests.flavors.test_python_code import linear
+from tests.test_pickle_policy import Halves
 from tests.ui.conftest import (
+    FEATURES,
     MODEL,
     Reply,
     Seeded,
     UiServer,
+    frame,
     project_settings,
     running_ui,
     seed_everything,
+    seed_models,
     tiny_png,
 )
 
@@ -270,3 +277,38 @@ def test_names_and_values_from_runs_are_escaped(tmp_path: Path) -> None:
             assert "<script>" not in reply.text and "<img src=x" not in reply.text, path
             assert "<b>loss" not in reply.text, path
         assert "&lt;b&gt;loss&lt;/b&gt;" in server.get(f"/runs/{run_id}").text
+
+
+def test_model_page_says_which_versions_run_a_pickle_or_shipped_code(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    seeded = seed_models(tmp_path / "project")
+    inputs = frame(5, seed=1)[list(FEATURES)]
+    source, custom = linear(tmp_path / "src")
+    monkeypatch.delitem(sys.modules, "my_model")
+    custom.weights = np.ones(len(FEATURES))
+    with seeded.client() as client:
+        for options in ({"allow_pickle": True}, {"code_paths": [source]}):
+            model = Halves() if "allow_pickle" in options else custom
+            with client.start_run("iris") as run:
+                run.log_metrics({"accuracy": 0.95, "false_positive_rate": 0.1})
+                run.log_model(model, MODEL, input_example=inputs, **options)
+        client.promote(f"{MODEL}:4", "staging", reason="try the pickle")
+    with running_ui(create_app(seeded.settings)) as server:
+        page = server.get(f"/models/{MODEL}")
+        assert rows(page, "version-row", "data-version") == ["5", "4", "3", "2", "1"]
+        assert rows(page, "version-loading", "data-risk") == [
+            "shipped code",
+            "pickle",
+            "none",
+            "none",
+            "none",
+        ]
+        assert "unsafe: pickle" in page.text and "runs shipped code" in page.text
+        assert "safe (skops)" in page.text
+        prod = re.search(r'data-env="prod">(.*?)</section>', page.text, re.DOTALL)
+        assert prod is not None and "no pickle" in prod.group(1)
+        check = server.get(f"/models/{MODEL}/promote?version=4&to=prod")
+        assert pairs(check, "gate-row", "data-gate", "data-passed")["safe format"] == "false"
+        assert "joblib pickle: unsafe to load; allow_pickle = false in prod" in check.text

@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
 from modelrail.cli.context import open_client
-from modelrail.cli.render import JsonOption, console, format_metric, format_time, print_json
+from modelrail.cli.render import (
+    JsonOption,
+    console,
+    format_metric,
+    format_time,
+    key_value_table,
+    print_json,
+)
+from modelrail.entities import ModelVersion
+from modelrail.gates import PICKLE, SHIPPED_CODE, load_risk
+from modelrail.refs import Ref
 
 app = typer.Typer(help="Registered models and their numbered versions.")
 
@@ -38,29 +49,46 @@ def list_models(ctx: typer.Context, as_json: JsonOption = False) -> None:
 
 @app.command("show")
 def show(
-    name: Annotated[str, typer.Argument(help="Model name.")],
+    reference: Annotated[
+        str,
+        typer.Argument(
+            help="Model name for every version, or NAME:VERSION / NAME@ENV for one in detail."
+        ),
+    ],
     as_json: JsonOption = False,
 ) -> None:
-    """Every version of a model: run, flavor, artifact sha256, signature and metrics."""
+    """Every version of a model, or one version in detail.
+
+    Each version's run, flavor (and whether loading it runs a pickle, which is unsafe, or
+    code shipped with it), artifact sha256, inputs and metrics."""
+    ref = Ref.parse(reference)
+    one = ref.version is not None or ref.environment is not None
     with open_client() as client:
-        versions = client.list_versions(name)
+        versions = [client.get_model_version(ref)] if one else client.list_versions(ref.name)
         metrics = {
             v.version: (client.get_run(v.run_id).metrics if v.run_id else {}) for v in versions
         }
+        policy = client.settings.policy
+        refusing = [e for e in policy.chain if not policy.environment(e).gates.allow_pickle]
     if as_json:
-        print_json([{**_plain(v), "metrics": metrics[v.version]} for v in versions])
+        plain = [{**_plain(v), **_risks(v), "metrics": metrics[v.version]} for v in versions]
+        print_json(plain[0] if one else plain)
         return
-    table = Table(title=f"model {name}", title_justify="left")
+    if one:
+        console().print(_detail(versions[0], metrics[versions[0].version], refusing))
+        return
+    table = Table(title=f"model {ref.name}", title_justify="left")
     for column in ("version", "run", "flavor", "sha256", "inputs", "metrics", "created", "by"):
         table.add_column(column)
     for v in versions:
         shown = ", ".join(
             f"{k} {format_metric(k, val)}" for k, val in sorted(metrics[v.version].items())[:4]
         )
+        risk = load_risk(v)
         table.add_row(
             str(v.version),
             (v.run_id or "-")[:8],
-            v.flavor,
+            v.flavor + ("" if risk is None else f" [{_STYLE[risk]}]({_SHORT[risk]})[/]"),
             v.artifact_sha256[:12],
             f"{len(v.signature.inputs)} columns",
             shown or "-",
@@ -68,6 +96,64 @@ def show(
             v.created_by,
         )
     console().print(table)
+
+
+# How ``show`` marks what loading a version runs.
+_SHORT = {PICKLE: "UNSAFE: pickle", SHIPPED_CODE: "runs shipped code"}
+_STYLE = {PICKLE: "bold red", SHIPPED_CODE: "yellow"}
+
+
+def _risks(version: ModelVersion) -> dict[str, bool]:
+    risk = load_risk(version)
+    return {"unsafe": risk == PICKLE, "runs_code": risk == SHIPPED_CODE}
+
+
+def _detail(version: ModelVersion, metrics: Mapping[str, float], refusing: list[str]) -> Table:
+    details = version.flavor_details
+    risk = load_risk(version)
+    code = details.get("code")
+    files = code if isinstance(code, dict) else {}
+    packages = details.get("packages")
+    if risk == PICKLE:
+        where = ", ".join(refusing) or "no environment of this project"
+        loading = (
+            f"[{_STYLE[risk]}]UNSAFE[/]: saved with allow_pickle=True; loading a pickle can "
+            f"run any code. Refused by {where} (allow_pickle = false)"
+        )
+    elif risk == SHIPPED_CODE:
+        loading = (
+            f"[{_STYLE[risk]}]runs shipped code[/]: loading imports the code below "
+            f"({len(files)} file{'' if len(files) == 1 else 's'}, each sha256-checked); the "
+            "state is skops data, not a pickle"
+        )
+    else:
+        loading = f"safe: {details.get('format') or version.flavor}, loaded as data"
+    pairs: list[tuple[str, object]] = [
+        ("loading", loading),
+        ("flavor", version.flavor),
+        ("format", details.get("format")),
+        ("estimator", details.get("estimator")),
+        ("run", version.run_id),
+        ("sha256", f"{version.artifact_sha256} ({version.artifact_size} bytes)"),
+        ("inputs", _columns(version)),
+    ]
+    if isinstance(packages, dict):
+        pairs.append(("packages", ", ".join(f"{k} {v}" for k, v in sorted(packages.items()))))
+    for index, (path, digest) in enumerate(sorted(files.items())):
+        pairs.append(("code" if index == 0 else "", f"{path}  sha256 {digest}"))
+    shown = ", ".join(f"{k} {format_metric(k, v)}" for k, v in sorted(metrics.items()))
+    pairs.append(("metrics", shown or None))
+    pairs.append(("created", f"{format_time(version.created_at)} by {version.created_by}"))
+    if version.description:
+        pairs.append(("description", version.description))
+    return key_value_table(f"model version {version.reference}", pairs)
+
+
+def _columns(version: ModelVersion, most: int = 8) -> str:
+    inputs = version.signature.inputs
+    shown = ", ".join(f"{c.name} {c.dtype}" for c in inputs[:most])
+    more = f", ... ({len(inputs)} columns)" if len(inputs) > most else ""
+    return shown + more
 
 
 def _plain(version: object) -> dict[str, object]:

@@ -19,6 +19,7 @@ from starlette.responses import RedirectResponse, Response
 from modelrail.entities import EnvironmentEvent, GateResult, Holding
 from modelrail.environments import holder_stack
 from modelrail.errors import InvalidInputError
+from modelrail.gates import load_risk
 from modelrail.store.environments_repo import HOLDER_ACTIONS
 from modelrail.ui.state import Page
 
@@ -56,6 +57,8 @@ def model_page(page: Page) -> Response:
         title=f"Model {name}",
         name=name,
         versions=list(reversed(versions)),
+        # What loading each version runs besides its library: "pickle", "shipped code" or None.
+        risks={v.version: load_risk(v) for v in versions},
         environments=environments,
         held=held,
         suggestions=_suggestions(client.settings.policy.chain, held),
