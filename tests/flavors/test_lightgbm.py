@@ -162,6 +162,11 @@ def test_categories_that_cannot_be_told_apart_are_refused_when_logged(
         _log(sqlite_client, model, ordered[:5])
 
 
+def test_an_unfitted_model_is_refused_when_logged(sqlite_client: Client) -> None:
+    with pytest.raises(ModelFlavorError, match="fit"):
+        _log(sqlite_client, lgb.LGBMClassifier(), binary().train[:5])
+
+
 def test_a_missing_lightgbm_names_the_extra_to_install(
     sqlite_client: Client, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -172,6 +172,11 @@ def test_promotion_gates_and_a_batch_run_score_it(sqlite_client: Client, tmp_pat
     assert_batch_scores(sqlite_client, "fair", rows, expected, tmp_path)
 
 
+def test_an_unfitted_model_is_refused_when_logged(sqlite_client: Client) -> None:
+    with pytest.raises(ModelFlavorError, match="fit"):
+        _log(sqlite_client, xgb.XGBClassifier(), binary().train[:5])
+
+
 def test_a_missing_xgboost_names_the_extra_to_install(
     sqlite_client: Client, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -50,7 +50,12 @@ class LightGBMFlavor:
                     "objective function, so only raw scores can be rebuilt from the file; "
                     "log its booster_ (a Booster) to serve those raw scores"
                 )
-            booster = model.booster_
+            try:
+                booster = model.booster_
+            except (ValueError, AttributeError) as exc:  # LGBMNotFittedError is both
+                raise ModelFlavorError(
+                    f"cannot log this {type(model).__name__}: it is not fitted"
+                ) from exc
         elif isinstance(model, lgb.Booster):
             booster = model
         else:

@@ -51,11 +51,11 @@ class XGBoostFlavor:
                 f"cannot log a {class_path(model)}: the xgboost flavor saves XGBoost's "
                 "scikit-learn models (XGBClassifier, XGBRegressor, ...) and Boosters"
             )
-        booster = model if isinstance(model, xgb.Booster) else model.get_booster()
         try:
+            booster = model if isinstance(model, xgb.Booster) else model.get_booster()
             path.write_bytes(bytes(booster.save_raw(FORMAT)))
             config = json.loads(booster.save_config())
-        except xgb.core.XGBoostError as exc:
+        except (xgb.core.XGBoostError, ValueError, AttributeError) as exc:  # not fitted too
             raise ModelFlavorError(f"XGBoost cannot save this {class_path(model)}: {exc}") from exc
         learner = config["learner"]
         details: dict[str, Any] = {
