@@ -4,6 +4,7 @@ not by an approval or a rollback; and its pickle is not even loaded to find out.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from modelrail.client import Client
 from modelrail.config import init_project, load_settings
 from modelrail.entities import GateResult, ModelVersion
 from modelrail.errors import GateFailedError
+from modelrail.gates import SHIPPED_CODE, load_risk, safe_format
 from tests.test_gates import failed_gates, gate_results, gates
 
 MODEL = "pets-classifier"
@@ -162,3 +164,22 @@ def test_a_pickle_stays_out_of_a_first_environment_that_refuses_it(
     assert client.board() == []
     log_skops(client)
     assert [(h.environment, h.version) for h in client.board()] == [("dev", 2)]
+
+
+def test_the_safe_format_gate_names_the_code_a_custom_version_runs(
+    make_client: MakeClient,
+) -> None:
+    version = log_skops(make_client())
+    files = {f"scorers/part{n}.py": "0" * 64 for n in range(5)}
+    custom = dataclasses.replace(
+        version,
+        flavor="python",
+        flavor_details={"format": "python-code", "code": files, "runs_code": True},
+    )
+    assert safe_format(custom, "prod") == GateResult(
+        "safe format",
+        True,
+        "python-code; runs shipped code: scorers/part0.py, scorers/part1.py, scorers/part2.py "
+        "and 2 more",
+    )
+    assert load_risk(custom) == SHIPPED_CODE and load_risk(version) is None

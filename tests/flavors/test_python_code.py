@@ -57,11 +57,14 @@ PACKAGE = {
     "scale.json": '{"scale": 2.0}',
     "wrapped.py": """
 import json
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
 SCALE = json.loads((Path(__file__).parent / "scale.json").read_text())["scale"]
+# Read as an installed package's data would be, too.
+assert json.loads(resources.files(__package__).joinpath("scale.json").read_text())["scale"] == SCALE
 
 
 class Scaled:

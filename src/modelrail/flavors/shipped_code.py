@@ -29,6 +29,7 @@ import tempfile
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from importlib.readers import FileReader
 from pathlib import Path
 from types import ModuleType
 
@@ -245,10 +246,16 @@ class _ShippedLoader(importlib.abc.SourceLoader):
 
     def __init__(self, location: str, source: bytes) -> None:
         self.location = location
+        self.path = location  # what importlib's FileReader reads package data beside
         self.source = source
 
     def get_filename(self, fullname: str) -> str:
         return self.location
+
+    def get_resource_reader(self, fullname: str) -> FileReader:
+        # importlib.resources.files(package) then finds the shipped data files, as it does
+        # for an installed package (they were checked against their sha256 at extraction).
+        return FileReader(self)  # type: ignore[arg-type]  # it only reads .path
 
     def get_data(self, path: str) -> bytes:
         if path != self.location:
