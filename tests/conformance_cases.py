@@ -120,3 +120,99 @@ CASES = [
     Case("sklearn-string-labels", "sklearn", sklearn_string_labels),
     Case("sklearn-regressor", "sklearn", sklearn_regressor, regression=True),
 ]
+
+
+def _as_categories(frame: pd.DataFrame, columns: list[str], categories: list[str]) -> pd.DataFrame:
+    converted = frame.copy()
+    for name in columns:
+        converted[name] = pd.Categorical(converted[name], categories=categories)
+    return converted
+
+
+OCCUPATIONS = [f"occ{i}" for i in range(1, 7)]
+
+
+def xgboost_categories_and_gaps(_: Path) -> Built:
+    """Text categories and missing values, natively (enable_categorical, NaN branches)."""
+    from xgboost import XGBClassifier
+
+    frame, target = fair()
+    rows = with_gaps(frame[[*NUMBERS, "occupation"]])
+    train = _as_categories(rows[:3000], ["occupation"], OCCUPATIONS)
+    model = XGBClassifier(n_estimators=20, max_depth=3, enable_categorical=True)
+    model.fit(train, target[:3000])
+
+    def native(data: pd.DataFrame) -> pd.DataFrame:
+        return _as_categories(data, ["occupation"], OCCUPATIONS)
+
+    return Built(
+        model,
+        train[:5],
+        held_out(rows),
+        lambda data: model.predict(native(data)),
+        lambda data: model.predict_proba(native(data)),
+    )
+
+
+def lightgbm_text_labels(_: Path) -> Built:
+    """String class labels, a text category and missing values."""
+    from lightgbm import LGBMClassifier
+
+    frame, target = fair()
+    rows = with_gaps(frame[[*NUMBERS, "occupation"]])
+    train = _as_categories(rows[:3000], ["occupation"], OCCUPATIONS)
+    labels = np.where(target[:3000] > 0, "affair", "none")
+    model = LGBMClassifier(n_estimators=20, num_leaves=8, verbose=-1).fit(train, labels)
+
+    def native(data: pd.DataFrame) -> pd.DataFrame:
+        return _as_categories(data, ["occupation"], OCCUPATIONS)
+
+    return Built(
+        model,
+        train[:5],
+        held_out(rows),
+        lambda data: model.predict(native(data)),
+        lambda data: model.predict_proba(native(data)),
+    )
+
+
+def catboost_text_categories(_: Path) -> Built:
+    from catboost import CatBoostClassifier
+
+    frame, target = fair()
+    rows = frame[[*NUMBERS, "occupation", "occupation_husb"]]
+    model = CatBoostClassifier(
+        iterations=30,
+        depth=4,
+        verbose=False,
+        random_seed=0,
+        thread_count=1,
+        cat_features=["occupation", "occupation_husb"],
+    )
+    model.fit(rows[:3000], target[:3000])
+    return _classifier(model, rows)
+
+
+def catboost_regressor(_: Path) -> Built:
+    from catboost import CatBoostRegressor
+
+    frame, _ = fair()
+    rows = frame[["age", "yrs_married", "children", "educ", "occupation"]]
+    model = CatBoostRegressor(
+        iterations=30,
+        depth=4,
+        verbose=False,
+        random_seed=0,
+        thread_count=1,
+        cat_features=["occupation"],
+    )
+    model.fit(rows[:3000], frame["rate_marriage"][:3000])
+    return Built(model, rows[:5], held_out(rows), model.predict, None)
+
+
+CASES += [
+    Case("xgboost-categories-gaps", "xgboost", xgboost_categories_and_gaps, tolerance=1e-6),
+    Case("lightgbm-text-labels", "lightgbm", lightgbm_text_labels),
+    Case("catboost-text-categories", "catboost", catboost_text_categories),
+    Case("catboost-regressor", "catboost", catboost_regressor, regression=True),
+]

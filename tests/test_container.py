@@ -140,3 +140,34 @@ def test_a_tampered_bundle_artifact_stops_the_server_at_start(tmp_path: Path, wh
     )  # fmt: skip
     assert done.returncode == 8
     assert "imaged:1" in done.stderr and "sha256" in done.stderr
+
+
+def test_the_image_installs_what_each_models_library_needs(tmp_path: Path) -> None:
+    """An environment holding an XGBoost and a LightGBM model: both libraries are pinned to
+    the versions the models were saved with, XGBoost as its CPU wheel (the same module)."""
+    from importlib import metadata
+
+    import xgboost
+    from lightgbm import LGBMClassifier
+    from xgboost import XGBClassifier
+
+    init_project(tmp_path)
+    rng = np.random.default_rng(2)
+    X = pd.DataFrame(rng.normal(size=(80, 3)), columns=["a", "b", "c"])
+    y = (X["a"] > 0).astype(int)
+    with Client(settings=load_settings(cwd=tmp_path, environ={}, create=False)) as client:
+        client.register_model(
+            XGBClassifier(n_estimators=3).fit(X, y), "boosted", input_example=X[:3]
+        )
+        lgbm = LGBMClassifier(n_estimators=3, verbose=-1).fit(X, y)
+        client.register_model(lgbm, "leafy", input_example=X[:3])
+    context = tmp_path / "ctx"
+    done = subprocess.run(
+        [MODELRAIL, "docker", "build", "--env", "dev", "--context-only", str(context)],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300, env=_env(),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    requirements = (context / "requirements.txt").read_text().split()
+    assert f"xgboost-cpu=={xgboost.__version__}" in requirements
+    assert f"lightgbm=={metadata.version('lightgbm')}" in requirements
+    assert not any(line.startswith("xgboost==") for line in requirements)

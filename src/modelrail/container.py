@@ -30,6 +30,9 @@ _RUNTIME = (
 )  # fmt: skip
 
 
+_CPU_WHEELS = {"xgboost": "xgboost-cpu"}
+
+
 @dataclass(frozen=True)
 class BuildContext:
     path: Path
@@ -107,13 +110,16 @@ def _requirements(client: Client, models: tuple[BundledModel, ...]) -> tuple[str
         needed.extend(p for p in flavor_packages if p not in _RUNTIME and p not in needed)
     pins = []
     for package in (*_RUNTIME, *needed):
+        # The image runs on CPUs: XGBoost's CPU wheel is the same module without CUDA's NCCL
+        # (hundreds of MB).
+        name = _CPU_WHEELS.get(package, package)
         version = recorded.get(package)
         if version is None:
             try:
                 version = metadata.version(package)
             except metadata.PackageNotFoundError:
                 continue
-        pins.append(f"{package}=={version}")
+        pins.append(f"{name}=={version}")
     return tuple(pins)
 
 

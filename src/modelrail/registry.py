@@ -11,7 +11,7 @@ import numpy as np
 
 from modelrail.artifacts import ArtifactStore
 from modelrail.entities import ModelVersion, Signature
-from modelrail.errors import InvalidInputError
+from modelrail.errors import InvalidInputError, ModelFlavorError
 from modelrail.flavors import SaveOptions, flavor_for, get_flavor
 from modelrail.refs import validate_name
 from modelrail.signatures import infer_signature
@@ -136,6 +136,11 @@ def load_model_version(artifacts: ArtifactStore, version: ModelVersion) -> Loade
 
 def loaded_from_bytes(version: ModelVersion, data: bytes) -> LoadedModel:
     """``version`` loaded from its artifact's content, which the caller has verified."""
-    flavor = get_flavor(version.flavor)
-    model = flavor.load(data, version.flavor_details)
-    return LoadedModel(version, model, flavor.predictor(model, version.flavor_details))
+    try:
+        flavor = get_flavor(version.flavor)
+        model = flavor.load(data, version.flavor_details)
+        return LoadedModel(version, model, flavor.predictor(model, version.flavor_details))
+    except ModelFlavorError as exc:
+        # A flavor sees bytes, not the version: name it here (a missing library, a file
+        # from a newer library version ...).
+        raise ModelFlavorError(f"cannot load {version.reference}: {exc.message}") from exc
