@@ -3,8 +3,8 @@ through load_model, and through what serving and batch scoring use."""
 
 from __future__ import annotations
 
-import importlib
 import json
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -180,7 +180,7 @@ def test_interactions_contrasts_and_functions_rebuild_under_either_formula_engin
     ]  # fmt: skip
 
 
-def test_unseen_level_is_refused_naming_the_column_and_missing_values_score_nan(
+def test_unseen_level_and_missing_values_are_refused_naming_the_column_or_row(
     sqlite_client: Client, fair: tuple[pd.DataFrame, pd.DataFrame]
 ) -> None:
     train, test = fair
@@ -188,6 +188,8 @@ def test_unseen_level_is_refused_naming_the_column_and_missing_values_score_nan(
     version = sqlite_client.register_model(
         result, "affair", input_example=test[FORMULA_INPUTS].head(5)
     )
+    # statsmodels scores no row with a missing value: serving and batch refuse them up front.
+    assert not any(c.nullable for c in version.signature.inputs)
     scoring = scoring_model_for(sqlite_client.artifacts, version)
     rows = test[FORMULA_INPUTS].head(3).reset_index(drop=True).astype(object)
     rows.loc[1, "occupation"] = "9"
@@ -196,12 +198,15 @@ def test_unseen_level_is_refused_naming_the_column_and_missing_values_score_nan(
     assert refused.value.field == "occupation"
     rows.loc[1, "occupation"] = None
     rows.loc[2, "age"] = None
-    scored = scoring.score_frame(rows)
+    scored = scoring.score_frame(rows)  # probabilities NaN, as statsmodels gives them
     unscorable = scored.nonfinite_rows()
     assert unscorable is not None and unscorable.tolist() == [False, True, True]
     assert scored.probabilities is not None
     expected = result.predict(rows.head(1).infer_objects()).iloc[0]
     np.testing.assert_allclose(scored.probabilities[0, 1], expected, rtol=1e-9)
+    with pytest.raises(InvalidRequestError, match="row 1: no class") as no_class:
+        sqlite_client.load_model("affair:1").predict(rows)
+    assert no_class.value.field == "inputs[1]"
 
 
 def test_stateful_formula_is_refused_unless_pickle_is_allowed(
@@ -237,14 +242,7 @@ def test_pickled_model_without_statsmodels_names_the_extra(
     sqlite_client.register_model(
         result, "affair", input_example=test[["age"]].head(3), allow_pickle=True
     )
-    real_import = importlib.import_module
-
-    def without_statsmodels(name: str, package: str | None = None) -> Any:
-        if name == "statsmodels":
-            raise ModuleNotFoundError("No module named 'statsmodels'")
-        return real_import(name, package)
-
-    monkeypatch.setattr(importlib, "import_module", without_statsmodels)
+    monkeypatch.setitem(sys.modules, "statsmodels", None)  # import statsmodels now fails
     with pytest.raises(ModelFlavorError, match=r"pip install 'modelrail\[statsmodels\]'"):
         sqlite_client.load_model("affair:1")
 

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from modelrail.errors import ModelFlavorError
+from modelrail.errors import InvalidRequestError, ModelFlavorError
 from modelrail.flavors.base import SaveOptions, require
 from modelrail.flavors.statsmodels_design import (
     ExogColumns,
@@ -60,6 +60,16 @@ _GLM_LINKS = {
     "CLogLog": "cloglog", "LogLog": "loglog", "Cauchy": "cauchy", "LogC": "logc",
     "Power": "power", "InversePower": "power", "InverseSquared": "power", "Sqrt": "power",
 }  # fmt: skip
+# statsmodels' own formulas, so that predictions agree to the last bits.
+_INVERSE_LINKS: dict[str, Callable[[FloatArray], FloatArray]] = {
+    "identity": lambda z: z,
+    "log": np.exp,
+    "logit": lambda z: 1.0 / (1.0 + np.exp(-z)),
+    "cloglog": lambda z: 1.0 - np.exp(-np.exp(z)),
+    "loglog": lambda z: np.exp(-np.exp(-z)),
+    "cauchy": lambda z: 0.5 + np.arctan(z) / np.pi,
+    "logc": lambda z: 1.0 - np.exp(z),
+}
 _PICKLE_HINT = (
     "log it with allow_pickle=True to save it with pickle (loading a pickle can run any code, "
     "so the version is marked unsafe and an environment can refuse it)"
@@ -79,14 +89,13 @@ class StatsmodelsFlavor:
             reason = exc.message if isinstance(exc, ModelFlavorError) else f"{exc!r}"
             if not options.allow_pickle:
                 raise ModelFlavorError(
-                    f"cannot save this statsmodels {_class_name(result)} safely: {reason}. "
+                    f"cannot save this statsmodels {type(result.model).__name__} safely: {reason}. "
                     f"Fit it without that, or {_PICKLE_HINT}"
                 ) from exc
             return _save_pickle(result, path, reason)
         path.write_bytes(json.dumps(document, allow_nan=False).encode())
-        packages = _versions("numpy", "pandas")
-        if document["link"]["name"] == "probit":
-            packages.update(_versions("scipy"))
+        scipy = ["scipy"] if document["link"]["name"] == "probit" else []
+        engine = [document["design"]["engine"]] if "design" in document else []
         return {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
@@ -94,9 +103,9 @@ class StatsmodelsFlavor:
             "kind": document["kind"],
             "link": document["link"]["name"],
             "formula": getattr(result.model, "formula", None),
-            "packages": packages,
+            "packages": _versions("numpy", "pandas", *scipy),
             # What fitted it, for provenance: loading needs none of these.
-            "trained_with": _versions("statsmodels", *_engines(document)),
+            "trained_with": _versions("statsmodels", *engine),
             "unsafe": False,
         }
 
@@ -180,27 +189,15 @@ def _kind(model: Any) -> str:
 
 def _inverse_link(link: Mapping[str, Any]) -> Callable[[FloatArray], FloatArray]:
     name = link.get("name")
-    if name == "identity":
-        return lambda z: z
-    if name == "log":
-        return np.exp
-    if name == "logit":
-        return lambda z: 1.0 / (1.0 + np.exp(-z))
     if name == "probit":
         special = require("scipy.special", "statsmodels")
         return special.ndtr  # type: ignore[no-any-return]
-    if name == "cloglog":
-        return lambda z: 1.0 - np.exp(-np.exp(z))
-    if name == "loglog":
-        return lambda z: np.exp(-np.exp(-z))
-    if name == "cauchy":
-        return lambda z: 0.5 + np.arctan(z) / np.pi
-    if name == "logc":
-        return lambda z: 1.0 - np.exp(z)
     if name == "power":
         power = float(link["power"])
         return (lambda z: z) if power == 1.0 else (lambda z: np.power(z, 1.0 / power))
-    raise ModelFlavorError(f"unknown link {name!r}: the model was saved by a newer modelrail")
+    if name not in _INVERSE_LINKS:
+        raise ModelFlavorError(f"unknown link {name!r}: the model was saved by a newer modelrail")
+    return _INVERSE_LINKS[name]
 
 
 # -- predicting ------------------------------------------------------------------------------------
@@ -224,12 +221,25 @@ class StatsmodelsBinaryClassifier(StatsmodelsRegressor):
     """A binary model's ``predict`` is the probability of 1; here it gives the class, and
     ``predict_proba`` both probabilities, as scikit-learn's classifiers do."""
 
+    # The class is 1 exactly when its probability is the larger (1 - p is exact for p >= 0.5),
+    # so serving and batch may take labels from predict_proba alone.
+    labels_follow_probabilities = True
+
     def __init__(self, mean: Callable[[Any], FloatArray], inputs: tuple[str, ...] | None) -> None:
         super().__init__(mean, inputs)
         self.classes_ = np.array([0, 1], dtype=np.int64)
 
     def predict(self, X: Any) -> np.ndarray[Any, Any]:
-        return (self._mean(X) > _THRESHOLD).astype(np.int64)
+        positive = self._mean(X)
+        unscored = np.flatnonzero(np.isnan(positive))
+        if unscored.size:
+            # statsmodels gives NaN for a row with a missing value; a class label cannot say so.
+            row = int(unscored[0])
+            raise InvalidRequestError(
+                f"row {row}: no class without a probability (a value is missing)",
+                field=f"inputs[{row}]",
+            )
+        return (positive > _THRESHOLD).astype(np.int64)
 
     def predict_proba(self, X: Any) -> FloatArray:
         positive = self._mean(X)
@@ -378,15 +388,6 @@ def _fitted(model: Any) -> Any:
             "(what .fit() returns), which hold the parameters"
         )
     return model
-
-
-def _class_name(result: Any) -> str:
-    return str(type(result.model).__qualname__)
-
-
-def _engines(document: Mapping[str, Any]) -> list[str]:
-    design = document.get("design")
-    return [str(design["engine"])] if isinstance(design, dict) else []
 
 
 def _versions(*packages: str) -> dict[str, str]:
