@@ -186,6 +186,7 @@ def catboost_text_categories(_: Path) -> Built:
         depth=4,
         verbose=False,
         random_seed=0,
+        allow_writing_files=False,  # CatBoost would write catboost_info/ to the cwd
         thread_count=1,
         cat_features=["occupation", "occupation_husb"],
     )
@@ -203,6 +204,7 @@ def catboost_regressor(_: Path) -> Built:
         depth=4,
         verbose=False,
         random_seed=0,
+        allow_writing_files=False,  # CatBoost would write catboost_info/ to the cwd
         thread_count=1,
         cat_features=["occupation"],
     )
