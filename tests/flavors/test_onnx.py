@@ -259,5 +259,5 @@ def test_missing_onnxruntime_names_the_extra(
 ) -> None:
     sqlite_client.register_model(_identity_model(13), "same", input_example=np.ones((2, 2)))
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import onnxruntime now fails
-    with pytest.raises(ModelFlavorError, match=r"onnxruntime .*pip install 'modelrail\[onnx\]'"):
+    with pytest.raises(ModelFlavorError, match=r"same:1: .*pip install 'modelrail\[onnx\]'"):
         sqlite_client.load_model("same:1")
