@@ -171,16 +171,29 @@ def _runtime_compatible(policy: GatePolicy, ctx: GateContext) -> GateResult:
     recorded = ctx.candidate.flavor_details.get("packages", {})
     mismatches = []
     for package, wanted in sorted(recorded.items()):
-        try:
-            installed = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            installed = "not installed"
+        installed = installed_version(package) or "not installed"
         if installed != wanted:
             mismatches.append(f"{package} {wanted} recorded, {installed} here")
     if mismatches:
         return GateResult(name, False, "; ".join(mismatches))
     shown = ", ".join(f"{p} {v}" for p, v in sorted(recorded.items()))
     return GateResult(name, True, shown or "no key packages recorded")
+
+
+def installed_version(distribution: str) -> str | None:
+    """The installed version of ``distribution``, or of another wheel that installs the same
+    top-level module (``xgboost-cpu`` for ``xgboost``): flavors record the canonical name."""
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        pass
+    module = distribution.replace("-", "_")
+    for alternative in metadata.packages_distributions().get(module, []):
+        try:
+            return metadata.version(alternative)
+        except metadata.PackageNotFoundError:
+            continue
+    return None
 
 
 def _time_in_previous(policy: GatePolicy, ctx: GateContext) -> GateResult:

@@ -161,9 +161,9 @@ def test_text_column_is_scored_with_the_trained_categories(client: Client) -> No
 def test_promotion_gates_and_a_batch_run_score_it(sqlite_client: Client, tmp_path: Path) -> None:
     model, X, categories = _fair_model()
     version = _log(sqlite_client, model, X.iloc[:5], name="fair")
-    # The runtime gate is left out: it looks for a distribution named "xgboost", and the
-    # tests install XGBoost's CPU-only wheel, "xgboost-cpu", the same module.
-    assert_gates_pass(sqlite_client, version, runtime=False)
+    # The tests install XGBoost's CPU-only wheel ("xgboost-cpu", the same module): the
+    # runtime gate finds it under the recorded name "xgboost".
+    assert_gates_pass(sqlite_client, version, runtime=True)
 
     rows = fair_held_out(X).dropna().reset_index(drop=True)  # batch sets empty cells aside
     assert UNSEEN in set(rows["occupation"])
