@@ -218,3 +218,222 @@ CASES += [
     Case("catboost-text-categories", "catboost", catboost_text_categories),
     Case("catboost-regressor", "catboost", catboost_regressor, regression=True),
 ]
+
+
+def _fair_target():
+    frame, target = fair()
+    frame = frame.copy()
+    frame["affair"] = target
+    return frame
+
+
+def sm_formula_logit(_: Path) -> Built:
+    import statsmodels.formula.api as smf
+
+    frame = _fair_target()
+    cols = ["occupation", "occupation_husb", "age", "yrs_married", "religious"]
+    result = smf.logit(
+        "affair ~ C(occupation) + occupation_husb + age + yrs_married + np.log(age)"
+        " + religious:yrs_married",
+        frame[:3000],
+    ).fit(disp=0)
+
+    def proba(r):
+        p = np.asarray(result.predict(r))
+        return np.column_stack([1 - p, p])
+
+    return Built(
+        result,
+        frame[cols][:5],
+        held_out(frame[cols]),
+        lambda r: (np.asarray(result.predict(r)) > 0.5).astype(int),
+        proba,
+    )
+
+
+def sm_ols_const(_: Path) -> Built:
+    import statsmodels.api as sm
+
+    frame, _t = fair()
+    X = frame[["age", "yrs_married", "children", "educ"]]
+    result = sm.OLS(frame["rate_marriage"][:3000], sm.add_constant(X[:3000])).fit()
+    return Built(
+        result,
+        X[:5],
+        held_out(X),
+        lambda r: np.asarray(result.predict(sm.add_constant(r, has_constant="add"))),
+        None,
+    )
+
+
+def sm_glm_poisson(_: Path) -> Built:
+    import statsmodels.api as sm
+    import statsmodels.formula.api as smf
+
+    frame, _t = fair()
+    cols = ["occupation", "age", "yrs_married", "children"]
+    result = smf.glm(
+        "children ~ C(occupation) + age + yrs_married", frame[:3000], family=sm.families.Poisson()
+    ).fit()
+    return Built(
+        result,
+        frame[cols][:5],
+        held_out(frame[cols]),
+        lambda r: np.asarray(result.predict(r)),
+        None,
+    )
+
+
+def _ort(model, feeds_of):
+    import onnxruntime as ort
+
+    s = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    return lambda r: s.run(None, feeds_of(r))
+
+
+def onnx_forest_zipmap(_: Path) -> Built:
+    from skl2onnx import to_onnx
+    from sklearn.ensemble import RandomForestClassifier
+
+    frame, _ = fair()
+    X = frame[NUMBERS]
+    forest = RandomForestClassifier(n_estimators=20, max_depth=6, random_state=0).fit(
+        X[:3000], frame["occupation"][:3000]
+    )
+    model = to_onnx(forest, X[:1].to_numpy(np.float32))
+    run = _ort(model, lambda r: {"X": r.to_numpy(np.float32)})
+    classes = list(forest.classes_)
+    return Built(
+        model,
+        X[:5],
+        held_out(X),
+        lambda r: list(run(r)[0]),
+        lambda r: np.array([[d[c] for c in classes] for d in run(r)[1]], dtype=float),
+    )
+
+
+def onnx_text_columns(_: Path) -> Built:
+    from skl2onnx import to_onnx
+    from skl2onnx.common.data_types import FloatTensorType, StringTensorType
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    frame, target = fair()
+    cols = ["occupation", "age", "yrs_married"]
+    X = frame[cols]
+    pipe = make_pipeline(
+        ColumnTransformer(
+            [
+                ("t", OneHotEncoder(handle_unknown="ignore"), ["occupation"]),
+                ("n", "passthrough", ["age", "yrs_married"]),
+            ]
+        ),
+        LogisticRegression(max_iter=1000),
+    ).fit(X[:3000], target[:3000])
+    model = to_onnx(
+        pipe,
+        initial_types=[
+            ("occupation", StringTensorType([None, 1])),
+            ("age", FloatTensorType([None, 1])),
+            ("yrs_married", FloatTensorType([None, 1])),
+        ],
+        options={"zipmap": False},
+    )
+
+    def feeds(r):
+        return {
+            "occupation": r[["occupation"]].to_numpy().astype(str),
+            "age": r[["age"]].to_numpy(np.float32),
+            "yrs_married": r[["yrs_married"]].to_numpy(np.float32),
+        }
+
+    run = _ort(model, feeds)
+    return Built(
+        model,
+        X[:5],
+        held_out(X),
+        lambda r: list(run(r)[0]),
+        lambda r: (lambda p: np.column_stack([1 - p, p]))(np.asarray(run(r)[1], dtype=float)[:, 1]),
+    )
+
+
+def onnx_regressor(tmp: Path) -> Built:
+    import onnx
+    from skl2onnx import to_onnx
+    from sklearn.datasets import load_diabetes
+    from sklearn.ensemble import RandomForestRegressor
+
+    X, y = load_diabetes(return_X_y=True, as_frame=True)
+    model = to_onnx(
+        RandomForestRegressor(n_estimators=10, max_depth=4, random_state=0).fit(X[:300], y[:300]),
+        X[:1].to_numpy(np.float32),
+    )
+    path = tmp / "diabetes.onnx"
+    onnx.save_model(model, path)
+    run = _ort(model, lambda r: {"X": r.to_numpy(np.float32)})
+    return Built(
+        str(path),
+        X[:5],
+        X.iloc[300:].reset_index(drop=True),
+        lambda r: run(r)[0].reshape(-1).astype(float),
+        None,
+    )
+
+
+CASES += [
+    Case("sm-formula-logit", "statsmodels", sm_formula_logit),
+    Case("sm-ols-const", "statsmodels", sm_ols_const, regression=True),
+    Case("sm-glm-poisson", "statsmodels", sm_glm_poisson, regression=True),
+    Case("onnx-forest-zipmap", "onnx", onnx_forest_zipmap),
+    Case("onnx-text-columns", "onnx", onnx_text_columns),
+    Case("onnx-regressor", "onnx", onnx_regressor, regression=True),
+]
+
+
+_CUSTOM_MODEL = """
+import numpy as np
+
+
+class Scorecard:
+    \"\"\"Points per answer, a logistic link: the kind of model a survey team writes itself.\"\"\"
+
+    def __init__(self, weights, bias, columns):
+        self.weights = np.asarray(weights, dtype=float)
+        self.bias = float(bias)
+        self.columns = list(columns)
+        self.classes_ = np.array([0, 1])
+        self.feature_names_in_ = np.array(self.columns, dtype=object)
+
+    def predict_proba(self, frame):
+        z = np.asarray(frame[self.columns], dtype=float) @ self.weights + self.bias
+        p = 1 / (1 + np.exp(-z))
+        return np.column_stack([1 - p, p])
+
+    def predict(self, frame):
+        return (self.predict_proba(frame)[:, 1] > 0.5).astype(int)
+"""
+
+
+def custom_python(tmp: Path) -> Built:
+    """A class of the user's own, its code shipped with the version (code_paths)."""
+    import importlib.util
+    import sys
+
+    path = tmp / "scorecard_model.py"
+    path.write_text(_CUSTOM_MODEL, encoding="utf-8")
+    spec = importlib.util.spec_from_file_location("scorecard_model", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["scorecard_model"] = module
+    spec.loader.exec_module(module)
+    frame, _ = fair()
+    X = frame[NUMBERS]
+    model = module.Scorecard([-0.7, 0.05, 0.1, 0.05, -0.3, 0.01], 0.5, NUMBERS)
+    return Built(
+        model, X[:5], held_out(X), model.predict, model.predict_proba, {"code_paths": [path]}
+    )
+
+
+CASES += [Case("custom-python", "python", custom_python)]
