@@ -88,15 +88,22 @@ def _scores_with_blanks(model: Any, model_input: Any, columns: list[int]) -> boo
     else:
         blanked = np.array(model_input, dtype=np.float64)
         blanked[:, columns] = np.nan
+    proba = getattr(model, "predict_proba", None)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # a model may warn about what it is being tested on
-            scored = np.asarray(model.predict(blanked))
+            outputs = [np.asarray(model.predict(blanked))]
+            if callable(proba):
+                outputs.append(np.asarray(proba(blanked)))
     except Exception:  # the model refuses missing values: exactly what is being asked
         return False
-    if len(scored) != len(blanked):
-        return False
-    return scored.dtype.kind not in "fc" or bool(np.isfinite(scored).all())
+    # Labels may stay finite while the probabilities behind them are NaN (a linear ONNX model):
+    # both must be answers for the column to take missing values.
+    return all(
+        len(scored) == len(blanked)
+        and (scored.dtype.kind not in "fc" or bool(np.isfinite(scored).all()))
+        for scored in outputs
+    )
 
 
 def _as_model_input(example: Any) -> Any:
