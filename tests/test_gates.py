@@ -453,6 +453,29 @@ def test_smoke_test_fails_on_a_damaged_model_file_or_compiled_form(
     assert failed.detail.endswith("refusing to load it")
 
 
+def test_smoke_test_sends_the_example_through_the_servers_parsing_and_batch(
+    make_client: MakeClient,
+) -> None:
+    """A pipeline that drops a column the example holds numbers and text in: the model scores
+    the example, but a server would refuse it (a text column given a number), so the gate
+    fails naming the request path, and a version that passes it serves."""
+    from sklearn.compose import ColumnTransformer
+
+    client = make_client("[environments.staging]\nsignature_compatible = false\n")
+    X = pd.DataFrame({"x": [0.1, 0.9, 0.4, 0.8, 0.2, 0.7], "code": [1, "A", "B", 2, "C", "D"]})
+    y = (X["x"] > 0.5).astype(int)
+    keep_x = ColumnTransformer([("x", "passthrough", ["x"])])
+    model = make_pipeline(keep_x, LogisticRegression()).fit(X, y)
+    log_version(client, model, X, {"accuracy": 0.9})
+    (failed,) = failed_gates(client, f"{MODEL}:1")
+    assert failed.gate == "smoke test within 500 ms"
+    assert failed.detail.startswith("a JSON request: row 0, column 'code': expected text, got int")
+
+    as_text = X.assign(code=X["code"].astype(str))
+    log_version(client, model.fit(as_text, y), as_text, {"accuracy": 0.9})
+    assert gates(client, f"{MODEL}:2")["smoke test within 500 ms"].passed
+
+
 def test_smoke_test_fails_over_the_latency_budget(
     make_client: MakeClient, data: Data, fitted: Any
 ) -> None:

@@ -15,15 +15,13 @@ from dataclasses import dataclass
 from importlib import metadata
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from modelrail.artifacts import ArtifactStore
 from modelrail.entities import GateResult, ModelVersion, Run
 from modelrail.errors import ModelrailError
 from modelrail.policy import GatePolicy
 
 if TYPE_CHECKING:
-    from modelrail.scoring.predictor import ScoringModel
+    pass
 
 
 @dataclass(frozen=True)
@@ -212,6 +210,7 @@ def _smoke_test(policy: GatePolicy, ctx: GateContext) -> GateResult:
     stored compiled form, when it has one), each sha256-checked, and predict the input
     example through every one of them: a form production would refuse fails here."""
     from modelrail.registry import load_model_version
+    from modelrail.rehearsal import as_served, through_conversions
     from modelrail.scoring.predictor import scoring_model_for
 
     name = _smoke_name(policy)
@@ -224,9 +223,13 @@ def _smoke_test(policy: GatePolicy, ctx: GateContext) -> GateResult:
         return GateResult(name, False, _smoke_failure(exc, ""))
     try:
         scoring = scoring_model_for(ctx.artifacts, ctx.candidate)
-        served_ms = _timed(_as_served(scoring), rows)
     except Exception as exc:
         return GateResult(name, False, _smoke_failure(exc, "as served: "))
+    try:
+        served_ms = _timed(as_served(scoring), rows)
+        _timed(through_conversions(scoring), rows)  # parsed as requests, and in batch
+    except Exception as exc:  # the message names the path (as served, a JSON request ...)
+        return GateResult(name, False, _smoke_failure(exc, ""))
     passed = max(model_ms, served_ms) <= policy.smoke_latency_ms
     return GateResult(
         name,
@@ -258,26 +261,6 @@ def _timed(predict: Callable[[], list[Any]], rows: int) -> float:
         if len(predictions) != rows:
             raise _WrongCount(f"{len(predictions)} predictions for {rows} rows")
     return elapsed_ms
-
-
-def _as_served(scoring: ScoringModel) -> Callable[[], list[Any]]:
-    """The input example through each path serving and batch scoring take: a float64
-    matrix (and, for a compiled form, column by column), or a frame for text columns."""
-    import pandas as pd
-
-    example = scoring.version.input_example
-    frame = pd.DataFrame(example["data"], columns=example["columns"])[list(scoring.columns)]
-    if not scoring.numeric:
-        return lambda: [scoring.score_frame(frame).predictions]
-    matrix = frame.to_numpy(dtype=np.float64)
-    columns = [np.ascontiguousarray(matrix[:, j]) for j in range(matrix.shape[1])]
-
-    def predict() -> list[Any]:
-        outputs = [scoring.score(matrix).predictions]
-        by_columns = scoring.score_columns(columns)
-        return outputs if by_columns is None else [*outputs, by_columns.predictions]
-
-    return predict
 
 
 def _smoke_failure(exc: Exception, form: str) -> str:
