@@ -437,3 +437,34 @@ def custom_python(tmp: Path) -> Built:
 
 
 CASES += [Case("custom-python", "python", custom_python)]
+
+
+def sklearn_multi_output_regressor(_: Path) -> Built:
+    """Two answers per row: how happy the marriage is and how many children."""
+    from sklearn.ensemble import RandomForestRegressor
+
+    frame, _ = fair()
+    features = ["age", "yrs_married", "religious", "educ"]
+    targets = frame[["rate_marriage", "children"]]
+    model = RandomForestRegressor(n_estimators=10, max_depth=5, random_state=0)
+    model.fit(frame[features][:3000], targets[:3000])
+    return Built(model, frame[features][:5], held_out(frame[features]), model.predict, None)
+
+
+def sklearn_multi_output_labels(_: Path) -> Built:
+    """Two text labels per row (each occupation), no single table of probabilities."""
+    from sklearn.multioutput import MultiOutputClassifier
+    from sklearn.tree import DecisionTreeClassifier
+
+    frame, _ = fair()
+    model = MultiOutputClassifier(DecisionTreeClassifier(max_depth=4, random_state=0))
+    model.fit(frame[NUMBERS][:3000], frame[["occupation", "occupation_husb"]][:3000])
+    return Built(model, frame[NUMBERS][:5], held_out(frame[NUMBERS]), model.predict, None)
+
+
+CASES += [
+    Case(
+        "sklearn-multi-output-regressor", "sklearn", sklearn_multi_output_regressor, regression=True
+    ),
+    Case("sklearn-multi-output-labels", "sklearn", sklearn_multi_output_labels),
+]

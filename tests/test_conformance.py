@@ -221,8 +221,12 @@ def _run(registered: Registered, inputs: Path, output: str, engine: str) -> None
 
 def _from_table(registered: Registered, table: list[dict[str, Any]]) -> Answers:
     case = registered.case
-    predictions = [row["prediction"] for row in table]
-    if case.regression:
+    outputs = [c for c in table[0] if c == "prediction" or c.startswith("prediction_")]
+    if outputs == ["prediction"]:
+        predictions = [row["prediction"] for row in table]
+    else:  # a multi-output model: one column per output
+        predictions = [[row[c] for c in outputs] for row in table]
+    if case.regression or registered.expected.probabilities is None:
         return Answers(predictions)
     classes = registered.client.get_model_version(registered.reference).signature.classes
     if len(classes) == 2:

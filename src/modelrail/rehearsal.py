@@ -114,7 +114,7 @@ _ROW = "__modelrail_smoke_row"
 def _batch_path(scoring: ScoringModel, frame: Any) -> Callable[[], list[Any]]:
     import pyarrow as pa
 
-    from modelrail.batch.scorer import PREDICTION, BatchScorer
+    from modelrail.batch.scorer import BatchScorer
 
     scorer = BatchScorer(scoring, (pa.field(_ROW, pa.int64()),), on_bad_rows="fail")
 
@@ -124,6 +124,7 @@ def _batch_path(scoring: ScoringModel, frame: Any) -> Callable[[], list[Any]]:
         rows = pa.array(np.arange(len(frame), dtype=np.int64))
         batch = table.append_column(_ROW, rows).combine_chunks().to_batches()[0]
         scored = scorer.score(batch, 0, "smoke-test")
-        return [scored.output.column(PREDICTION).to_numpy(zero_copy_only=False)]
+        first = scorer.prediction_columns()[0]
+        return [scored.output.column(first).to_numpy(zero_copy_only=False)]
 
     return predict

@@ -49,13 +49,23 @@ def infer_signature(model: Any, example: Any) -> tuple[Signature, dict[str, Any]
             f"the model failed to predict its input_example: {type(exc).__name__}: {exc}"
         ) from exc
     nullable = _nullable_columns(model, model_input, names, rows)
-    has_proba = callable(getattr(model, "predict_proba", None))
     classes = getattr(model, "classes_", None)
+    # A multi-output classifier has one classes_ array per output: its answers are labels,
+    # one column per output, without one table of probabilities.
+    per_output = isinstance(classes, list)
+    has_proba = callable(getattr(model, "predict_proba", None)) and not per_output
+    dtype = _dtype_name(predictions.dtype)
+    width = predictions.shape[1] if predictions.ndim == 2 else 1
+    outputs = (
+        (ColumnSpec("prediction", dtype),)
+        if width == 1
+        else tuple(ColumnSpec(f"prediction_{j}", dtype) for j in range(width))
+    )
     signature = Signature(
         inputs=tuple(ColumnSpec(n, d, n in nullable) for n, d in zip(names, dtypes, strict=True)),
-        outputs=(ColumnSpec("prediction", _dtype_name(predictions.dtype)),),
+        outputs=outputs,
         has_probabilities=has_proba,
-        classes=tuple(_plain(c) for c in classes) if classes is not None else (),
+        classes=tuple(_plain(c) for c in classes) if classes is not None and not per_output else (),
     )
     return signature, {"columns": names, "data": rows}
 

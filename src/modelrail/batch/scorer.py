@@ -111,7 +111,7 @@ class BatchScorer:
         # Columns the model scores missing (checked when the version was registered).
         self._nullable = tuple(c.nullable for c in model.version.signature.inputs)
         clash = set(self.id_columns) & {
-            PREDICTION,
+            *self.prediction_columns(),
             *self.probability_columns(),
             *(f.name for f in STAMP_FIELDS),
         }
@@ -123,7 +123,7 @@ class BatchScorer:
         self.output_schema = pa.schema(
             [
                 *id_fields,
-                pa.field(PREDICTION, self._prediction_type()),
+                *(pa.field(name, arrow) for name, arrow in self._prediction_fields()),
                 *(pa.field(c, pa.float64()) for c in self.probability_columns()),
             ]
         )
@@ -139,10 +139,16 @@ class BatchScorer:
             return ("probability",)
         return tuple(f"probability_{_column_suffix(c)}" for c in classes)
 
-    def _prediction_type(self) -> pa.DataType:
+    def prediction_columns(self) -> tuple[str, ...]:
+        """``prediction``, or one column per output of a multi-output model."""
+        return tuple(name for name, _ in self._prediction_fields())
+
+    def _prediction_fields(self) -> list[tuple[str, pa.DataType]]:
         outputs = self.model.version.signature.outputs
-        dtype = outputs[0].dtype if outputs else "float64"
-        return _ARROW_TYPES.get(dtype, pa.string())
+        if len(outputs) <= 1:
+            dtype = outputs[0].dtype if outputs else "float64"
+            return [(PREDICTION, _ARROW_TYPES.get(dtype, pa.string()))]
+        return [(o.name, _ARROW_TYPES.get(o.dtype, pa.string())) for o in outputs]
 
     # -- scoring ---------------------------------------------------------------------
 
@@ -184,7 +190,13 @@ class BatchScorer:
 
     def _output(self, batch: pa.RecordBatch, scored: Scored) -> pa.RecordBatch:
         columns = [batch.column(name) for name in self.id_columns]
-        columns.append(_prediction_array(scored, self.output_schema.field(PREDICTION).type))
+        predictions = scored.predictions
+        names = self.prediction_columns()
+        if len(names) > 1:  # one column per output (a 2-D answer)
+            predictions = predictions.reshape(len(predictions), -1)
+        for j, name in enumerate(names):
+            values = predictions if len(names) == 1 else np.ascontiguousarray(predictions[:, j])
+            columns.append(_prediction_array(values, self.output_schema.field(name).type))
         columns.extend(self._probabilities(scored))
         return pa.RecordBatch.from_arrays(columns, schema=self.output_schema)
 
@@ -331,8 +343,7 @@ def _with_unscorable(
     return mask, reasons
 
 
-def _prediction_array(scored: Scored, arrow_type: pa.DataType) -> pa.Array:
-    values = scored.predictions
+def _prediction_array(values: np.ndarray[Any, Any], arrow_type: pa.DataType) -> pa.Array:
     if arrow_type == pa.string():
         return arrays.strings([str(v) for v in values.tolist()])
     return arrays.from_numpy(values, arrow_type)

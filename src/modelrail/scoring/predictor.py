@@ -39,7 +39,9 @@ class ScoringModel:
         self.columns: tuple[str, ...] = tuple(c.name for c in loaded.version.signature.inputs)
         self.dtypes: tuple[str, ...] = tuple(c.dtype for c in loaded.version.signature.inputs)
         self.numeric = all(d in NUMERIC_DTYPES for d in self.dtypes)
-        self.has_probabilities = callable(getattr(loaded.predictor, "predict_proba", None))
+        self.has_probabilities = loaded.version.signature.has_probabilities and callable(
+            getattr(loaded.predictor, "predict_proba", None)
+        )
         self._wants_frame = hasattr(loaded.predictor, "feature_names_in_")
         call = ModelCall(loaded.predictor, self.columns, self._wants_frame, self.has_probabilities)
         self._call = call.verified_single_pass(_example_input(loaded))
