@@ -468,3 +468,53 @@ CASES += [
     ),
     Case("sklearn-multi-output-labels", "sklearn", sklearn_multi_output_labels),
 ]
+
+
+_TENURE_MODEL = """
+import numpy as np
+import pandas as pd
+
+
+class Tenure:
+    # Churn odds from how long ago a customer joined (a date column) and their spend.
+
+    feature_names_in_ = np.array(["joined", "spend"], dtype=object)
+    classes_ = np.array(["stays", "leaves"], dtype=object)
+
+    def predict_proba(self, frame):
+        joined = pd.to_datetime(frame["joined"])
+        days = (pd.Timestamp("2026-01-01") - joined).dt.days.to_numpy(dtype=float)
+        z = 1.5 - days / 400 + np.asarray(frame["spend"], dtype=float) / 100
+        p = 1 / (1 + np.exp(z))
+        return np.column_stack([1 - p, p])
+
+    def predict(self, frame):
+        return self.classes_[self.predict_proba(frame).argmax(axis=1)]
+"""
+
+
+def custom_python_dates(tmp: Path) -> Built:
+    """A datetime input column on every path (ISO text in JSON and CSV, timestamps in Parquet)."""
+    import importlib.util
+    import sys
+
+    path = tmp / "tenure_model.py"
+    path.write_text(_TENURE_MODEL, encoding="utf-8")
+    spec = importlib.util.spec_from_file_location("tenure_model", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["tenure_model"] = module
+    spec.loader.exec_module(module)
+    rng = np.random.default_rng(4)
+    days = rng.integers(0, 2000, size=200)
+    rows = pd.DataFrame(
+        {
+            "joined": pd.Timestamp("2020-06-01") + pd.to_timedelta(days, unit="D"),
+            "spend": rng.normal(50, 30, size=200).round(2),
+        }
+    )
+    model = module.Tenure()
+    return Built(model, rows[:5], rows, model.predict, model.predict_proba, {"code_paths": [path]})
+
+
+CASES += [Case("custom-python-dates", "python", custom_python_dates)]

@@ -110,7 +110,11 @@ def _same(path: str, found: Answers, expected: Answers, case: Case) -> None:
 
 
 def _records(rows: pd.DataFrame) -> list[dict[str, Any]]:
+    """Rows as a client sends them in JSON: dates as ISO 8601 text, missing values as null."""
     plain = rows.astype(object).where(rows.notna(), None)
+    for name in rows.columns:
+        if pd.api.types.is_datetime64_any_dtype(rows[name]):
+            plain[name] = [None if pd.isna(t) else t.isoformat() for t in rows[name]]
     return plain.to_dict("records")
 
 
