@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -12,8 +14,10 @@ from sklearn.preprocessing import StandardScaler
 
 import modelrail
 from modelrail.client import Client
+from modelrail.config import load_settings
 from modelrail.errors import (
     ArtifactIntegrityError,
+    ConfigError,
     InvalidInputError,
     InvalidReferenceError,
     ModelFlavorError,
@@ -179,3 +183,22 @@ def test_references_to_missing_models_and_versions_are_clear(
         client.load_model("cancer-classifier:9")
     with pytest.raises(InvalidReferenceError, match="cancer-classifier:x"):
         client.load_model("cancer-classifier:x")
+
+
+def test_the_project_can_allow_pickle_and_a_model_can_still_refuse_it(project: Path) -> None:
+    (project / "modelrail.toml").write_text("[models]\nallow_pickle = true\n", encoding="utf-8")
+    settings = load_settings(cwd=project, environ={}, create=False)
+    with Client(settings=settings, user="tester") as client:
+        version = client.register_model(MeanModel(1.0), "mean", input_example=np.zeros((2, 3)))
+        assert version.flavor == "joblib" and version.flavor_details["unsafe"] is True
+        with pytest.raises(ModelFlavorError, match="allow_pickle"):
+            client.register_model(
+                MeanModel(1.0), "mean", input_example=np.zeros((2, 3)), allow_pickle=False
+            )
+    off = load_settings(cwd=project, environ={"MODELRAIL_ALLOW_PICKLE": "0"}, create=False)
+    assert not off.allow_pickle
+    (project / "modelrail.toml").write_text('[models]\nallow_pickle = "yes"\n', encoding="utf-8")
+    with pytest.raises(
+        ConfigError, match=r"modelrail.toml:2: \[models\] allow_pickle must be true"
+    ):
+        load_settings(cwd=project, environ={}, create=False)

@@ -185,12 +185,19 @@ class Client:
         *,
         input_example: Any,
         description: str = "",
-        allow_pickle: bool = False,
+        allow_pickle: bool | None = None,
         code_paths: Sequence[str | os.PathLike[str]] = (),
     ) -> ModelVersion:
         """Register a model that was trained outside a run (see ``ActiveRun.log_model``)."""
-        options = save_options(allow_pickle, code_paths)
+        options = self.save_options(allow_pickle, code_paths)
         return self._register(model, name, None, input_example, description, options)
+
+    def save_options(
+        self, allow_pickle: bool | None, code_paths: Sequence[str | os.PathLike[str]]
+    ) -> SaveOptions:
+        """``allow_pickle`` as given, else the project's ``[models] allow_pickle``."""
+        allowed = self.settings.allow_pickle if allow_pickle is None else allow_pickle
+        return save_options(allowed, code_paths)
 
     def _register(
         self,

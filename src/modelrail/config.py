@@ -26,8 +26,13 @@ _KNOWN_KEYS: Mapping[str, frozenset[str]] = {
     "store": frozenset({"url"}),
     "artifacts": frozenset({"root", "cache"}),
     "identity": frozenset({"user"}),
+    "models": frozenset({"allow_pickle"}),
     "ui": frozenset({"public_name"}),
 }
+
+
+# Settings that are true or false (kept as "true" / "" beside the text settings).
+_FLAGS = frozenset({("models", "allow_pickle")})
 
 
 @dataclass(frozen=True)
@@ -42,6 +47,8 @@ class Settings:
     artifact_cache: str | None = None
     # Names the dashboard is reached by besides its own addresses (see modelrail.ui.guard).
     ui_public_name: str | None = None
+    # Models no flavor saves safely are pickled without log_model(..., allow_pickle=True).
+    allow_pickle: bool = False
 
     @property
     def project_dir(self) -> Path:
@@ -108,6 +115,7 @@ def load_settings(
     artifact_cache = env.get("MODELRAIL_ARTIFACT_CACHE") or file_values.get(("artifacts", "cache"))
     user = env.get("MODELRAIL_USER") or file_values.get(("identity", "user")) or _os_user()
     ui_public_name = env.get("MODELRAIL_UI_PUBLIC_NAME") or file_values.get(("ui", "public_name"))
+    allow_pickle = _flag(env, "MODELRAIL_ALLOW_PICKLE", file_values.get(("models", "allow_pickle")))
     policy = parse_policy(document.get("environments"), root / CONFIG_FILE_NAME, text, env)
     return Settings(
         project_root=root,
@@ -118,7 +126,19 @@ def load_settings(
         created_project=created,
         policy=policy,
         ui_public_name=ui_public_name,
+        allow_pickle=allow_pickle,
     )
+
+
+def _flag(env: Mapping[str, str], variable: str, from_file: str | None) -> bool:
+    value = env.get(variable)
+    if value is None:
+        return bool(from_file)
+    if value.strip().lower() in ("1", "true", "yes"):
+        return True
+    if value.strip().lower() in ("", "0", "false", "no"):
+        return False
+    raise ConfigError(f"environment variable {variable}={value!r}: must be true or false")
 
 
 def _os_user() -> str:
@@ -150,6 +170,12 @@ def _read_config(path: Path) -> tuple[dict[tuple[str, str], str], dict[str, Any]
             if key not in _KNOWN_KEYS[section]:
                 line = _line_of(text, key)
                 raise ConfigError(f"{path}:{line}: unknown key '{key}' in [{section}]")
+            if (section, key) in _FLAGS:
+                if not isinstance(value, bool):
+                    line = _line_of(text, key)
+                    raise ConfigError(f"{path}:{line}: [{section}] {key} must be true or false")
+                values[(section, key)] = "true" if value else ""
+                continue
             if not isinstance(value, str):
                 line = _line_of(text, key)
                 raise ConfigError(f"{path}:{line}: [{section}] {key} must be a string")
@@ -194,6 +220,12 @@ _DEFAULT_CONFIG = """\
 [identity]
 # Who you are in the audit history. Default: the operating-system user.
 # user = "alice"
+
+[models]
+# Models no flavor saves safely (see docs/models.md) are pickled only when you allow it, here for
+# the whole project or per model with log_model(..., allow_pickle=True). Loading a pickle can run
+# any code: such versions are marked unsafe, and prod refuses them (allow_pickle in [environments]).
+# allow_pickle = false
 
 [environments]
 # The working environments a model version moves through, in order.

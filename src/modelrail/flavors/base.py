@@ -112,8 +112,9 @@ def flavor_for(model: Any, options: SaveOptions = SaveOptions()) -> Flavor:
         )
     raise ModelFlavorError(
         f"no flavor saves a {_type_name(model)} safely: log it with code_paths=[...] to ship "
-        "its code, or with allow_pickle=True to save it with pickle (loading a pickle can run "
-        "any code, so the version is marked unsafe and an environment can refuse it)"
+        "its code, or with allow_pickle=True (or [models] allow_pickle = true in "
+        "modelrail.toml) to save it with pickle (loading a pickle can run any code, so the "
+        "version is marked unsafe and an environment can refuse it)"
     )
 
 

@@ -24,7 +24,6 @@ from modelrail.entities import (
     ModelVersion,
 )
 from modelrail.errors import InvalidInputError, InvalidMetricError, RunStateError
-from modelrail.flavors.base import save_options
 from modelrail.store.codec import to_jsonable
 from modelrail.tracking.components import data_component, params_component
 
@@ -168,16 +167,17 @@ class ActiveRun:
         *,
         input_example: Any = None,
         description: str = "",
-        allow_pickle: bool = False,
+        allow_pickle: bool | None = None,
         code_paths: Sequence[str | os.PathLike[str]] = (),
     ) -> ModelVersion:
         """Register ``model`` as the next version of ``name``, linked to this run.
 
         Each family is saved in its own format (see docs/models.md). ``code_paths`` ships the
         files that define a custom model's classes with the version; ``allow_pickle`` lets a
-        model no flavor saves safely be pickled, which marks the version unsafe."""
+        model no flavor saves safely be pickled, which marks the version unsafe (None: the
+        project's ``[models] allow_pickle``)."""
         self._require_open()
-        options = save_options(allow_pickle, code_paths)
+        options = self.client.save_options(allow_pickle, code_paths)
         return self.client._register(model, name, self.id, input_example, description, options)
 
     # -- life cycle ----------------------------------------------------------------------------
