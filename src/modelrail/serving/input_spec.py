@@ -10,6 +10,7 @@ number only in a boolean column, and ``null`` only passes in a column the model 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -36,11 +37,12 @@ class InputSpec:
             frozenset(c.name for c in inputs if c.nullable),
         )
 
-    @property
+    # Read on every request: worked out once (a frozen dataclass keeps its __dict__ for these).
+    @cached_property
     def numeric(self) -> bool:
         return all(d in NUMERIC for d in self.dtypes)
 
-    @property
+    @cached_property
     def booleans(self) -> frozenset[str]:
         return frozenset(n for n, d in zip(self.columns, self.dtypes, strict=True) if d == "bool")
 
