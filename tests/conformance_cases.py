@@ -518,3 +518,33 @@ def custom_python_dates(tmp: Path) -> Built:
 
 
 CASES += [Case("custom-python-dates", "python", custom_python_dates)]
+
+
+def xgboost_regressor(_: Path) -> Built:
+    """A regressor trained and scored with missing values."""
+    from xgboost import XGBRegressor
+
+    frame, _ = fair()
+    features = ["age", "yrs_married", "religious", "educ"]
+    rows = with_gaps(frame[features])
+    model = XGBRegressor(n_estimators=20, max_depth=3).fit(
+        rows[:3000], frame["rate_marriage"][:3000]
+    )
+    return Built(model, rows[:5], held_out(rows), model.predict, None)
+
+
+def lightgbm_multiclass_labels(_: Path) -> Built:
+    """Which occupation (six text labels), from the rest, with missing values."""
+    from lightgbm import LGBMClassifier
+
+    frame, _ = fair()
+    rows = with_gaps(frame[NUMBERS])
+    model = LGBMClassifier(n_estimators=20, num_leaves=8, verbose=-1)
+    model.fit(rows[:3000], frame["occupation"][:3000])
+    return _classifier(model, rows)
+
+
+CASES += [
+    Case("xgboost-regressor-gaps", "xgboost", xgboost_regressor, regression=True, tolerance=1e-6),
+    Case("lightgbm-multiclass-labels", "lightgbm", lightgbm_multiclass_labels),
+]
