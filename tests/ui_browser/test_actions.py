@@ -221,7 +221,7 @@ def test_promotion_to_prod_waits_for_a_second_person_to_approve(
     page.get_by_test_id("login-button").click()
     page.wait_for_url(re.compile(r"/requests/\d+/approve$"))
     expect(page.get_by_test_id("acting-as")).to_contain_text("acting as bob")
-    expect(page.get_by_test_id("gate-row")).to_have_count(4)
+    expect(page.get_by_test_id("gate-row")).to_have_count(5)  # "safe format" among them
     confirm(page, "reviewed")
     expect(page.get_by_test_id("notice")).to_contain_text(
         f"bob approved and moved {MODEL} version 1 in prod"
