@@ -1,14 +1,20 @@
 """Prometheus metrics of the prediction server: requests, errors and latency per model
 and version, and shadow agreement.
 
-With several worker processes, prometheus_client's multiprocess mode (one file
-per process in ``PROMETHEUS_MULTIPROC_DIR``) lets any worker answer a scrape for all.
+Each request is counted through a ``ModelCounts`` bound to its model and version once. In one
+process (the default) these are plain numbers that the event loop, the only thread that
+answers requests and scrapes, adds to and a collector reads at scrape time: no lock and no
+label lookup per request. With several worker processes, prometheus_client's multiprocess
+mode (one file per process in ``PROMETHEUS_MULTIPROC_DIR``) lets any worker answer a scrape
+for all, so there each request goes through prometheus_client's labelled children.
 """
 
 from __future__ import annotations
 
 import os
-from typing import Any
+from bisect import bisect_left
+from collections.abc import Iterator
+from typing import Any, Protocol
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -18,8 +24,105 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.utils import floatToGoString
 
 LATENCY_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
+# The latency buckets' "le" labels, written as prometheus_client writes them.
+_BOUNDS = [*(floatToGoString(b) for b in LATENCY_BUCKETS), "+Inf"]  # type: ignore[no-untyped-call]
+_REQUESTS = (
+    "modelrail_requests_total",
+    "Prediction requests answered, by model, version and HTTP status.",
+)
+_ROWS = ("modelrail_predicted_rows_total", "Rows predicted.")
+_LATENCY = (
+    "modelrail_request_latency_seconds",
+    "Time from request received to response ready, by model and version.",
+)
+
+
+class ModelCounts(Protocol):
+    """The request metrics of one model version."""
+
+    def answered(self, rows: int, seconds: float) -> None: ...
+
+    def failed(self, status: int, seconds: float) -> None: ...
+
+
+class _LocalCounts:
+    """One process's counts of one model version, read by ``_LocalCollector`` at scrape time."""
+
+    __slots__ = ("buckets", "ok", "rows", "statuses", "total_seconds")
+
+    def __init__(self) -> None:
+        self.ok = 0
+        self.rows = 0
+        self.statuses: dict[int, int] = {}
+        self.buckets = [0] * (len(LATENCY_BUCKETS) + 1)  # the last one: above every bound
+        self.total_seconds = 0.0
+
+    def answered(self, rows: int, seconds: float) -> None:
+        self.ok += 1
+        self.rows += rows
+        self.buckets[bisect_left(LATENCY_BUCKETS, seconds)] += 1
+        self.total_seconds += seconds
+
+    def failed(self, status: int, seconds: float) -> None:
+        self.statuses[status] = self.statuses.get(status, 0) + 1
+        self.buckets[bisect_left(LATENCY_BUCKETS, seconds)] += 1
+        self.total_seconds += seconds
+
+
+class _LocalCollector:
+    """Requests, rows and latency of every model version, from the ``_LocalCounts``."""
+
+    def __init__(self, counts: dict[tuple[str, int], Any]) -> None:
+        self.counts = counts
+
+    def collect(self) -> Iterator[Metric]:
+        labels = ["model", "version"]
+        requests = CounterMetricFamily(*_REQUESTS, labels=[*labels, "status"])
+        rows = CounterMetricFamily(*_ROWS, labels=labels)
+        latency = HistogramMetricFamily(*_LATENCY, labels=labels)
+        for (model, version), counts in list(self.counts.items()):
+            v = str(version)
+            if counts.ok:
+                requests.add_metric([model, v, "200"], counts.ok)
+            for status, count in sorted(counts.statuses.items()):
+                requests.add_metric([model, v, str(status)], count)
+            rows.add_metric([model, v], counts.rows)
+            cumulative, running = [], 0
+            for bound, count in zip(_BOUNDS, counts.buckets, strict=True):
+                running += count
+                cumulative.append((bound, float(running)))
+            latency.add_metric([model, v], cumulative, counts.total_seconds)
+        yield from (requests, rows, latency)
+
+    def describe(self) -> Iterator[Metric]:  # registered without calling collect() early
+        return iter(())
+
+
+class _SharedCounts:
+    """One model version's counts in prometheus_client's multiprocess files."""
+
+    __slots__ = ("_latency", "_metrics", "_ok", "_rows", "_version", "model")
+
+    def __init__(self, metrics: ServerMetrics, model: str, version: int) -> None:
+        self._metrics = metrics
+        self.model = model
+        self._version = str(version)
+        self._ok = metrics.requests.labels(model, self._version, "200")
+        self._rows = metrics.rows.labels(model, self._version)
+        self._latency = metrics.latency.labels(model, self._version)
+
+    def answered(self, rows: int, seconds: float) -> None:
+        self._ok.inc()
+        self._rows.inc(rows)
+        self._latency.observe(seconds)
+
+    def failed(self, status: int, seconds: float) -> None:
+        self._metrics.requests.labels(self.model, self._version, str(status)).inc()
+        self._latency.observe(seconds)
 
 
 class ServerMetrics:
@@ -30,22 +133,13 @@ class ServerMetrics:
         self.registry = CollectorRegistry()
         registry = None if self.multiprocess else self.registry
         labels = ("model", "version")
-        self.requests = Counter(
-            "modelrail_requests_total",
-            "Prediction requests answered, by model, version and HTTP status.",
-            (*labels, "status"),
-            registry=registry,
-        )
-        self.rows = Counter(
-            "modelrail_predicted_rows_total", "Rows predicted.", labels, registry=registry
-        )
-        self.latency = Histogram(
-            "modelrail_request_latency_seconds",
-            "Time from request received to response ready, by model and version.",
-            labels,
-            buckets=LATENCY_BUCKETS,
-            registry=registry,
-        )
+        self._counts: dict[tuple[str, int], Any] = {}
+        if self.multiprocess:
+            self.requests = Counter(*_REQUESTS, (*labels, "status"), registry=None)
+            self.rows = Counter(*_ROWS, labels, registry=None)
+            self.latency = Histogram(*_LATENCY, labels, buckets=LATENCY_BUCKETS, registry=None)
+        else:
+            self.registry.register(_LocalCollector(self._counts))
         self.errors = Counter(
             "modelrail_request_errors_total",
             "Requests refused (4xx) or failed, by model and reason.",
@@ -84,25 +178,22 @@ class ServerMetrics:
             buckets=LATENCY_BUCKETS,
             registry=registry,
         )
-        self._children: dict[tuple[str, int], Any] = {}
+
+    def for_model(self, model: str, version: int) -> ModelCounts:
+        """The counts of ``model`` ``version``, to keep and add to on each request."""
+        key = (model, version)
+        counts: ModelCounts | None = self._counts.get(key)
+        if counts is None:
+            counts = _SharedCounts(self, model, version) if self.multiprocess else _LocalCounts()
+            self._counts[key] = counts
+        return counts
 
     def observe(self, model: str, version: int, status: int, rows: int, seconds: float) -> None:
-        key = (model, version)
-        children = self._children.get(key)
-        if children is None:
-            v = str(version)
-            children = (
-                self.requests.labels(model, v, "200"),
-                self.rows.labels(model, v),
-                self.latency.labels(model, v),
-            )
-            self._children[key] = children
+        counts = self.for_model(model, version)
         if status == 200:
-            children[0].inc()
-            children[1].inc(rows)
+            counts.answered(rows, seconds)
         else:
-            self.requests.labels(model, str(version), str(status)).inc()
-        children[2].observe(seconds)
+            counts.failed(status, seconds)
 
     def refused(self, model: str, reason: str) -> None:
         self.errors.labels(model, reason).inc()
