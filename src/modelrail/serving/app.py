@@ -9,8 +9,9 @@ version that produced it, in the body and in ``x-model-*`` headers.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from time import perf_counter
 from typing import Any
 
 import numpy as np
@@ -19,8 +20,9 @@ import orjson
 from modelrail.errors import InvalidRequestError
 from modelrail.scoring.predictor import UNSCORABLE, Scored
 from modelrail.serving.docs import docs_page, openapi_spec
-from modelrail.serving.inputs import Limits, matrix_from_csv, matrix_from_json
-from modelrail.serving.metrics import ServerMetrics
+from modelrail.serving.input_spec import InputSpec
+from modelrail.serving.inputs import Limits, ModelInput, matrix_from_csv, matrix_from_json
+from modelrail.serving.metrics import ModelCounts, ServerMetrics
 from modelrail.serving.models import ModelSet, ServedModel
 
 log = logging.getLogger("modelrail.serving")
@@ -56,6 +58,7 @@ class PredictionApp:
         self.shadow = shadow
         self.on_startup = on_startup
         self.on_shutdown = on_shutdown
+        self._answering: dict[str, _Answering] = {}
         self._get_routes: dict[str, Callable[[], tuple[int, bytes, bytes]]] = {
             "/health": self._health,
             "/ready": self._ready,
@@ -106,37 +109,30 @@ class PredictionApp:
     async def _predict(
         self, scope: Scope, receive: Receive, send: Send, name: str | None, *, mlflow: bool
     ) -> None:
-        started = time.perf_counter()
+        started = perf_counter()
         served = self._choose(name)
         if isinstance(served, str):
             await _error(send, 404, served, "model")
             return
-        headers = _model_headers(served)
+        answering = self._answering.get(served.name)
+        if answering is None or answering.served is not served:  # first use, or a new version
+            answering = _Answering.of(served, self.metrics)
+            self._answering[served.name] = answering
         try:
-            body = await _read_body(scope, receive, self.limits)
-            content_type = _content_type(scope)
+            content_type, body = await _read_body(scope, receive, self.limits)
             spec = served.input_spec
-            if mlflow and content_type == b"text/csv":
-                matrix = matrix_from_csv(body, spec, self.limits)
-            elif content_type in _JSON_TYPES or content_type.endswith(b"+json"):
+            if content_type == b"application/json":
                 matrix = matrix_from_json(body, spec, self.limits, mlflow=mlflow)
             else:
-                raise InvalidRequestError(
-                    f"content type {content_type.decode(errors='replace')!r} is not supported: "
-                    "send application/json" + (" or text/csv" if mlflow else ""),
-                    field="content-type",
-                    status=415,
-                )
-            scoring_started = time.perf_counter()
+                matrix = _other_content(content_type, body, spec, self.limits, mlflow)
+            scoring_started = perf_counter()
             scored = served.scoring.score_input(matrix)
-            scoring_seconds = time.perf_counter() - scoring_started
+            scoring_seconds = perf_counter() - scoring_started
             _refuse_unscorable(scored)
         except InvalidRequestError as exc:
             self.metrics.refused(served.name, exc.field or "body")
-            self.metrics.observe(
-                served.name, served.version, exc.http_status, 0, time.perf_counter() - started
-            )
-            await _error(send, exc.http_status, exc.message, exc.field, headers)
+            answering.counts.failed(exc.http_status, perf_counter() - started)
+            await _error(send, exc.http_status, exc.message, exc.field, answering.model_headers)
             return
         except _ClientGone:
             return
@@ -153,22 +149,24 @@ class PredictionApp:
                 422,
                 f"the model could not score this input: {type(exc).__name__}: {exc}",
                 "inputs",
-                headers,
+                answering.model_headers,
             )
             return
-        document: dict[str, Any] = {
-            "model": served.name,
-            "version": served.version,
-            "environment": served.environment,
-            "predictions": _serialisable(scored.predictions),
-        }
+        document = answering.document.copy()
+        document["predictions"] = _serialisable(scored.predictions)
         if scored.probabilities is not None:
             document["probabilities"] = _serialisable(scored.probabilities)
         payload_out = orjson.dumps(document, option=orjson.OPT_SERIALIZE_NUMPY, default=_plain)
-        await _respond(send, 200, payload_out, [_JSON, *headers])
-        self.metrics.observe(
-            served.name, served.version, 200, matrix.shape[0], time.perf_counter() - started
+        # Counted before it is sent: a client holding its answer finds it in /metrics.
+        answering.counts.answered(len(matrix), perf_counter() - started)
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [*answering.headers, (b"content-length", b"%d" % len(payload_out))],
+            }
         )
+        await send({"type": "http.response.body", "body": payload_out})
         if self.shadow is not None:
             self.shadow(served, matrix, scored.predictions, scoring_seconds)
 
@@ -281,26 +279,57 @@ def _refuse_unscorable(scored: Scored) -> None:
         raise InvalidRequestError(f"row {row}: {UNSCORABLE}", field=f"inputs[{row}]", status=422)
 
 
-def _model_headers(served: ServedModel) -> list[tuple[bytes, bytes]]:
-    headers = [
-        (b"x-model-name", served.name.encode()),
-        (b"x-model-version", str(served.version).encode()),
-    ]
-    if served.environment:
-        headers.append((b"x-model-environment", served.environment.encode()))
-    return headers
+@dataclass(frozen=True, slots=True)
+class _Answering:
+    """What every answer of one served version repeats, worked out on its first request."""
+
+    served: ServedModel
+    model_headers: tuple[tuple[bytes, bytes], ...]  # x-model-*
+    headers: tuple[tuple[bytes, bytes], ...]  # content type + x-model-*
+    document: dict[str, Any]  # model, version, environment
+    counts: ModelCounts
+
+    @classmethod
+    def of(cls, served: ServedModel, metrics: ServerMetrics) -> _Answering:
+        named = [
+            (b"x-model-name", served.name.encode()),
+            (b"x-model-version", str(served.version).encode()),
+        ]
+        if served.environment:
+            named.append((b"x-model-environment", served.environment.encode()))
+        document = {
+            "model": served.name,
+            "version": served.version,
+            "environment": served.environment,
+        }
+        counts = metrics.for_model(served.name, served.version)
+        return cls(served, tuple(named), (_JSON, *named), document, counts)
 
 
-def _content_type(scope: Scope) -> bytes:
+def _other_content(
+    content_type: bytes, body: bytes, spec: InputSpec, limits: Limits, mlflow: bool
+) -> ModelInput:
+    """A body whose content type is not exactly ``application/json``."""
+    content_type = bytes(content_type.split(b";", 1)[0].strip().lower())
+    if mlflow and content_type == b"text/csv":
+        return matrix_from_csv(body, spec, limits)
+    if content_type in _JSON_TYPES or content_type.endswith(b"+json"):
+        return matrix_from_json(body, spec, limits, mlflow=mlflow)
+    raise InvalidRequestError(
+        f"content type {content_type.decode(errors='replace')!r} is not supported: "
+        "send application/json" + (" or text/csv" if mlflow else ""),
+        field="content-type",
+        status=415,
+    )
+
+
+async def _read_body(scope: Scope, receive: Receive, limits: Limits) -> tuple[bytes, bytes]:
+    """The request's content type (as sent; ``b""`` without one) and its whole body."""
+    content_type = b""
     for key, value in scope["headers"]:
         if key == b"content-type":
-            return bytes(value.split(b";", 1)[0].strip().lower())
-    return b""
-
-
-async def _read_body(scope: Scope, receive: Receive, limits: Limits) -> bytes:
-    for key, value in scope["headers"]:
-        if key == b"content-length" and value.isdigit() and int(value) > limits.max_body_bytes:
+            content_type = value
+        elif key == b"content-length" and value.isdigit() and int(value) > limits.max_body_bytes:
             raise InvalidRequestError(
                 f"the body is {int(value)} bytes; at most {limits.max_body_bytes}",
                 field="body",
@@ -318,9 +347,9 @@ async def _read_body(scope: Scope, receive: Receive, limits: Limits) -> bytes:
             raise InvalidRequestError(
                 f"the body is over {limits.max_body_bytes} bytes", field="body", status=413
             )
-        chunks.append(chunk)
         if not message.get("more_body", False):
-            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+            return content_type, b"".join((*chunks, chunk)) if chunks else chunk
+        chunks.append(chunk)
 
 
 async def _respond(
@@ -336,7 +365,7 @@ async def _error(
     status: int,
     message: str,
     field: str | None,
-    headers: list[tuple[bytes, bytes]] | None = None,
+    headers: tuple[tuple[bytes, bytes], ...] = (),
 ) -> None:
     body = orjson.dumps({"error": message, "field": field, "status": status})
-    await _respond(send, status, body, [_JSON, *(headers or [])])
+    await _respond(send, status, body, [_JSON, *headers])
