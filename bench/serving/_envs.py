@@ -7,6 +7,7 @@ scikit-learn as .venv, so one pickle loads everywhere.
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import json
 import os
 import pickle
@@ -23,10 +24,25 @@ ROOT = BENCH.parent
 ENVS = BENCH / ".envs"
 APPS = Path(__file__).resolve().parent / "apps"
 SKLEARN = f"scikit-learn=={sklearn.__version__}"
+
+
+def _pinned(distribution: str, module: str) -> tuple[str, str, str]:
+    """(requirement at .venv's version, import name, version) for a library the pickles need."""
+    version = importlib.metadata.version(distribution)
+    return f"{distribution}=={version}", module, version
+
+
+# The model families' libraries, at .venv's versions so their pickles load in the FastAPI app.
+FAMILY_LIBRARIES = (
+    (SKLEARN, "sklearn", sklearn.__version__),
+    _pinned("xgboost-cpu", "xgboost"),
+    _pinned("lightgbm", "lightgbm"),
+)
 PACKAGES = {
     "mlflow": ["mlflow>=3,<4", SKLEARN],
     "bentoml": ["bentoml", SKLEARN, "pandas"],
-    "fastapi": ["fastapi", "uvicorn[standard]", SKLEARN, "pandas", "numpy"],
+    "fastapi": ["fastapi", "uvicorn[standard]", "pandas", "numpy"]
+    + [requirement for requirement, _, _ in FAMILY_LIBRARIES],
 }
 MODEL_NAME = "bench-model"
 
@@ -59,9 +75,16 @@ def ensure_env(name: str) -> Path:
         print(f"  creating {venv.relative_to(ROOT)} (pip install {' '.join(PACKAGES[name])})")
         _call([sys.executable, "-m", "venv", str(venv)])
         _call([str(python), "-m", "pip", "install", "--quiet", *PACKAGES[name]])
-    found = _call([str(python), "-c", "import sklearn; print(sklearn.__version__)"]).strip()
-    if found != sklearn.__version__:  # an older env: align it so the pickle loads
-        _call([str(python), "-m", "pip", "install", "--quiet", SKLEARN])
+    pinned = FAMILY_LIBRARIES if name == "fastapi" else FAMILY_LIBRARIES[:1]
+    code = "import importlib\n" + "".join(
+        f"try: print(importlib.import_module({module!r}).__version__)\n"
+        "except ImportError: print('-')\n"
+        for _, module, _ in pinned
+    )
+    found = _call([str(python), "-c", code]).split()
+    stale = [req for (req, _, want), got in zip(pinned, found, strict=True) if got != want]
+    if stale:  # an older env: align it so the pickles load
+        _call([str(python), "-m", "pip", "install", "--quiet", *stale])
     return venv
 
 
@@ -126,8 +149,14 @@ def export(kind: str, venv: Path, model: Model, out: Path, env: dict[str, str]) 
 
 
 VERSIONED = {
-    ROOT / ".venv": ("modelrail", "scikit-learn", "numpy", "orjson", "uvicorn", "uvloop"),
-    ENVS / "fastapi": ("fastapi", "uvicorn", "uvloop", "httptools", "pydantic", "pandas"),
+    ROOT / ".venv": (
+        *("modelrail", "scikit-learn", "numpy", "orjson", "uvicorn", "uvloop", "httptools"),
+        *("xgboost-cpu", "lightgbm", "statsmodels", "pandas", "prometheus-client"),
+    ),
+    ENVS / "fastapi": (
+        *("fastapi", "uvicorn", "uvloop", "httptools", "pydantic", "pandas"),
+        *("xgboost-cpu", "lightgbm"),
+    ),
     ENVS / "bentoml": ("bentoml", "uvicorn", "pandas"),
     ENVS / "mlflow": ("mlflow", "uvicorn", "pandas"),
 }

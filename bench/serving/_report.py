@@ -72,6 +72,17 @@ def table(labels: dict[str, str], results: dict[str, list[Result]]) -> list[str]
     return lines
 
 
+def header(host: dict[str, str], command: str) -> list[str]:
+    """The machine, its load average before and after the run, and the command."""
+    return [
+        "",
+        f"Machine: {host['cpu']}, {host['cores']} cores, {host['ram']} RAM, "
+        f"Python {host['python']}, {host['os']}",
+        f"Load average (1, 5, 15 min): {host['load']} before, {host['load_after']} after",
+        f"Command: {command}",
+    ]
+
+
 def report(
     host: dict[str, str],
     command: str,
@@ -82,11 +93,7 @@ def report(
     leftover: list[int],
 ) -> str:
     lines = [
-        "",
-        f"Machine: {host['cpu']}, {host['cores']} cores, {host['ram']} RAM, "
-        f"Python {host['python']}, {host['os']}",
-        f"Load average (1, 5, 15 min): {host['load']} before, {host['load_after']} after",
-        f"Command: {command}",
+        *header(host, command),
         "",
         *table(labels, results),
         "",

@@ -18,11 +18,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 HOST = "127.0.0.1"
 _live: dict[int, subprocess.Popen[bytes]] = {}
 used_ports: list[int] = []
+pids: dict[int, int] = {}  # port -> the process listening on it (while it runs)
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,32 @@ class Server:
 
 class ServerError(Exception):
     pass
+
+
+def stop_on_signals() -> None:
+    """SIGTERM and SIGHUP end the run through ``finally`` blocks, which stop every server."""
+
+    def terminate(signum: int, _frame: FrameType | None) -> None:
+        raise SystemExit(f"stopped by signal {signum}")
+
+    signal.signal(signal.SIGTERM, terminate)
+    signal.signal(signal.SIGHUP, terminate)
+
+
+def warn_if_busy(load: str) -> None:
+    if float(load.split()[0]) > 0.5:
+        print(
+            f"warning: load average {load} before starting: other work is running, "
+            "so the figures will be lower and noisier than on an idle machine"
+        )
+
+
+def uvicorn(venv: Path, apps: Path, target: str) -> list[str]:
+    """``target`` (module:app in ``apps``) on ``venv``'s uvicorn as the benchmarks run every
+    ASGI app: uvloop, httptools, no access log, {port} to be filled in."""
+    options = f"--host {HOST} --port {{port}} --loop uvloop --http httptools --no-access-log "
+    options += "--log-level warning"
+    return [str(venv / "bin" / "uvicorn"), "--app-dir", str(apps), target, *options.split()]
 
 
 def free_port() -> int:
@@ -88,10 +116,12 @@ def running(server: Server, log_dir: Path, expected: Any) -> Iterator[int]:
             start_new_session=True,  # its own process group: workers and children die with it
         )
     _live[process.pid] = process
+    pids[port] = process.pid
     try:
         _wait_until_correct(server, port, process, log_path, expected)
         yield port
     finally:
+        pids.pop(port, None)
         stop(process)
         if listening(port):
             raise ServerError(f"{server.label}: port {port} still listening after stop")
@@ -164,3 +194,10 @@ def stop_all() -> None:
 
 def still_listening() -> list[int]:
     return [port for port in used_ports if listening(port)]
+
+
+def cpu_seconds(port: int) -> float:
+    """User + system CPU seconds used so far by the server on ``port`` (all its threads)."""
+    fields = Path(f"/proc/{pids[port]}/stat").read_text().rsplit(")", 1)[1].split()
+    # utime and stime are the 14th and 15th fields; the text after ")" starts at the 3rd.
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

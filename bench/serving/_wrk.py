@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 HOST = "127.0.0.1"
@@ -32,6 +33,13 @@ class Result:
     non_2xx: int
     socket_errors: int
     socket_detail: str
+    server_cpu_s: float | None = None  # the server's CPU seconds during the measured run
+
+    @property
+    def cpu_us_per_request(self) -> float | None:
+        if self.server_cpu_s is None or self.requests == 0:
+            return None
+        return self.server_cpu_s / self.requests * 1e6
 
     @property
     def errors(self) -> int:
@@ -72,14 +80,27 @@ def command(script: Path, port: int, path: str, load: Load) -> list[str]:
     ]
 
 
-def drive(script: Path, port: int, path: str, load: Load, warmup_s: int) -> Result:
-    """A warm-up run (discarded), then the measured one."""
-    warm = Load(load.connections, load.threads, warmup_s)
-    subprocess.run(command(script, port, path, warm), capture_output=True, check=True)
+def drive(
+    script: Path,
+    port: int,
+    path: str,
+    load: Load,
+    warmup_s: int,
+    cpu: Callable[[], float] | None = None,
+) -> Result:
+    """A warm-up run (discarded), then the measured one; with ``cpu`` (the server's CPU
+    seconds so far), also the server's CPU time during the measured run."""
+    if warmup_s > 0:
+        warm = Load(load.connections, load.threads, warmup_s)
+        subprocess.run(command(script, port, path, warm), capture_output=True, check=True)
+    before = cpu() if cpu is not None else 0.0
     done = subprocess.run(
         command(script, port, path, load), capture_output=True, text=True, check=True
     )
-    return parse(done.stdout, load)
+    result = parse(done.stdout, load)
+    if cpu is None:
+        return result
+    return replace(result, server_cpu_s=cpu() - before)
 
 
 def parse(output: str, load: Load) -> Result:

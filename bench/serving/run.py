@@ -13,13 +13,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 import sys
 import tempfile
 import time
 from dataclasses import asdict
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 from _envs import (
@@ -34,7 +32,17 @@ from _envs import (
     versions,
 )
 from _report import report, target_verdict
-from _servers import HOST, Server, ServerError, running, still_listening, stop_all
+from _servers import (
+    HOST,
+    Server,
+    ServerError,
+    running,
+    still_listening,
+    stop_all,
+    stop_on_signals,
+    uvicorn,
+    warn_if_busy,
+)
 from _wrk import Load, Result, drive, write_script
 
 sys.path.insert(0, str(ROOT / "bench"))
@@ -56,12 +64,6 @@ NOTES = (
 )
 ORDER: tuple[str, ...] = ("hello", "modelrail", "modelrail-2w", "fastapi-numpy")
 ORDER += ("fastapi-pandas", "bentoml", "mlflow")
-
-
-def uvicorn(venv: Path, target: str) -> list[str]:
-    options = f"--host {HOST} --port {{port}} --loop uvloop --http httptools --no-access-log "
-    options += "--log-level warning"
-    return [str(venv / "bin" / "uvicorn"), "--app-dir", str(APPS), target, *options.split()]
 
 
 def on_path(venv: Path, **extra: str) -> dict[str, str]:
@@ -94,7 +96,7 @@ def build_servers(work: Path, only: set[str], problems: dict[str, str]) -> tuple
             ("fastapi-numpy", "FastAPI + numpy", "fastapi_sklearn:numpy_app"),
             ("fastapi-pandas", "FastAPI + pandas", "fastapi_sklearn:pandas_app"),
         ):
-            command = uvicorn(fastapi, target)
+            command = uvicorn(fastapi, APPS, target)
             checks = key != "hello"
             servers.append(Server(key, label, command, "/predict", native, app_env, work, checks))
     for key, label, extra in (
@@ -172,17 +174,9 @@ def main() -> None:
         parser.error(f"unknown servers: {', '.join(sorted(unknown))}")
     seconds = 3 if args.quick else 10
 
-    def terminate(signum: int, _frame: FrameType | None) -> None:
-        raise SystemExit(f"stopped by signal {signum}")
-
-    signal.signal(signal.SIGTERM, terminate)
-    signal.signal(signal.SIGHUP, terminate)
+    stop_on_signals()
     host = machine()
-    if float(host["load"].split()[0]) > 0.5:
-        print(
-            f"warning: load average {host['load']} before starting: other work is running, "
-            "so the figures will be lower and noisier than on an idle machine"
-        )
+    warn_if_busy(host["load"])
     began = time.monotonic()
     source = source_state()
     problems: dict[str, str] = {}
