@@ -9,8 +9,10 @@ number only in a boolean column, and ``null`` only passes in a column the model 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -43,6 +45,14 @@ class InputSpec:
         return all(d in NUMERIC for d in self.dtypes)
 
     @cached_property
+    def pick(self) -> Callable[[Any], tuple[Any, ...]]:
+        """A record's values in column order, as a tuple (KeyError for a missing column)."""
+        if len(self.columns) == 1:
+            (only,) = self.columns
+            return lambda record: (record[only],)
+        return itemgetter(*self.columns)
+
+    @cached_property
     def booleans(self) -> frozenset[str]:
         return frozenset(n for n, d in zip(self.columns, self.dtypes, strict=True) if d == "bool")
 
@@ -64,7 +74,7 @@ def numeric_matrix(
     # Only requests holding a null come here: a per-value look is affordable.
     nullable = [c in spec.nullable for c in spec.columns]
     for row in rows:
-        if not isinstance(row, list) or len(row) != len(spec.columns):
+        if not isinstance(row, list | tuple) or len(row) != len(spec.columns):
             return None
         for value, may_miss in zip(row, nullable, strict=True):
             if value is None:
@@ -98,7 +108,7 @@ def typed_frame(rows: list[Any], spec: InputSpec, where: str) -> Any:
 
     width = len(spec.columns)
     for r, row in enumerate(rows):
-        if not isinstance(row, list):
+        if not isinstance(row, list | tuple):
             raise InvalidRequestError(
                 f'"{where}[{r}]" must be a list of values', field=f"{where}[{r}]"
             )

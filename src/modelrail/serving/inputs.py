@@ -66,7 +66,8 @@ def matrix_from_native(
             field="body",
         )
     if "inputs" in payload:
-        _only(payload, {"inputs"})
+        if len(payload) != 1:
+            _only(payload, {"inputs"})
         return _from_records(payload["inputs"], spec, limits, "inputs", booleans)
     if "data" in payload or "columns" in payload:
         _only(payload, {"columns", "data"})
@@ -227,6 +228,12 @@ def _from_rows(
     if not isinstance(rows, list):
         raise InvalidRequestError(f'"{where}" must be a list of rows', field=where)
     _check_rows(len(rows), limits, where)
+    return _converted(rows, spec, where, booleans)
+
+
+def _converted(rows: list[Any], spec: InputSpec, where: str, booleans: _Booleans) -> ModelInput:
+    """Rows (lists, or tuples picked from records) of values in column order, as the model's
+    input; every value is checked against its column's type."""
     if not spec.numeric:
         return typed_frame(rows, spec, where)
     columns = spec.columns
@@ -240,7 +247,7 @@ def _from_rows(
     if matrix is None:
         raise _locate(rows, spec, where)
     if matrix.ndim != 2 or matrix.shape[1] != len(columns):
-        width = len(rows[0]) if isinstance(rows[0], list) else 1
+        width = len(rows[0]) if isinstance(rows[0], list | tuple) else 1
         raise InvalidRequestError(
             f'rows in "{where}" must have {len(columns)} values ({", ".join(columns)}); '
             f"got {width}",
@@ -268,7 +275,22 @@ def _from_records(
     if not isinstance(records, list):
         raise InvalidRequestError(f'"{where}" must be a list of records', field=where)
     _check_rows(len(records), limits, where)
-    columns = spec.columns
+    # A record with as many keys as there are columns, each column among them, has exactly
+    # the signature's columns: one C-level pick per record, no key set built or compared.
+    width = len(spec.columns)
+    pick = spec.pick
+    try:
+        rows: list[Any] = [pick(record) for record in records if len(record) == width]
+    except (KeyError, TypeError):  # a missing column, or a record that is not an object
+        rows = []
+    if len(rows) != len(records):
+        _refuse_records(records, spec.columns, where)
+        rows = [[record[c] for c in spec.columns] for record in records]
+    return _converted(rows, spec, where, booleans)
+
+
+def _refuse_records(records: list[Any], columns: tuple[str, ...], where: str) -> None:
+    """Name the first record that is not an object of the signature's columns."""
     expected = set(columns)
     for index, record in enumerate(records):
         if not isinstance(record, dict):
@@ -277,8 +299,6 @@ def _from_records(
             )
         if record.keys() != expected:
             _check_names(list(record), columns, f"{where}[{index}]")
-    rows = [[record[c] for c in columns] for record in records]
-    return _from_rows(rows, spec, limits, where, booleans)
 
 
 def _from_column_lists(
@@ -307,7 +327,7 @@ def _locate(rows: list[Any], spec: InputSpec, where: str) -> InvalidRequestError
     """Find the first value that is not a number (only on the error path)."""
     columns = spec.columns
     for r, row in enumerate(rows):
-        if not isinstance(row, list):
+        if not isinstance(row, list | tuple):
             return InvalidRequestError(
                 f'"{where}[{r}]" must be a list of values', field=f"{where}[{r}]"
             )
