@@ -22,6 +22,7 @@ from modelrail.errors import ArtifactIntegrityError
 from modelrail.registry import load_model_version
 from modelrail.scoring.compiled import compile_model, form_to_bytes
 from modelrail.scoring.predictor import scoring_model_for
+from tests.test_environments import compiled_sha256
 
 SWAP_SECONDS = 3.0
 # Replaces the file again and again, alternating the good and the bad content, each time
@@ -143,7 +144,7 @@ def test_a_compiled_form_swapped_in_during_loads_is_never_used(sqlite_client: Cl
     assert other is not None
     with sqlite_client.start_run("swap") as run:
         version = run.log_model(model, "linear", input_example=X[:3])
-    path = sqlite_client.artifacts.path_for(version.flavor_details["compiled"]["sha256"])
+    path = sqlite_client.artifacts.path_for(compiled_sha256(version))
     bad = form_to_bytes(other)
     assert bad is not None
     expected = model.predict(X).tolist()
@@ -153,5 +154,7 @@ def test_a_compiled_form_swapped_in_during_loads_is_never_used(sqlite_client: Cl
     )
 
     assert refused > 0, "the swap never raced a load: the test proved nothing"
-    assert scorers and all(s.predictor_kind == "compiled" for s in scorers)
+    assert version.forms is not None
+    chosen = version.forms["chosen"]["one_row"]
+    assert scorers and all(s.predictor_kind == chosen for s in scorers)
     assert all(s.score(X.to_numpy()).predictions.tolist() == expected for s in scorers)

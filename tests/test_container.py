@@ -60,7 +60,7 @@ def test_context_has_a_pinned_non_root_dockerfile_and_a_verified_bundle(tmp_path
     manifest = json.loads((context / "bundle" / "manifest.json").read_text())
     (entry,) = manifest["models"]
     assert entry["environment"] == "staging" and entry["version"]["version"] == 1
-    # The model and its compiled form, which the server scores with (no scikit-learn load).
+    # The model and its predictor forms, which the server scores with (no scikit-learn load).
     for sha in _bundled_shas(context).values():
         assert (context / "bundle" / "artifacts" / "sha256" / sha[:2] / sha[2:]).is_file()
 
@@ -69,10 +69,9 @@ def _bundled_shas(context: Path) -> dict[str, str]:
     manifest = json.loads((context / "bundle" / "manifest.json").read_text())
     (entry,) = manifest["models"]
     version = entry["version"]
-    return {
-        "model": version["artifact_sha256"],
-        "compiled form": version["flavor_details"]["compiled"]["sha256"],
-    }
+    forms = version["forms"]
+    (chosen,) = [t for t in forms["tried"] if t["kind"] == forms["chosen"]["one_row"]]
+    return {"model": version["artifact_sha256"], "compiled form": chosen["sha256"]}
 
 
 def _bundled_file(context: Path, which: str) -> Path:

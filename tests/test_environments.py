@@ -290,7 +290,19 @@ def damage(client: Client, sha256: str) -> Path:
 
 
 def compiled_sha256(version: ModelVersion) -> str:
-    return str(version.flavor_details["compiled"]["sha256"])
+    """The sha256 of the predictor form that serves one row (a linear model has one)."""
+    from modelrail.scoring.forms.record import forms_record
+
+    record = forms_record(version)
+    chosen = None if record is None else record.chosen_for("one_row")
+    assert chosen is not None and chosen.sha256 is not None
+    return chosen.sha256
+
+
+def compiled_label(version: ModelVersion) -> str:
+    """How errors name that form: ``pets-classifier:1 onnxruntime form``."""
+    assert version.forms is not None
+    return f"{version.reference} {version.forms['chosen']['one_row']} form"
 
 
 @pytest.mark.parametrize("blob", ["model file", "compiled form"])
@@ -303,7 +315,7 @@ def test_force_skips_the_gates_but_never_the_sha256_check(
     sha256 = version.artifact_sha256 if blob == "model file" else compiled_sha256(version)
     path = damage(client, sha256)
     board, history = client.board(), client.history()
-    shown = f"{MODEL}:1" if blob == "model file" else f"{MODEL}:1 compiled form"
+    shown = f"{MODEL}:1" if blob == "model file" else compiled_label(version)
     with pytest.raises(ArtifactIntegrityError) as caught:
         client.promote(f"{MODEL}:1", to="staging", force=True, reason="incident 42")
     assert caught.value.message.startswith(f"artifact {shown} ({path}) has sha256 ")
@@ -338,7 +350,7 @@ def test_approval_checks_the_sha256_even_without_a_smoke_test(
     request = alice.promote(f"{MODEL}:1", to="prod").request
     assert request is not None
     damage(alice, compiled_sha256(alice.get_model_version(f"{MODEL}:1")))
-    with pytest.raises(ArtifactIntegrityError, match=f"artifact {MODEL}:1 compiled form "):
+    with pytest.raises(ArtifactIntegrityError, match=f"artifact {MODEL}:1 [a-z-]+ form "):
         bob.approve(request.id)
     assert (MODEL, "prod") not in holdings(alice)
     assert alice.environment_service.repo.get_request(request.id).status == "pending"
@@ -692,7 +704,7 @@ def test_rollback_refuses_a_version_whose_compiled_form_no_longer_verifies(
     _in_staging(client, X, fitted, count=2)
     damage(client, compiled_sha256(client.get_model_version(f"{MODEL}:1")))
     history = client.history()
-    with pytest.raises(ArtifactIntegrityError, match=f"artifact {MODEL}:1 compiled form "):
+    with pytest.raises(ArtifactIntegrityError, match=f"artifact {MODEL}:1 [a-z-]+ form "):
         client.rollback(MODEL, "staging")
     assert holdings(client)[(MODEL, "staging")] == 2
     assert client.history() == history

@@ -1,5 +1,6 @@
-"""A linear model's compiled form is verified and stored when it is registered, so batch
-scoring uses it without loading the model or importing scikit-learn, sha256-checked."""
+"""A linear model's compiled form is verified when it is registered, and the fastest verified
+form stored, so serving and batch scoring use it without loading the model or importing
+scikit-learn, sha256-checked."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from sklearn.preprocessing import StandardScaler
 from modelrail.client import Client
 from modelrail.config import init_project, load_settings
 from modelrail.errors import ArtifactIntegrityError
+from modelrail.scoring.forms.record import forms_record, stored_blobs
 from modelrail.scoring.predictor import scoring_model_for
 
 FEATURES = ["a", "b", "c"]
@@ -40,13 +42,17 @@ def test_a_linear_pipeline_scores_from_its_stored_form_like_the_model(tmp_path: 
     with _client(tmp_path) as client:
         with client.start_run("compiled") as run:
             version = run.log_model(model, "linear", input_example=X[:5])
-        assert version.flavor_details["compiled"]["link"] == "logistic"
+        record = forms_record(version)
+        assert record is not None
+        linear = record.form("compiled-linear")
+        assert linear is not None and linear.verified and linear.details["link"] == "logistic"
         scoring = scoring_model_for(client.artifacts, version)
-        assert scoring.loaded is None and scoring.predictor_kind == "compiled"
+        assert scoring.loaded is None
+        assert scoring.predictor_kind == record.chosen["one_row"] != "sklearn"
         scored = scoring.score(X.to_numpy())
     assert scored.predictions.tolist() == model.predict(X).tolist()
     assert scored.probabilities is not None
-    np.testing.assert_allclose(scored.probabilities, model.predict_proba(X), rtol=1e-9)
+    np.testing.assert_allclose(scored.probabilities, model.predict_proba(X), rtol=0, atol=1e-6)
 
 
 def test_a_model_without_a_compiled_form_is_loaded_itself(tmp_path: Path) -> None:
@@ -55,9 +61,9 @@ def test_a_model_without_a_compiled_form_is_loaded_itself(tmp_path: Path) -> Non
     with _client(tmp_path) as client:
         with client.start_run("forest") as run:
             version = run.log_model(model, "forest", input_example=X[:5])
-        assert "compiled" not in version.flavor_details
+        record = forms_record(version)
+        assert record is not None and record.form("compiled-linear").reason == "not linear"
         scoring = scoring_model_for(client.artifacts, version)
-        assert scoring.loaded is not None
         assert scoring.score(X.to_numpy()).predictions.tolist() == model.predict(X).tolist()
 
 
@@ -66,13 +72,16 @@ def test_a_tampered_stored_form_is_refused(tmp_path: Path) -> None:
     with _client(tmp_path) as client:
         with client.start_run("compiled") as run:
             version = run.log_model(LogisticRegression().fit(X, y), "linear", input_example=X[:5])
-        stored = client.artifacts.path_for(version.flavor_details["compiled"]["sha256"])
-        stored.chmod(0o644)
-        data = bytearray(stored.read_bytes())
-        data[-10] ^= 0xFF
-        stored.write_bytes(bytes(data))
+        for sha256, _, _ in stored_blobs(version):
+            stored = client.artifacts.path_for(sha256)
+            stored.chmod(0o644)
+            data = bytearray(stored.read_bytes())
+            data[-10] ^= 0xFF
+            stored.write_bytes(bytes(data))
         with pytest.raises(ArtifactIntegrityError):
             scoring_model_for(client.artifacts, version)
+        with pytest.raises(ArtifactIntegrityError):
+            scoring_model_for(client.artifacts, version, "batch")
 
 
 def test_batch_scoring_a_linear_model_never_imports_scikit_learn(tmp_path: Path) -> None:

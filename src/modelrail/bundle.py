@@ -12,6 +12,7 @@ from typing import Any
 from modelrail.artifacts import ArtifactStore
 from modelrail.entities import ModelVersion, Signature
 from modelrail.errors import InvalidInputError
+from modelrail.scoring.forms.record import stored_blobs
 
 MANIFEST = "manifest.json"
 
@@ -23,16 +24,15 @@ class BundledModel:
 
 
 def write_bundle(artifacts: ArtifactStore, models: list[BundledModel], dest: Path) -> Path:
-    """Copy each version's artifact and its compiled form, if it has one (both verified on
-    the way), and write the manifest."""
+    """Copy each version's artifact and its stored predictor forms (all verified on the
+    way), and write the manifest."""
     target = ArtifactStore(dest / "artifacts")
     entries = []
     for item in models:
         version = item.version
         _copy(artifacts, target, version.artifact_sha256, version.artifact_size, version)
-        compiled = _compiled_entry(version)
-        if compiled is not None:
-            _copy(artifacts, target, compiled[0], compiled[1], version)
+        for sha256, size, _ in stored_blobs(version):
+            _copy(artifacts, target, sha256, size, version)
         entries.append({"environment": item.environment, "version": _version_json(version)})
     (dest / MANIFEST).write_text(json.dumps({"models": entries}, indent=2), encoding="utf-8")
     return dest
@@ -60,21 +60,14 @@ def _copy(
     source.copy_verified(sha256, target.path_for(sha256), size=size, label=version.reference)
 
 
-def _compiled_entry(version: ModelVersion) -> tuple[str, int] | None:
-    compiled = version.flavor_details.get("compiled")
-    if not isinstance(compiled, dict):
-        return None
-    return str(compiled["sha256"]), int(compiled["size"])
-
-
 def _without_absent_compiled_form(store: ArtifactStore, item: BundledModel) -> BundledModel:
-    """Bundles written before compiled forms were bundled hold the model alone: it is then
-    served from the model (compiled again when loaded), as those bundles always were."""
-    compiled = _compiled_entry(item.version)
-    if compiled is None or store.path_for(compiled[0]).is_file():
+    """Bundles written before forms were bundled hold the model alone: it is then served
+    from the model (compiled again when loaded), as those bundles always were."""
+    blobs = stored_blobs(item.version)
+    if all(store.path_for(sha256).is_file() for sha256, _, _ in blobs):
         return item
     details = {k: v for k, v in item.version.flavor_details.items() if k != "compiled"}
-    return replace(item, version=replace(item.version, flavor_details=details))
+    return replace(item, version=replace(item.version, flavor_details=details, forms=None))
 
 
 def _version_json(version: ModelVersion) -> dict[str, Any]:
@@ -91,6 +84,7 @@ def _version_json(version: ModelVersion) -> dict[str, Any]:
         "created_at": version.created_at,
         "created_by": version.created_by,
         "description": version.description,
+        "forms": None if version.forms is None else dict(version.forms),
     }
 
 

@@ -178,6 +178,14 @@ class Client:
 
         return load_model_version(self.artifacts, self.get_model_version(reference))
 
+    def compile_model(self, reference: str | Ref) -> ModelVersion:
+        """Build (again) the verified predictor forms of a registered version, e.g. one
+        registered before forms existed; the fastest per workload serves from then on."""
+        from modelrail.registry import compile_version
+
+        version = self.get_model_version(reference)
+        return compile_version(self.models, self.artifacts, version, created_by=self.user)
+
     def register_model(
         self,
         model: Any,

@@ -164,6 +164,9 @@ class ModelVersion:
     created_at: float
     created_by: str
     description: str = ""
+    # The predictor forms built for it (at registration or by ``models compile``): what was
+    # tried and which form serves each workload; None for a version without any.
+    forms: Mapping[str, JSONValue] | None = None
 
     @property
     def reference(self) -> str:

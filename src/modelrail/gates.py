@@ -273,14 +273,11 @@ def _smoke_failure(exc: Exception, form: str) -> str:
 
 def verify_artifacts(artifacts: ArtifactStore, version: ModelVersion) -> None:
     """Refuse, with ``ArtifactIntegrityError``, a version whose model file or stored
-    compiled form no longer matches the sha256 recorded at registration."""
+    predictor forms no longer match the sha256 recorded for them."""
     artifacts.read_verified(
         version.artifact_sha256, size=version.artifact_size, label=version.reference
     )
-    compiled = version.flavor_details.get("compiled")
-    if isinstance(compiled, dict):
-        artifacts.read_verified(
-            str(compiled["sha256"]),
-            size=int(compiled["size"]),
-            label=f"{version.reference} compiled form",
-        )
+    from modelrail.scoring.forms.record import stored_blobs
+
+    for sha256, size, what in stored_blobs(version):
+        artifacts.read_verified(sha256, size=size, label=f"{version.reference} {what}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,8 @@ from modelrail.flavors import SaveOptions, flavor_for, get_flavor
 from modelrail.refs import validate_name
 from modelrail.signatures import infer_signature
 from modelrail.store.models_repo import ModelRepository
+
+log = logging.getLogger("modelrail")
 
 
 def register_model(
@@ -49,9 +52,9 @@ def register_model(
         # Inferred before anything is stored: an example the model cannot score stores nothing.
         signature, example = infer_signature(predictor, input_example)
         blob = artifacts.put_file(path)
-    compiled = _stored_compiled_form(artifacts, predictor, signature, example)
-    if compiled is not None:
-        details = {**details, "compiled": compiled}
+        # Derived from the model, so never a reason to refuse it: a form that cannot be
+        # built or does not agree is recorded as such, and the library serves.
+        forms = _forms(artifacts, model, predictor, flavor.name, signature, example)
     return repository.create_version(
         name=name,
         run_id=run_id,
@@ -63,28 +66,47 @@ def register_model(
         flavor_details=details,
         description=description,
         created_by=created_by,
+        forms=forms,
     )
 
 
-def _stored_compiled_form(
-    artifacts: ArtifactStore, model: Any, signature: Signature, example: dict[str, Any]
+def _forms(
+    artifacts: ArtifactStore,
+    model: Any,
+    predictor: Any,
+    flavor: str,
+    signature: Signature,
+    example: dict[str, Any],
 ) -> dict[str, Any] | None:
-    """Store the model's compiled form when it reproduces the model, so batch scoring can
-    use it without loading the model (or scikit-learn) at all."""
-    from modelrail.scoring.compiled import compile_model, form_to_bytes
-    from modelrail.scoring.predictor import NUMERIC_DTYPES, form_agrees
+    """The version's predictor forms record (``scoring/forms``)."""
+    import pandas as pd
 
-    if not signature.inputs or any(c.dtype not in NUMERIC_DTYPES for c in signature.inputs):
+    from modelrail.scoring.forms.build import build_forms
+    from modelrail.scoring.forms.converters import Subject
+
+    frame = pd.DataFrame(example.get("data", []), columns=example.get("columns", []))
+    subject = Subject(model, predictor, flavor, signature, frame)
+    try:
+        return build_forms(artifacts, subject).to_json()
+    except Exception:  # a bug in building forms must not stop a registration
+        log.warning("modelrail: building the predictor forms failed", exc_info=True)
         return None
-    form = compile_model(model)
-    columns = tuple(c.name for c in signature.inputs)
-    if form is None or not form_agrees(model, form, columns, example.get("data", [])):
-        return None
-    data = form_to_bytes(form)
-    if data is None:
-        return None
-    blob = artifacts.put_bytes(data)
-    return {"sha256": blob.sha256, "size": blob.size, "link": form.link}
+
+
+def compile_version(
+    repository: ModelRepository, artifacts: ArtifactStore, version: ModelVersion, *, created_by: str
+) -> ModelVersion:
+    """Build (again) the predictor forms of a registered version, e.g. one registered before
+    forms existed or before a runtime was installed, and record them with it. The model is
+    loaded from its verified artifact; the version itself does not change."""
+    loaded = load_model_version(artifacts, version)
+    example = version.input_example if isinstance(version.input_example, dict) else {}
+    forms = _forms(
+        artifacts, loaded.model, loaded.predictor, version.flavor, version.signature, example
+    )
+    if forms is None:
+        raise ModelFlavorError(f"building the predictor forms of {version.reference} failed")
+    return repository.set_forms(version.model, version.version, forms, created_by=created_by)
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ from modelrail.errors import ModelFlavorError
 from modelrail.gates import GateContext, evaluate
 from modelrail.policy import GatePolicy
 from modelrail.registry import loaded_from_bytes
+from modelrail.scoring.forms.record import PROBABILITY_ATOL, VALUE_RTOL
 from modelrail.scoring.predictor import Scored, scoring_model_for
 from modelrail.serving.server import ServeOptions
 
@@ -176,7 +177,7 @@ def assert_batch_scores(
     assert record.status == "succeeded", record.error
     written = pq.read_table(output).to_pandas().sort_values("id")["prediction"]
     expected = np.asarray(expected).reshape(-1)
-    assert_same(written.to_numpy(dtype=expected.dtype), expected)
+    assert_as_served(written.to_numpy(dtype=expected.dtype), expected)
 
 
 def assert_served_over_http(client: Client, version: ModelVersion, rows: pd.DataFrame) -> None:
@@ -199,7 +200,7 @@ def assert_served_over_http(client: Client, version: ModelVersion, rows: pd.Data
             assert reply.status == 200, reply.text
             assert reply.json()["predictions"] == expected
             if probabilities is not None:
-                assert_same(reply.json()["probabilities"], probabilities)
+                assert_as_served(reply.json()["probabilities"], probabilities)
 
 
 def assert_gates_pass(client: Client, version: ModelVersion, *, runtime: bool) -> None:
@@ -255,7 +256,7 @@ def assert_scores_like(
     if hasattr(model, "predict_proba"):  # labels: CatBoost gives them as a (n, 1) column
         expected = expected.reshape(-1)
     assert_same(loaded.predict(rows), expected)
-    assert_same(scored.predictions, expected)
+    assert_as_served(scored.predictions, expected)
     if not hasattr(model, "predict_proba"):
         assert loaded.predict_proba(rows) is None and scored.probabilities is None
         return loaded.model
@@ -263,7 +264,7 @@ def assert_scores_like(
     assert_same(loaded.predict_proba(rows), probabilities)
     assert scored.probabilities is not None
     assert scored.probabilities.dtype == np.float64 and scored.probabilities.flags.c_contiguous
-    assert_same(scored.probabilities, probabilities)
+    assert_as_served(scored.probabilities, probabilities)
     return loaded.model
 
 
@@ -280,10 +281,10 @@ def assert_booster_scores(
     loaded = client.load_model(version.reference)
     scored = served(client, version, pd.DataFrame(rows, columns=version.input_example["columns"]))
     assert_same(loaded.predict(rows), expected)
-    assert_same(scored.predictions, expected)
+    assert_as_served(scored.predictions, expected)
     if probabilities is not None:
         assert_same(loaded.predict_proba(rows), probabilities)
-        assert_same(scored.probabilities, probabilities)
+        assert_as_served(scored.probabilities, probabilities)
     return loaded.model
 
 
@@ -302,6 +303,25 @@ def assert_same(found: Any, expected: Any) -> None:
         np.testing.assert_array_equal(found.astype(np.float64), expected.astype(np.float64))
     else:
         np.testing.assert_array_equal(found, expected)
+
+
+def assert_as_served(found: Any, expected: Any) -> None:
+    """What serving and batch answer: labels equal, numbers within the stated tolerance of
+    a verified predictor form (scoring/forms), which may be what scored them."""
+    found, expected = np.asarray(found), np.asarray(expected)
+    assert found.shape == expected.shape
+    if expected.dtype.kind != "f":
+        np.testing.assert_array_equal(found, expected)
+        return
+    wanted = expected.astype(np.float64)
+    finite = np.isfinite(wanted)
+    scale = float(np.abs(wanted[finite]).max()) if finite.any() else 0.0
+    np.testing.assert_allclose(
+        found.astype(np.float64),
+        wanted,
+        rtol=VALUE_RTOL,
+        atol=max(PROBABILITY_ATOL, VALUE_RTOL * scale),
+    )
 
 
 def block_import(monkeypatch: pytest.MonkeyPatch, name: str) -> None:

@@ -188,7 +188,7 @@ def test_supported_linear_models_are_compiled(
 ) -> None:
     scoring = ScoringModel(client.load_model(f"{name}:1"))
     assert scoring.compiled is not None
-    assert scoring.predictor_kind == "compiled"
+    assert scoring.predictor_kind == "compiled-linear"
 
 
 @pytest.mark.parametrize("name", COMPILABLE)

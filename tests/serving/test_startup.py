@@ -288,7 +288,8 @@ def test_wait_starts_not_ready_and_serves_the_version_promoted_later(
         ready = poll(http_, "/ready", 200, 5)
         assert time.monotonic() - promoted < 5
         assert ready["ready"] is True
-        assert ready["models"] == {MODEL: {"version": 1, "predictor": "compiled"}}
+        assert ready["models"][MODEL]["version"] == 1
+        assert ready["models"][MODEL]["predictor"] in ("compiled-linear", "onnxruntime")
 
         answered = http_.post(f"/v1/models/{MODEL}/predict", {"inputs": rows})
         assert answered.status == 200, answered.text
@@ -330,4 +331,5 @@ def test_wait_for_a_named_model_lists_it_until_it_is_promoted(
             client.promote(f"{MODEL}:1", to="staging")
         ready = poll(http_, "/ready", 200, 5)
         assert ready["waiting_for"] == []
-        assert ready["models"] == {MODEL: {"version": 1, "predictor": "compiled"}}
+        assert ready["models"][MODEL]["version"] == 1
+        assert ready["models"][MODEL]["predictor"] in ("compiled-linear", "onnxruntime")

@@ -22,6 +22,7 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from modelrail.client import Client
 from modelrail.config import init_project, load_settings
+from modelrail.scoring.forms.record import PROBABILITY_ATOL
 from modelrail.serving.server import ServeOptions
 from tests.serving.conftest import RunningServer, running_server
 
@@ -89,7 +90,11 @@ def _assert_answers(reply: Any, model: Any, rows: pd.DataFrame, protocol: str) -
     body = reply.json()
     assert body["predictions"] == model.predict(rows).tolist(), protocol
     np.testing.assert_allclose(
-        body["probabilities"], model.predict_proba(rows), rtol=1e-9, err_msg=protocol
+        body["probabilities"],
+        model.predict_proba(rows),
+        rtol=0,
+        atol=PROBABILITY_ATOL,  # a verified predictor form's tolerance
+        err_msg=protocol,
     )
 
 
@@ -149,7 +154,9 @@ def test_null_reaches_a_model_that_scores_missing_values(
     assert reply.status == 200, reply.text
     model = data.models["gaps"]
     assert reply.json()["predictions"] == model.predict(rows).tolist()
-    np.testing.assert_allclose(reply.json()["probabilities"], model.predict_proba(rows))
+    np.testing.assert_allclose(
+        reply.json()["probabilities"], model.predict_proba(rows), rtol=0, atol=PROBABILITY_ATOL
+    )
 
 
 def test_null_is_refused_naming_the_column_where_the_model_cannot_score_it(
@@ -194,4 +201,6 @@ def test_string_class_labels_come_back_as_strings(fair: tuple[Fair, RunningServe
     assert reply.status == 200, reply.text
     assert reply.json()["predictions"] == model.predict(rows).tolist()
     assert all(isinstance(p, str) for p in reply.json()["predictions"])
-    np.testing.assert_allclose(reply.json()["probabilities"], model.predict_proba(rows))
+    np.testing.assert_allclose(
+        reply.json()["probabilities"], model.predict_proba(rows), rtol=0, atol=PROBABILITY_ATOL
+    )

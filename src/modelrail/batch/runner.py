@@ -37,6 +37,7 @@ from modelrail.batch.stages import Stage
 from modelrail.entities import BatchRun, ModelVersion
 from modelrail.errors import BatchInputError, BatchRunStateError, ModelrailError
 from modelrail.refs import Ref
+from modelrail.scoring.forms.record import BATCH
 from modelrail.scoring.predictor import scoring_model_for
 from modelrail.store.batch_runs_repo import BatchRunRepository
 
@@ -237,7 +238,8 @@ def _plan(client: Client, spec: JobSpec, version: ModelVersion, run_id: str) -> 
         inputs=tuple(path if is_object_store(path) else str(root / path) for path in spec.inputs),
     )
 
-    model = scoring_model_for(client.artifacts, version)
+    # The form chosen for large batches at registration (sha256-checked), else the model.
+    model = scoring_model_for(client.artifacts, version, BATCH)
     inputs = [c for c in model.columns if c not in spec.id_columns]
     types = {
         c.name: _ARROW_INPUT_TYPES[c.dtype]

@@ -2,12 +2,13 @@
 
 The input files are found and checked, and fingerprinted, exactly as the local engine does;
 Spark then reads them, and each executor scores its partitions in Arrow batches with the
-model artifact shipped to it as bytes together with its sha256, which the executor checks
-before loading (``spark_executor``). A SQL query is read on the driver, as the local engine
-reads it, and its rows are handed to the executors a window of batches at a time. Into a
-Parquet output, each executor writes its partitions' part files into the run's staging
-folder itself; into other outputs, the scored batches come back to the driver one partition
-at a time and go through the same sink writers. Either way the outputs, run records and the
+model artifact, and the predictor form chosen for batches, shipped to it as bytes together
+with their sha256, which the executor checks before loading (``spark_executor``). A SQL
+query is read on the driver, as the local engine reads it, and its rows are handed to the
+executors a window of batches at a time. Into a Parquet output, each executor writes its
+partitions' part files into the run's staging folder itself; into other outputs, the scored
+batches come back to the driver one partition at a time and go through the same sink
+writers. Either way the outputs, run records and the
 exactly-once guarantee are the local engine's. Executors need modelrail installed
 (``pip install 'modelrail[spark]'``). Row numbers of rejected rows are
 ``partition << 40 | position in the partition`` for files (Spark has no global row order)
@@ -97,10 +98,11 @@ def spark_scored_batches(
     artifact = artifacts.read_verified(
         version.artifact_sha256, size=version.artifact_size, label=version.reference
     )
+    form = _batch_form(artifacts, version)
     staged = getattr(writer, "staged_parts", None)
     parts = staged() if staged is not None else None
     shipped = spark.sparkContext.broadcast(
-        ShippedModel(version, artifact, scorer.id_fields, spec.on_bad_rows, run_id, parts)
+        ShippedModel(version, artifact, scorer.id_fields, spec.on_bad_rows, run_id, parts, form)
     )
 
     def score_partition(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
@@ -124,6 +126,18 @@ def spark_scored_batches(
         if close is not None:
             close()
         shipped.unpersist()
+
+
+def _batch_form(artifacts: ArtifactStore, version: ModelVersion) -> bytes | None:
+    """The bytes of the form chosen for batches, verified here and again on each executor."""
+    from modelrail.scoring.forms.record import BATCH, forms_record
+
+    record = forms_record(version)
+    chosen = None if record is None else record.chosen_for(BATCH)
+    if chosen is None or chosen.sha256 is None:
+        return None
+    label = f"{version.reference} {chosen.kind} form"
+    return artifacts.read_verified(chosen.sha256, size=chosen.size, label=label)
 
 
 def _file_frame(spark: Any, source: Source, files: list[Path]) -> Iterator[Any]:

@@ -49,7 +49,8 @@ _RESULT_FIELDS = pa.schema(
 @dataclass(frozen=True)
 class ShippedModel:
     """What an executor needs to score: the artifact's bytes, its sha256 and how to load it,
-    and where to write when it writes the output itself."""
+    the bytes of the predictor form chosen for batches (checked against the sha256 in the
+    version's forms record), and where to write when it writes the output itself."""
 
     version: ModelVersion
     artifact: bytes
@@ -57,6 +58,7 @@ class ShippedModel:
     on_bad_rows: str
     run_id: str
     parts: StagedParts | None = None
+    form: bytes | None = None
 
 
 def score_on_executor(
@@ -98,7 +100,8 @@ def _numbered(
 
 def _load_scorer(shipped: ShippedModel) -> BatchScorer:
     from modelrail.registry import loaded_from_bytes
-    from modelrail.scoring.predictor import ScoringModel
+    from modelrail.scoring.forms.record import BATCH, forms_record
+    from modelrail.scoring.predictor import ScoringModel, scoring_from_form
 
     version = shipped.version
     if hashlib.sha256(shipped.artifact).hexdigest() != version.artifact_sha256:
@@ -106,8 +109,22 @@ def _load_scorer(shipped: ShippedModel) -> BatchScorer:
             f"the artifact of {version.reference} shipped to a Spark executor does not match "
             "its sha256: refusing to score with it"
         )
-    loaded = ScoringModel(loaded_from_bytes(version, shipped.artifact))
-    return BatchScorer(loaded, shipped.id_fields, on_bad_rows=shipped.on_bad_rows)  # type: ignore[arg-type]
+
+    def library() -> ScoringModel:
+        return ScoringModel(loaded_from_bytes(version, shipped.artifact), BATCH)
+
+    record = forms_record(version)
+    chosen = None if record is None else record.chosen_for(BATCH)
+    if chosen is not None and shipped.form is not None:
+        if hashlib.sha256(shipped.form).hexdigest() != chosen.sha256:
+            raise ArtifactIntegrityError(
+                f"the {chosen.kind} form of {version.reference} shipped to a Spark executor "
+                "does not match its sha256: refusing to score with it"
+            )
+        scoring = scoring_from_form(version, chosen, shipped.form, BATCH, library)
+    else:
+        scoring = library()
+    return BatchScorer(scoring, shipped.id_fields, on_bad_rows=shipped.on_bad_rows)  # type: ignore[arg-type]
 
 
 def _result(

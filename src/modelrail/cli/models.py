@@ -20,6 +20,7 @@ from modelrail.cli.render import (
 from modelrail.entities import ModelVersion
 from modelrail.gates import PICKLE, SHIPPED_CODE, load_risk
 from modelrail.refs import Ref
+from modelrail.scoring.forms.record import describe, forms_record, summary_lines
 
 app = typer.Typer(help="Registered models and their numbered versions.")
 
@@ -71,7 +72,10 @@ def show(
         policy = client.settings.policy
         refusing = [e for e in policy.chain if not policy.environment(e).gates.allow_pickle]
     if as_json:
-        plain = [{**_plain(v), **_risks(v), "metrics": metrics[v.version]} for v in versions]
+        plain = [
+            {**_plain(v), **_risks(v), "metrics": metrics[v.version], "predictors": _predictors(v)}
+            for v in versions
+        ]
         print_json(plain[0] if one else plain)
         return
     if one:
@@ -96,6 +100,33 @@ def show(
             v.created_by,
         )
     console().print(table)
+
+
+@app.command("compile")
+def compile_version(
+    reference: Annotated[
+        str, typer.Argument(help="The version to build predictor forms for: NAME:VERSION.")
+    ],
+    as_json: JsonOption = False,
+) -> None:
+    """Build, verify and time the fast predictor forms of a version (ONNX Runtime, Treelite,
+    compiled linear) and record the fastest per workload; for versions registered before
+    forms existed, or before a runtime was installed. The version itself does not change."""
+    with open_client() as client, console().status(f"compiling {reference}"):
+        version = client.compile_model(Ref.parse(reference))
+    if as_json:
+        print_json({"reference": version.reference, "predictors": _predictors(version)})
+        return
+    lines = summary_lines(forms_record(version), version.flavor)
+    console().print(key_value_table(f"predictors of {version.reference}", _predictor_pairs(lines)))
+
+
+def _predictors(version: ModelVersion) -> dict[str, object]:
+    return describe(forms_record(version), version.flavor)
+
+
+def _predictor_pairs(lines: list[str]) -> list[tuple[str, object]]:
+    return [("predictor" if i == 0 else "", line) for i, line in enumerate(lines)]
 
 
 # How ``show`` marks what loading a version runs.
@@ -136,6 +167,7 @@ def _detail(version: ModelVersion, metrics: Mapping[str, float], refusing: list[
         ("run", version.run_id),
         ("sha256", f"{version.artifact_sha256} ({version.artifact_size} bytes)"),
         ("inputs", _columns(version)),
+        *_predictor_pairs(summary_lines(forms_record(version), version.flavor)),
     ]
     if isinstance(packages, dict):
         pairs.append(("packages", ", ".join(f"{k} {v}" for k, v in sorted(packages.items()))))

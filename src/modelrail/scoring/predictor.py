@@ -1,14 +1,17 @@
-"""A verified model version ready for the hot path: a float64 matrix in, predictions
-(and class probabilities, where the model has them) out.
+"""A verified model version ready for the hot path: a float64 matrix (or a DataFrame of the
+signature's types) in, predictions (and class probabilities, where the model has them) out.
 
-When a compiled form exists it is checked against the model itself on the input
-example and on a few hundred generated rows; only an exact match of predictions
-(and probabilities equal to 1e-9) lets it replace the model's own ``predict``.
+A version registered with predictor forms (``scoring/forms``) is scored by the form chosen
+for the workload, one row (serving) or batch, read back sha256-checked; the model itself is
+then loaded only for what the form leaves to it (rows with a missing value, for a form that
+was verified on complete rows only). Older versions are scored by the model, through a
+compiled linear form where one reproduces it on the input example and rows around it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -18,8 +21,20 @@ from modelrail.entities import ModelVersion
 from modelrail.registry import LoadedModel, load_model_version
 from modelrail.scoring.compiled import FloatMatrix, LinearForm, compile_model, form_from_bytes
 from modelrail.scoring.evaluation import ModelCall, Scored
+from modelrail.scoring.forms.record import (
+    COMPILED_LINEAR,
+    ONE_ROW,
+    Tried,
+    describe,
+    forms_record,
+)
+from modelrail.scoring.forms.runtimes import FormRunner, load_form
 
 __all__ = ["UNSCORABLE", "ModelCall", "Scored", "ScoringModel", "scoring_model_for"]
+
+log = logging.getLogger("modelrail.scoring")
+# Loads the model itself when a form leaves some rows to it (read and verified on first use).
+LibraryLoader = Callable[[], "ScoringModel"]
 
 NUMERIC_DTYPES = frozenset({"float64", "int64", "bool"})
 _VERIFY_ROWS = 512
@@ -33,9 +48,10 @@ UNSCORABLE = (
 
 
 class ScoringModel:
-    def __init__(self, loaded: LoadedModel) -> None:
+    def __init__(self, loaded: LoadedModel, workload: str = ONE_ROW) -> None:
         self.loaded: LoadedModel | None = loaded
         self.version: ModelVersion = loaded.version
+        self.workload = workload
         self.columns: tuple[str, ...] = tuple(c.name for c in loaded.version.signature.inputs)
         self.dtypes: tuple[str, ...] = tuple(c.dtype for c in loaded.version.signature.inputs)
         self.numeric = all(d in NUMERIC_DTYPES for d in self.dtypes)
@@ -45,6 +61,10 @@ class ScoringModel:
         self._wants_frame = hasattr(loaded.predictor, "feature_names_in_")
         call = ModelCall(loaded.predictor, self.columns, self._wants_frame, self.has_probabilities)
         self._call = call.verified_single_pass(_example_input(loaded))
+        self.form: FormRunner | None = None
+        self._gaps_to_library = False
+        self._float32 = False  # the form computes in float32: larger numbers go to the model
+        self._library: LibraryLoader | None = None
         self.compiled: LinearForm | None = None
         if self.numeric:
             candidate = compile_model(loaded.predictor)
@@ -52,29 +72,75 @@ class ScoringModel:
                 self.compiled = candidate
 
     @classmethod
-    def from_compiled(cls, version: ModelVersion, form: LinearForm) -> ScoringModel:
-        """A model whose compiled form was verified against it when it was registered: it
-        scores without loading the model itself (nor scikit-learn)."""
+    def _without_model(cls, version: ModelVersion, workload: str) -> ScoringModel:
         scoring = cls.__new__(cls)
         scoring.loaded = None
         scoring.version = version
+        scoring.workload = workload
         scoring.columns = tuple(c.name for c in version.signature.inputs)
         scoring.dtypes = tuple(c.dtype for c in version.signature.inputs)
-        scoring.numeric = True
+        scoring.numeric = all(d in NUMERIC_DTYPES for d in scoring.dtypes)
         scoring.has_probabilities = version.signature.has_probabilities
         scoring._wants_frame = False
+        scoring.form = None
+        scoring._gaps_to_library = False
+        scoring._float32 = False
+        scoring._library = None
+        scoring.compiled = None
+        return scoring
+
+    @classmethod
+    def from_compiled(
+        cls, version: ModelVersion, form: LinearForm, workload: str = ONE_ROW
+    ) -> ScoringModel:
+        """A model whose compiled form was verified against it when it was registered: it
+        scores without loading the model itself (nor scikit-learn)."""
+        scoring = cls._without_model(version, workload)
+        scoring.numeric = True
         scoring.compiled = form
+        return scoring
+
+    @classmethod
+    def from_form(
+        cls,
+        version: ModelVersion,
+        form: FormRunner,
+        *,
+        workload: str = ONE_ROW,
+        gaps_to_library: bool = False,
+        library: LibraryLoader | None = None,
+    ) -> ScoringModel:
+        """A version scored by a verified stored form, run by its own runtime only; with
+        ``gaps_to_library``, rows with a missing value go to the model (``library``)."""
+        scoring = cls._without_model(version, workload)
+        scoring.form = form
+        scoring._gaps_to_library = gaps_to_library
+        scoring._float32 = getattr(form, "float", None) is np.float32
+        scoring._library = library
         return scoring
 
     @property
     def predictor_kind(self) -> str:
-        return "compiled" if self.compiled is not None else self.version.flavor
+        if self.compiled is not None:
+            return COMPILED_LINEAR
+        return self.form.kind if self.form is not None else self.version.flavor
+
+    def describe(self) -> dict[str, Any]:
+        """Which predictor serves each workload and why, what else was tried (for
+        ``GET /v1/models``): ``serving`` names what this process scores with."""
+        found = describe(forms_record(self.version), self.version.flavor)
+        found["serving"] = {"workload": self.workload, "form": self.predictor_kind}
+        if self._gaps_to_library:
+            found["serving"]["rows_with_missing_values"] = self.version.flavor
+        return found
 
     def score(self, X: FloatMatrix) -> Scored:
         """Score a (rows, columns) float64 matrix in signature column order."""
         if self.compiled is not None:
             predictions, probabilities = self.compiled.predict(X)
             return Scored(predictions, probabilities)
+        if self.form is not None:
+            return self._score_with_form(X)
         return self._score_with_model(X)
 
     def score_columns(self, columns: Sequence[FloatMatrix]) -> Scored | None:
@@ -92,11 +158,46 @@ class ScoringModel:
 
     def score_frame(self, frame: Any) -> Scored:
         """The general path for inputs with text columns: a DataFrame in signature order."""
+        if self.form is not None:
+            return self._score_with_form(frame)
+        if self.compiled is not None:
+            return self.score(frame[list(self.columns)].to_numpy(dtype=np.float64))
         return self._score_with_model(frame)
 
     def _score_with_model(self, data: Any) -> Scored:
         assert self.loaded is not None, "a compiled-only model scores through its form"
         return self._call.scores(data)
+
+    def _score_with_form(self, data: Any) -> Scored:
+        assert self.form is not None
+        if self._library is not None:
+            left = _left_to_library(data, self._gaps_to_library, self._float32)
+            if left is not None:
+                return self._split(data, left)
+        return self.form.scores(data)
+
+    def _split(self, data: Any, gaps: np.ndarray[Any, np.dtype[np.bool_]]) -> Scored:
+        """Complete rows through the form, rows with a missing value through the model."""
+        assert self.form is not None and self._library is not None
+        library = self._library()
+        if gaps.all():
+            return library.score_input(data)
+        take = (
+            (lambda rows: data[rows])
+            if isinstance(data, np.ndarray)
+            else (lambda rows: data[rows].reset_index(drop=True))
+        )
+        complete = self.form.scores(take(~gaps))
+        missing = library.score_input(take(gaps))
+        order = np.concatenate([np.flatnonzero(~gaps), np.flatnonzero(gaps)])
+        back = np.empty_like(order)
+        back[order] = np.arange(len(order))
+        predictions = _joined(complete.predictions, missing.predictions)[back]
+        probabilities = None
+        if complete.probabilities is not None and missing.probabilities is not None:
+            joined = np.concatenate([complete.probabilities, missing.probabilities])
+            probabilities = np.ascontiguousarray(joined[back])
+        return Scored(predictions, probabilities)
 
     def _agrees(self, candidate: LinearForm) -> bool:
         assert self.loaded is not None
@@ -104,23 +205,120 @@ class ScoringModel:
         return form_agrees(self.loaded.predictor, candidate, self.columns, rows)
 
 
-def scoring_model_for(artifacts: ArtifactStore, version: ModelVersion) -> ScoringModel:
-    """The fastest verified way to score ``version``: its compiled form stored at
-    registration (sha256-checked, no model or scikit-learn loaded) when it has one, else
-    the model itself."""
-    compiled = version.flavor_details.get("compiled")
+def scoring_model_for(
+    artifacts: ArtifactStore, version: ModelVersion, workload: str = ONE_ROW
+) -> ScoringModel:
+    """The fastest verified way to score ``version`` for ``workload`` (``"one_row"`` for
+    serving, ``"batch"``): the form chosen for it at registration or by ``models compile``
+    (sha256-checked, run without the model's library), else the model itself. The model's
+    own artifact is checked either way: a version whose artifact was damaged is refused
+    whichever form would score it."""
+    record = forms_record(version)
+    chosen = None if record is None else record.chosen_for(workload)
     numeric = all(c.dtype in NUMERIC_DTYPES for c in version.signature.inputs)
-    if isinstance(compiled, dict) and numeric:
-        # The model's own artifact is checked too: a version whose artifact was damaged is
-        # refused whichever form would score it.
-        artifacts.verify(
-            version.artifact_sha256, size=version.artifact_size, label=version.reference
-        )
-        data = artifacts.read_verified(
-            str(compiled["sha256"]), size=int(compiled["size"]), label=version.reference
-        )
-        return ScoringModel.from_compiled(version, form_from_bytes(data))
+    if chosen is None or chosen.sha256 is None:
+        compiled = version.flavor_details.get("compiled")  # versions from before forms
+        if isinstance(compiled, dict) and numeric and record is None:
+            _verify_model_artifact(artifacts, version)
+            data = artifacts.read_verified(
+                str(compiled["sha256"]), size=int(compiled["size"]), label=version.reference
+            )
+            return ScoringModel.from_compiled(version, form_from_bytes(data), workload)
+        return ScoringModel(load_model_version(artifacts, version), workload)
+    _verify_model_artifact(artifacts, version)
+    data = artifacts.read_verified(
+        chosen.sha256, size=chosen.size, label=f"{version.reference} {chosen.kind} form"
+    )
+    return scoring_from_form(version, chosen, data, workload, lambda: _library(artifacts, version))
+
+
+def _library(artifacts: ArtifactStore, version: ModelVersion) -> ScoringModel:
     return ScoringModel(load_model_version(artifacts, version))
+
+
+def scoring_from_form(
+    version: ModelVersion,
+    chosen: Tried,
+    data: bytes,
+    workload: str,
+    library: LibraryLoader,
+) -> ScoringModel:
+    """``version`` scored by the form ``chosen`` from its verified bytes ``data``; the
+    model itself (``library``) when this machine lacks the form's runtime."""
+    if chosen.kind == COMPILED_LINEAR:
+        return ScoringModel.from_compiled(version, form_from_bytes(data), workload)
+    try:
+        runner = load_form(chosen.kind, data, chosen.details, version.signature, workload)
+    except ImportError:
+        log.warning(
+            "%s: the %s form cannot run here (its runtime is not installed): scoring with "
+            "the model itself",
+            version.reference,
+            chosen.kind,
+        )
+        return library()
+    return ScoringModel.from_form(
+        version,
+        runner,
+        workload=workload,
+        gaps_to_library=chosen.details.get("missing") == "library",
+        library=_once(library),
+    )
+
+
+def _verify_model_artifact(artifacts: ArtifactStore, version: ModelVersion) -> None:
+    artifacts.verify(version.artifact_sha256, size=version.artifact_size, label=version.reference)
+
+
+def _once(load: LibraryLoader) -> LibraryLoader:
+    loaded: list[ScoringModel] = []
+
+    def get() -> ScoringModel:
+        if not loaded:
+            loaded.append(load())
+        return loaded[0]
+
+    return get
+
+
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def _left_to_library(
+    data: Any, gaps: bool, float32: bool
+) -> np.ndarray[Any, np.dtype[np.bool_]] | None:
+    """The rows a form leaves to the model, or None when there is none (vectorised checks):
+    rows with a missing value (``gaps``: the form was verified on complete rows only), and
+    rows with a number beyond float32's range for a float32 form (it would see infinity)."""
+    if not gaps and not float32:
+        return None
+    if isinstance(data, np.ndarray):
+        numbers = data if data.dtype.kind == "f" else None
+        missing = None
+    else:
+        selected = data.select_dtypes(include="number")
+        numbers = selected.to_numpy(dtype=np.float64) if selected.shape[1] else None
+        missing = data.isna().to_numpy() if gaps else None
+    left: np.ndarray[Any, np.dtype[np.bool_]] | None = None
+    if numbers is not None and numbers.size:
+        with np.errstate(invalid="ignore"):
+            total = float(np.abs(numbers).max()) if float32 else 0.0
+        if gaps and numbers is data and np.isnan(numbers.sum()):
+            left = np.asarray(np.isnan(numbers).any(axis=1), dtype=bool)
+        if float32 and (total > _FLOAT32_MAX or np.isnan(total)):
+            with np.errstate(invalid="ignore"):
+                huge = np.asarray((np.abs(numbers) > _FLOAT32_MAX).any(axis=1), dtype=bool)
+            left = huge if left is None else left | huge
+    if missing is not None and missing.any():
+        rows = np.asarray(missing.any(axis=1), dtype=bool)
+        left = rows if left is None else left | rows
+    return left if left is not None and left.any() else None
+
+
+def _joined(first: np.ndarray[Any, Any], second: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    if first.dtype == second.dtype:
+        return np.concatenate([first, second])
+    return np.concatenate([first.astype(object), second.astype(object)])
 
 
 def form_agrees(model: Any, candidate: LinearForm, columns: tuple[str, ...], rows: Any) -> bool:

@@ -27,6 +27,7 @@ from modelrail.entities import ModelVersion
 from modelrail.errors import ModelrailError, NotFoundError, ServerStartError
 from modelrail.policy import EnvironmentPolicy
 from modelrail.refs import Ref
+from modelrail.scoring.forms.record import ONE_ROW
 from modelrail.scoring.predictor import ScoringModel, scoring_model_for
 from modelrail.serving.app import PredictionApp
 from modelrail.serving.inputs import Limits
@@ -79,8 +80,8 @@ def build_bundle_app(options: ServeOptions) -> PredictionApp:
     metrics = ServerMetrics()
     for item in bundled:
         try:
-            # Its compiled form where it has one: no scikit-learn to load before serving.
-            scoring = scoring_model_for(artifacts, item.version)
+            # Its verified one-row form where it has one: no training library to load.
+            scoring = scoring_model_for(artifacts, item.version, ONE_ROW)
         except ModelrailError as exc:
             raise ServerStartError(f"cannot serve {item.version.reference}: {exc.message}") from exc
         models.swap(ServedModel(item.version.model, item.environment, scoring, time.time()))
@@ -103,8 +104,10 @@ def build_server(client: Client, options: ServeOptions) -> BuiltServer:
         raise ServerStartError("nothing to serve: give --env ENV or a model reference")
 
     def load(name: str, version: int) -> ScoringModel:
-        # A linear model's verified compiled form serves without scikit-learn in the worker.
-        return scoring_model_for(client.artifacts, client.get_model_version(f"{name}:{version}"))
+        # The form chosen for one row at registration (sha256-checked) serves without the
+        # model's training library in the worker; a version without forms, through it.
+        version_ = client.get_model_version(f"{name}:{version}")
+        return scoring_model_for(client.artifacts, version_, ONE_ROW)
 
     models = ModelSet()
     watchers: list[Watcher] = []

@@ -32,8 +32,10 @@ class ModelRepository:
         flavor_details: Mapping[str, Any],
         description: str,
         created_by: str,
+        forms: Mapping[str, Any] | None = None,
     ) -> ModelVersion:
-        """Register the next version number of ``name`` (creating the model on first use)."""
+        """Register the next version number of ``name`` (creating the model on first use),
+        with its predictor forms record when it has one, in the same transaction."""
         now = time.time()
         with self.db.write() as conn:
             self.db.lock(conn, f"model:{name}")
@@ -65,15 +67,51 @@ class ModelRepository:
                     created_by=created_by,
                 )
             )
+            if forms is not None:
+                version_id = conn.execute(
+                    select(t.model_versions.c.id).where(
+                        t.model_versions.c.model_id == model_id,
+                        t.model_versions.c.version == version,
+                    )
+                ).scalar_one()
+                conn.execute(
+                    t.model_version_forms.insert().values(
+                        model_version_id=version_id,
+                        record=dumps(dict(forms)),
+                        created_at=now,
+                        created_by=created_by,
+                    )
+                )
+        return self.get_version(name, version)
+
+    def set_forms(
+        self, name: str, version: int, forms: Mapping[str, Any], *, created_by: str
+    ) -> ModelVersion:
+        """Add or replace the predictor forms record of an existing version."""
+        mv = t.model_versions
+        with self.db.write() as conn:
+            version_id = conn.execute(
+                select(mv.c.id)
+                .join(t.models, t.models.c.id == mv.c.model_id)
+                .where(t.models.c.name == name, mv.c.version == version)
+            ).scalar()
+            if version_id is None:
+                raise ModelVersionNotFoundError(f"model {name!r} has no version {version}")
+            forms_table = t.model_version_forms
+            conn.execute(forms_table.delete().where(forms_table.c.model_version_id == version_id))
+            conn.execute(
+                forms_table.insert().values(
+                    model_version_id=version_id,
+                    record=dumps(dict(forms)),
+                    created_at=time.time(),
+                    created_by=created_by,
+                )
+            )
         return self.get_version(name, version)
 
     def get_version(self, name: str, version: int | None = None) -> ModelVersion:
         """Version ``version`` of ``name``, or its latest version when ``version`` is None."""
-        query = (
-            select(t.model_versions, t.models.c.name)
-            .join(t.models, t.models.c.id == t.model_versions.c.model_id)
-            .where(t.models.c.name == name)
-        )
+        query = _versions_query().where(t.models.c.name == name)
         if version is None:
             query = query.order_by(t.model_versions.c.version.desc()).limit(1)
         else:
@@ -91,8 +129,7 @@ class ModelRepository:
     def list_versions(self, name: str) -> list[ModelVersion]:
         with self.db.read() as conn:
             rows = conn.execute(
-                select(t.model_versions, t.models.c.name)
-                .join(t.models, t.models.c.id == t.model_versions.c.model_id)
+                _versions_query()
                 .where(t.models.c.name == name)
                 .order_by(t.model_versions.c.version)
             ).all()
@@ -125,6 +162,16 @@ class ModelRepository:
             ]
 
 
+def _versions_query() -> Any:
+    """Versions with their model's name and their forms record (when they have one)."""
+    forms = t.model_version_forms
+    return (
+        select(t.model_versions, t.models.c.name, forms.c.record.label("forms_record"))
+        .join(t.models, t.models.c.id == t.model_versions.c.model_id)
+        .outerjoin(forms, forms.c.model_version_id == t.model_versions.c.id)
+    )
+
+
 def _version(row: Row[Any]) -> ModelVersion:
     return ModelVersion(
         model=row.name,
@@ -139,4 +186,5 @@ def _version(row: Row[Any]) -> ModelVersion:
         created_at=float(row.created_at),
         created_by=row.created_by,
         description=row.description,
+        forms=None if row.forms_record is None else loads(row.forms_record),
     )

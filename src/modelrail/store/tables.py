@@ -165,6 +165,18 @@ model_versions = Table(
     Index("ix_model_versions_run", "run_id"),
 )
 
+# The predictor forms of a version (revision 0007): what was tried, timed and chosen per
+# workload. Derived from the version, so written at registration and replaced by
+# ``models compile``; the version row itself never changes.
+model_version_forms = Table(
+    "model_version_forms",
+    metadata,
+    Column("model_version_id", Integer, ForeignKey("model_versions.id"), primary_key=True),
+    Column("record", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("created_by", String(128), nullable=False),
+)
+
 # -- environments (revision 0002) -------------------------------------------------------
 
 # What each environment holds now. ``revision`` counts changes so writers can

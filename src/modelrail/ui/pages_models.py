@@ -20,6 +20,7 @@ from modelrail.entities import EnvironmentEvent, GateResult, Holding
 from modelrail.environments import holder_stack
 from modelrail.errors import InvalidInputError
 from modelrail.gates import load_risk
+from modelrail.scoring.forms.record import forms_record, summary_lines
 from modelrail.store.environments_repo import HOLDER_ACTIONS
 from modelrail.ui.state import Page
 
@@ -59,6 +60,8 @@ def model_page(page: Page) -> Response:
         versions=list(reversed(versions)),
         # What loading each version runs besides its library: "pickle", "shipped code" or None.
         risks={v.version: load_risk(v) for v in versions},
+        # Which predictor serves one row and batches, and what else was tried (issue 16).
+        predictors={v.version: summary_lines(forms_record(v), v.flavor) for v in versions},
         environments=environments,
         held=held,
         suggestions=_suggestions(client.settings.policy.chain, held),
