@@ -20,6 +20,19 @@ REQUIRE_POSTGRES = os.environ.get("MODELRAIL_TEST_REQUIRE_POSTGRES") == "1"
 _postgres_tests_run = 0
 
 
+@pytest.fixture(autouse=True)
+def _quick_predictor_timing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Registering a version builds, verifies and times its predictor forms. Tests keep all
+    of it (every form is still built and verified on the full sample, and the fastest
+    chosen) but time each over a few calls on a small batch: hundreds of registrations
+    would otherwise spend most of their time measuring."""
+    from modelrail.scoring.forms import build, timing
+
+    monkeypatch.setattr(timing, "ONE_ROW_BUDGET_S", 0.005)
+    monkeypatch.setattr(timing, "BATCH_BUDGET_S", 0.005)
+    monkeypatch.setattr(build, "BATCH_ROWS", 2_000)
+
+
 def pytest_report_header(config: pytest.Config) -> str:
     if POSTGRES_URL:
         return f"modelrail: PostgreSQL store tests run against {make_url(POSTGRES_URL)!r}"

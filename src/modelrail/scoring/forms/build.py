@@ -35,7 +35,7 @@ from modelrail.scoring.forms.verification import disagreement
 
 log = logging.getLogger("modelrail.forms")
 
-BATCH_ROWS = 20_000
+BATCH_ROWS = 10_000
 _ROW_BY_ROW = 16  # sample rows also scored one at a time, as a server scores them
 
 

@@ -23,6 +23,7 @@ from modelrail.scoring.evaluation import Scored
 from modelrail.scoring.forms.record import BATCH, COMPILED_LINEAR, ONNXRUNTIME, TREELITE
 
 _MAX_THREADS = 4
+_FEW_ROWS = 16
 # What a missing text value reaches an ONNX graph as: a string no encoder was fitted on.
 MISSING_TEXT = "\x00modelrail-missing"
 
@@ -144,25 +145,52 @@ class OnnxRunner:
 
         if not hasattr(data, "columns"):
             data = pd.DataFrame(np.asarray(data), columns=self.columns, copy=False)
+        if len(data) <= _FEW_ROWS:
+            return self._few_row_feeds(data)
         feeds: dict[str, Any] = {}
         for name in self.columns:
             column = data[name]
             if name in self.text:
-                values = column.to_numpy(dtype=object)
-                missing = pd.isna(values)
-                if missing.any():
-                    values = values.copy()
-                    values[missing] = MISSING_TEXT
-                feeds[name] = values.astype(str).reshape(-1, 1)
-            else:
-                try:
-                    numbers = column.to_numpy(dtype=self.float, na_value=np.nan)
-                except (TypeError, ValueError) as exc:
-                    raise InvalidRequestError(
-                        f"column {name!r} must hold numbers: {exc}", field=name
-                    ) from exc
-                feeds[name] = numbers.reshape(-1, 1)
+                feeds[name] = _text(column.to_numpy(dtype=object)).reshape(-1, 1)
+                continue
+            try:
+                numbers = column.to_numpy(dtype=self.float, na_value=np.nan)
+            except (TypeError, ValueError) as exc:
+                raise InvalidRequestError(
+                    f"column {name!r} must hold numbers: {exc}", field=name
+                ) from exc
+            feeds[name] = numbers.reshape(-1, 1)
         return feeds
+
+    def _few_row_feeds(self, data: Any) -> dict[str, Any]:
+        """A request's few rows: one conversion of the whole frame costs less than pandas'
+        per-column access (tens of microseconds a column)."""
+        ordered = data if list(data.columns) == self.columns else data[self.columns]
+        values = ordered.to_numpy(dtype=object)
+        feeds: dict[str, Any] = {}
+        for j, name in enumerate(self.columns):
+            column = values[:, j]
+            if name in self.text:
+                feeds[name] = _text(column).reshape(-1, 1)
+                continue
+            try:
+                numbers = np.array([np.nan if v is None else v for v in column], dtype=self.float)
+            except (TypeError, ValueError) as exc:
+                raise InvalidRequestError(
+                    f"column {name!r} must hold numbers: {exc}", field=name
+                ) from exc
+            feeds[name] = numbers.reshape(-1, 1)
+        return feeds
+
+
+def _text(values: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    import pandas as pd
+
+    missing = pd.isna(values)
+    if missing.any():
+        values = values.copy()
+        values[missing] = MISSING_TEXT
+    return values.astype(str)
 
 
 class TreeliteRunner:

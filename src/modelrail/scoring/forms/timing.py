@@ -11,7 +11,7 @@ from typing import Any
 
 ONE_ROW_BUDGET_S = 0.06
 ONE_ROW_CALLS = 200
-BATCH_BUDGET_S = 0.3
+BATCH_BUDGET_S = 0.2
 BATCH_CALLS = 3
 
 
