@@ -170,3 +170,15 @@ def test_the_image_installs_what_each_models_library_needs(tmp_path: Path) -> No
     assert f"xgboost-cpu=={xgboost.__version__}" in requirements
     assert f"lightgbm=={metadata.version('lightgbm')}" in requirements
     assert not any(line.startswith("xgboost==") for line in requirements)
+    # The runtimes of the predictor forms chosen at registration are installed too.
+    from modelrail.scoring.forms.record import stored_blobs
+
+    with Client(settings=load_settings(cwd=tmp_path, environ={}, create=False)) as client:
+        kinds = {
+            what.removesuffix(" form")
+            for name in ("boosted", "leafy")
+            for _, _, what in stored_blobs(client.get_model_version(f"{name}:1"))
+        }
+    assert kinds & {"onnxruntime", "treelite"}, kinds  # trees get a fast form
+    for runtime in kinds & {"onnxruntime", "treelite"}:
+        assert f"{runtime}=={metadata.version(runtime)}" in requirements

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from modelrail.bundle import BundledModel, write_bundle
 from modelrail.client import Client
+from modelrail.entities import ModelVersion
 from modelrail.errors import DockerBuildError, InvalidInputError
 from modelrail.refs import Ref
 
@@ -31,6 +32,8 @@ _RUNTIME = (
 
 
 _CPU_WHEELS = {"xgboost": "xgboost-cpu"}
+# Predictor forms that need a runtime of their own -> its distribution.
+_FORM_RUNTIMES = {"onnxruntime": "onnxruntime", "treelite": "treelite"}
 
 
 @dataclass(frozen=True)
@@ -107,7 +110,12 @@ def _requirements(client: Client, models: tuple[BundledModel, ...]) -> tuple[str
                 recorded.update(env.details.get("packages", {}))
         flavor_packages = item.version.flavor_details.get("packages", {})
         recorded.update(flavor_packages)
-        needed.extend(p for p in flavor_packages if p not in _RUNTIME and p not in needed)
+        # The runtimes of its stored predictor forms (ONNX Runtime, Treelite), so the image
+        # scores with the form chosen at registration and not with the library itself.
+        form_runtimes = [_FORM_RUNTIMES[kind] for kind in _form_kinds(item.version)]
+        needed.extend(
+            p for p in (*flavor_packages, *form_runtimes) if p not in _RUNTIME and p not in needed
+        )
     pins = []
     for package in (*_RUNTIME, *needed):
         # The image runs on CPUs: XGBoost's CPU wheel is the same module without CUDA's NCCL
@@ -121,6 +129,13 @@ def _requirements(client: Client, models: tuple[BundledModel, ...]) -> tuple[str
                 continue
         pins.append(f"{name}=={version}")
     return tuple(pins)
+
+
+def _form_kinds(version: ModelVersion) -> list[str]:
+    from modelrail.scoring.forms.record import stored_blobs
+
+    kinds = [what.removesuffix(" form") for _, _, what in stored_blobs(version)]
+    return [kind for kind in kinds if kind in _FORM_RUNTIMES]
 
 
 def _modelrail_wheel(folder: Path) -> Path:
