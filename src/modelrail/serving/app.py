@@ -128,7 +128,7 @@ class PredictionApp:
             scoring_started = perf_counter()
             scored = served.scoring.score_input(matrix)
             scoring_seconds = perf_counter() - scoring_started
-            _refuse_unscorable(scored)
+            payload_out = answering.answer(scored)
         except InvalidRequestError as exc:
             self.metrics.refused(served.name, exc.field or "body")
             answering.counts.failed(exc.http_status, perf_counter() - started)
@@ -152,11 +152,6 @@ class PredictionApp:
                 answering.model_headers,
             )
             return
-        document = answering.document.copy()
-        document["predictions"] = _serialisable(scored.predictions)
-        if scored.probabilities is not None:
-            document["probabilities"] = _serialisable(scored.probabilities)
-        payload_out = orjson.dumps(document, option=orjson.OPT_SERIALIZE_NUMPY, default=_plain)
         # Counted before it is sent: a client holding its answer finds it in /metrics.
         answering.counts.answered(len(matrix), perf_counter() - started)
         await send(
@@ -304,6 +299,19 @@ class _Answering:
         }
         counts = metrics.for_model(served.name, served.version)
         return cls(served, tuple(named), (_JSON, *named), document, counts)
+
+    def answer(self, scored: Scored) -> bytes:
+        """The response body; an InvalidRequestError when a score is NaN or infinite."""
+        document = self.document.copy()
+        document["predictions"] = _serialisable(scored.predictions)
+        if scored.probabilities is not None:
+            document["probabilities"] = _serialisable(scored.probabilities)
+        answer = orjson.dumps(document, option=orjson.OPT_SERIALIZE_NUMPY, default=_plain)
+        # orjson writes NaN and infinity as null: an answer without one has only finite
+        # scores, and only one with a null (a None label, say) needs its scores looked at.
+        if b"null" in answer:
+            _refuse_unscorable(scored)
+        return answer
 
 
 def _other_content(
