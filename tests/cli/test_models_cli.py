@@ -96,3 +96,24 @@ def test_a_version_that_does_not_exist_is_one_clear_line(project: Path) -> None:
     done = cli(project, "models", "show", f"{MODEL}:9")
     assert done.returncode == 4 and "no version 9" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_one_version_in_detail_says_which_predictor_serves_each_workload(project: Path) -> None:
+    done = cli(project, "models", "show", f"{MODEL}:1")
+    assert done.returncode == 0, done.stderr
+    lines = [line for line in done.stdout.splitlines() if "verified on" in line or "tried:" in line]
+    assert lines[0].split()[0] == "predictor" and "one row: " in lines[0] and "batch: " in lines[0]
+    assert "tried: " in lines[1] and "treelite (not a tree ensemble)" in lines[1]
+    shown = json.loads(cli(project, "models", "show", f"{MODEL}:1", "--json").stdout)
+    assert set(shown["predictors"]) >= {"one_row", "batch", "tried", "verified_rows"}
+    assert shown["predictors"]["one_row"]["why"]
+
+
+def test_compile_builds_the_forms_again_and_says_which_won(project: Path) -> None:
+    done = cli(project, "models", "compile", f"{MODEL}:1", "--json")
+    assert done.returncode == 0, done.stderr
+    found = json.loads(done.stdout)
+    assert found["reference"] == f"{MODEL}:1"
+    assert found["predictors"]["one_row"]["form"] in ("compiled-linear", "onnxruntime")
+    missing = cli(project, "models", "compile", f"{MODEL}:9")
+    assert missing.returncode == 4 and "no version 9" in missing.stderr

@@ -342,3 +342,25 @@ def test_the_record_round_trips_through_json(client: Client) -> None:
     record = FormsRecord.from_json(version.forms)
     assert record.to_json() == dict(version.forms)
     assert builders().keys() == {"compiled-linear", "onnxruntime", "treelite"}
+
+
+def test_a_spark_executor_refuses_a_shipped_form_whose_bytes_changed(client: Client) -> None:
+    """The batch form travels to each executor as bytes and is checked against the sha256
+    in the version's record there, as the model's artifact is."""
+    from modelrail.batch.spark_executor import ShippedModel, _load_scorer
+
+    model, X = _text_pipeline()
+    version = client.register_model(model, "pipeline", input_example=X[:5])
+    record = forms_record(version)
+    assert record is not None
+    chosen = record.chosen_for("batch")
+    if chosen is None:
+        pytest.skip("the library itself was measured fastest for batches here")
+    assert chosen.sha256 is not None
+    artifact = client.artifacts.read_verified(version.artifact_sha256)
+    form = client.artifacts.read_verified(chosen.sha256)
+    shipped = ShippedModel(version, artifact, (), "fail", "run", None, form)
+    assert _load_scorer(shipped).model.predictor_kind == chosen.kind
+    changed = ShippedModel(version, artifact, (), "fail", "run", None, form[:-1] + b"x")
+    with pytest.raises(ArtifactIntegrityError, match=f"{chosen.kind} form of pipeline:1"):
+        _load_scorer(changed)

@@ -205,6 +205,9 @@ def test_model_page_shows_board_versions_and_the_timeline(ui: UiServer) -> None:
     assert reply.count("rollback-button-dev") == 1
     assert reply.count("rollback-button-prod") == 0  # prod holds nothing
     assert reply.count("promote-button") == 1
+    # Which predictor serves one row and batches, verified on how many rows (issue 16).
+    assert reply.count("version-predictor") == 3
+    assert reply.text.count("verified on ") == 3 and "one row: " in reply.text
 
 
 def test_batch_page_lists_runs_and_schedules(ui: UiServer, seeded: Seeded) -> None:
