@@ -230,6 +230,9 @@ def _smoke_test(policy: GatePolicy, ctx: GateContext) -> GateResult:
         _timed(through_conversions(scoring), rows)  # parsed as requests, and in batch
     except Exception as exc:  # the message names the path (as served, a JSON request ...)
         return GateResult(name, False, _smoke_failure(exc, ""))
+    batch_failure = _batch_form_failure(ctx, scoring.predictor_kind, rows)
+    if batch_failure is not None:
+        return GateResult(name, False, batch_failure)
     passed = max(model_ms, served_ms) <= policy.smoke_latency_ms
     return GateResult(
         name,
@@ -237,6 +240,24 @@ def _smoke_test(policy: GatePolicy, ctx: GateContext) -> GateResult:
         f"sha256 verified, predicted {rows} rows in {model_ms:.2f} ms; "
         f"as served ({scoring.predictor_kind}) in {served_ms:.2f} ms",
     )
+
+
+def _batch_form_failure(ctx: GateContext, one_row_kind: str, rows: int) -> str | None:
+    """Batch scoring's own predictor form, when another form than serving's was chosen for
+    it, loaded (sha256-checked) and taken through the batch scorer too."""
+    from modelrail.rehearsal import through_conversions
+    from modelrail.scoring.forms.record import BATCH, forms_record
+    from modelrail.scoring.predictor import scoring_model_for
+
+    record = forms_record(ctx.candidate)
+    if record is None or record.chosen.get(BATCH) in (None, one_row_kind, "library"):
+        return None
+    try:
+        batch = scoring_model_for(ctx.artifacts, ctx.candidate, BATCH)
+        _timed(through_conversions(batch), rows)
+    except Exception as exc:  # the message names the path
+        return _smoke_failure(exc, "in batch: ")
+    return None
 
 
 def _not_loaded(policy: GatePolicy, ctx: GateContext) -> GateResult:
