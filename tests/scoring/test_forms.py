@@ -90,6 +90,17 @@ def _lightgbm() -> tuple[Any, pd.DataFrame]:
     return model.fit(X, y), X
 
 
+def _catboost() -> tuple[Any, pd.DataFrame]:
+    import catboost
+
+    X, y = _numbers(600, gaps=True)
+    labels = np.where(y == 1, "churn", "stay")  # text labels, scored by class index in ONNX
+    model = catboost.CatBoostClassifier(
+        iterations=40, depth=4, verbose=0, allow_writing_files=False, thread_count=1
+    )
+    return model.fit(X, labels), X
+
+
 def _text_pipeline() -> tuple[Any, pd.DataFrame]:
     from sklearn.compose import ColumnTransformer
     from sklearn.linear_model import LogisticRegression
@@ -111,6 +122,7 @@ MODELS: dict[str, Callable[[], tuple[Any, pd.DataFrame]]] = {
     "hist-gradient-boosting": _histogram,
     "xgboost": _xgboost,
     "lightgbm": _lightgbm,
+    "catboost": _catboost,
     "one-hot-pipeline": _text_pipeline,
 }
 
@@ -127,7 +139,7 @@ def _held_out(name: str) -> pd.DataFrame:
 
 
 def _assert_same(found: Any, model: Any, rows: pd.DataFrame) -> None:
-    assert found.predictions.tolist() == model.predict(rows).tolist()
+    assert found.predictions.tolist() == np.asarray(model.predict(rows)).reshape(-1).tolist()
     np.testing.assert_allclose(
         found.probabilities, model.predict_proba(rows), rtol=0, atol=PROBABILITY_ATOL
     )

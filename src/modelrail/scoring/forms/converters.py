@@ -2,7 +2,7 @@
 
 - ``compiled-linear``: linear scikit-learn models and pipelines of scalers (``compiled.py``);
 - ``onnxruntime``: skl2onnx for scikit-learn estimators and whole pipelines (text one-hot
-  encoding included), onnxmltools for XGBoost and LightGBM;
+  encoding included), onnxmltools for XGBoost and LightGBM, CatBoost's own exporter;
 - ``treelite``: Treelite for tree ensembles (scikit-learn forests and histogram gradient
   boosting, XGBoost, LightGBM), which the ONNX converters sometimes refuse.
 
@@ -122,6 +122,8 @@ def onnx_form(subject: Subject) -> Built:
         return _from_sklearn(subject)
     if subject.flavor in ("xgboost", "lightgbm"):
         return _from_boosting(subject)
+    if subject.flavor == "catboost":
+        return _from_catboost(subject)
     raise Skip(f"no ONNX converter for {subject.flavor} models")
 
 
@@ -180,6 +182,24 @@ def _from_boosting(subject: Subject) -> Built:
         raise
     except Exception as exc:  # the converters raise RuntimeError, ValueError, KeyError ...
         raise Skip(f"onnxmltools cannot convert it: {_short(exc)}") from exc
+    return _onnx_built(proto, subject, "matrix", [])
+
+
+def _from_catboost(subject: Subject) -> Built:
+    """CatBoost's own ONNX exporter (numeric features only)."""
+    import tempfile
+    from pathlib import Path
+
+    onnx = require_module("onnx", "onnx")
+    if not subject.numeric:
+        raise Skip("text categories (CatBoost exports numeric features only)")
+    with tempfile.TemporaryDirectory(prefix="modelrail-catboost-") as folder:
+        path = Path(folder) / "model.onnx"
+        try:
+            subject.model.save_model(str(path), format="onnx")
+            proto = onnx.load_model_from_string(path.read_bytes())
+        except Exception as exc:  # CatBoostError for what its exporter does not support
+            raise Skip(f"CatBoost cannot export it to ONNX: {_short(exc)}") from exc
     return _onnx_built(proto, subject, "matrix", [])
 
 

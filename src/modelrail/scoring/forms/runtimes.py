@@ -131,6 +131,8 @@ class OnnxRunner:
             found = self.session.run([self.output], feeds)[0]
         except Exception as exc:  # InvalidArgument and friends
             raise InvalidRequestError(f"the ONNX form cannot score these rows: {exc}") from exc
+        if isinstance(found, list):  # ZipMap: one {class: probability} dict per row
+            found = np.array([[row[k] for k in sorted(row)] for row in found], dtype=np.float64)
         if self._outputs.classifier:
             return self._outputs.classified(found)
         return self._outputs.values(found)
