@@ -211,16 +211,20 @@ def summary_lines(record: FormsRecord | None, flavor: str) -> list[str]:
     one = record.chosen.get(ONE_ROW, LIBRARY)
     batch = record.chosen.get(BATCH, LIBRARY)
     one_tried, batch_tried = record.form(one), record.form(batch)
-    one_time = _us(one_tried.one_row_us) + ", " if one_tried and one_tried.one_row_us else ""
-    rate = _rate(batch_tried.batch_rows_per_s) if batch_tried else ""
-    first = (
-        f"one row: {record.label(one)} ({one_time}verified on {record.verified_rows:,} rows)"
-        f"   batch: {record.label(batch)}" + (f" ({rate})" if rate else "")
-    )
-    if any(
-        t is not None and t.details.get("missing") == "library" for t in (one_tried, batch_tried)
-    ):
-        first += f"; rows with missing values: {library_name(record.library)}"
+    library = library_name(record.library)
+    one_notes = [
+        *([_us(one_tried.one_row_us)] if one_tried and one_tried.one_row_us else []),
+        f"verified on {record.verified_rows:,} rows",
+        *([f"missing values: {library}"] if _gaps_to_library(one_tried) else []),
+    ]
+    batch_notes = [
+        *([_rate(batch_tried.batch_rows_per_s)] if batch_tried else []),
+        *([f"missing values: {library}"] if _gaps_to_library(batch_tried) else []),
+    ]
+    first = f"one row: {record.label(one)} ({', '.join(one_notes)})   batch: {record.label(batch)}"
+    batch_notes = [note for note in batch_notes if note]
+    if batch_notes:
+        first += f" ({', '.join(batch_notes)})"
     others = [t for t in record.tried if t.kind not in (one, batch)]
     if not others:
         return [first]
@@ -228,6 +232,10 @@ def summary_lines(record: FormsRecord | None, flavor: str) -> list[str]:
         f"{record.label(t.kind)} ({_us(t.one_row_us) if t.verified else t.reason})" for t in others
     )
     return [first, f"tried: {shown}"]
+
+
+def _gaps_to_library(tried: Tried | None) -> bool:
+    return tried is not None and tried.kind != LIBRARY and tried.details.get("missing") == "library"
 
 
 def _us(value: float | None) -> str:
