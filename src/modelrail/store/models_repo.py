@@ -90,6 +90,7 @@ class ModelRepository:
         """Add or replace the predictor forms record of an existing version."""
         mv = t.model_versions
         with self.db.write() as conn:
+            self.db.lock(conn, f"model:{name}")  # two compiles of one version: one at a time
             version_id = conn.execute(
                 select(mv.c.id)
                 .join(t.models, t.models.c.id == mv.c.model_id)
