@@ -292,9 +292,18 @@ def _left_to_library(
     rows with a number beyond float32's range for a float32 form (it would see infinity)."""
     if not gaps and not float32:
         return None
+    numbers: np.ndarray[Any, Any] | None
+    missing: np.ndarray[Any, Any] | None
     if isinstance(data, np.ndarray):
-        numbers = data if data.dtype.kind == "f" else None
-        missing = None
+        if data.dtype.kind != "f" or not data.size:
+            return None
+        # One reduction for the common case: NaN makes the maximum NaN (which fails the
+        # comparison), and a number beyond float32's range makes it too large.
+        with np.errstate(invalid="ignore"):
+            top = float(np.abs(data).max())
+        if top <= (_FLOAT32_MAX if float32 else np.inf):
+            return None
+        numbers, missing = data, None
     else:
         selected = data.select_dtypes(include="number")
         numbers = selected.to_numpy(dtype=np.float64) if selected.shape[1] else None
@@ -302,13 +311,11 @@ def _left_to_library(
     left: np.ndarray[Any, np.dtype[np.bool_]] | None = None
     if numbers is not None and numbers.size:
         with np.errstate(invalid="ignore"):
-            total = float(np.abs(numbers).max()) if float32 else 0.0
-        if gaps and numbers is data and np.isnan(numbers.sum()):
-            left = np.asarray(np.isnan(numbers).any(axis=1), dtype=bool)
-        if float32 and (total > _FLOAT32_MAX or np.isnan(total)):
-            with np.errstate(invalid="ignore"):
+            if gaps and missing is None:
+                left = np.asarray(np.isnan(numbers).any(axis=1), dtype=bool)
+            if float32:
                 huge = np.asarray((np.abs(numbers) > _FLOAT32_MAX).any(axis=1), dtype=bool)
-            left = huge if left is None else left | huge
+                left = huge if left is None else left | huge
     if missing is not None and missing.any():
         rows = np.asarray(missing.any(axis=1), dtype=bool)
         left = rows if left is None else left | rows
