@@ -120,7 +120,8 @@ def typed_frame(rows: list[Any], spec: InputSpec, where: str) -> Any:
         name: _column(name, dtype, [row[j] for row in rows], name in spec.nullable)
         for j, (name, dtype) in enumerate(zip(spec.columns, spec.dtypes, strict=True))
     }
-    return pd.DataFrame(data, columns=list(spec.columns))
+    # The dict holds the columns in signature order: columns= would make pandas reindex.
+    return pd.DataFrame(data)
 
 
 def _column(name: str, dtype: str, values: list[Any], nullable: bool) -> Any:
