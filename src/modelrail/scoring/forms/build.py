@@ -66,7 +66,9 @@ def build_forms(
         _candidate(kind, build, subject, sample, expected)
         for kind, build in (candidates or builders()).items()
     ]
-    one, rate = _library_timings(subject, library, sample)
+    # Timed only when there is a choice to make (a model no converter takes is not).
+    contest = any(m.tried.verified for m in measured)
+    one, rate = _library_timings(subject, library, sample if contest else None)
     measured.append(_Measured(Tried(LIBRARY, True, "", one, rate)))
     chosen = _choose([m.tried for m in measured])
     final = [_stored(artifacts, m, chosen) for m in measured]
