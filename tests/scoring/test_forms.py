@@ -90,6 +90,17 @@ def _lightgbm() -> tuple[Any, pd.DataFrame]:
     return model.fit(X, y), X
 
 
+def _lightgbm_categories() -> tuple[Any, pd.DataFrame]:
+    """A pandas category column of text: Treelite scores it by its training code."""
+    import lightgbm as lgb
+
+    X, y = _text(600)
+    X["city"] = X["city"].astype("category")
+    model = lgb.LGBMClassifier(n_estimators=30, num_leaves=15, verbose=-1, n_jobs=1)
+    model.fit(X, y)
+    return model, X.astype({"city": object})
+
+
 def _catboost() -> tuple[Any, pd.DataFrame]:
     import catboost
 
@@ -122,6 +133,7 @@ MODELS: dict[str, Callable[[], tuple[Any, pd.DataFrame]]] = {
     "hist-gradient-boosting": _histogram,
     "xgboost": _xgboost,
     "lightgbm": _lightgbm,
+    "lightgbm-categories": _lightgbm_categories,
     "catboost": _catboost,
     "one-hot-pipeline": _text_pipeline,
 }
@@ -130,15 +142,23 @@ MODELS: dict[str, Callable[[], tuple[Any, pd.DataFrame]]] = {
 def _held_out(name: str) -> pd.DataFrame:
     """Rows the model never saw, with missing values (where the model takes them) and, for
     the pipeline, a city no one trained on."""
-    if name == "one-hot-pipeline":
+    if name in ("one-hot-pipeline", "lightgbm-categories"):
         rows, _ = _text(80, seed=7)
         rows.loc[rows.index[::5], "city"] = "atlantis"
+        if name == "lightgbm-categories":
+            rows.loc[rows.index[1::7], "city"] = None
+            rows.loc[rows.index[2::6], "b"] = np.nan
         return rows
     rows, _ = _numbers(80, seed=7, gaps=name != "random-forest")
     return rows
 
 
 def _assert_same(found: Any, model: Any, rows: pd.DataFrame) -> None:
+    if "city" in rows and hasattr(model, "booster_"):  # as LightGBM was trained: a category
+        cities = pd.Index(model.booster_.pandas_categorical[0])
+        codes = cities.get_indexer(rows["city"].to_numpy(dtype=object))  # unseen: -1, missing
+        city = pd.Categorical.from_codes(codes, dtype=pd.CategoricalDtype(cities))
+        rows = rows.assign(city=city)
     assert found.predictions.tolist() == np.asarray(model.predict(rows)).reshape(-1).tolist()
     np.testing.assert_allclose(
         found.probabilities, model.predict_proba(rows), rtol=0, atol=PROBABILITY_ATOL

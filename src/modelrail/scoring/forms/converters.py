@@ -203,10 +203,11 @@ def _from_catboost(subject: Subject) -> Built:
     return _onnx_built(proto, subject, "matrix", [])
 
 
-def _xgboost_booster(model: Any) -> Any:
+def _xgboost_booster(model: Any, *, categories: bool = False) -> Any:
     get = getattr(model, "get_booster", None)
     booster = get() if callable(get) else model
-    if getattr(booster, "feature_types", None) and "c" in booster.feature_types:
+    types = getattr(booster, "feature_types", None)
+    if not categories and types and "c" in types:
         raise Skip("text categories (the converter takes numbers only)")
     return booster
 
@@ -230,10 +231,11 @@ def _onnx_built(proto: Any, subject: Subject, layout: str, text: list[str]) -> B
 
 def treelite_form(subject: Subject) -> Built:
     _common_checks(subject)
-    if not subject.numeric:
-        raise Skip("text inputs")
     if subject.flavor not in ("sklearn", "xgboost", "lightgbm"):
         raise Skip(f"not a tree ensemble ({subject.flavor})")
+    categories = _tree_categories(subject)
+    if not subject.numeric and set(subject.text_columns) - set(categories):
+        raise Skip("text inputs")
     treelite = require_module("treelite", "treelite")
     try:
         with warnings.catch_warnings():
@@ -244,18 +246,33 @@ def treelite_form(subject: Subject) -> Built:
         raise
     except Exception as exc:  # treelite.TreeliteError and the importers' own errors
         raise Skip(f"treelite cannot import it: {_short(exc)}") from exc
-    return Built(TREELITE, data, _treelite_details(subject))
+    details = _treelite_details(subject)
+    if categories:
+        # Text reaches the trees as its code among the training categories, as the tree
+        # library's own predictor hands it over (an unseen or missing value: missing).
+        names = getattr(getattr(subject.predictor, "columns", None), "names", None)
+        details["features"] = list(names or [c.name for c in subject.signature.inputs])
+        details["categories"] = {name: list(values) for name, values in categories.items()}
+    return Built(TREELITE, data, details)
+
+
+def _tree_categories(subject: Subject) -> dict[str, list[Any]]:
+    """XGBoost's and LightGBM's categorical columns and their training categories."""
+    if subject.flavor not in ("xgboost", "lightgbm"):
+        return {}
+    dtypes = getattr(getattr(subject.predictor, "columns", None), "dtypes", None) or {}
+    return {str(name): [_plain(v) for v in dtype.categories] for name, dtype in dtypes.items()}
+
+
+def _plain(value: Any) -> Any:
+    item = getattr(value, "item", None)
+    return item() if callable(item) else value
 
 
 def _treelite_model(treelite: Any, subject: Subject) -> Any:
     if subject.flavor == "xgboost":
-        return treelite.frontend.from_xgboost(_xgboost_booster(subject.model))
+        return treelite.frontend.from_xgboost(_xgboost_booster(subject.model, categories=True))
     if subject.flavor == "lightgbm":
-        if (
-            getattr(subject.predictor, "columns", None) is not None
-            and subject.predictor.columns.dtypes
-        ):
-            raise Skip("text categories")
         booster = getattr(subject.model, "booster_", subject.model)
         return treelite.frontend.from_lightgbm(booster)
     if getattr(subject.model, "steps", None) is not None:

@@ -219,9 +219,17 @@ class TreeliteRunner:
         self.threads = 1 if threads(workload) == 1 else -1
         self.round = details.get("round") == "float32"
         self._outputs = _Outputs(signature)
+        self.features = list(details.get("features") or self.columns)
+        self.categories = _category_indexes(details.get("categories") or {})
+        self._codes = {
+            name: {v: float(i) for i, v in enumerate(index.tolist())}
+            for name, index in self.categories.items()
+        }
 
     def scores(self, data: Any) -> Scored:
-        if hasattr(data, "columns"):
+        if self.categories:
+            data = self._coded(data)
+        elif hasattr(data, "columns"):
             data = data[self.columns].to_numpy(dtype=np.float64)
         if self.round:
             data = np.asarray(data, dtype=np.float32)
@@ -231,6 +239,46 @@ class TreeliteRunner:
         if self._outputs.classifier:
             return self._outputs.classified(found)
         return self._outputs.values(found)
+
+    def _coded(self, data: Any) -> np.ndarray[Any, Any]:
+        """The model's features in its own order as float64, text as its category code."""
+        import pandas as pd
+
+        if not hasattr(data, "columns"):
+            data = pd.DataFrame(np.asarray(data), columns=self.columns, copy=False)
+        matrix = np.empty((len(data), len(self.features)), dtype=np.float64)
+        if len(data) <= _FEW_ROWS:  # a request's few rows: one conversion, no pandas per column
+            same = list(data.columns) == self.features
+            values = (data if same else data[self.features]).to_numpy(dtype=object)
+            for j, name in enumerate(self.features):
+                lookup = self._codes.get(name)
+                column = values[:, j]
+                if lookup is None:
+                    matrix[:, j] = [np.nan if v is None else v for v in column]
+                else:
+                    matrix[:, j] = [
+                        lookup.get(v, np.nan) if isinstance(v, str) else np.nan for v in column
+                    ]
+            return matrix
+        for j, name in enumerate(self.features):
+            index = self.categories.get(name)
+            if index is None:
+                matrix[:, j] = pd.to_numeric(data[name], errors="raise").to_numpy(
+                    dtype=np.float64, na_value=np.nan
+                )
+                continue
+            codes = index.get_indexer(data[name].to_numpy(dtype=object)).astype(np.float64)
+            codes[codes < 0] = np.nan
+            matrix[:, j] = codes
+        return matrix
+
+
+def _category_indexes(categories: Mapping[str, Any]) -> dict[str, Any]:
+    if not categories:
+        return {}
+    import pandas as pd
+
+    return {str(name): pd.Index(list(values)) for name, values in categories.items()}
 
 
 class LinearRunner:
