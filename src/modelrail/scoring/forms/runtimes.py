@@ -148,41 +148,31 @@ class OnnxRunner:
         if not hasattr(data, "columns"):
             data = pd.DataFrame(np.asarray(data), columns=self.columns, copy=False)
         if len(data) <= _FEW_ROWS:
-            return self._few_row_feeds(data)
+            # A request's few rows: one conversion of the whole frame costs less than
+            # pandas' per-column access (tens of microseconds a column).
+            ordered = data if list(data.columns) == self.columns else data[self.columns]
+            values = ordered.to_numpy(dtype=object)
+            columns = {name: values[:, j] for j, name in enumerate(self.columns)}
+        else:
+            columns = {name: data[name] for name in self.columns}
         feeds: dict[str, Any] = {}
-        for name in self.columns:
-            column = data[name]
+        for name, column in columns.items():
             if name in self.text:
-                feeds[name] = _text(column.to_numpy(dtype=object)).reshape(-1, 1)
-                continue
-            try:
-                numbers = column.to_numpy(dtype=self.float, na_value=np.nan)
-            except (TypeError, ValueError) as exc:
-                raise InvalidRequestError(
-                    f"column {name!r} must hold numbers: {exc}", field=name
-                ) from exc
-            feeds[name] = numbers.reshape(-1, 1)
+                text = column if isinstance(column, np.ndarray) else column.to_numpy(dtype=object)
+                feeds[name] = _text(text).reshape(-1, 1)
+            else:
+                feeds[name] = self._numbers(name, column).reshape(-1, 1)
         return feeds
 
-    def _few_row_feeds(self, data: Any) -> dict[str, Any]:
-        """A request's few rows: one conversion of the whole frame costs less than pandas'
-        per-column access (tens of microseconds a column)."""
-        ordered = data if list(data.columns) == self.columns else data[self.columns]
-        values = ordered.to_numpy(dtype=object)
-        feeds: dict[str, Any] = {}
-        for j, name in enumerate(self.columns):
-            column = values[:, j]
-            if name in self.text:
-                feeds[name] = _text(column).reshape(-1, 1)
-                continue
-            try:
-                numbers = np.array([np.nan if v is None else v for v in column], dtype=self.float)
-            except (TypeError, ValueError) as exc:
-                raise InvalidRequestError(
-                    f"column {name!r} must hold numbers: {exc}", field=name
-                ) from exc
-            feeds[name] = numbers.reshape(-1, 1)
-        return feeds
+    def _numbers(self, name: str, column: Any) -> np.ndarray[Any, Any]:
+        try:
+            if isinstance(column, np.ndarray):  # objects: None for a missing value
+                return np.array([np.nan if v is None else v for v in column], dtype=self.float)
+            return np.asarray(column.to_numpy(dtype=self.float, na_value=np.nan))
+        except (TypeError, ValueError) as exc:
+            raise InvalidRequestError(
+                f"column {name!r} must hold numbers: {exc}", field=name
+            ) from exc
 
 
 def _text(values: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
