@@ -300,6 +300,6 @@ def _is_tree_ensemble(model: Any) -> bool:
     return module.startswith(("sklearn.ensemble", "sklearn.tree"))
 
 
-def _short(exc: BaseException, most: int = 160) -> str:
+def _short(exc: BaseException, most: int = 100) -> str:
     text = " ".join(str(exc).split()) or type(exc).__name__
     return text if len(text) <= most else text[: most - 3] + "..."
