@@ -214,9 +214,9 @@ def _from_split(
         raise InvalidRequestError(f'"{prefix}data" must be a list of rows', field=f"{prefix}data")
     _check_names(names, spec.columns, f"{prefix}columns")
     given = tuple(names)
-    converted = _from_rows(data, spec.reordered(given), limits, f"{prefix}data", booleans)
     if given == spec.columns:
-        return converted
+        return _from_rows(data, spec, limits, f"{prefix}data", booleans)
+    converted = _from_rows(data, spec.reordered(given), limits, f"{prefix}data", booleans)
     if isinstance(converted, np.ndarray):
         return converted[:, [names.index(c) for c in spec.columns]]
     return converted[list(spec.columns)]
