@@ -144,5 +144,9 @@ def train_all(work: Path, keys: tuple[str, ...], project: Path) -> list[Family]:
     return families
 
 
-def body(family: Family) -> bytes:
+def body(family: Family, shape: str = "records") -> bytes:
+    """One row as records (``{"inputs": [{...}]}``) or ``split`` (columns + data)."""
+    if shape == "split":
+        split = {"columns": family.columns, "data": [[family.row[c] for c in family.columns]]}
+        return json.dumps(split).encode()
     return json.dumps({"inputs": [family.row]}).encode()

@@ -2,7 +2,7 @@
 in-process with the body wrk sends, timed, and optionally profiled.
 
     .venv/bin/python bench/serving/inprocess.py [--families linear,pipeline] [--requests N]
-        [--profile cprofile|pyinstrument] [--project DIR]
+        [--profile cprofile|pyinstrument] [--project DIR] [--body records|split]
 
 The app is built as ``modelrail serve --env dev`` builds it (``build_server``) over a
 project holding the benchmark's families (trained and registered on first use, then reused
@@ -163,6 +163,9 @@ def main() -> None:
     parser.add_argument("--profile", choices=("cprofile", "pyinstrument"), default=None)
     parser.add_argument("--project", type=Path, default=DEFAULT_PROJECT)
     parser.add_argument("--json", action="store_true", help="one JSON line of the figures")
+    parser.add_argument(
+        "--body", choices=("records", "split"), default="records", help="the request's shape"
+    )
     args = parser.parse_args()
     keys = tuple(k for k in args.families.split(",") if k)
     if unknown := set(keys) - set(FAMILIES):
@@ -173,7 +176,7 @@ def main() -> None:
     calls: dict[str, Call] = {"floor": request_call(hello_app, "/predict", b"{}", sent)}
     for family in families:
         path = f"/v1/models/{family.model_name}/predict"
-        call = request_call(built.app, path, body(family), sent)
+        call = request_call(built.app, path, body(family, args.body), sent)
         call()
         status = sent[0]["status"]
         answer = json.loads(sent[1]["body"])
