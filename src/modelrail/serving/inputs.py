@@ -9,13 +9,14 @@ over the rows to pick values by name, done with C-level list and dict operations
 Every problem is an ``InvalidRequestError`` naming the field at fault.
 
 JSON ``true`` / ``false`` (and CSV's) are numbers to numpy; they are refused unless the
-column is boolean in the model's signature. Only a body that holds such a literal at all
-is searched for them, so the common request pays one byte scan.
+column is boolean in the model's signature, found by one C-level pass over the values'
+types.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import chain
 from typing import Any
 
 import numpy as np
@@ -50,15 +51,11 @@ def matrix_from_json(
 ) -> ModelInput:
     """A JSON body in modelrail's protocol or (``mlflow``) MLflow's, as the model's input."""
     payload = parse_json(body)
-    # None: the body holds no JSON boolean, so no value needs to be looked at for one.
-    booleans = spec.booleans if (b"true" in body or b"false" in body) else None
     parse = matrix_from_mlflow if mlflow else matrix_from_native
-    return parse(payload, spec, limits, booleans)
+    return parse(payload, spec, limits)
 
 
-def matrix_from_native(
-    payload: Any, spec: InputSpec, limits: Limits, booleans: _Booleans = None
-) -> ModelInput:
+def matrix_from_native(payload: Any, spec: InputSpec, limits: Limits) -> ModelInput:
     """modelrail's protocol: records under "inputs" or "columns" + "data"."""
     if not isinstance(payload, dict):
         raise InvalidRequestError(
@@ -68,18 +65,16 @@ def matrix_from_native(
     if "inputs" in payload:
         if len(payload) != 1:
             _only(payload, {"inputs"})
-        return _from_records(payload["inputs"], spec, limits, "inputs", booleans)
+        return _from_records(payload["inputs"], spec, limits, "inputs")
     if "data" in payload or "columns" in payload:
         _only(payload, {"columns", "data"})
-        return _from_split(payload, spec, limits, "", booleans)
+        return _from_split(payload, spec, limits, "")
     raise InvalidRequestError(
         'the body needs "inputs" (a list of records) or "columns" and "data"', field="body"
     )
 
 
-def matrix_from_mlflow(
-    payload: Any, spec: InputSpec, limits: Limits, booleans: _Booleans = None
-) -> ModelInput:
+def matrix_from_mlflow(payload: Any, spec: InputSpec, limits: Limits) -> ModelInput:
     """MLflow's scoring protocol, so existing clients work unchanged."""
     if not isinstance(payload, dict) or len(payload.keys() & _MLFLOW_KEYS) != 1:
         raise InvalidRequestError(
@@ -94,15 +89,15 @@ def matrix_from_mlflow(
     if key == "dataframe_split":
         if not isinstance(value, dict):
             raise InvalidRequestError('"dataframe_split" must be an object', field=key)
-        return _from_split(value, spec, limits, f"{key}.", booleans)
+        return _from_split(value, spec, limits, f"{key}.")
     if key == "dataframe_records":
-        return _from_records(value, spec, limits, key, booleans)
+        return _from_records(value, spec, limits, key)
     # "instances" and "inputs": a list of records, a list of rows, or an object of columns.
     if isinstance(value, dict):
-        return _from_column_lists(value, spec, limits, key, booleans)
+        return _from_column_lists(value, spec, limits, key)
     if isinstance(value, list) and value and isinstance(value[0], dict):
-        return _from_records(value, spec, limits, key, booleans)
-    return _from_rows(value, spec, limits, key, booleans)
+        return _from_records(value, spec, limits, key)
+    return _from_rows(value, spec, limits, key)
 
 
 def matrix_from_csv(body: bytes, spec: InputSpec, limits: Limits) -> ModelInput:
@@ -158,8 +153,6 @@ def _csv_column(name: str, dtype: str, column: Any) -> Any:
 
 
 _MLFLOW_KEYS = frozenset({"dataframe_split", "dataframe_records", "instances", "inputs"})
-# The columns where JSON true / false may stand for 1 / 0; None when the body has none.
-_Booleans = frozenset[str] | None
 
 
 def _only(payload: dict[str, Any], allowed: set[str]) -> None:
@@ -202,7 +195,6 @@ def _from_split(
     spec: InputSpec,
     limits: Limits,
     prefix: str,
-    booleans: _Booleans,
 ) -> ModelInput:
     names = value.get("columns", list(spec.columns))
     data = value.get("data")
@@ -215,23 +207,21 @@ def _from_split(
     _check_names(names, spec.columns, f"{prefix}columns")
     given = tuple(names)
     if given == spec.columns:
-        return _from_rows(data, spec, limits, f"{prefix}data", booleans)
-    converted = _from_rows(data, spec.reordered(given), limits, f"{prefix}data", booleans)
+        return _from_rows(data, spec, limits, f"{prefix}data")
+    converted = _from_rows(data, spec.reordered(given), limits, f"{prefix}data")
     if isinstance(converted, np.ndarray):
         return converted[:, [names.index(c) for c in spec.columns]]
     return converted[list(spec.columns)]
 
 
-def _from_rows(
-    rows: Any, spec: InputSpec, limits: Limits, where: str, booleans: _Booleans
-) -> ModelInput:
+def _from_rows(rows: Any, spec: InputSpec, limits: Limits, where: str) -> ModelInput:
     if not isinstance(rows, list):
         raise InvalidRequestError(f'"{where}" must be a list of rows', field=where)
     _check_rows(len(rows), limits, where)
-    return _converted(rows, spec, where, booleans)
+    return _converted(rows, spec, where)
 
 
-def _converted(rows: list[Any], spec: InputSpec, where: str, booleans: _Booleans) -> ModelInput:
+def _converted(rows: list[Any], spec: InputSpec, where: str) -> ModelInput:
     """Rows (lists, or tuples picked from records) of values in column order, as the model's
     input; every value is checked against its column's type."""
     if not spec.numeric:
@@ -253,11 +243,19 @@ def _converted(rows: list[Any], spec: InputSpec, where: str, booleans: _Booleans
             f"got {width}",
             field=where,
         )
-    if booleans is not None and len(booleans) < len(columns):
-        _refuse_booleans(rows, columns, booleans)
+    if len(spec.booleans) < len(columns) and _holds_booleans(rows):
+        _refuse_booleans(rows, columns, spec.booleans)
     # JSON has no NaN or infinity and orjson refuses numbers beyond float64's range, so
     # values numpy parsed as numbers are finite: only nulls (NaN) need a look.
     return matrix if parsed.dtype.kind in "biuf" else check_finite(matrix, spec)
+
+
+def _holds_booleans(rows: list[Any]) -> bool:
+    """Whether any value is a JSON true / false, which numpy took as 1 / 0 (one C-level pass
+    over the values' types)."""
+    if len(rows) == 1:
+        return bool in set(map(type, rows[0]))
+    return bool in set(map(type, chain.from_iterable(rows)))
 
 
 def _refuse_booleans(rows: list[Any], columns: tuple[str, ...], allowed: frozenset[str]) -> None:
@@ -271,9 +269,7 @@ def _refuse_booleans(rows: list[Any], columns: tuple[str, ...], allowed: frozens
                 )
 
 
-def _from_records(
-    records: Any, spec: InputSpec, limits: Limits, where: str, booleans: _Booleans
-) -> ModelInput:
+def _from_records(records: Any, spec: InputSpec, limits: Limits, where: str) -> ModelInput:
     if not isinstance(records, list):
         raise InvalidRequestError(f'"{where}" must be a list of records', field=where)
     _check_rows(len(records), limits, where)
@@ -288,7 +284,7 @@ def _from_records(
     if len(rows) != len(records):
         _refuse_records(records, spec.columns, where)
         rows = [[record[c] for c in spec.columns] for record in records]
-    return _converted(rows, spec, where, booleans)
+    return _converted(rows, spec, where)
 
 
 def _refuse_records(records: list[Any], columns: tuple[str, ...], where: str) -> None:
@@ -308,7 +304,6 @@ def _from_column_lists(
     spec: InputSpec,
     limits: Limits,
     where: str,
-    booleans: _Booleans,
 ) -> ModelInput:
     _check_names(list(value), spec.columns, where)
     lengths = {len(v) if isinstance(v, list) else -1 for v in value.values()}
@@ -321,7 +316,6 @@ def _from_column_lists(
         spec,
         limits,
         where,
-        booleans,
     )
 
 
