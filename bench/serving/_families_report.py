@@ -24,6 +24,11 @@ LIBRARY_MULTIPLE = 10.0
 P99_TARGET_MS = 2.0
 NOT_JUDGED_AGAINST_LIBRARY = frozenset({"linear"})
 Points = dict[tuple[str, str], list[Result]]
+SERVERS = {
+    "modelrail": "**modelrail serve**",
+    "modelrail-base": "modelrail serve, baseline source",
+    "fastapi-lib": "FastAPI + library",
+}
 
 
 def _at(points: Points, server: str, family: str, connections: int) -> list[Result]:
@@ -97,7 +102,7 @@ def _row(label: str, r: Result, *ratios: str) -> str:
 def table(points: Points, families: tuple[str, ...]) -> list[str]:
     lines = [
         "| server | conn | req/s | p50 ms | p99 ms | server CPU µs/req | errors "
-        "| ÷ bare ASGI hello | modelrail ÷ FastAPI + library |",
+        "| ÷ bare ASGI hello | modelrail ÷ this |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for connections in (1, 8):
@@ -111,17 +116,15 @@ def table(points: Points, families: tuple[str, ...]) -> list[str]:
             lines.append(_row("FastAPI hello world", fastapi_hello, share, ""))
         for family in families:
             ours = _one(points, "modelrail", family, connections)
-            library = _one(points, "fastapi-lib", family, connections)
-            for server, result in (("modelrail serve", ours), ("FastAPI + library", library)):
+            for server, label in SERVERS.items():
+                result = _one(points, server, family, connections)
                 if result is None:
                     continue
                 share = f"{result.rps / hello.rps:.2f}" if hello is not None else "-"
                 multiple = ""
-                if server == "modelrail serve" and library is not None and library.rps > 0:
-                    multiple = f"{result.rps / library.rps:.1f}"
-                bold = "**" if server == "modelrail serve" else ""
-                label = f"{bold}{server}{bold}: {LABELS[family]}"
-                lines.append(_row(label, result, share, multiple))
+                if server != "modelrail" and ours is not None and result.rps > 0:
+                    multiple = f"{ours.rps / result.rps:.2f}"
+                lines.append(_row(f"{label}: {LABELS[family]}", result, share, multiple))
     return lines
 
 

@@ -60,13 +60,26 @@ WARMUP_S = 1
 CONNECTIONS = (1, 8)
 
 
-def servers_for(work: Path, families: list[Family]) -> list[Server]:
+def servers_for(work: Path, families: list[Family], baseline: Path | None) -> list[Server]:
     fastapi = ensure_env("fastapi")
     fastapi_env = clean_env(BENCH_FAMILIES=str(work / "families.json"))
     fastapi_env["PATH"] = f"{fastapi / 'bin'}:{fastapi_env.get('PATH', '')}"
     first = families[0]
     modelrail = [str(ROOT / ".venv" / "bin" / "modelrail"), "serve", "--env", "dev"]
     hello = b'{"hello":"world"}'
+    extra = []
+    if baseline is not None:  # the same command on another source tree, for before / after
+        extra.append(
+            Server(
+                "modelrail-base",
+                f"modelrail serve from {baseline}",
+                [*modelrail, "--port", "{port}"],
+                f"/v1/models/{first.model_name}/predict",
+                body(first),
+                clean_env(PYTHONPATH=str(baseline)),
+                work / "project",
+            )
+        )
     return [
         Server(
             "asgi-hello",
@@ -106,11 +119,12 @@ def servers_for(work: Path, families: list[Family]) -> list[Server]:
             fastapi_env,
             work,
         ),
+        *extra,
     ]
 
 
 def path_for(server: str, family: Family) -> str:
-    if server == "modelrail":
+    if server.startswith("modelrail"):
         return f"/v1/models/{family.model_name}/predict"
     return f"/predict/{family.key}"
 
@@ -138,12 +152,13 @@ def bench(servers: list[Server], families: list[Family], seconds: int, work: Pat
             expected = families[0].expected
             print(f"{server.label}: starting ...", flush=True)
             ports[server.key] = stack.enter_context(running(server, LOGS, expected))
-            if server.key in ("modelrail", "fastapi-lib"):
+            if server.key != "asgi-hello" and server.key != "fastapi-hello":
                 check_answers(ports[server.key], server.key, families)
         print(f"all ready and correct; {seconds} s per point, {WARMUP_S} s warm-up", flush=True)
         schedule = [("asgi-hello", None), ("fastapi-hello", None)]
+        compared = [s.key for s in servers if s.key not in ("asgi-hello", "fastapi-hello")]
         for family in families:
-            schedule += [("modelrail", family), ("fastapi-lib", family)]
+            schedule += [(key, family) for key in compared]
         schedule.append(("asgi-hello", None))
         points: Points = {}
         for connections in CONNECTIONS:
@@ -177,6 +192,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="3 s per point instead of 6 s")
     parser.add_argument("--families", default=",".join(FAMILIES), help=",".join(FAMILIES))
+    parser.add_argument(
+        "--baseline-src",
+        type=Path,
+        default=None,
+        help="also serve with modelrail imported from this src folder (PYTHONPATH), e.g. a "
+        "copy of src/ with older serving files, measured beside the current one",
+    )
     args = parser.parse_args()
     keys = tuple(k for k in args.families.split(",") if k)
     if unknown := set(keys) - set(FAMILIES):
@@ -194,7 +216,8 @@ def main() -> None:
             work = Path(tmp)
             print(f"training and registering {', '.join(keys)} ...", flush=True)
             families = train_all(work, keys, work / "project")
-            points = bench(servers_for(work, families), families, seconds, work)
+            servers = servers_for(work, families, args.baseline_src)
+            points = bench(servers, families, seconds, work)
     finally:
         stop_all()
     leftover = still_listening()
