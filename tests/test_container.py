@@ -65,6 +65,28 @@ def test_context_has_a_pinned_non_root_dockerfile_and_a_verified_bundle(tmp_path
         assert (context / "bundle" / "artifacts" / "sha256" / sha[:2] / sha[2:]).is_file()
 
 
+def test_bundled_files_are_readable_by_the_images_non_root_user(tmp_path: Path) -> None:
+    # The image copies the bundle as root and serves it as the `modelrail` user: a file left
+    # private to its writer (mkstemp's 0600) made the container refuse to start.
+    previous = os.umask(0o022)
+    try:
+        _project(tmp_path)
+        context = tmp_path / "ctx"
+        done = subprocess.run(
+            [MODELRAIL, "docker", "build", "--env", "staging", "--context-only", str(context)],
+            cwd=tmp_path, capture_output=True, text=True, timeout=300, env=_env(),
+        )  # fmt: skip
+    finally:
+        os.umask(previous)
+    assert done.returncode == 0, done.stderr
+    files = [p for p in (context / "bundle").rglob("*") if p.is_file()]
+    assert len(files) >= 3
+    private = [str(p) for p in files if p.stat().st_mode & 0o044 != 0o044]
+    assert private == []
+    stored = [p for p in (tmp_path / ".modelrail").rglob("sha256/*/*") if p.is_file()]
+    assert stored and all(p.stat().st_mode & 0o044 == 0o044 for p in stored)
+
+
 def _bundled_shas(context: Path) -> dict[str, str]:
     manifest = json.loads((context / "bundle" / "manifest.json").read_text())
     (entry,) = manifest["models"]

@@ -74,6 +74,7 @@ class ArtifactStore:
         size = 0
         fd, temp_name = tempfile.mkstemp(dir=staging, prefix="upload-")
         try:
+            _share(fd)
             with os.fdopen(fd, "wb") as out:
                 while chunk := stream.read(_CHUNK):
                     digest.update(chunk)
@@ -127,6 +128,7 @@ class ArtifactStore:
         destination.parent.mkdir(parents=True, exist_ok=True)
         fd, temp_name = tempfile.mkstemp(dir=destination.parent, prefix=".copy-")
         try:
+            _share(fd)
             with os.fdopen(fd, "wb") as out:
                 out.write(data)
                 out.flush()
@@ -142,6 +144,7 @@ class ArtifactStore:
         staging.mkdir(parents=True, exist_ok=True)
         fd, temp_name = tempfile.mkstemp(dir=staging, prefix="download-")
         try:
+            _share(fd)
             with os.fdopen(fd, "wb") as out:
                 found = self._remote.download(sha256, out)
             if not found:
@@ -150,6 +153,22 @@ class ArtifactStore:
             os.replace(temp_name, path)
         finally:
             Path(temp_name).unlink(missing_ok=True)
+
+
+def _shared_mode() -> int:
+    # mkstemp makes files private (0600); an artifact is content-addressed and readable by
+    # whoever may read the folder: a container's non-root user, a teammate on a shared store.
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+_SHARED_MODE = _shared_mode()
+
+
+def _share(fd: int) -> None:
+    if hasattr(os, "fchmod"):  # POSIX only; Windows files carry no such bits
+        os.fchmod(fd, _SHARED_MODE)
 
 
 def _default_cache() -> Path:
