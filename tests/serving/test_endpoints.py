@@ -338,6 +338,17 @@ def test_models_lists_name_version_environment_signature_and_since(
     assert listed["iris"]["signature"]["classes"] == [0, 1, 2]
     assert listed["iris"]["signature"]["has_probabilities"] is True
     assert listed["diabetes"]["signature"]["has_probabilities"] is False
+    # Which predictor answers each workload, why, and what else was tried.
+    forest = listed["forest"]["predictors"]
+    assert forest["serving"]["workload"] == "one_row"
+    assert forest["serving"]["form"] == listed["forest"]["predictor"]
+    for workload in ("one_row", "batch"):
+        assert forest[workload]["form"] and forest[workload]["why"]
+    tried = {t["form"]: t for t in forest["tried"]}
+    assert "compiled-linear" in tried and tried["compiled-linear"]["verified"] is False
+    assert "linear" in tried["compiled-linear"]["reason"]
+    assert forest["verified_rows"] > 100
+    assert forest["one_row"]["one_row_us"] > 0
 
 
 # -- GET /metrics ------------------------------------------------------------------------------

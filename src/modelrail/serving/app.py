@@ -210,6 +210,7 @@ class PredictionApp:
                 "environment": m.environment,
                 "since": m.since,
                 "predictor": m.scoring.predictor_kind,
+                "predictors": m.scoring.describe(),
                 "artifact_sha256": m.scoring.version.artifact_sha256,
                 "run_id": m.scoring.version.run_id,
                 "signature": m.scoring.version.signature.to_json(),
