@@ -396,3 +396,30 @@ def test_a_spark_executor_refuses_a_shipped_form_whose_bytes_changed(client: Cli
     changed = ShippedModel(version, artifact, (), "fail", "run", None, form[:-1] + b"x")
     with pytest.raises(ArtifactIntegrityError, match=f"{chosen.kind} form of pipeline:1"):
         _load_scorer(changed)
+
+
+def test_a_text_pipeline_form_scores_request_columns_without_building_a_dataframe(
+    client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from modelrail.serving.input_spec import InputSpec, typed_columns
+
+    model, X = _text_pipeline()
+    version = client.register_model(model, "towns", input_example=X[:5])
+    scoring = scoring_model_for(client.artifacts, version, "one_row")
+    if scoring.predictor_kind != "onnxruntime":
+        pytest.fail(f"expected the ONNX form to be chosen, got {scoring.predictor_kind}")
+    rows = _held_out("one-hot-pipeline")[:6]
+    spec = InputSpec.from_signature(version.signature)
+    request = [tuple(r) for r in rows[list(spec.columns)].itertuples(index=False)]
+    built: list[object] = []
+    real = pd.DataFrame
+
+    def counting(*args: Any, **kwargs: Any) -> pd.DataFrame:
+        built.append(args)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(pd, "DataFrame", counting)
+    scored = scoring.score_input(typed_columns(request, spec, "inputs"))
+    monkeypatch.setattr(pd, "DataFrame", real)
+    assert built == []
+    _assert_same(scored, model, rows)

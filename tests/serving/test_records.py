@@ -62,9 +62,12 @@ def test_text_in_a_number_column_is_refused_naming_the_column() -> None:
     assert problem.field == "b"
 
 
-def test_records_of_a_model_with_text_columns_become_a_typed_frame() -> None:
+def test_records_of_a_model_with_text_columns_become_typed_columns() -> None:
     spec = InputSpec(("n", "t"), ("float64", "string"))
-    frame = convert({"inputs": [{"t": "x", "n": 1}, {"n": 2.5, "t": "y"}]}, spec)
+    columns = convert({"inputs": [{"t": "x", "n": 1}, {"n": 2.5, "t": "y"}]}, spec)
+    assert columns.names == ("n", "t") and columns.complete
+    assert [a.dtype.kind for a in columns.arrays] == ["f", "O"]
+    frame = columns.to_frame()  # what a predictor that needs pandas gets
     assert list(frame.columns) == ["n", "t"]
     assert frame["n"].tolist() == [1.0, 2.5]
     assert frame["t"].tolist() == ["x", "y"]

@@ -19,6 +19,7 @@ import numpy as np
 from modelrail.artifacts import ArtifactStore
 from modelrail.entities import ModelVersion
 from modelrail.registry import LoadedModel, load_model_version
+from modelrail.scoring.columns import Columns
 from modelrail.scoring.compiled import FloatMatrix, LinearForm, compile_model, form_from_bytes
 from modelrail.scoring.evaluation import ModelCall, Scored
 from modelrail.scoring.forms.record import (
@@ -153,8 +154,15 @@ class ScoringModel:
         return None if found is None else Scored(*found)
 
     def score_input(self, data: Any) -> Scored:
-        """A float64 matrix (all-numeric inputs) or a DataFrame of the signature's types."""
-        return self.score(data) if isinstance(data, np.ndarray) else self.score_frame(data)
+        """A float64 matrix (all-numeric inputs), ``Columns`` or a DataFrame of the
+        signature's types."""
+        if isinstance(data, np.ndarray):
+            return self.score(data)
+        if isinstance(data, Columns):
+            if self.form is not None and getattr(self.form, "takes_columns", False):
+                return self._score_with_form(data)
+            data = data.to_frame()
+        return self.score_frame(data)
 
     def score_frame(self, frame: Any) -> Scored:
         """The general path for inputs with text columns: a DataFrame in signature order."""
@@ -185,6 +193,8 @@ class ScoringModel:
         take = (
             (lambda rows: data[rows])
             if isinstance(data, np.ndarray)
+            else data.take
+            if isinstance(data, Columns)
             else (lambda rows: data[rows].reset_index(drop=True))
         )
         complete = self.form.scores(take(~gaps))
@@ -304,6 +314,12 @@ def _left_to_library(
         if top <= (_FLOAT32_MAX if float32 else np.inf):
             return None
         numbers, missing = data, None
+    elif isinstance(data, Columns):
+        if data.complete and data.largest() <= (_FLOAT32_MAX if float32 else np.inf):
+            return None
+        numbers = data.numbers()
+        gaps_found = data.missing_rows() if gaps else None
+        missing = None if gaps_found is None else gaps_found[:, None]
     else:
         selected = data.select_dtypes(include="number")
         numbers = selected.to_numpy(dtype=np.float64) if selected.shape[1] else None

@@ -2,9 +2,10 @@
 types, which may be missing, and how request rows become the model's input.
 
 All-numeric models get a float64 matrix built by numpy in one call (the hot path: no pandas);
-models with text or date columns get a pandas DataFrame whose columns have the signature's
-types. Either way nothing is coerced: a JSON string is never read as a number, a boolean is a
-number only in a boolean column, and ``null`` only passes in a column the model scores missing.
+models with text or date columns get ``Columns``, one numpy array per column of the
+signature's type (a pandas DataFrame only if the predictor needs one). Either way nothing is
+coerced: a JSON string is never read as a number, a boolean is a number only in a boolean
+column, and ``null`` only passes in a column the model scores missing.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import numpy as np
 
 from modelrail.entities import Signature
 from modelrail.errors import InvalidRequestError
+from modelrail.scoring.columns import Columns
 from modelrail.scoring.compiled import FloatMatrix
 
 NUMERIC = frozenset({"float64", "int64", "bool"})
@@ -102,10 +104,8 @@ def check_finite(matrix: FloatMatrix, spec: InputSpec) -> FloatMatrix:
     return matrix
 
 
-def typed_frame(rows: list[Any], spec: InputSpec, where: str) -> Any:
-    """Rows as a pandas DataFrame with one column per signature column, each of its type."""
-    import pandas as pd
-
+def typed_columns(rows: list[Any], spec: InputSpec, where: str) -> Columns:
+    """Rows as one array per signature column, each of its type."""
     width = len(spec.columns)
     for r, row in enumerate(rows):
         if not isinstance(row, list | tuple):
@@ -116,15 +116,30 @@ def typed_frame(rows: list[Any], spec: InputSpec, where: str) -> Any:
             raise InvalidRequestError(
                 f'"{where}[{r}]" has {len(row)} values; expected {width}', field=f"{where}[{r}]"
             )
-    data = {
-        name: _column(name, dtype, [row[j] for row in rows], name in spec.nullable)
-        for j, (name, dtype) in enumerate(zip(spec.columns, spec.dtypes, strict=True))
-    }
-    # The dict holds the columns in signature order: columns= would make pandas reindex.
-    return pd.DataFrame(data)
+    values = list(zip(*rows, strict=True)) if rows else [()] * width
+    return Columns(
+        spec.columns,
+        tuple(
+            _column(name, dtype, list(values[j]), name in spec.nullable)
+            for j, (name, dtype) in enumerate(zip(spec.columns, spec.dtypes, strict=True))
+        ),
+        complete=not any(None in row for row in rows),
+    )
+
+
+_NUMBER_TYPES = frozenset({int, float})
+_TEXT_TYPES = frozenset({str})
 
 
 def _column(name: str, dtype: str, values: list[Any], nullable: bool) -> Any:
+    # One C-level pass over the values' types settles the usual request; the per-value
+    # checks below run only to name what is wrong, or for booleans and dates.
+    kinds = set(map(type, values))
+    if dtype in ("float64", "int64") and kinds <= _NUMBER_TYPES:
+        as_float = dtype == "float64" or float in kinds
+        return np.array(values, dtype=np.float64 if as_float else np.int64)
+    if dtype not in ("float64", "int64", "bool", "datetime") and kinds <= _TEXT_TYPES:
+        return np.array(values, dtype=object)
     missing = [i for i, v in enumerate(values) if v is None]
     if missing and not nullable:
         raise InvalidRequestError(
@@ -139,9 +154,8 @@ def _column(name: str, dtype: str, values: list[Any], nullable: bool) -> Any:
             lambda v: isinstance(v, int | float) and not isinstance(v, bool),
             "a number",
         )
-        as_float = missing or dtype == "float64" or any(isinstance(v, float) for v in values)
         cleaned = [np.nan if v is None else v for v in values]
-        return np.array(cleaned, dtype=np.float64 if as_float else np.int64)
+        return np.array(cleaned, dtype=np.float64)  # a null makes it float (NaN)
     if dtype == "bool":
         _expect(name, values, lambda v: isinstance(v, bool) or v in (0, 1), "true or false")
         return np.array(

@@ -1,5 +1,5 @@
 """Prediction request bodies -> the model's input, in its column order: a float64 matrix for
-all-numeric models, a DataFrame of the signature's types otherwise (see ``input_spec``).
+all-numeric models, ``Columns`` of the signature's types otherwise (see ``input_spec``).
 
 Accepted: modelrail's own ``{"inputs": [{...}]}`` (records) and
 ``{"columns": [...], "data": [[...]]}``, and MLflow's scoring protocol:
@@ -23,9 +23,9 @@ import numpy as np
 import orjson
 
 from modelrail.errors import InvalidRequestError
-from modelrail.serving.input_spec import InputSpec, check_finite, numeric_matrix, typed_frame
+from modelrail.serving.input_spec import InputSpec, check_finite, numeric_matrix, typed_columns
 
-# A float64 matrix (all-numeric models) or a pandas DataFrame (text or date columns).
+# A float64 matrix (all-numeric models) or Columns (text or date columns).
 ModelInput = Any
 
 
@@ -126,7 +126,7 @@ def matrix_from_csv(body: bytes, spec: InputSpec, limits: Limits) -> ModelInput:
         columns[name] = _csv_column(name, dtype, column)
     if not spec.numeric:
         rows = [list(values) for values in zip(*columns.values(), strict=True)]
-        return typed_frame(rows, spec, "CSV")
+        return typed_columns(rows, spec, "CSV")
     matrix = np.empty((table.num_rows, len(spec.columns)))
     for index, values in enumerate(columns.values()):
         matrix[:, index] = values
@@ -211,7 +211,7 @@ def _from_split(
     converted = _from_rows(data, spec.reordered(given), limits, f"{prefix}data")
     if isinstance(converted, np.ndarray):
         return converted[:, [names.index(c) for c in spec.columns]]
-    return converted[list(spec.columns)]
+    return converted.select(spec.columns)
 
 
 def _from_rows(rows: Any, spec: InputSpec, limits: Limits, where: str) -> ModelInput:
@@ -225,7 +225,7 @@ def _converted(rows: list[Any], spec: InputSpec, where: str) -> ModelInput:
     """Rows (lists, or tuples picked from records) of values in column order, as the model's
     input; every value is checked against its column's type."""
     if not spec.numeric:
-        return typed_frame(rows, spec, where)
+        return typed_columns(rows, spec, where)
     columns = spec.columns
     try:
         # Without a dtype numpy keeps strings as strings ("12.5" must not pass as 12.5)

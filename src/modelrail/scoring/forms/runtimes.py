@@ -18,6 +18,7 @@ import numpy as np
 
 from modelrail.entities import Signature
 from modelrail.errors import InvalidRequestError, ModelFlavorError
+from modelrail.scoring.columns import Columns
 from modelrail.scoring.compiled import form_from_bytes
 from modelrail.scoring.evaluation import Scored
 from modelrail.scoring.forms.record import BATCH, COMPILED_LINEAR, ONNXRUNTIME, TREELITE
@@ -118,6 +119,8 @@ class OnnxRunner:
         except Exception as exc:  # ONNX Runtime raises its own Fail / InvalidGraph types
             raise ModelFlavorError(f"onnxruntime cannot run this form: {exc}") from exc
         self.layout = str(details.get("layout", "matrix"))
+        # Fed request Columns as they are: no DataFrame built and picked apart again.
+        self.takes_columns = self.layout != "matrix"
         self.float = np.float64 if details.get("float") == "float64" else np.float32
         self.output = str(details["output"])
         self.text = frozenset(details.get("text_columns", ()))
@@ -145,6 +148,8 @@ class OnnxRunner:
     def _column_feeds(self, data: Any) -> dict[str, Any]:
         import pandas as pd
 
+        if isinstance(data, Columns):
+            return self._feeds(dict(data.select(self.columns).items()))
         if not hasattr(data, "columns"):
             data = pd.DataFrame(np.asarray(data), columns=self.columns, copy=False)
         if len(data) <= _FEW_ROWS:
@@ -155,6 +160,9 @@ class OnnxRunner:
             columns = {name: values[:, j] for j, name in enumerate(self.columns)}
         else:
             columns = {name: data[name] for name in self.columns}
+        return self._feeds(columns)
+
+    def _feeds(self, columns: Mapping[str, Any]) -> dict[str, Any]:
         feeds: dict[str, Any] = {}
         for name, column in columns.items():
             if name in self.text:
@@ -166,6 +174,8 @@ class OnnxRunner:
 
     def _numbers(self, name: str, column: Any) -> np.ndarray[Any, Any]:
         try:
+            if isinstance(column, np.ndarray) and column.dtype != object:
+                return column.astype(self.float, copy=False)
             if isinstance(column, np.ndarray):  # objects: None for a missing value
                 return np.array([np.nan if v is None else v for v in column], dtype=self.float)
             return np.asarray(column.to_numpy(dtype=self.float, na_value=np.nan))
@@ -176,6 +186,8 @@ class OnnxRunner:
 
 
 def _text(values: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    if len(values) <= _FEW_ROWS and all(type(v) is str for v in values):
+        return values.astype(str)
     import pandas as pd
 
     missing = pd.isna(values)
