@@ -7,46 +7,47 @@ import logging
 import os
 import time
 import uuid
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from modelrail.artifacts import ArtifactStore
+from modelrail.client_environments import EnvironmentMethods
 from modelrail.config import Settings, load_settings
-from modelrail.entities import ComponentVersion, Model, ModelVersion, Run, TrackerPage
-from modelrail.errors import RunNotFoundError
+from modelrail.entities import (
+    ComponentVersion,
+    Experiment,
+    MetricPoint,
+    Model,
+    ModelVersion,
+    Run,
+    TrackerPage,
+)
+from modelrail.errors import ArtifactNotFoundError, RunNotFoundError
 from modelrail.flavors.base import SaveOptions, save_options
-from modelrail.policy import EnvironmentPolicy
 from modelrail.refs import Ref, validate_name
 from modelrail.store.db import Database
 from modelrail.store.models_repo import ModelRepository
 from modelrail.store.runs_repo import RunRepository
-from modelrail.store.tracker_query import TrackerQuery, tracker_page
+from modelrail.store.tracker_query import TrackerQuery, metric_extremes, metric_names, tracker_page
 from modelrail.tracking.run import ActiveRun
 
 if TYPE_CHECKING:
-    from modelrail.entities import (
-        ApprovalRequest,
-        EnvironmentEvent,
-        Holding,
-        PromotionOutcome,
-    )
-    from modelrail.environments import Environments
     from modelrail.registry import LoadedModel
+    from modelrail.store.db import AppRoleGrants
+    from modelrail.store.shadow_repo import ShadowTotals
 
 log = logging.getLogger("modelrail")
 
 
-@dataclass(frozen=True)
-class EnvironmentView:
-    name: str
-    policy: EnvironmentPolicy
-    holdings: Mapping[str, Holding]
+class Client(EnvironmentMethods):
+    """Everything modelrail does, as methods. ``Client()`` reads settings from the environment.
 
-
-class Client:
-    """Everything modelrail does, as methods. ``Client()`` reads settings from the environment."""
+    The command line and the dashboard reach the library through these public methods only
+    (never ``db``, ``runs``, ``models`` or ``environment_service``), so that a client of a
+    team server can offer the same methods. Promotion and approval methods come from
+    ``EnvironmentMethods``.
+    """
 
     def __init__(
         self,
@@ -73,7 +74,6 @@ class Client:
         )
         self.models = ModelRepository(self.db)
         self._experiment_ids: dict[str, int] = {}
-        self._environments: Environments | None = None
 
     @functools.cached_property
     def runs(self) -> RunRepository:
@@ -82,13 +82,14 @@ class Client:
         return RunRepository(self.db)
 
     @property
-    def environment_service(self) -> Environments:
-        """Promotion, approval, rollback and history across the environment chain."""
-        if self._environments is None:
-            from modelrail.environments import Environments
+    def store_address(self) -> str:
+        """The store's URL with any password hidden, to show to a person."""
+        return self.db.display_url
 
-            self._environments = Environments(self)
-        return self._environments
+    def grant_app_role(self, role: str) -> AppRoleGrants:
+        """Let PostgreSQL ``role`` read and write rows, only add to the append-only
+        history and not change the schema (this client connects as the schema's owner)."""
+        return self.db.grant_app_role(role)
 
     def close(self) -> None:
         self.db.dispose()
@@ -152,6 +153,35 @@ class Client:
             scope = f" in experiment {experiment!r}" if experiment else ""
             raise RunNotFoundError(f"no run{scope} has logged the metric {metric!r}")
         return self.get_run(page.rows[0].run_id)
+
+    def experiments(self) -> list[Experiment]:
+        """Every experiment, by name."""
+        return self.runs.list_experiments()
+
+    def metric_history(self, run_id: str, key: str | None = None) -> list[MetricPoint]:
+        """Every point a run logged (of metric ``key``, or all), by key, step and time."""
+        return self.runs.metric_history(run_id, key)
+
+    def metric_names(self) -> list[str]:
+        """Every metric key any run has logged, sorted."""
+        return metric_names(self.db)
+
+    def metric_extremes(
+        self, query: TrackerQuery, keys: Iterable[str]
+    ) -> dict[str, tuple[float, float]]:
+        """The smallest and largest latest value of each metric in ``keys`` over every run
+        ``query`` matches (not one page of them); metrics none of them logged are left out."""
+        return metric_extremes(self.db, query, keys)
+
+    def run_artifact(self, run_id: str, path: str) -> bytes:
+        """The bytes of the artifact a run logged at ``path``, checked against its sha256."""
+        run = self.get_run(run_id)
+        record = next((a for a in run.artifacts if a.path == path), None)
+        if record is None:
+            raise ArtifactNotFoundError(f"run {run.short_id} has no artifact {path!r}")
+        return self.artifacts.read_verified(
+            record.sha256, size=record.size, label=f"run {run.short_id}: {record.path}"
+        )
 
     def datasets(self) -> list[tuple[ComponentVersion, int]]:
         """Every dataset version with the number of runs that used it."""
@@ -232,58 +262,14 @@ class Client:
         self.environment_service.auto_enter(version)
         return version
 
-    # -- environments ------------------------------------------------------------------
+    # -- serving -----------------------------------------------------------------------
 
-    def promote(
-        self,
-        reference: str,
-        to: str,
-        *,
-        reason: str = "",
-        force: bool = False,
-        if_holds: int | None = None,
-    ) -> PromotionOutcome:
-        """Move a version into environment ``to`` through its gates (or open an approval).
+    def shadow_totals(self, model: str | None = None) -> list[ShadowTotals]:
+        """How often each shadow version agreed with the live one (of ``model``, or every
+        model), with request counts and latencies, as shadowing servers add them up."""
+        from modelrail.store.shadow_repo import ShadowRepository
 
-        With ``if_holds=N`` it only happens while ``to`` still holds version N.
-        """
-        return self.environment_service.promote(
-            reference, to, reason=reason, force=force, if_holds=if_holds
-        )
-
-    def approve(self, request_id: int, *, reason: str = "") -> PromotionOutcome:
-        return self.environment_service.approve(request_id, reason=reason)
-
-    def reject(self, request_id: int, *, reason: str = "") -> ApprovalRequest:
-        return self.environment_service.reject(request_id, reason=reason)
-
-    def rollback(
-        self, model: str, environment: str, *, to_version: int | None = None, reason: str = ""
-    ) -> EnvironmentEvent:
-        return self.environment_service.rollback(
-            model, environment, to_version=to_version, reason=reason
-        )
-
-    def history(
-        self, model: str | None = None, environment: str | None = None
-    ) -> list[EnvironmentEvent]:
-        return self.environment_service.history(model, environment)
-
-    def board(self) -> list[Holding]:
-        """What every environment holds, per model."""
-        return self.environment_service.board()
-
-    def environments(self) -> list[EnvironmentView]:
-        """The chain in order, each environment with its gates, settings and holdings."""
-        holdings = self.board()
-        return [
-            EnvironmentView(
-                name=name,
-                policy=self.settings.policy.environments[name],
-                holdings={h.model: h for h in holdings if h.environment == name},
-            )
-            for name in self.settings.policy.chain
-        ]
+        return ShadowRepository(self.db).totals(model)
 
 
 @functools.cache

@@ -94,7 +94,7 @@ def _models(
     if not held:
         raise InvalidInputError(f"{environment} holds no model: nothing to put in an image")
     return tuple(
-        BundledModel(client.models.get_version(h.model, h.version), environment) for h in held
+        BundledModel(client.get_model_version(Ref(h.model, h.version)), environment) for h in held
     )
 
 

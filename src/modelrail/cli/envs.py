@@ -198,7 +198,7 @@ def envs(as_json: JsonOption = False) -> None:
     """The board: every model and the version each environment holds."""
     with open_client() as client:
         views = client.environments()
-        requests = client.environment_service.requests("pending")
+        requests = client.approval_requests("pending")
     if as_json:
         print_json(
             {

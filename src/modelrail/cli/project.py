@@ -43,8 +43,8 @@ def init(
     settings = load_settings(cwd=root, create=False)
     # Creates and migrates the store now, not on first use.
     with Client(store_url=store, settings=settings) as client:
-        grants = None if app_role is None else client.db.grant_app_role(app_role)
-        shown_store = client.db.display_url
+        grants = None if app_role is None else client.grant_app_role(app_role)
+        shown_store = client.store_address
     out = console()
     out.print(
         f"initialised modelrail project in {project_dir} (settings: {root / CONFIG_FILE_NAME})",

@@ -92,10 +92,8 @@ def shadow_report(
     as_json: JsonOption = False,
 ) -> None:
     """How often the shadow version agreed with the live one, and both latencies."""
-    from modelrail.store.shadow_repo import ShadowRepository
-
     with open_client() as client:
-        totals = ShadowRepository(client.db).totals(model)
+        totals = client.shadow_totals(model)
     if as_json:
         print_json([{**t.__dict__, "agreement": t.agreement} for t in totals])
         return

@@ -3,10 +3,10 @@ and promotion timeline (``/models/{name}``), and the promote, approve, reject an
 actions.
 
 Every action shows what it would do first (a GET that changes nothing: the gate results
-from ``Environments.check``, or the versions a rollback can return to) and then changes
-things only when its confirm form is POSTed. The changes call the same service methods as
-the command line (``Client.promote`` and friends delegate to them), with the person acting
-named (see ``auth``); their errors become pages in ``app``.
+from ``Client.check_promotion``, or the versions a rollback can return to) and then
+changes things only when its confirm form is POSTed. The changes call the same ``Client``
+methods as the command line (``promote``, ``approve``, ``reject``, ``rollback``), with the
+person acting named (see ``auth``); their errors become pages in ``app``.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ def models(page: Page) -> Response:
         title="Models",
         models=client.list_models(),
         environments=environments,
-        pending=client.environment_service.requests("pending"),
+        pending=client.approval_requests("pending"),
     )
 
 
@@ -51,7 +51,7 @@ def model_page(page: Page) -> Response:
     versions = client.list_versions(name)  # an unknown model is a 404 here
     environments = client.environments()
     history = client.history(name)
-    pending = [r for r in client.environment_service.requests("pending") if r.model == name]
+    pending = [r for r in client.approval_requests("pending") if r.model == name]
     held = {view.name: view.holdings.get(name) for view in environments}
     return page.render(
         "model.html",
@@ -78,7 +78,7 @@ def promote_check(page: Page) -> Response:
     client = page.client
     env = client.settings.policy.environment(to)
     candidate = client.get_model_version(f"{name}:{version}")
-    results = client.environment_service.check(candidate.reference, to)
+    results = client.check_promotion(candidate.reference, to)
     holding = _holding(page, name, to)
     return page.render(
         "check.html",
@@ -101,7 +101,7 @@ def promote(page: Page) -> Response:
     name = page.path_param("name")
     version = _whole("version", page.field("version"))
     to = _required("to", page.field("to"))
-    outcome = page.client.environment_service.promote(
+    outcome = page.client.promote(
         f"{name}:{version}", to, reason=page.field("reason"), actor=page.actor
     )
     if outcome.event is not None:
@@ -112,15 +112,13 @@ def promote(page: Page) -> Response:
 
 def approve_check(page: Page) -> Response:
     client = page.client
-    request = client.environment_service.repo.get_request(int(page.path_param("request_id")))
+    request = client.approval_request(int(page.path_param("request_id")))
     results: tuple[GateResult, ...] = ()
     blocked = None
     if request.status != "pending":
         blocked = f"request {request.id} is {request.status}: there is nothing to decide"
     else:
-        results = client.environment_service.check(
-            f"{request.model}:{request.version}", request.environment
-        )
+        results = client.check_promotion(f"{request.model}:{request.version}", request.environment)
         if request.requested_by == page.actor:
             blocked = (
                 f"you ({page.actor}) made request {request.id}: someone else must approve it "
@@ -145,17 +143,15 @@ def approve_check(page: Page) -> Response:
 
 
 def approve(page: Page) -> Response:
-    service = page.client.environment_service
     request_id = int(page.path_param("request_id"))
-    outcome = service.approve(request_id, reason=page.field("reason"), actor=page.actor)
+    outcome = page.client.approve(request_id, reason=page.field("reason"), actor=page.actor)
     assert outcome.event is not None
     return _back(outcome.model, f"event-{outcome.event.id}")
 
 
 def reject(page: Page) -> Response:
-    service = page.client.environment_service
     request_id = int(page.path_param("request_id"))
-    request = service.reject(request_id, reason=page.field("reason"), actor=page.actor)
+    request = page.client.reject(request_id, reason=page.field("reason"), actor=page.actor)
     return _back(request.model, f"request-{request.id}")
 
 
@@ -204,7 +200,7 @@ def rollback(page: Page) -> Response:
     environment = _required("env", page.field("env"))
     text = page.field("to_version")
     to_version = _whole("to_version", text) if text else None
-    event = page.client.environment_service.rollback(
+    event = page.client.rollback(
         name, environment, to_version=to_version, reason=page.field("reason"), actor=page.actor
     )
     return _back(name, f"event-{event.id}")
@@ -277,7 +273,7 @@ def _notice(page: Page, history: list[EnvironmentEvent]) -> Notice | None:
         )
         return Notice(text, event)
     if kind == "request":
-        request = page.client.environment_service.repo.get_request(int(number))
+        request = page.client.approval_request(int(number))
         if request.status == "pending":
             text = (
                 f"request {request.id}: {request.model} version {request.version} to "

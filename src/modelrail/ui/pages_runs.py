@@ -19,7 +19,6 @@ from starlette.responses import Response
 
 from modelrail.client import Client
 from modelrail.entities import COMPONENT_ROLES, MetricPoint, ModelVersionRef, Run
-from modelrail.errors import ArtifactNotFoundError
 from modelrail.tracking.tracker_columns import component_note
 from modelrail.ui.charts import Series, colour, line_chart
 from modelrail.ui.state import Page
@@ -39,7 +38,7 @@ class Deployment:
 def run_page(page: Page) -> Response:
     client = page.client
     run = client.get_run(page.path_param("run_id"))
-    history = client.runs.metric_history(run.id)
+    history = client.metric_history(run.id)
     stepped = stepped_metrics(history)
     charts = [
         line_chart(key, [Series(run.short_id, points, colour(0))])
@@ -69,20 +68,13 @@ def run_page(page: Page) -> Response:
 
 
 def artifact(page: Page) -> Response:
-    client = page.client
-    run = client.get_run(page.path_param("run_id"))
-    wanted = page.path_param("path")
-    record = next((a for a in run.artifacts if a.path == wanted), None)
-    if record is None:
-        raise ArtifactNotFoundError(f"run {run.short_id} has no artifact {wanted!r}")
+    path = page.path_param("path")
     # The bytes that were checked are the bytes sent: the file may change after a check.
-    data = client.artifacts.read_verified(
-        record.sha256, size=record.size, label=f"run {run.short_id}: {record.path}"
-    )
-    inline = page.param("inline") == "1" and _is_image(record.path)
-    media_type = mimetypes.guess_type(record.path)[0] or "application/octet-stream"
+    data = page.client.run_artifact(page.path_param("run_id"), path)
+    inline = page.param("inline") == "1" and _is_image(path)
+    media_type = mimetypes.guess_type(path)[0] or "application/octet-stream"
     disposition = "inline" if inline else "attachment"
-    filename = quote(PurePosixPath(record.path).name)
+    filename = quote(PurePosixPath(path).name)
     return Response(
         data,
         media_type=media_type,

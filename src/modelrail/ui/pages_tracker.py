@@ -17,14 +17,7 @@ from starlette.responses import Response
 
 from modelrail.entities import RUN_STATUSES, TrackerRow
 from modelrail.errors import InvalidInputError, NotFoundError
-from modelrail.store.tracker_query import (
-    COMPONENT_SORT_PREFIX,
-    MetricRange,
-    TrackerQuery,
-    metric_extremes,
-    metric_names,
-    tracker_page,
-)
+from modelrail.store.tracker_query import COMPONENT_SORT_PREFIX, MetricRange, TrackerQuery
 from modelrail.tracking.tracker_columns import ROLE_COLUMNS, cells, header, lower_is_better
 from modelrail.ui.state import Page
 
@@ -62,7 +55,7 @@ class Filters:
 def tracker(page: Page) -> Response:
     filters = parse_filters(page)
     client = page.client
-    result = tracker_page(client.db, filters.query)
+    result = client.tracker(filters.query)
     pages = max(1, math.ceil(result.total / PAGE_SIZE))
     if filters.page > pages:
         raise NotFoundError(
@@ -72,7 +65,7 @@ def tracker(page: Page) -> Response:
     keys += [k for k in filters.ranges if k not in keys]
     policy = client.settings.policy
     lower = {key: lower_is_better(key, policy) for key in keys}
-    extremes = metric_extremes(client.db, filters.query, keys)
+    extremes = client.metric_extremes(filters.query, keys)
     best = {k: (low if lower[k] else high) for k, (low, high) in extremes.items()}
     columns = _columns(page, filters, keys, lower)
     rows = [(row, _cells(row, keys, best)) for row in result.rows]
@@ -92,8 +85,8 @@ def tracker(page: Page) -> Response:
         next_link=_page_link(page, filters.page + 1) if filters.page < pages else None,
         metric_keys=keys,
         lower=lower,
-        all_metrics=metric_names(client.db),
-        experiments=[e.name for e in client.runs.list_experiments()],
+        all_metrics=client.metric_names(),
+        experiments=[e.name for e in client.experiments()],
         models=[m.name for m in client.list_models()],
         statuses=RUN_STATUSES,
     )
