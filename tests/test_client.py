@@ -1,12 +1,18 @@
-"""``Client``: the tracker reads the dashboard uses."""
+"""``Client``: the tracker reads the dashboard uses, and the rule that the command line and
+the dashboard reach the library through ``Client``'s public methods only."""
 
 from __future__ import annotations
+
+import re
+from pathlib import Path
 
 import pytest
 
 from modelrail.client import Client
 from modelrail.errors import ArtifactNotFoundError
 from modelrail.store.tracker_query import TrackerQuery
+
+SRC = Path(__file__).resolve().parents[1] / "src" / "modelrail"
 
 
 def log_runs(client: Client) -> tuple[str, str]:
@@ -58,3 +64,29 @@ def test_run_artifact_is_the_logged_bytes_and_a_missing_path_is_not_found(
     assert client.run_artifact(run.id, "notes.txt") == b"C=1.0\n"
     with pytest.raises(ArtifactNotFoundError, match=r"has no artifact 'other\.txt'"):
         client.run_artifact(run.id, "other.txt")
+
+
+# -- the seam: the command line and the dashboard call Client's public methods only -----------
+
+# What only the library may touch: the store, the artifact store, the repositories and the
+# services behind Client.
+_BEHIND_CLIENT = re.compile(
+    r"client\.(db|runs|models|artifacts|environment_service|_\w+)\b"
+    r"|\w+Repository\("
+    r"|\b(tracker_page|metric_extremes|metric_names)\(\s*\w*\.?client"
+    r"|\b(run_batch|resume_batch|create_schedule|schedule_statuses|delete_schedule"
+    r"|list_schedules|get_schedule|Scheduler)\(\s*(page\.)?client\b"
+)
+
+
+@pytest.mark.parametrize("package", ["cli", "ui"])
+def test_the_command_line_and_the_dashboard_reach_the_library_only_through_client(
+    package: str,
+) -> None:
+    found = [
+        f"{path.relative_to(SRC)}:{number}: {line.strip()}"
+        for path in sorted((SRC / package).rglob("*.py"))
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if _BEHIND_CLIENT.search(line)
+    ]
+    assert found == []

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from modelrail.artifacts import ArtifactStore
+from modelrail.client_batch import BatchMethods
 from modelrail.client_environments import EnvironmentMethods
 from modelrail.config import Settings, load_settings
 from modelrail.entities import (
@@ -40,13 +41,13 @@ if TYPE_CHECKING:
 log = logging.getLogger("modelrail")
 
 
-class Client(EnvironmentMethods):
+class Client(EnvironmentMethods, BatchMethods):
     """Everything modelrail does, as methods. ``Client()`` reads settings from the environment.
 
     The command line and the dashboard reach the library through these public methods only
     (never ``db``, ``runs``, ``models`` or ``environment_service``), so that a client of a
     team server can offer the same methods. Promotion and approval methods come from
-    ``EnvironmentMethods``.
+    ``EnvironmentMethods``, batch scoring from ``BatchMethods``.
     """
 
     def __init__(

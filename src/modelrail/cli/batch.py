@@ -66,8 +66,6 @@ def run(
 ) -> None:
     """Score the input with the version REFERENCE names now and write the predictions
     exactly once (a re-run replaces its rows; a killed run leaves nothing half-written)."""
-    from modelrail.batch.runner import run_batch
-
     with open_client() as client:
         spec = job_spec_from_options(
             client,
@@ -86,7 +84,7 @@ def run(
             engine=engine,
         )
         with _progress(f"scoring {spec.reference}", quiet=as_json) as report:
-            record = run_batch(client, spec, progress=report)
+            record = client.run_batch(spec, progress=report)
     _print_outcome(record, as_json)
 
 
@@ -96,10 +94,8 @@ def resume(
     as_json: JsonOption = False,
 ) -> None:
     """Finish a killed or failed run with the model version it started with."""
-    from modelrail.batch.runner import resume_batch
-
     with open_client() as client, _progress(f"resuming {run_id}", quiet=as_json) as report:
-        record = resume_batch(client, run_id, progress=report)
+        record = client.resume_batch(run_id, progress=report)
     _print_outcome(record, as_json)
 
 
@@ -116,13 +112,8 @@ def history(
     as_json: JsonOption = False,
 ) -> None:
     """Every batch run: model version, input fingerprint, rows, status and time."""
-    from modelrail.batch.heartbeat import expire_replaced_runs
-    from modelrail.store.batch_runs_repo import BatchRunRepository
-
     with open_client() as client:
-        repo = BatchRunRepository(client.db)
-        expire_replaced_runs(repo, time.time())
-        runs = repo.recent(job=job, model=model, status=status, limit=limit)
+        runs = client.batch_runs(job=job, model=model, status=status, limit=limit)
     if as_json:
         print_json(runs)
         return
@@ -139,13 +130,8 @@ def show(
     as_json: JsonOption = False,
 ) -> None:
     """One batch run in full, with its error if it failed."""
-    from modelrail.batch.heartbeat import expire_replaced_runs
-    from modelrail.store.batch_runs_repo import BatchRunRepository
-
     with open_client() as client:
-        repo = BatchRunRepository(client.db)
-        expire_replaced_runs(repo, time.time())
-        record = repo.get(run_id)
+        record = client.batch_run(run_id)
     if as_json:
         print_json(record)
         return

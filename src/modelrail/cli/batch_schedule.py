@@ -86,7 +86,7 @@ def schedule(
     as_json: JsonOption = False,
 ) -> None:
     """Schedule a batch job on a cron schedule or for each new file; the scheduler runs it."""
-    from modelrail.batch.schedules import create_schedule, timing_of
+    from modelrail.batch.schedules import timing_of
 
     if when_new_files is not None and (inputs or query is not None):
         raise BatchInputError(
@@ -109,15 +109,14 @@ def schedule(
             part_rows=part_rows,
             engine=engine,
         )
-        created = create_schedule(
-            client,
+        created = client.schedule_batch(
             name,
             spec,
             cron=cron,
             timezone=timezone,
             file_pattern=when_new_files,
             catch_up=catch_up,
-            replace_existing=replace,
+            replace=replace,
         )
     if as_json:
         print_json(created)
@@ -137,10 +136,10 @@ def schedule(
 
 def schedules(as_json: JsonOption = False) -> None:
     """List batch schedules: what runs when, the next run and how the last one ended."""
-    from modelrail.batch.schedules import schedule_statuses, timing_of
+    from modelrail.batch.schedules import timing_of
 
     with open_client() as client:
-        statuses = schedule_statuses(client)
+        statuses = client.batch_schedules()
     if as_json:
         print_json([_plain(status) for status in statuses])
         return
@@ -174,10 +173,8 @@ def unschedule(
     name: Annotated[str, typer.Argument(help="Name of the schedule to remove.")],
 ) -> None:
     """Remove a batch schedule (a run in progress finishes; past runs stay in the history)."""
-    from modelrail.batch.schedules import delete_schedule
-
     with open_client() as client:
-        removed = delete_schedule(client, name)
+        removed = client.unschedule_batch(name)
     running = " (its current run goes on to the end)" if removed.running(time.time()) else ""
     console().print(escape(f"removed schedule {removed.name}{running}"))
 
@@ -193,10 +190,8 @@ def scheduler(
 ) -> None:
     """Run due batch jobs (cron schedules and new files) until Ctrl-C or SIGTERM; safe to run
     as a service, and several schedulers can share one store."""
-    from modelrail.batch.scheduler import Scheduler
-
     with _logging_to_stderr(), open_client() as client:
-        runner = Scheduler(client)
+        runner = client.scheduler()
         if once:
             outcomes = runner.tick()
             failed = [o for o in outcomes if o.status == "failed"]

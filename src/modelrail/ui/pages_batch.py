@@ -7,10 +7,9 @@ import json
 
 from starlette.responses import Response
 
-from modelrail.batch.schedules import schedule_statuses, timing_of
+from modelrail.batch.schedules import timing_of
 from modelrail.entities import BATCH_STATUSES
 from modelrail.errors import InvalidInputError
-from modelrail.store.batch_runs_repo import BatchRunRepository
 from modelrail.ui.state import Page
 
 RECENT_RUNS = 100
@@ -23,11 +22,11 @@ def batch(page: Page) -> Response:
             f"status must be one of {', '.join(BATCH_STATUSES)}, not {status!r}"
         )
     client = page.client
-    runs = BatchRunRepository(client.db).recent(
+    runs = client.batch_runs(
         model=page.param("model"), status=status, job=page.param("job"), limit=RECENT_RUNS
     )
     schedules = []
-    for item in schedule_statuses(client):
+    for item in client.batch_schedules():
         schedule = item.schedule
         if schedule.kind != "cron":
             next_run = "on arrival"
@@ -48,7 +47,7 @@ def batch(page: Page) -> Response:
 
 
 def batch_run(page: Page) -> Response:
-    record = BatchRunRepository(page.client.db).get(page.path_param("run_id"))
+    record = page.client.batch_run(page.path_param("run_id"))
     try:
         spec = json.dumps(json.loads(record.spec), indent=2, sort_keys=True)
     except ValueError:
