@@ -36,6 +36,13 @@ _LIKELIEST_CLASS_MODULES = (
 )
 
 
+# Two classes a form scores closer than this may be tied in the model: a float32 sum is
+# within 1e-6 of the model's probability (the verified tolerance), a float64 one within
+# rounding.
+TIE_MARGIN_FLOAT32 = 2e-6
+TIE_MARGIN_FLOAT64 = 1e-9
+
+
 @dataclass(frozen=True)
 class Scored:
     predictions: np.ndarray[Any, Any]
@@ -52,6 +59,24 @@ class Scored:
             rows = np.logical_not(finite)
             bad = rows if bad is None else bad | rows
         return bad
+
+    def near_ties(self, float32: bool) -> np.ndarray[Any, np.dtype[np.bool_]] | None:
+        """Rows whose two likeliest classes are all but tied, or None (the usual case).
+
+        A fast form's rounding (float32 sums, trees added in another order) can tip such a
+        row to the other class of two the model scores exactly equal, as a forest often
+        does: production scores these rows with the model itself, so verification excuses
+        their labels."""
+        probabilities = self.probabilities
+        if probabilities is None or probabilities.ndim != 2 or probabilities.shape[1] < 2:
+            return None
+        if probabilities.shape[1] == 2:
+            margin = np.abs(probabilities[:, 1] - probabilities[:, 0])
+        else:
+            top = np.partition(probabilities, -2, axis=1)
+            margin = top[:, -1] - top[:, -2]
+        close = margin < (TIE_MARGIN_FLOAT32 if float32 else TIE_MARGIN_FLOAT64)
+        return close if close.any() else None
 
     def without(self, rows: np.ndarray[Any, np.dtype[np.bool_]]) -> Scored:
         keep = ~rows

@@ -178,34 +178,47 @@ class ScoringModel:
 
     def _score_with_form(self, data: Any) -> Scored:
         assert self.form is not None
-        if self._library is not None:
-            left = _left_to_library(data, self._gaps_to_library, self._float32)
-            if left is not None:
-                return self._split(data, left)
-        return self.form.scores(data)
+        if self._library is None:
+            return self.form.scores(data)
+        left = _left_to_library(data, self._gaps_to_library, self._float32)
+        if left is not None:
+            return self._split(data, left)
+        scored = self.form.scores(data)
+        ties = scored.near_ties(self._float32)
+        return scored if ties is None else self._split(data, ties, scored)
 
-    def _split(self, data: Any, gaps: np.ndarray[Any, np.dtype[np.bool_]]) -> Scored:
-        """Complete rows through the form, rows with a missing value through the model."""
+    def _split(
+        self,
+        data: Any,
+        left: np.ndarray[Any, np.dtype[np.bool_]],
+        scored: Scored | None = None,
+    ) -> Scored:
+        """Rows the form scores as the model does through the form; the rest through the
+        model itself: rows with a missing value the form was not verified on, and near ties,
+        where a form's own rounding (float32 sums, another order of adding the trees) could
+        pick the other class of two the model scores equal (``scored``: the form's scores of
+        every row, when already made)."""
         assert self.form is not None and self._library is not None
         library = self._library()
-        if gaps.all():
+        if left.all():
             return library.score_input(data)
-        take = (
-            (lambda rows: data[rows])
-            if isinstance(data, np.ndarray)
-            else data.take
-            if isinstance(data, Columns)
-            else (lambda rows: data[rows].reset_index(drop=True))
-        )
-        complete = self.form.scores(take(~gaps))
-        missing = library.score_input(take(gaps))
-        order = np.concatenate([np.flatnonzero(~gaps), np.flatnonzero(gaps)])
+        if scored is None:
+            scored = self.form.scores(_rows(data, ~left))
+            ties = scored.near_ties(self._float32)
+            if ties is not None:  # among the rows the form scored: those go to the model too
+                scored = scored.without(ties)
+                left = left.copy()
+                left[np.flatnonzero(~left)[ties]] = True
+        else:
+            scored = scored.without(left)
+        missing = library.score_input(_rows(data, left))
+        order = np.concatenate([np.flatnonzero(~left), np.flatnonzero(left)])
         back = np.empty_like(order)
         back[order] = np.arange(len(order))
-        predictions = _joined(complete.predictions, missing.predictions)[back]
+        predictions = _joined(scored.predictions, missing.predictions)[back]
         probabilities = None
-        if complete.probabilities is not None and missing.probabilities is not None:
-            joined = np.concatenate([complete.probabilities, missing.probabilities])
+        if scored.probabilities is not None and missing.probabilities is not None:
+            joined = np.concatenate([scored.probabilities, missing.probabilities])
             probabilities = np.ascontiguousarray(joined[back])
         return Scored(predictions, probabilities)
 
@@ -336,6 +349,14 @@ def _left_to_library(
         rows = np.asarray(missing.any(axis=1), dtype=bool)
         left = rows if left is None else left | rows
     return left if left is not None and left.any() else None
+
+
+def _rows(data: Any, rows: np.ndarray[Any, np.dtype[np.bool_]]) -> Any:
+    if isinstance(data, np.ndarray):
+        return data[rows]
+    if isinstance(data, Columns):
+        return data.take(rows)
+    return data[rows].reset_index(drop=True)
 
 
 def _joined(first: np.ndarray[Any, Any], second: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:

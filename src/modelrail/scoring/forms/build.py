@@ -17,6 +17,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from modelrail.artifacts import ArtifactStore
 from modelrail.scoring.evaluation import ModelCall, Scored
 from modelrail.scoring.forms.converters import Builder, Built, Skip, Subject, builders
@@ -163,7 +165,7 @@ def _disagrees(
     batch: FormRunner, one_row: FormRunner, sample: Sample, expected: Scored
 ) -> str | None:
     try:
-        reason = disagreement(expected, batch.scores(sample.model_input()))
+        reason = disagreement(expected, batch.scores(sample.model_input()), float32=_f32(batch))
     except Exception as exc:  # e.g. a runtime refusing a missing value
         return f"{type(exc).__name__}: {' '.join(str(exc).split())[:120]}"
     if reason is not None:
@@ -174,10 +176,14 @@ def _disagrees(
             expected.predictions[index : index + 1],
             None if probabilities is None else probabilities[index : index + 1],
         )
-        reason = disagreement(want, one_row.scores(row))
+        reason = disagreement(want, one_row.scores(row), float32=_f32(one_row))
         if reason is not None:
             return f"one row at a time: {reason}"
     return None
+
+
+def _f32(runner: FormRunner) -> bool:
+    return getattr(runner, "float", None) is np.float32
 
 
 def _library_timings(

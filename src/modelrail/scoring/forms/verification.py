@@ -12,8 +12,10 @@ from modelrail.scoring.evaluation import Scored
 from modelrail.scoring.forms.record import PROBABILITY_ATOL, VALUE_RTOL
 
 
-def disagreement(expected: Scored, found: Scored) -> str | None:
-    """Why ``found`` is not the model's answer ``expected`` (same rows), or None."""
+def disagreement(expected: Scored, found: Scored, *, float32: bool = False) -> str | None:
+    """Why ``found`` is not the model's answer ``expected`` (same rows), or None. Labels of
+    rows the form scores as near ties are not compared: production gives those rows to the
+    model itself (``Scored.near_ties``; ``float32``: the form computes in float32)."""
     want, got = np.asarray(expected.predictions), np.asarray(found.predictions)
     if want.shape != got.shape:
         return f"answered {got.shape} for the model's {want.shape}"
@@ -22,7 +24,11 @@ def disagreement(expected: Scored, found: Scored) -> str | None:
         if reason is not None:
             return reason
     else:
-        differ = int(np.count_nonzero(~_equal(want, got)))
+        different = ~_equal(want, got)
+        ties = found.near_ties(float32)
+        if ties is not None:
+            different &= ~ties
+        differ = int(np.count_nonzero(different))
         if differ:
             return f"{differ} of {len(want)} labels differ"
     return _probabilities(expected.probabilities, found.probabilities)
