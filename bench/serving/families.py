@@ -28,6 +28,7 @@ import json
 import sys
 import tempfile
 import time
+import urllib.request
 from contextlib import ExitStack
 from dataclasses import asdict
 from pathlib import Path
@@ -140,6 +141,15 @@ def check_answers(port: int, server: str, families: list[Family]) -> None:
             raise ServerError(f"{server} {family.key}: {predicted!r}, expected {family.expected!r}")
 
 
+def predictors(port: int) -> dict[str, str]:
+    """model name -> the predictor form modelrail serves it with (from GET /v1/models)."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/models", timeout=10) as reply:
+        listed = json.loads(reply.read())["models"]
+    return {m["name"]: m["predictor"] for m in listed}
+
+
+SERVED_BY: dict[str, str] = {}
+
 # (server key, family key or "" for the hello worlds) -> results, in the order measured
 Points = dict[tuple[str, str], list[Result]]
 
@@ -154,6 +164,10 @@ def bench(servers: list[Server], families: list[Family], seconds: int, work: Pat
             ports[server.key] = stack.enter_context(running(server, LOGS, expected))
             if server.key != "asgi-hello" and server.key != "fastapi-hello":
                 check_answers(ports[server.key], server.key, families)
+            if server.key == "modelrail":
+                forms = predictors(ports[server.key])
+                SERVED_BY.update({f.key: forms[f.model_name] for f in families})
+                print(f"modelrail's predictors: {SERVED_BY}", flush=True)
         print(f"all ready and correct; {seconds} s per point, {WARMUP_S} s warm-up", flush=True)
         schedule = [("asgi-hello", None), ("fastapi-hello", None)]
         compared = [s.key for s in servers if s.key not in ("asgi-hello", "fastapi-hello")]
@@ -227,6 +241,8 @@ def main() -> None:
     if source_state() != source:
         notes.append(f"src/modelrail changed during the run (at start: {source})")
     print(report(host, command_line(), source, points, keys, checks, leftover, notes))
+    served = ", ".join(f"{k} {v}" for k, v in SERVED_BY.items())
+    print(f"modelrail's predictor per family: {served}")
     document: dict[str, Any] = {
         "machine": host,
         "command": command_line(),
@@ -241,6 +257,7 @@ def main() -> None:
             for r in results
         ],
         "checks": checks,
+        "served_by": SERVED_BY,
         "notes": notes,
         "still_listening": leftover,
     }
