@@ -457,3 +457,35 @@ def test_rows_a_forest_scores_as_a_tie_get_the_models_own_label(
         leaning += int((scoring.form.scores(rows).predictions != expected).sum())
     # The forms on their own do lean the other way on some ties: what the guard is for.
     assert leaning > 0
+
+
+@pytest.mark.parametrize("kind", ["classifier", "regressor"])
+def test_a_forest_trained_with_missing_values_scores_them_in_its_onnx_form(
+    client: Client, monkeypatch: pytest.MonkeyPatch, kind: str
+) -> None:
+    # scikit-learn's trees learn a side for missing values at every split; the ONNX form
+    # must send NaN the same way, not leave those rows to the model.
+    from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
+
+    X, y = _numbers(800, gaps=True)
+    if kind == "classifier":
+        model: Any = RandomForestClassifier(n_estimators=25, random_state=0).fit(X, y)
+    else:
+        model = RandomForestRegressor(n_estimators=25, random_state=0).fit(X, X["a"] * 3 + y)
+    _hide(monkeypatch, "treelite")
+    version = client.register_model(model, f"gappy-{kind}", input_example=X[:5])
+    monkeypatch.undo()
+    record = forms_record(version)
+    assert record is not None
+    onnx = record.form("onnxruntime")
+    assert onnx is not None and onnx.verified, onnx
+    assert onnx.details.get("missing") != "library"
+    rows, _ = _numbers(400, seed=11, gaps=True)
+    scoring = scoring_model_for(client.artifacts, version, "batch")
+    assert scoring.predictor_kind == "onnxruntime"
+    found = scoring.form.scores(rows.to_numpy()) if scoring.form is not None else None
+    assert found is not None
+    if kind == "classifier":
+        _assert_same(found, model, rows)
+    else:
+        np.testing.assert_allclose(found.predictions, model.predict(rows), rtol=1e-5)

@@ -153,7 +153,53 @@ def _from_sklearn(subject: Subject) -> Built:
             )
     except Exception as exc:  # skl2onnx raises RuntimeError, ValueError, NotImplementedError
         raise Skip(f"skl2onnx cannot convert it: {_short(exc)}") from exc
+    _track_missing(proto, subject.predictor)
     return _onnx_built(proto, subject, layout, text)
+
+
+_TREE_ENSEMBLES = frozenset({"TreeEnsembleClassifier", "TreeEnsembleRegressor"})
+
+
+def _track_missing(proto: Any, model: Any) -> None:
+    """skl2onnx sends a missing value down every split's 'false' branch, where scikit-learn's
+    trees learned a side per split (``missing_go_to_left``; left is ONNX's 'true' branch of
+    ``BRANCH_LEQ``): copy those sides in, so rows with a NaN are scored by the form as the
+    model scores them instead of being left to the model."""
+    trees = _sklearn_trees(model)
+    ensembles = [n for n in proto.graph.node if n.op_type in _TREE_ENSEMBLES]
+    if not trees or len(ensembles) != 1:
+        return
+    attributes = {a.name: a for a in ensembles[0].attribute}
+    tree_ids = list(attributes["nodes_treeids"].ints)
+    node_ids = list(attributes["nodes_nodeids"].ints)
+    if not tree_ids or max(tree_ids) + 1 != len(trees):
+        return
+    tracks = [
+        int(trees[tree].tree_.missing_go_to_left[node])
+        for tree, node in zip(tree_ids, node_ids, strict=True)
+    ]
+    existing = attributes.get("nodes_missing_value_tracks_true")
+    if existing is not None:
+        del existing.ints[:]
+        existing.ints.extend(tracks)
+    else:
+        from onnx import helper
+
+        ensembles[0].attribute.append(
+            helper.make_attribute("nodes_missing_value_tracks_true", tracks)
+        )
+
+
+def _sklearn_trees(model: Any) -> list[Any] | None:
+    """A forest's trees (or a lone tree), each with its learned missing-value sides."""
+    steps = getattr(model, "steps", None)
+    final = steps[-1][1] if steps else model
+    trees = [final] if hasattr(final, "tree_") else getattr(final, "estimators_", None)
+    if not isinstance(trees, list) or not trees:
+        return None
+    if not all(hasattr(getattr(t, "tree_", None), "missing_go_to_left") for t in trees):
+        return None
+    return trees
 
 
 def _from_boosting(subject: Subject) -> Built:
