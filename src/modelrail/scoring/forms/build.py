@@ -202,7 +202,10 @@ def _library_timings(
 
 # Forms that compute in float64 as the model does, preferred over a float32 runtime that is
 # not clearly faster: within this factor of the fastest, the difference is as likely noise.
-_EXACT = (COMPILED_LINEAR, LIBRARY)
+# Not the library for batch, though: a batch run that scores with it also pays for importing
+# and loading it (seconds, and a few hundred MB for a tree library) which its timing on
+# 10,000 rows does not show.
+_EXACT = {ONE_ROW: (COMPILED_LINEAR, LIBRARY), BATCH: (COMPILED_LINEAR,)}
 CLEARLY_FASTER = 1.25
 
 
@@ -210,17 +213,17 @@ def _choose(tried: list[Tried]) -> dict[str, str]:
     verified = [t for t in tried if t.verified]
     one = [(t.one_row_us, t.kind) for t in verified if t.one_row_us is not None]
     rates = [(1.0 / t.batch_rows_per_s, t.kind) for t in verified if t.batch_rows_per_s]
-    return {ONE_ROW: _fastest(one), BATCH: _fastest(rates)}
+    return {ONE_ROW: _fastest(one, _EXACT[ONE_ROW]), BATCH: _fastest(rates, _EXACT[BATCH])}
 
 
-def _fastest(costs: list[tuple[float, str]]) -> str:
+def _fastest(costs: list[tuple[float, str]], exact_kinds: tuple[str, ...]) -> str:
     """The kind of the lowest cost, unless an exact form costs at most CLEARLY_FASTER times
     as much (the cheapest such one then)."""
     if not costs:
         return LIBRARY
     best, kind = min(costs)
-    exact = [(cost, k) for cost, k in costs if k in _EXACT and cost <= best * CLEARLY_FASTER]
-    return min(exact)[1] if exact and kind not in _EXACT else kind
+    exact = [(c, k) for c, k in costs if k in exact_kinds and c <= best * CLEARLY_FASTER]
+    return min(exact)[1] if exact and kind not in exact_kinds else kind
 
 
 def _stored(artifacts: ArtifactStore, measured: _Measured, chosen: Mapping[str, str]) -> Tried:
