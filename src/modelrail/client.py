@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from modelrail.artifacts import ArtifactStore
 from modelrail.client_batch import BatchMethods
 from modelrail.client_environments import EnvironmentMethods
+from modelrail.client_identity import IdentityMethods
 from modelrail.config import Settings, load_settings
 from modelrail.entities import (
     ComponentVersion,
@@ -41,13 +42,14 @@ if TYPE_CHECKING:
 log = logging.getLogger("modelrail")
 
 
-class Client(EnvironmentMethods, BatchMethods):
+class Client(EnvironmentMethods, BatchMethods, IdentityMethods):
     """Everything modelrail does, as methods. ``Client()`` reads settings from the environment.
 
     The command line and the dashboard reach the library through these public methods only
     (never ``db``, ``runs``, ``models`` or ``environment_service``), so that a client of a
     team server can offer the same methods. Promotion and approval methods come from
-    ``EnvironmentMethods``, batch scoring from ``BatchMethods``.
+    ``EnvironmentMethods``, batch scoring from ``BatchMethods``, users, roles and API
+    tokens from ``IdentityMethods``.
     """
 
     def __init__(

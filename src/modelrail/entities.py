@@ -320,3 +320,53 @@ class BatchRun:
         """A running record whose process has not reported for ``after`` seconds was
         killed (or lost its store): it can be resumed."""
         return self.status == "running" and now - self.heartbeat_at > after
+
+
+# -- identity: users, roles and API tokens ---------------------------------------------
+
+
+@dataclass(frozen=True)
+class RoleGrant:
+    """A role a user holds: in one environment, or (``environment`` None) in every one."""
+
+    role: str
+    environment: str | None = None
+
+    def __str__(self) -> str:
+        return self.role if self.environment is None else f"{self.role} in {self.environment}"
+
+
+@dataclass(frozen=True)
+class User:
+    name: str
+    created_at: float
+    created_by: str
+    roles: tuple[RoleGrant, ...] = ()
+    disabled_at: float | None = None
+    disabled_by: str | None = None
+
+    @property
+    def disabled(self) -> bool:
+        return self.disabled_at is not None
+
+
+@dataclass(frozen=True)
+class ApiToken:
+    """A personal API token as listed: never its secret, nor the secret's hash."""
+
+    id: int
+    user: str
+    label: str
+    created_at: float
+    created_by: str
+    expires_at: float | None
+    revoked_at: float | None
+    last_used_at: float | None
+
+    def state(self, now: float) -> str:
+        """``revoked``, ``expired`` or ``active`` at time ``now``."""
+        if self.revoked_at is not None:
+            return "revoked"
+        if self.expires_at is not None and now >= self.expires_at:
+            return "expired"
+        return "active"

@@ -245,6 +245,52 @@ class ForbiddenError(ModelrailError):
     http_status = 403
 
 
+# -- identity: users, tokens and roles ------------------------------------------------
+
+
+class AuthenticationError(ModelrailError):
+    """A token that does not sign anyone in: unknown, revoked, expired, or its user disabled.
+
+    The message never contains the token. ``reason`` (``unknown``, ``revoked``, ``expired``,
+    ``disabled``) is for logs and throttling, never for branching on message text."""
+
+    exit_code = 11
+    http_status = 401
+
+    def __init__(self, message: str, *, reason: str = "unknown") -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class PermissionDeniedError(ModelrailError):
+    """A signed-in user whose roles do not allow the action; names the missing permission."""
+
+    exit_code = 12
+    http_status = 403
+
+    def __init__(
+        self, message: str, *, user: str, action: str, environment: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.user = user
+        self.action = action
+        self.environment = environment
+
+
+class UserExistsError(InvalidInputError):
+    """A user of that name exists already (names are never reused, even when disabled)."""
+
+    http_status = 409
+
+
+class UserNotFoundError(NotFoundError):
+    """No user has this name."""
+
+
+class TokenNotFoundError(NotFoundError):
+    """No API token has this id."""
+
+
 # -- integrity -------------------------------------------------------------------
 
 

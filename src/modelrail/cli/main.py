@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from modelrail.cli import batch, docker, envs, models, project, runs, serve, ui
+from modelrail.cli import batch, docker, envs, models, project, runs, serve, ui, users
 from modelrail.errors import ModelrailError
 
 app = typer.Typer(
@@ -25,6 +25,7 @@ envs.register(app)
 serve.register(app)
 ui.register(app)
 batch.register(app)
+users.register(app)
 
 
 def run() -> None:

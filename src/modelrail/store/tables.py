@@ -338,3 +338,57 @@ batch_trigger_files = Table(
     Column("lease_until", Float, nullable=False),
     UniqueConstraint("schedule", "fingerprint"),
 )
+
+# -- identity (revision 0008) -----------------------------------------------------------
+
+# The people (and bots) a team server signs in. Names are never reused: a user is disabled,
+# not deleted, so every name in the history keeps meaning one person.
+users = Table(
+    "users",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(128), nullable=False, unique=True),
+    Column("created_at", Float, nullable=False),
+    Column("created_by", String(128), nullable=False),
+    Column("disabled_at", Float),
+    Column("disabled_by", String(128)),
+)
+
+# Roles held: viewer, member, approver or admin, in one environment or (NULL) in every one.
+# NULLs are distinct in a unique constraint, so a partial index keeps the everywhere grants
+# unique too.
+user_roles = Table(
+    "user_roles",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("user_id", Integer, ForeignKey("users.id"), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("environment", String(64)),
+    Column("granted_at", Float, nullable=False),
+    Column("granted_by", String(128), nullable=False),
+    UniqueConstraint("user_id", "role", "environment"),
+    Index(
+        "ux_user_roles_everywhere",
+        "user_id",
+        "role",
+        unique=True,
+        sqlite_where=text("environment IS NULL"),
+        postgresql_where=text("environment IS NULL"),
+    ),
+)
+
+# Personal API tokens: only the sha256 of the secret is kept, never the secret.
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("user_id", Integer, ForeignKey("users.id"), nullable=False),
+    Column("label", String(128), nullable=False),
+    Column("secret_sha256", String(64), nullable=False, unique=True),
+    Column("created_at", Float, nullable=False),
+    Column("created_by", String(128), nullable=False),
+    Column("expires_at", Float),
+    Column("revoked_at", Float),
+    Column("last_used_at", Float),
+    Index("ix_api_tokens_user", "user_id"),
+)
