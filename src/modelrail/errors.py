@@ -251,8 +251,8 @@ class ForbiddenError(ModelrailError):
 class AuthenticationError(ModelrailError):
     """A token that does not sign anyone in: unknown, revoked, expired, or its user disabled.
 
-    The message never contains the token. ``reason`` (``unknown``, ``revoked``, ``expired``,
-    ``disabled``) is for logs and throttling, never for branching on message text."""
+    The message never contains the token. ``reason`` (``missing``, ``unknown``, ``revoked``,
+    ``expired``, ``disabled``) is for logs and throttling: branch on it, not on the message."""
 
     exit_code = 11
     http_status = 401
