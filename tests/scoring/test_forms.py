@@ -9,6 +9,7 @@ import dataclasses
 import importlib
 import subprocess
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -457,6 +458,18 @@ def test_rows_a_forest_scores_as_a_tie_get_the_models_own_label(
         leaning += int((scoring.form.scores(rows).predictions != expected).sum())
     # The forms on their own do lean the other way on some ties: what the guard is for.
     assert leaning > 0
+    # Ties were seen at verification, so a server loads the model in the background at once
+    # rather than stalling on the first tied request.
+    record = forms_record(version)
+    onnx = None if record is None else record.form("onnxruntime")
+    assert onnx is not None and onnx.details["near_ties"] > 0
+    served = scoring_model_for(client.artifacts, version, "one_row")
+    assert served.library_expected and not served.library_loaded
+    served.prefetch_library()
+    for thread in threading.enumerate():
+        if thread.name == "modelrail-library-prefetch":
+            thread.join(timeout=60)
+    assert served.library_loaded
 
 
 @pytest.mark.parametrize("kind", ["classifier", "regressor"])

@@ -11,6 +11,7 @@ compiled linear form where one reproduces it on the input example and rows aroun
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -66,6 +67,7 @@ class ScoringModel:
         self._gaps_to_library = False
         self._float32 = False  # the form computes in float32: larger numbers go to the model
         self._library: LibraryLoader | None = None
+        self.library_expected = False
         self.compiled: LinearForm | None = None
         if self.numeric:
             candidate = compile_model(loaded.predictor)
@@ -87,6 +89,7 @@ class ScoringModel:
         scoring._gaps_to_library = False
         scoring._float32 = False
         scoring._library = None
+        scoring.library_expected = False
         scoring.compiled = None
         return scoring
 
@@ -119,6 +122,28 @@ class ScoringModel:
         scoring._float32 = getattr(form, "float", None) is np.float32
         scoring._library = library
         return scoring
+
+    def prefetch_library(self) -> None:
+        """Load the model itself in the background when the form is expected to leave rows
+        to it (missing values, ties), so the first such request does not stall a server's
+        event loop for the seconds a load takes; otherwise it is loaded on first need."""
+        if self._library is None or not self.library_expected:
+            return
+        threading.Thread(
+            target=self._load_library_quietly, name="modelrail-library-prefetch", daemon=True
+        ).start()
+
+    def _load_library_quietly(self) -> None:
+        assert self._library is not None
+        try:
+            self._library()
+        except Exception:  # the request that needs it gets the error, with its context
+            log.warning("%s: loading the model in the background failed", self.version.reference)
+
+    @property
+    def library_loaded(self) -> bool:
+        """Whether the model itself is loaded beside the form (see ``prefetch_library``)."""
+        return isinstance(self._library, _LoadOnce) and self._library.loaded is not None
 
     @property
     def predictor_kind(self) -> str:
@@ -280,28 +305,32 @@ def scoring_from_form(
             chosen.kind,
         )
         return library()
-    return ScoringModel.from_form(
-        version,
-        runner,
-        workload=workload,
-        gaps_to_library=chosen.details.get("missing") == "library",
-        library=_once(library),
+    gaps = chosen.details.get("missing") == "library"
+    scoring = ScoringModel.from_form(
+        version, runner, workload=workload, gaps_to_library=gaps, library=_LoadOnce(library)
     )
+    # Rows the form leaves to the model were seen at verification: the model will be needed.
+    scoring.library_expected = gaps or bool(chosen.details.get("near_ties"))
+    return scoring
 
 
 def _verify_model_artifact(artifacts: ArtifactStore, version: ModelVersion) -> None:
     artifacts.verify(version.artifact_sha256, size=version.artifact_size, label=version.reference)
 
 
-def _once(load: LibraryLoader) -> LibraryLoader:
-    loaded: list[ScoringModel] = []
+class _LoadOnce:
+    """The model, loaded on first need (or by a prefetch) and kept."""
 
-    def get() -> ScoringModel:
-        if not loaded:
-            loaded.append(load())
-        return loaded[0]
+    def __init__(self, load: LibraryLoader) -> None:
+        self._load = load
+        self._lock = threading.Lock()
+        self.loaded: ScoringModel | None = None
 
-    return get
+    def __call__(self) -> ScoringModel:
+        with self._lock:  # a request arriving mid-prefetch waits for that load, not a second
+            if self.loaded is None:
+                self.loaded = self._load()
+            return self.loaded
 
 
 _FLOAT32_MAX = float(np.finfo(np.float32).max)

@@ -82,6 +82,7 @@ def build_bundle_app(options: ServeOptions) -> PredictionApp:
         try:
             # Its verified one-row form where it has one: no training library to load.
             scoring = scoring_model_for(artifacts, item.version, ONE_ROW)
+            scoring.prefetch_library()
         except ModelrailError as exc:
             raise ServerStartError(f"cannot serve {item.version.reference}: {exc.message}") from exc
         models.swap(ServedModel(item.version.model, item.environment, scoring, time.time()))
@@ -107,7 +108,9 @@ def build_server(client: Client, options: ServeOptions) -> BuiltServer:
         # The form chosen for one row at registration (sha256-checked) serves without the
         # model's training library in the worker; a version without forms, through it.
         version_ = client.get_model_version(f"{name}:{version}")
-        return scoring_model_for(client.artifacts, version_, ONE_ROW)
+        scoring = scoring_model_for(client.artifacts, version_, ONE_ROW)
+        scoring.prefetch_library()
+        return scoring
 
     models = ModelSet()
     watchers: list[Watcher] = []

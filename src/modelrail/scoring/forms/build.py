@@ -128,6 +128,9 @@ def _candidate(
         if reason is not None:
             return _Measured(Tried(kind, False, f"disagrees: {reason}"))
         details = {**built.details, **({"missing": "library"} if gaps_to_library else {})}
+        ties = expected.near_ties(_f32(batch))
+        if ties is not None:  # the model scores ties here: production will need it for them
+            details["near_ties"] = int(ties.sum())
         timed = sample.without(sample.missing()) if gaps_to_library else sample
         big = timed.repeated(BATCH_ROWS)
         tried = Tried(
