@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from modelrail.cli import batch, docker, envs, models, project, runs, serve, ui, users
+from modelrail.cli import batch, docker, envs, models, project, runs, serve, server, ui, users
 from modelrail.errors import ModelrailError
 
 app = typer.Typer(
@@ -26,6 +26,7 @@ serve.register(app)
 ui.register(app)
 batch.register(app)
 users.register(app)
+server.register(app)
 
 
 def run() -> None:

@@ -1,0 +1,80 @@
+"""``modelrail server``: the team server, the library over HTTP in front of one store."""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from modelrail.cli.render import console
+
+if TYPE_CHECKING:
+    from starlette.applications import Starlette
+
+
+def server(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.", min=1, max=65535)] = 5050,
+    store: Annotated[
+        str | None,
+        typer.Option(
+            "--store",
+            help="The store's URL (e.g. postgresql+psycopg://...). Default: MODELRAIL_STORE "
+            "or the project's own store.",
+        ),
+    ] = None,
+    artifacts: Annotated[
+        str | None,
+        typer.Option(
+            "--artifacts",
+            help="The artifact root (a folder or s3://, gs://...). Default: MODELRAIL_ARTIFACTS "
+            "or the project's own folder.",
+        ),
+    ] = None,
+) -> None:
+    """Run the team server: every request signs in with a personal API token."""
+    from modelrail.client import Client
+    from modelrail.config import load_settings
+    from modelrail.errors import ProjectNotFoundError
+    from modelrail.server import build_app
+    from modelrail.store.db import parse_store_url
+
+    settings = load_settings(create=False)
+    if store is None and not settings.project_dir.is_dir() and "MODELRAIL_STORE" not in os.environ:
+        raise ProjectNotFoundError(
+            f"no modelrail project in {settings.project_root} or any folder above it "
+            "(looked for a .modelrail/ folder): give --store, set MODELRAIL_STORE, "
+            "or run 'modelrail init' first"
+        )
+    with Client(
+        store_url=store, artifact_root=artifacts, settings=settings, user="server"
+    ) as client:
+        shown_host = f"[{host}]" if ":" in host else host
+        address = parse_store_url(store or settings.store_url).render_as_string(hide_password=True)
+        console().print(
+            f"modelrail team server on http://{shown_host}:{port} (store {address}); "
+            "every request needs 'Authorization: Bearer <token>'",
+            markup=False,
+        )
+        _run(build_app(client), host, port)
+
+
+def _run(app: Starlette, host: str, port: int) -> None:
+    import uvicorn
+
+    from modelrail.serving.server import bind
+
+    sock = bind(host, port)  # ServerStartError (exit code 8) when the port is taken
+    # No access log: a token sent where it does not belong (a query string) is never written.
+    config = uvicorn.Config(
+        app, lifespan="off", access_log=False, log_level="warning", timeout_keep_alive=30
+    )
+    try:
+        uvicorn.Server(config).run(sockets=[sock])
+    finally:
+        sock.close()
+
+
+def register(app: typer.Typer) -> None:
+    app.command("server")(server)

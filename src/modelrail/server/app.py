@@ -1,0 +1,188 @@
+"""The team server's routes: ``/api/v1`` over one ``Client``.
+
+Every ``/api`` route signs its request in first (``auth.sign_in``), then checks the signed-in
+user's permission with ``modelrail.permissions.require`` (reading needs ``read``;
+promoting needs ``request`` in the target environment, or ``force`` there with a reason;
+approving and rejecting need ``approve`` in the request's environment; rolling back needs
+``rollback`` there), and only then calls the ``Client`` method with ``actor`` set to the
+signed-in user, so every history row names who really acted. ``MODELRAIL_USER`` plays no
+part here. Library calls block, so they run in Starlette's worker threads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from modelrail.client import Client
+from modelrail.entities import User
+from modelrail.errors import InvalidRequestError
+from modelrail.permissions import require
+from modelrail.server import payload
+from modelrail.server.api_errors import EXCEPTION_HANDLERS
+from modelrail.server.auth import FailureThrottle, sign_in
+
+T = TypeVar("T")
+
+REQUEST_STATUSES = ("pending", "approved", "rejected", "expired", "all")
+
+
+def build_app(client: Client, *, throttle: FailureThrottle | None = None) -> Starlette:
+    """The ASGI app serving ``client``'s store. The caller owns ``client`` and closes it."""
+    failures = throttle if throttle is not None else FailureThrottle()
+
+    async def signed_in(request: Request) -> User:
+        return await run_in_threadpool(sign_in, client, failures, request)
+
+    async def call(function: Callable[[], T]) -> T:
+        return await run_in_threadpool(function)
+
+    async def reading(request: Request, read: Callable[[], Any]) -> Response:
+        user = await signed_in(request)
+        require(user, "read")
+        return answer(await call(read))
+
+    # -- reading ---------------------------------------------------------------------------
+
+    async def health(request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def whoami(request: Request) -> Response:
+        user = await signed_in(request)
+        return answer(
+            {
+                "name": user.name,
+                "roles": [
+                    {"role": grant.role, "environment": grant.environment} for grant in user.roles
+                ],
+            }
+        )
+
+    async def models(request: Request) -> Response:
+        return await reading(request, client.list_models)
+
+    async def versions(request: Request) -> Response:
+        return await reading(
+            request,
+            lambda: client.list_versions(payload.checked_text("name", request.path_params["name"])),
+        )
+
+    async def board(request: Request) -> Response:
+        return await reading(request, client.board)
+
+    async def history(request: Request) -> Response:
+        return await reading(
+            request,
+            lambda: client.history(
+                payload.query_text(request, "model"), payload.query_text(request, "environment")
+            ),
+        )
+
+    async def requests(request: Request) -> Response:
+        def read() -> Any:
+            status = payload.query_text(request, "status") or "pending"
+            if status not in REQUEST_STATUSES:
+                raise InvalidRequestError(
+                    f"'status' must be one of {', '.join(REQUEST_STATUSES)}, not {status!r}",
+                    field="status",
+                )
+            return client.approval_requests(None if status == "all" else status)
+
+        return await reading(request, read)
+
+    async def one_request(request: Request) -> Response:
+        return await reading(
+            request,
+            lambda: client.approval_request(payload.path_id("id", request.path_params["id"])),
+        )
+
+    # -- changing --------------------------------------------------------------------------
+
+    async def promote(request: Request) -> Response:
+        user = await signed_in(request)
+        body = await payload.read_object(
+            request, ("reference", "to", "reason", "force", "if_holds")
+        )
+        reference = payload.text(body, "reference", required=True)
+        to = payload.text(body, "to", required=True)
+        reason = payload.text(body, "reason")
+        force = payload.flag(body, "force")
+        if_holds = payload.integer(body, "if_holds")
+        if force:
+            require(user, "force", to)
+            if not reason.strip():
+                raise InvalidRequestError(
+                    "a forced promotion skips the gates, so it needs a reason saying why",
+                    field="reason",
+                )
+        else:
+            require(user, "request", to)
+        return answer(
+            await call(
+                lambda: client.promote(
+                    reference, to, reason=reason, force=force, if_holds=if_holds, actor=user.name
+                )
+            )
+        )
+
+    async def decide(request: Request, approve: bool) -> Response:
+        user = await signed_in(request)
+        request_id = payload.path_id("id", request.path_params["id"])
+        body = await payload.read_object(request, ("reason",))
+        reason = payload.text(body, "reason")
+        waiting = await call(lambda: client.approval_request(request_id))
+        require(user, "approve", waiting.environment)
+        if approve:
+            return answer(
+                await call(lambda: client.approve(request_id, reason=reason, actor=user.name))
+            )
+        return answer(await call(lambda: client.reject(request_id, reason=reason, actor=user.name)))
+
+    async def approve(request: Request) -> Response:
+        return await decide(request, approve=True)
+
+    async def reject(request: Request) -> Response:
+        return await decide(request, approve=False)
+
+    async def rollback(request: Request) -> Response:
+        user = await signed_in(request)
+        body = await payload.read_object(request, ("model", "environment", "to_version", "reason"))
+        model = payload.text(body, "model", required=True)
+        environment = payload.text(body, "environment", required=True)
+        to_version = payload.integer(body, "to_version")
+        reason = payload.text(body, "reason")
+        require(user, "rollback", environment)
+        return answer(
+            await call(
+                lambda: client.rollback(
+                    model, environment, to_version=to_version, reason=reason, actor=user.name
+                )
+            )
+        )
+
+    api = "/api/v1"
+    routes = [
+        Route("/health", health, methods=["GET"]),
+        Route(f"{api}/whoami", whoami, methods=["GET"]),
+        Route(f"{api}/models", models, methods=["GET"]),
+        Route(f"{api}/models/{{name}}/versions", versions, methods=["GET"]),
+        Route(f"{api}/board", board, methods=["GET"]),
+        Route(f"{api}/history", history, methods=["GET"]),
+        Route(f"{api}/requests", requests, methods=["GET"]),
+        Route(f"{api}/requests/{{id}}", one_request, methods=["GET"]),
+        Route(f"{api}/requests/{{id}}/approve", approve, methods=["POST"]),
+        Route(f"{api}/requests/{{id}}/reject", reject, methods=["POST"]),
+        Route(f"{api}/promotions", promote, methods=["POST"]),
+        Route(f"{api}/rollbacks", rollback, methods=["POST"]),
+    ]
+    return Starlette(routes=routes, exception_handlers=dict(EXCEPTION_HANDLERS))
+
+
+def answer(value: Any, status: int = 200) -> JSONResponse:
+    return JSONResponse(payload.to_json(value), status_code=status)
