@@ -254,7 +254,7 @@ def test_force_needs_a_reason(make_client: MakeClient, data: Data, fitted: Any) 
     log_version(client, fitted, X, accuracy=0.9)
     history = client.history()
     for reason in ("", "   "):
-        with pytest.raises(PromotionError, match="--force skips the gates, so it needs --reason"):
+        with pytest.raises(PromotionError, match="force skips the gates, so it needs a reason"):
             client.promote(f"{MODEL}:1", to="staging", force=True, reason=reason)
     assert client.history() == history
     assert (MODEL, "staging") not in holdings(client)
@@ -461,7 +461,7 @@ def test_approval_honours_the_if_holds_its_request_was_opened_with(
     with pytest.raises(
         ConflictError,
         match=(
-            f"request {request.id} was opened with --if-holds 1, but {MODEL}@prod now holds "
+            f"request {request.id} was opened with if_holds 1, but {MODEL}@prod now holds "
             "version 3: nothing was changed; reject it and promote again"
         ),
     ):

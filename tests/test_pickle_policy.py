@@ -113,7 +113,7 @@ def test_force_does_not_override_the_pickle_policy(make_client: MakeClient) -> N
     client = make_client()
     log_pickle(client)
     board, history = client.board(), client.history()
-    with pytest.raises(GateFailedError, match="--force does not override") as caught:
+    with pytest.raises(GateFailedError, match="which force does not override") as caught:
         client.promote(f"{MODEL}:1", "prod", force=True, reason="hotfix")
     assert gate_results(caught.value) == [REFUSED]
     assert caught.value.exit_code == 7

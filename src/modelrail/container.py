@@ -84,7 +84,9 @@ def _models(
     client: Client, reference: str | None, environment: str | None
 ) -> tuple[BundledModel, ...]:
     if (reference is None) == (environment is None):
-        raise InvalidInputError("give either a model reference or --env ENV")
+        raise InvalidInputError(
+            "give either a model reference or an {environment}", params=("environment",)
+        )
     if reference is not None:
         ref = Ref.parse(reference)
         return (BundledModel(client.get_model_version(ref), ref.environment),)

@@ -106,10 +106,13 @@ class Environments:
         self._no_pending_request(version, to)
         if force:
             if not reason.strip():
-                raise PromotionError("--force skips the gates, so it needs --reason saying why")
+                raise PromotionError(
+                    "{force} skips the gates, so it needs a {reason} saying why",
+                    params=("reason", "force"),
+                )
             # The gates are skipped; the pickle policy and the integrity of what will be
             # loaded never are.
-            self._refuse_unsafe(version, to, "--force")
+            self._refuse_unsafe(version, to, "{force}", params=("force",))
             verify_artifacts(self.client.artifacts, version)
             event = self._change(version, to, holding, "promote", actor, reason, (), forced=True)
             return self._outcome(version, to, holding, (), event, None)
@@ -166,9 +169,10 @@ class Environments:
         if condition is not None and (holding is None or holding.version != condition):
             now = f"version {holding.version}" if holding else "nothing"
             raise ConflictError(
-                f"request {request_id} was opened with --if-holds {condition}, but "
+                f"request {request_id} was opened with {{if_holds}} {condition}, but "
                 f"{request.model}@{request.environment} now holds {now}: nothing was changed; "
-                "reject it and promote again"
+                "reject it and promote again",
+                params=("if_holds",),
             )
         # The environment may have changed since the request: judge it as it is now.
         results = self._evaluate(version, request.environment, holding)
@@ -361,9 +365,11 @@ class Environments:
         result = safe_format(version, environment)
         return None if result.passed else result
 
-    def _refuse_unsafe(self, version: ModelVersion, environment: str, how: str) -> None:
+    def _refuse_unsafe(
+        self, version: ModelVersion, environment: str, how: str, *, params: tuple[str, ...] = ()
+    ) -> None:
         """The pickle policy is a security rule, like the sha256 check: what skips the gates
-        (``--force``, a rollback) does not skip it."""
+        (``force``, a rollback) does not skip it. ``how`` may name ``params`` as ``{name}``."""
         failed = self._unsafe_in(version, environment)
         if failed is not None:
             raise GateFailedError(
@@ -371,6 +377,7 @@ class Environments:
                 f"{environment} has allow_pickle = false, which {how} does not override; "
                 "nothing was changed",
                 (failed,),
+                params=params,
             )
 
     def _verify_unless_smoke_tested(self, version: ModelVersion, to: str) -> None:

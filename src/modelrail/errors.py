@@ -3,20 +3,46 @@
 Each class carries the process exit code the CLI uses and the HTTP status the
 servers answer with, so both layers map errors in exactly one place and never
 look at message text.
+
+An error that names a parameter of a library call names it with a placeholder,
+``"{force} skips the gates, so it needs {reason}"`` with ``params=("force", "reason")``:
+``str(error)`` and ``error.message`` spell it as the parameter name (``force``), and a
+front end spells it its own way through ``error.render(spelling)``; the CLI passes its one
+table of flags (``--force``), so the library never commits to a CLI spelling.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
+
 
 class ModelrailError(Exception):
-    """Base of every error modelrail raises on purpose."""
+    """Base of every error modelrail raises on purpose.
+
+    ``params`` are the parameter names the message speaks of, the one at fault first
+    (``param``); each appears in the message template as ``{name}``."""
 
     exit_code: int = 1
     http_status: int = 500
 
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
+    def __init__(self, message: str, *, params: Iterable[str] = ()) -> None:
+        self.template = message
+        self.params: tuple[str, ...] = tuple(params)
+        self.message = self.render({})
+        super().__init__(self.message)
+
+    @property
+    def param(self) -> str | None:
+        """The parameter at fault, if the error names one."""
+        return self.params[0] if self.params else None
+
+    def render(self, spelling: Mapping[str, str]) -> str:
+        """The message with each parameter spelled by ``spelling`` (name -> how a front end
+        calls it, e.g. ``"id_columns" -> "--id-column"``); names it lacks stay as they are."""
+        text = self.template
+        for name in self.params:
+            text = text.replace("{" + name + "}", spelling.get(name, name))
+        return text
 
     def __str__(self) -> str:
         return self.message
@@ -177,8 +203,10 @@ class GateFailedError(ModelrailError):
     exit_code = 7
     http_status = 422
 
-    def __init__(self, message: str, results: tuple[object, ...] = ()) -> None:
-        super().__init__(message)
+    def __init__(
+        self, message: str, results: tuple[object, ...] = (), *, params: Iterable[str] = ()
+    ) -> None:
+        super().__init__(message, params=params)
         self.results = results
 
 

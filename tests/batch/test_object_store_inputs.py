@@ -94,9 +94,9 @@ def test_object_store_inputs_that_match_nothing_or_cannot_run_are_refused(
     both = (scoring.parquet(), f"s3://{S3_BUCKET}/one/")
     with pytest.raises(BatchInputError, match=r"the inputs mix local files .* and object-store"):
         scoring.run(scoring.spec(output, inputs=both))
-    with pytest.raises(BatchInputError, match="--engine spark reads local or shared paths"):
+    with pytest.raises(BatchInputError, match="the spark engine reads local or shared paths"):
         scoring.run(scoring.spec(output, inputs=(f"s3://{S3_BUCKET}/one/",), engine="spark"))
-    with pytest.raises(BatchInputError, match="--when-new-files watches local or mounted"):
+    with pytest.raises(BatchInputError, match="file_pattern watches local or mounted"):
         create_schedule(
             scoring.client,
             "arrivals",

@@ -243,10 +243,10 @@ def test_statuses_list_schedules_without_runs(client: Client) -> None:
         ({"cron": "0 2 * * *", "timezone": "Nowhere/City"}, BatchInputError, "Nowhere/City"),
         ({"cron": "0 2 30 2 *"}, BatchInputError, "never fires"),
         ({"cron": "0 2 * * *", "catch_up": "sometimes"}, BatchInputError, "'sometimes'"),
-        ({}, BatchInputError, "either --cron"),
-        ({"cron": "@daily", "file_pattern": "x/*"}, BatchInputError, "either --cron"),
-        ({"file_pattern": "x/*", "catch_up": "skip"}, BatchInputError, "--catch-up applies"),
-        ({"file_pattern": "x/*", "timezone": "UTC"}, BatchInputError, "--timezone applies"),
+        ({}, BatchInputError, "either cron"),
+        ({"cron": "@daily", "file_pattern": "x/*"}, BatchInputError, "either cron"),
+        ({"file_pattern": "x/*", "catch_up": "skip"}, BatchInputError, "catch_up applies to cron"),
+        ({"file_pattern": "x/*", "timezone": "UTC"}, BatchInputError, "timezone applies to cron"),
     ],
 )
 def test_invalid_schedules_are_refused_with_the_reason(

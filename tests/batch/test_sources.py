@@ -507,7 +507,7 @@ def test_unreachable_database_hides_the_password(tmp_path: Path) -> None:
     assert "s3cret" not in str(e.value)
     with pytest.raises(BatchInputError, match=r"database file .*missing.db does not exist"):
         open_source(job(query="SELECT 1", query_url=f"sqlite:///{tmp_path / 'missing.db'}"))
-    with pytest.raises(BatchInputError, match=r"malformed --query-url 'nonsense://u:\*\*\*@"):
+    with pytest.raises(BatchInputError, match=r"malformed query_url 'nonsense://u:\*\*\*@"):
         open_source(job(query="SELECT 1", query_url="nonsense://u:s3cret@h:port/db"))
 
 

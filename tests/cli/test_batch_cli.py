@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from modelrail.batch.spec import JobSpec
+from modelrail.errors import BatchInputError
 from modelrail.store.batch_runs_repo import BatchRunRepository
 from tests.batch.conftest import (
     BINARY,
@@ -256,3 +258,15 @@ def test_env_sends_the_output_where_the_environment_says(
     )
     assert done.code == 0, done.stderr
     assert f"to sqlite:///{project.root / 'staging.db'} table staged in" in done.stdout
+
+
+def test_a_library_error_names_parameters_and_the_command_line_names_its_flags(
+    batch: BatchCommand,
+) -> None:
+    with pytest.raises(BatchInputError) as caught:
+        JobSpec(reference=f"{BINARY}:1", output="scores", id_columns=("id", "id"), inputs=("x",))
+    assert str(caught.value) == "id_columns repeats a column: id, id"
+    assert caught.value.param == "id_columns"
+    done = batch.run("--id-column", "id")
+    assert done.code == 2
+    assert one_error_line(done) == "error: --id-column repeats a column: id, id"

@@ -97,7 +97,7 @@ BAD_SCHEDULES = [
     (("--cron", "0 2 * * *", "--catch-up", "twice"), "--catch-up must be 'once', 'all' or"),
     (("--when-new-files", "in/*.csv", "--input", "x.csv"), "leave out --input"),
     (("--when-new-files", "in/*.csv", "--catch-up", "skip"), "--catch-up applies to --cron"),
-    ((), "either --cron EXPRESSION or --when-new-files"),
+    ((), "either --cron (an expression) or --when-new-files (a glob)"),
 ]
 
 

@@ -40,8 +40,9 @@ class QuerySource:
         except (ArgumentError, ValueError) as exc:  # ValueError: a port that is not a number
             shown = re.sub(r"(://[^:/@]*):[^@]*@", r"\1:***@", raw)
             raise BatchInputError(
-                f"malformed --query-url {shown!r}: expected e.g. "
-                "postgresql://user@host/database or sqlite:///path/to/file.db"
+                f"malformed {{query_url}} {shown!r}: expected e.g. "
+                "postgresql://user@host/database or sqlite:///path/to/file.db",
+                params=("query_url",),
             ) from exc
         url = given
         if given.drivername in ("postgres", "postgresql"):

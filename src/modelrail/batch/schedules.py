@@ -153,9 +153,15 @@ def create_schedule(
     Ref.parse(spec.reference)
     created = time.time() if now is None else now
     if (cron is None) == (file_pattern is None):
-        raise BatchInputError("a schedule needs either --cron EXPRESSION or --when-new-files GLOB")
+        raise BatchInputError(
+            "a schedule needs either {cron} (an expression) or {file_pattern} (a glob)",
+            params=("cron", "file_pattern"),
+        )
     if catch_up is not None and catch_up not in CATCH_UP_POLICIES:
-        raise BatchInputError(f"--catch-up must be 'once', 'all' or 'skip', not {catch_up!r}")
+        raise BatchInputError(
+            f"{{catch_up}} must be 'once', 'all' or 'skip', not {catch_up!r}",
+            params=("catch_up",),
+        )
     if cron is not None:
         zone = timezone or DEFAULT_TIMEZONE
         timing = CronTiming(cron, zone)
@@ -168,18 +174,25 @@ def create_schedule(
     else:
         assert file_pattern is not None
         if timezone is not None:
-            raise BatchInputError("--timezone applies to --cron schedules only")
+            raise BatchInputError(
+                "{timezone} applies to {cron} schedules only", params=("timezone", "cron")
+            )
         if catch_up not in (None, "all"):
             raise BatchInputError(
-                "--catch-up applies to --cron schedules: a file trigger scores every new file "
-                "once, including files that arrived while no scheduler ran"
+                "{catch_up} applies to {cron} schedules: a file trigger scores every new file "
+                "once, including files that arrived while no scheduler ran",
+                params=("catch_up", "cron"),
             )
         if spec.query is not None:
-            raise BatchInputError("--when-new-files reads the new files: leave out --query")
+            raise BatchInputError(
+                "{file_pattern} reads the new files: leave out {query}",
+                params=("query", "file_pattern"),
+            )
         if is_object_store(file_pattern):
             raise BatchInputError(
-                f"--when-new-files watches local or mounted folders, not {file_pattern!r}: "
-                "schedule object-store inputs with --cron"
+                f"{{file_pattern}} watches local or mounted folders, not {file_pattern!r}: "
+                "schedule object-store inputs with {cron}",
+                params=("file_pattern", "cron"),
             )
         pattern = _absolute_path(file_pattern)
         if not any(char in pattern for char in "*?[") and (

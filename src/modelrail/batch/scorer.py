@@ -215,8 +215,9 @@ class BatchScorer:
         index = int(np.flatnonzero(bad[0])[0])
         raise BatchInputError(
             f"input row {first_row + index} ({self._row_id(batch, index)}): "
-            f"{bad[1][index]}; nothing was written (--on-bad-rows skip sets such "
-            "rows aside with their reason instead)"
+            f"{bad[1][index]}; nothing was written ({{on_bad_rows}} 'skip' sets such "
+            "rows aside with their reason instead)",
+            params=("on_bad_rows",),
         )
 
     def _features(self, batch: pa.RecordBatch) -> Any:

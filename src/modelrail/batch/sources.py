@@ -157,8 +157,9 @@ class _FileSource:
         remote = next((file for file in self._files if not file.local), None)
         if remote is not None:
             raise BatchInputError(
-                f"--engine spark reads local or shared paths, not {remote.shown}: score "
-                "object-store inputs with the local engine"
+                f"the spark {{engine}} reads local or shared paths, not {remote.shown}: "
+                "score object-store inputs with the local engine",
+                params=("engine",),
             )
         return tuple(Path(file.path) for file in self._files)
 

@@ -61,7 +61,8 @@ def spark_session(spec: JobSpec) -> Any:
         from pyspark.sql import SparkSession
     except ModuleNotFoundError as exc:
         raise BatchInputError(
-            "--engine spark needs pyspark: pip install 'modelrail[spark]'"
+            "the spark {engine} needs pyspark: pip install 'modelrail[spark]'",
+            params=("engine",),
         ) from exc
     active = SparkSession.getActiveSession()
     if active is not None:

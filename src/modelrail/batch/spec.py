@@ -44,27 +44,51 @@ class JobSpec:
 
     def __post_init__(self) -> None:
         if not self.inputs and self.query is None:
-            raise BatchInputError("a batch job needs --input FILES or --query SQL")
+            raise BatchInputError(
+                "a batch job needs {inputs} (files) or a {query} (SQL)", params=("inputs", "query")
+            )
         if self.inputs and self.query is not None:
-            raise BatchInputError("give either --input FILES or --query SQL, not both")
+            raise BatchInputError(
+                "give either {inputs} (files) or a {query} (SQL), not both",
+                params=("inputs", "query"),
+            )
         if self.query is not None and not self.query_url:
-            raise BatchInputError("--query needs --query-url DATABASE_URL to run against")
+            raise BatchInputError(
+                "{query} needs {query_url} (a database URL) to run against",
+                params=("query_url", "query"),
+            )
         if not self.id_columns:
-            raise BatchInputError("a batch job needs --id-column (one or more)")
+            raise BatchInputError(
+                "a batch job needs {id_columns} (one or more)", params=("id_columns",)
+            )
         if len(set(self.id_columns)) != len(self.id_columns):
-            raise BatchInputError(f"--id-column repeats a column: {', '.join(self.id_columns)}")
+            raise BatchInputError(
+                f"{{id_columns}} repeats a column: {', '.join(self.id_columns)}",
+                params=("id_columns",),
+            )
         if self.batch_rows < 1:
-            raise BatchInputError(f"--batch-rows must be at least 1, got {self.batch_rows}")
+            raise BatchInputError(
+                f"{{batch_rows}} must be at least 1, got {self.batch_rows}",
+                params=("batch_rows",),
+            )
         if self.part_rows < 1:
-            raise BatchInputError(f"part_rows must be at least 1, got {self.part_rows}")
+            raise BatchInputError(
+                f"{{part_rows}} must be at least 1, got {self.part_rows}", params=("part_rows",)
+            )
         if self.ttl_seconds is not None and self.ttl_seconds < 1:
-            raise BatchInputError(f"--ttl must be at least 1 second, got {self.ttl_seconds}")
+            raise BatchInputError(
+                f"{{ttl_seconds}} must be at least 1 second, got {self.ttl_seconds}",
+                params=("ttl_seconds",),
+            )
         if self.on_bad_rows not in ("fail", "skip"):
             raise BatchInputError(
-                f"--on-bad-rows must be 'fail' or 'skip', not {self.on_bad_rows!r}"
+                f"{{on_bad_rows}} must be 'fail' or 'skip', not {self.on_bad_rows!r}",
+                params=("on_bad_rows",),
             )
         if self.engine not in ("local", "spark"):
-            raise BatchInputError(f"--engine must be 'local' or 'spark', not {self.engine!r}")
+            raise BatchInputError(
+                f"{{engine}} must be 'local' or 'spark', not {self.engine!r}", params=("engine",)
+            )
 
     def with_reference(self, reference: str) -> JobSpec:
         return replace(self, reference=reference)

@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from modelrail.cli.context import open_client
+from modelrail.cli.flags import error_message
 from modelrail.cli.render import JsonOption, console, format_time, print_json
 from modelrail.entities import EnvironmentEvent, GateResult
 from modelrail.errors import GateFailedError
@@ -43,7 +44,7 @@ def _showing_failed_gates(out: Console, as_json: bool, verb: str) -> Iterator[No
         yield
     except GateFailedError as exc:
         if as_json:
-            print_json({verb: False, "error": exc.message, "gates": exc.results})
+            print_json({verb: False, "error": error_message(exc), "gates": exc.results})
         else:
             print_gates(exc.results, out)
         raise

@@ -36,9 +36,10 @@ def run() -> None:
     except ModelrailError as exc:
         from rich.markup import escape
 
+        from modelrail.cli.flags import error_message
         from modelrail.cli.render import error_console
 
-        error_console().print(f"[bold red]error:[/] {escape(exc.message)}")
+        error_console().print(f"[bold red]error:[/] {escape(error_message(exc))}")
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         sys.exit(130)

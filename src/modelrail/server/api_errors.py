@@ -60,7 +60,7 @@ def _field(exc: ModelrailError) -> str | None:
         return exc.field
     if isinstance(exc, AuthenticationError | ThrottledError):
         return "Authorization"
-    return None
+    return exc.param  # the library parameter at fault, by its name
 
 
 async def on_modelrail_error(request: Request, exc: Exception) -> Response:

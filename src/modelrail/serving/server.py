@@ -102,7 +102,10 @@ def build_bundle_app(options: ServeOptions) -> PredictionApp:
 def build_server(client: Client, options: ServeOptions) -> BuiltServer:
     """The ASGI app with its models loaded and verified (or waiting, with ``wait``)."""
     if options.environment is None and not options.references:
-        raise ServerStartError("nothing to serve: give --env ENV or a model reference")
+        raise ServerStartError(
+            "nothing to serve: give an {environment} or a model reference",
+            params=("environment",),
+        )
 
     def load(name: str, version: int) -> ScoringModel:
         # The form chosen for one row at registration (sha256-checked) serves without the
@@ -191,7 +194,8 @@ def _environment_watcher(
             what = ", ".join(missing) if missing else "no model"
             raise ServerStartError(
                 f"{environment} holds {what}: promote a version there first, "
-                "or start with --wait to pick it up when one is promoted"
+                "or start with {wait} to pick it up when one is promoted",
+                params=("wait",),
             )
     return watcher
 

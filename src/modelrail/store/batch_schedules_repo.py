@@ -80,8 +80,9 @@ class BatchScheduleRepository:
                 return
             if not replace:
                 raise BatchRunStateError(
-                    f"a batch schedule named {record.name!r} exists already: pass --replace to "
-                    f"change it, or `modelrail batch unschedule {record.name}` first"
+                    f"a batch schedule named {record.name!r} exists already: pass {{replace}} to "
+                    f"change it, or `modelrail batch unschedule {record.name}` first",
+                    params=("replace",),
                 )
             kept = ("name", "lease_owner", "lease_until", "last_run_id", "created_at")
             changed = {k: v for k, v in values.items() if k not in kept}

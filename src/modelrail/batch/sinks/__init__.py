@@ -1,4 +1,4 @@
-"""Batch outputs, chosen by the form of ``--output``: ``sqlite:///file.db``,
+"""Batch outputs, chosen by the form of ``output``: ``sqlite:///file.db``,
 ``postgresql://...``, ``redis://...``, or a folder for a Parquet dataset."""
 
 from __future__ import annotations
@@ -19,7 +19,10 @@ def open_sink(spec: JobSpec, base: Path) -> Sink:
     """The sink ``spec.output`` names; relative folders and SQLite files are under ``base``."""
     output = spec.output.strip()
     if not output:
-        raise BatchOutputError("no --output given (and no batch_output setting for --env)")
+        raise BatchOutputError(
+            "no {output} given (and the environment has no batch_output setting)",
+            params=("output",),
+        )
     scheme = output.split("://", 1)[0].lower() if "://" in output else ""
     if scheme in ("redis", "rediss", "unix"):
         from modelrail.batch.sinks.redis import RedisSink
@@ -29,20 +32,25 @@ def open_sink(spec: JobSpec, base: Path) -> Sink:
         try:
             url = make_url(output)
         except ArgumentError as exc:
-            raise BatchOutputError(f"malformed database URL for --output: {exc}") from exc
+            raise BatchOutputError(
+                f"malformed database URL for {{output}}: {exc}", params=("output",)
+            ) from exc
         if url.get_backend_name() == "sqlite":
             from modelrail.batch.sinks.sqlite import SQLiteSink
 
             if not url.database or url.database == ":memory:":
-                raise BatchOutputError("a SQLite --output must name a database file")
+                raise BatchOutputError(
+                    "a SQLite {output} must name a database file", params=("output",)
+                )
             return SQLiteSink(base / url.database, spec.table)
         from modelrail.batch.sinks.postgres import PostgresSink
 
         return PostgresSink(url, spec.table)
     if scheme not in ("", "file"):
         raise BatchOutputError(
-            f"--output {output!r}: unsupported kind {scheme!r}; use sqlite:///FILE, "
-            "postgresql://..., redis://... or a folder for Parquet"
+            f"{{output}} {output!r}: unsupported kind {scheme!r}; use sqlite:///FILE, "
+            "postgresql://..., redis://... or a folder for Parquet",
+            params=("output",),
         )
     from modelrail.batch.sinks.parquet import ParquetSink
 

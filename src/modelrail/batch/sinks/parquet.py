@@ -65,7 +65,8 @@ class ParquetSink:
             if not found.remove_metadata().equals(full, check_metadata=False):
                 raise BatchOutputError(
                     f"the dataset in {self.folder} has other columns ({_describe(found)}) than "
-                    f"this job writes ({_describe(full)}); choose another --output folder"
+                    f"this job writes ({_describe(full)}); choose another {{output}} folder",
+                    params=("output",),
                 )
         self._schema = full
 
@@ -160,8 +161,9 @@ class ParquetWriter:
         if missing:
             raise BatchOutputError(
                 f"{len(missing)} part file(s) that Spark executors wrote are not in "
-                f"{self.staging} (first: {missing[0]}): the --output folder must be one that "
-                "the driver and every executor share"
+                f"{self.staging} (first: {missing[0]}): the {{output}} folder must be one that "
+                "the driver and every executor share",
+                params=("output",),
             )
         self.parts += len(names)
 

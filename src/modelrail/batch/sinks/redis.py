@@ -33,7 +33,10 @@ class RedisSink:
             ) from exc
         self._redis = redis
         if not prefix:
-            raise BatchOutputError("a Redis output needs --table PREFIX: keys are PREFIX:ID")
+            raise BatchOutputError(
+                "a Redis output needs a {table} to prefix its keys: keys are PREFIX:ID",
+                params=("table",),
+            )
         self.prefix = prefix
         self.ttl = ttl_seconds
         try:

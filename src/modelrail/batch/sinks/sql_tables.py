@@ -48,7 +48,10 @@ class TableName:
     @classmethod
     def parse(cls, raw: str | None) -> TableName:
         if not raw:
-            raise BatchOutputError("a database output needs --table NAME (or batch_table)")
+            raise BatchOutputError(
+                "a database output needs a {table} name (or a batch_table setting)",
+                params=("table",),
+            )
         parts = raw.split(".")
         if len(parts) > 2 or not all(_IDENTIFIER.match(p) for p in parts):
             raise BatchOutputError(
@@ -143,7 +146,8 @@ def create_or_check(
         raise BatchOutputError(
             f"table {table.fullname} in {where} has no primary key or unique index on "
             f"({', '.join(id_columns)}): a re-run could not replace its rows; add one or "
-            "choose another --table"
+            "choose another {table}",
+            params=("table",),
         )
     return True
 
@@ -194,7 +198,8 @@ def _check_columns(table: Table, present: Mapping[str, Mapping[str, Any]], where
         if name not in table.columns and not found.get("nullable") and found.get("default") is None:
             raise BatchOutputError(
                 f"table {table.fullname} in {where} has a required column {name!r} that "
-                "batch scoring does not fill; make it nullable or choose another --table"
+                "batch scoring does not fill; make it nullable or choose another {table}",
+                params=("table",),
             )
 
 

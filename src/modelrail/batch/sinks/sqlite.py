@@ -47,7 +47,9 @@ class SQLiteSink:
         self.table = TableName.parse(table)
         self.location = f"sqlite:///{path} table {self.table}"
         if self.table.schema is not None:
-            raise BatchOutputError(f"SQLite has no schemas: --table {self.table} names one")
+            raise BatchOutputError(
+                f"SQLite has no schemas: {{table}} {self.table} names one", params=("table",)
+            )
         if not path.parent.is_dir():
             raise BatchOutputError(f"cannot write {self.location}: folder {path.parent} is missing")
         self._columns: list[str] = []
