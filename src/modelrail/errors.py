@@ -290,6 +290,17 @@ class AuthenticationError(ModelrailError):
         self.reason = reason
 
 
+class ThrottledError(ModelrailError):
+    """Too many failed sign-ins from one address: wait ``retry_after`` seconds."""
+
+    exit_code = 13
+    http_status = 429
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class PermissionDeniedError(ModelrailError):
     """A signed-in user whose roles do not allow the action; names the missing permission."""
 

@@ -22,21 +22,11 @@ from modelrail.errors import (
     InvalidRequestError,
     ModelrailError,
     PermissionDeniedError,
+    ThrottledError,
 )
 from modelrail.server.payload import to_json
 
 log = logging.getLogger("modelrail.server")
-
-
-class ThrottledError(ModelrailError):
-    """Too many failed sign-ins from one address: wait ``retry_after`` seconds."""
-
-    exit_code = 11
-    http_status = 429
-
-    def __init__(self, message: str, *, retry_after: int) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
 
 
 def error_response(exc: ModelrailError) -> JSONResponse:

@@ -20,8 +20,7 @@ from starlette.requests import Request
 
 from modelrail.client import Client
 from modelrail.entities import User
-from modelrail.errors import AuthenticationError
-from modelrail.server.api_errors import ThrottledError
+from modelrail.errors import AuthenticationError, ThrottledError
 
 FAILURE_LIMIT = 10
 FAILURE_WINDOW_S = 60.0
