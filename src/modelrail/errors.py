@@ -14,6 +14,7 @@ table of flags (``--force``), so the library never commits to a CLI spelling.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 
 class ModelrailError(Exception):
@@ -128,10 +129,30 @@ class InvalidRequestError(InvalidInputError):
 
     http_status = 422
 
-    def __init__(self, message: str, *, field: str | None = None, status: int = 422) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        field: str | None = None,
+        status: int = 422,
+        rows: Iterable[int] = (),
+    ) -> None:
         super().__init__(message)
         self.field = field
         self.http_status = status
+        # The positions of the rows at fault, where the model knows them: batch sets exactly
+        # those aside instead of searching for them.
+        self.rows: tuple[int, ...] = tuple(int(r) for r in rows)
+
+    def for_rows(self, positions: Any) -> InvalidRequestError:
+        """The same refusal, its rows counted in a larger input (``positions``: where each
+        row of the refused input sits in it)."""
+        return InvalidRequestError(
+            self.message,
+            field=self.field,
+            status=self.http_status,
+            rows=(int(positions[r]) for r in self.rows),
+        )
 
 
 class ModelFlavorError(InvalidInputError):

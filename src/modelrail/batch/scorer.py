@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from modelrail.batch import arrays
+from modelrail.batch.refusals import find_refused, is_refusal, refusal_reason
 from modelrail.batch.spec import OnBadRows
 from modelrail.errors import BatchInputError
 from modelrail.scoring.predictor import UNSCORABLE, Scored, ScoringModel
@@ -39,6 +40,9 @@ REJECT_SCHEMA = pa.schema(
         pa.field("reason", pa.string(), nullable=False),
     ]
 )
+# Times a batch's refused rows are set aside before it is given up on (each round finds the
+# rows one of the model's checks refuses).
+_REFUSAL_ROUNDS = 8
 _ARROW_TYPES = {"float64": pa.float64(), "int64": pa.int64(), "bool": pa.bool_()}
 
 
@@ -165,12 +169,12 @@ class BatchScorer:
                 self._raise_first(batch, bad, first_row)
             kept = batch.filter(arrays.from_numpy(~bad[0], pa.bool_()))
             features = features[~bad[0]] if isinstance(features, np.ndarray) else kept
-        scored = self._predict(features, kept)
+        scored, features, kept, bad = self._score_kept(features, kept, bad, batch, first_row)
         unscorable = scored.nonfinite_rows()
         if unscorable is not None:
             # A score that overflowed is no prediction: the row is bad like one with a
             # missing feature (named, or set aside with its reason).
-            bad = _with_unscorable(bad, unscorable, rows)
+            bad = _with_scored_bad(bad, unscorable, rows)
             if self.on_bad_rows == "fail":
                 self._raise_first(batch, bad, first_row)
             kept = kept.filter(arrays.from_numpy(~unscorable, pa.bool_()))
@@ -270,6 +274,11 @@ class BatchScorer:
                 column = batch.column(name)
                 if column.null_count and not nullable:
                     checks.append((f"column {name!r} is empty", _is_null(column)))
+                if pa.types.is_floating(column.type):
+                    infinite = pc.fill_null(pc.is_inf(column), False)
+                    if pc.any(infinite).as_py():
+                        reason = f"column {name!r} is not a finite number"
+                        checks.append((reason, arrays.to_numpy(infinite)))
         if not checks:
             return None
         for reason, mask in checks:
@@ -301,6 +310,60 @@ class BatchScorer:
         values = {name: batch.column(name)[index].as_py() for name in self.id_columns}
         return orjson.dumps(values, default=str).decode()
 
+    def _score_kept(
+        self,
+        features: Any,
+        kept: pa.RecordBatch,
+        bad: tuple[np.ndarray[Any, Any], list[str]] | None,
+        batch: pa.RecordBatch,
+        first_row: int,
+    ) -> tuple[Scored, Any, pa.RecordBatch, tuple[np.ndarray[Any, Any], list[str]] | None]:
+        """Score the rows kept. Rows the model refuses are found (see ``refusals``), then named
+        or set aside; once they are gone, another of its checks may refuse others."""
+        for _ in range(_REFUSAL_ROUNDS):
+            try:
+                return self._predict(features, kept), features, kept, bad
+            except Exception as exc:
+                if not is_refusal(exc):
+                    raise
+                refused, reasons = self._refused(features, kept, exc, first_row)
+            bad = _with_scored_bad(bad, refused, batch.num_rows, reasons)
+            if self.on_bad_rows == "fail":
+                self._raise_first(batch, bad, first_row)
+            kept = kept.filter(arrays.from_numpy(~refused, pa.bool_()))
+            features = features[~refused] if isinstance(features, np.ndarray) else kept
+        raise BatchInputError(
+            f"input rows {first_row}-{first_row + batch.num_rows - 1}: the model still refuses "
+            f"rows after {_REFUSAL_ROUNDS} rounds of setting them aside; nothing was written"
+        )
+
+    def _refused(
+        self, features: Any, kept: pa.RecordBatch, exc: Exception, first_row: int
+    ) -> tuple[np.ndarray[Any, Any], list[str]]:
+        """The rows of ``kept`` the model refuses (a mask), and why (one reason each)."""
+
+        def score(positions: np.ndarray[Any, Any]) -> Scored:
+            subset = kept.take(arrays.from_numpy(positions, pa.int64()))
+            rows = features[positions] if isinstance(features, np.ndarray) else subset
+            return self._predict(rows, subset)
+
+        fail = self.on_bad_rows == "fail"
+        found = find_refused(score, kept.num_rows, exc, first_only=fail)
+        if not found.positions or not (fail or found.complete):
+            cause = (
+                "no single row could be set aside as the cause"
+                if not found.positions
+                else "it refuses too many of them to set aside one by one"
+            )
+            raise BatchInputError(
+                f"input rows {first_row}-{first_row + kept.num_rows - 1}: "
+                f"{refusal_reason(exc)}; {cause}, and nothing was written"
+            ) from exc
+        refused = np.zeros(kept.num_rows, dtype=bool)
+        refused[found.positions] = True
+        reason_at = dict(zip(found.positions, found.reasons, strict=True))
+        return refused, [reason_at[int(p)] for p in np.flatnonzero(refused)]
+
     def _predict(self, features: Any, batch: pa.RecordBatch) -> Scored:
         if isinstance(features, np.ndarray):
             if features.shape[0] == 0:
@@ -328,20 +391,22 @@ class BatchScorer:
         return [arrays.from_numpy(probabilities[:, j], pa.float64()) for j in range(len(names))]
 
 
-def _with_unscorable(
+def _with_scored_bad(
     bad: tuple[np.ndarray[Any, Any], list[str]] | None,
-    unscorable: np.ndarray[Any, Any],
+    flagged: np.ndarray[Any, Any],
     rows: int,
+    reasons: list[str] | None = None,
 ) -> tuple[np.ndarray[Any, Any], list[str]]:
-    """``bad`` (over the whole batch) with the rows that were scored but came out non-finite;
-    ``unscorable`` is over the rows that were scored, the batch without ``bad``'s rows."""
-    mask, reasons = (np.zeros(rows, dtype=bool), [""] * rows) if bad is None else bad
+    """``bad`` (over the whole batch) with rows found bad when scored; ``flagged`` (and
+    ``reasons``, by flagged row; the score overflowed if None) are over the rows that were
+    scored: the batch without ``bad``'s rows."""
+    mask, all_reasons = (np.zeros(rows, dtype=bool), [""] * rows) if bad is None else bad
     scored_rows = np.flatnonzero(~mask)
     mask = mask.copy()
-    for index in scored_rows[unscorable]:
+    for k, index in enumerate(scored_rows[flagged]):
         mask[index] = True
-        reasons[index] = UNSCORABLE
-    return mask, reasons
+        all_reasons[index] = UNSCORABLE if reasons is None else reasons[k]
+    return mask, all_reasons
 
 
 def _prediction_array(values: np.ndarray[Any, Any], arrow_type: pa.DataType) -> pa.Array:

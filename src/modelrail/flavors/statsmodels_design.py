@@ -285,6 +285,7 @@ def _encode(values: Any, column: str, levels: list[Any], coding: FloatArray) -> 
             f"column {column!r} has {', '.join(map(repr, seen))}, which the model never saw: "
             f"it knows {known}{' ...' if len(levels) > 20 else ''}",
             field=column,
+            rows=np.flatnonzero(unknown),
         )
     encoded = coding[np.where(codes < 0, 0, codes)]
     encoded[missing] = np.nan  # a missing level scores NaN, as statsmodels' own predict does

@@ -19,6 +19,7 @@ import numpy as np
 
 from modelrail.artifacts import ArtifactStore
 from modelrail.entities import ModelVersion
+from modelrail.errors import InvalidRequestError
 from modelrail.registry import LoadedModel, load_model_version
 from modelrail.scoring.columns import Columns
 from modelrail.scoring.compiled import FloatMatrix, LinearForm, compile_model, form_from_bytes
@@ -236,7 +237,10 @@ class ScoringModel:
                 left[np.flatnonzero(~left)[ties]] = True
         else:
             scored = scored.without(left)
-        missing = library.score_input(_rows(data, left))
+        try:
+            missing = library.score_input(_rows(data, left))
+        except InvalidRequestError as exc:  # rows it names are counted in ``data``
+            raise exc.for_rows(np.flatnonzero(left)) from exc
         order = np.concatenate([np.flatnonzero(~left), np.flatnonzero(left)])
         back = np.empty_like(order)
         back[order] = np.arange(len(order))
