@@ -475,7 +475,7 @@ def test_approval_honours_the_if_holds_its_request_was_opened_with(
     assert holdings(client)[(MODEL, "prod")] == 2
 
 
-def test_expired_request_cannot_be_approved(
+def test_approving_or_rejecting_an_expired_request_is_a_conflict(
     client: Client, bob: Client, data: Data, fitted: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     X, _ = data
@@ -486,8 +486,10 @@ def test_expired_request_cannot_be_approved(
     # Expiry is judged where requests are read, so both modules see the later clock.
     monkeypatch.setattr(environments, "time", Clock(73 * 3600))
     monkeypatch.setattr(environments_repo, "time", Clock(73 * 3600))
-    with pytest.raises(ApprovalError, match=f"request {request.id} expired at .*promote again"):
+    with pytest.raises(ConflictError, match=f"request {request.id} expired at .*promote again"):
         bob.approve(request.id)
+    with pytest.raises(ConflictError, match=f"request {request.id} expired at .*promote again"):
+        bob.reject(request.id)
     assert (MODEL, "prod") not in holdings(client)
     assert client.history() == history
     # Once expired it no longer blocks a fresh request.
@@ -495,7 +497,7 @@ def test_expired_request_cannot_be_approved(
     assert again is not None and again.id != request.id
 
 
-def test_decided_requests_cannot_be_decided_again(
+def test_deciding_a_decided_request_again_is_a_conflict(
     client: Client, bob: Client, data: Data, fitted: Any
 ) -> None:
     X, _ = data
@@ -504,15 +506,18 @@ def test_decided_requests_cannot_be_decided_again(
     assert first is not None
     bob.approve(first.id)
     history = client.history()
-    with pytest.raises(ApprovalError, match=f"request {first.id} was already approved by bob"):
+    with pytest.raises(ConflictError, match=f"request {first.id} was already approved by bob") as e:
         bob.approve(first.id)
-    with pytest.raises(ApprovalError, match="already approved by bob"):
+    assert (e.value.http_status, e.value.exit_code) == (409, 5)  # the state, not a permission
+    with pytest.raises(ConflictError, match=f"request {first.id} was already approved by bob"):
         bob.reject(first.id)
     second = client.promote(f"{MODEL}:2", to="prod").request
     assert second is not None
     bob.reject(second.id, reason="not now")
-    with pytest.raises(ApprovalError, match=f"request {second.id} was already rejected by bob"):
+    with pytest.raises(ConflictError, match=f"request {second.id} was already rejected by bob"):
         bob.approve(second.id)
+    with pytest.raises(ConflictError, match=f"request {second.id} was already rejected by bob"):
+        bob.reject(second.id)
     assert holdings(client)[(MODEL, "prod")] == 1
     assert len(client.history()) == len(history) + 2  # the second request and its rejection
 

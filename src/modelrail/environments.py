@@ -388,13 +388,15 @@ class Environments:
 
     def _pending(self, request_id: int, actor: str, *, deciding: str) -> ApprovalRequest:
         request = self.repo.get_request(request_id)
+        # A decided or expired request conflicts with the request's state (409), unlike a
+        # decision the rules refuse, such as approving your own (403).
         if request.status in ("approved", "rejected"):
-            raise ApprovalError(
+            raise ConflictError(
                 f"request {request_id} was already {request.status} by {request.decided_by}"
             )
         if request.status == "expired":
             expired = time.strftime("%Y-%m-%d %H:%M", time.localtime(request.expires_at))
-            raise ApprovalError(
+            raise ConflictError(
                 f"request {request_id} expired at {expired}; promote again to open a new one"
             )
         if deciding == "approve" and actor == request.requested_by:

@@ -82,7 +82,7 @@ def test_approval_by_someone_else_then_rollback_and_history(project: Path) -> No
     approved = cli(project, "approve", "1", "-r", "ok", env=as_user("bob"))
     assert approved.returncode == 0, approved.stderr
     again = cli(project, "approve", "1", env=as_user("carol"))
-    assert again.returncode == 2 and "already approved by bob" in again.stderr
+    assert again.returncode == 5 and "already approved by bob" in again.stderr
 
     cli(project, "promote", "pets-classifier:3", "--to", "prod", env=as_user("alice"))
     assert cli(project, "approve", "2", env=as_user("bob")).returncode == 0
@@ -121,9 +121,33 @@ def test_reject_is_recorded_and_the_request_closes(project: Path) -> None:
     cli(project, "promote", "pets-classifier:1", "--to", "prod", env=as_user("alice"))
     done = cli(project, "reject", "1", "-r", "not this week", env=as_user("bob"))
     assert done.returncode == 0, done.stderr
-    assert cli(project, "approve", "1", env=as_user("carol")).returncode == 2
+    assert cli(project, "approve", "1", env=as_user("carol")).returncode == 5
     actions = [e["action"] for e in json.loads(cli(project, "history", "--json").stdout)]
     assert actions[-2:] == ["request", "reject"]
+
+
+def test_deciding_a_decided_or_expired_request_is_a_conflict(project: Path) -> None:
+    """Exit code 5 (ConflictError, HTTP 409), not 2: the request's state is the obstacle."""
+    for version in ("1", "3"):
+        cli(project, "promote", f"pets-classifier:{version}", "--to", "staging")
+    cli(project, "promote", "pets-classifier:1", "--to", "prod", env=as_user("alice"))
+    assert cli(project, "approve", "1", env=as_user("bob")).returncode == 0
+    cli(project, "promote", "pets-classifier:3", "--to", "prod", env=as_user("alice"))
+    assert cli(project, "reject", "2", env=as_user("bob")).returncode == 0
+    # Requests in prod now expire the moment they are opened.
+    (project / "modelrail.toml").write_text(POLICY + "approval_expires_hours = 0\n")
+    expiring = cli(project, "promote", "pets-classifier:3", "--to", "prod", env=as_user("alice"))
+    assert "request 3 waiting" in expiring.stdout, expiring.stderr
+    history = cli(project, "history", "--json").stdout
+    for command, number, why in (
+        ("approve", "1", "request 1 was already approved by bob"),
+        ("reject", "2", "request 2 was already rejected by bob"),
+        ("approve", "3", "request 3 expired at "),
+    ):
+        done = cli(project, command, number, env=as_user("carol"))
+        assert done.returncode == 5, (command, number, done.stderr)
+        assert done.stderr.startswith(f"error: {why}") and "Traceback" not in done.stderr
+    assert cli(project, "history", "--json").stdout == history
 
 
 def test_force_needs_a_reason_and_is_recorded(project: Path) -> None:
