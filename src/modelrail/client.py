@@ -25,13 +25,20 @@ from modelrail.entities import (
     Run,
     TrackerPage,
 )
-from modelrail.errors import ArtifactNotFoundError, RunNotFoundError
+from modelrail.errors import ArtifactNotFoundError
 from modelrail.flavors.base import SaveOptions, save_options
 from modelrail.refs import Ref, validate_name
 from modelrail.store.db import Database
 from modelrail.store.models_repo import ModelRepository
 from modelrail.store.runs_repo import RunRepository
-from modelrail.store.tracker_query import TrackerQuery, metric_extremes, metric_names, tracker_page
+from modelrail.store.tracker_query import (
+    TrackerQuery,
+    best_run_id,
+    best_run_query,
+    metric_extremes,
+    metric_names,
+    tracker_page,
+)
 from modelrail.tracking.run import ActiveRun
 
 if TYPE_CHECKING:
@@ -149,13 +156,8 @@ class Client(EnvironmentMethods, BatchMethods, IdentityMethods):
     def best_run(
         self, metric: str, *, minimize: bool = False, experiment: str | None = None
     ) -> Run:
-        page = self.tracker(
-            TrackerQuery(experiment=experiment, sort=metric, ascending=minimize, limit=1)
-        )
-        if not page.rows or metric not in page.rows[0].metrics:
-            scope = f" in experiment {experiment!r}" if experiment else ""
-            raise RunNotFoundError(f"no run{scope} has logged the metric {metric!r}")
-        return self.get_run(page.rows[0].run_id)
+        page = self.tracker(best_run_query(metric, minimize=minimize, experiment=experiment))
+        return self.get_run(best_run_id(page, metric, experiment))
 
     def experiments(self) -> list[Experiment]:
         """Every experiment, by name."""

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, cast
 
+from modelrail.entities import Holding
 from modelrail.policy import EnvironmentPolicy
 
 if TYPE_CHECKING:
@@ -21,7 +22,6 @@ if TYPE_CHECKING:
         ApprovalRequest,
         EnvironmentEvent,
         GateResult,
-        Holding,
         PromotionOutcome,
     )
     from modelrail.environments import Environments

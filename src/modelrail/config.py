@@ -28,6 +28,7 @@ _KNOWN_KEYS: Mapping[str, frozenset[str]] = {
     "identity": frozenset({"user"}),
     "models": frozenset({"allow_pickle"}),
     "ui": frozenset({"public_name"}),
+    "server": frozenset({"url"}),
 }
 
 
@@ -49,6 +50,9 @@ class Settings:
     ui_public_name: str | None = None
     # Models no flavor saves safely are pickled without log_model(..., allow_pickle=True).
     allow_pickle: bool = False
+    # The team server commands talk to (MODELRAIL_SERVER, [server] url); "" says none even
+    # where a login would name one, None that nothing here says.
+    server_url: str | None = None
 
     @property
     def project_dir(self) -> Path:
@@ -117,6 +121,7 @@ def load_settings(
     ui_public_name = env.get("MODELRAIL_UI_PUBLIC_NAME") or file_values.get(("ui", "public_name"))
     allow_pickle = _flag(env, "MODELRAIL_ALLOW_PICKLE", file_values.get(("models", "allow_pickle")))
     policy = parse_policy(document.get("environments"), root / CONFIG_FILE_NAME, text, env)
+    server_url = env.get("MODELRAIL_SERVER", file_values.get(("server", "url")))
     return Settings(
         project_root=root,
         store_url=store_url,
@@ -127,6 +132,7 @@ def load_settings(
         policy=policy,
         ui_public_name=ui_public_name,
         allow_pickle=allow_pickle,
+        server_url=None if server_url is None else server_url.strip(),
     )
 
 
@@ -220,6 +226,11 @@ _DEFAULT_CONFIG = """\
 [identity]
 # Who you are in the audit history. Default: the operating-system user.
 # user = "alice"
+
+[server]
+# A team server (modelrail server) that holds this project's records instead of the store
+# above; sign in with 'modelrail login URL'. MODELRAIL_SERVER overrides it ("" for none).
+# url = "https://models.example.org"
 
 [models]
 # Models no flavor saves safely (see docs/models.md) are pickled only when you allow it, here for

@@ -86,7 +86,8 @@ class StoreSchemaError(ModelrailError):
 
 
 class ConflictError(ModelrailError):
-    """A concurrent writer won; the caller's change was not applied."""
+    """The change conflicts with the current state (a concurrent writer won, or the approval
+    request was decided already); it was not applied."""
 
     exit_code = 5
     http_status = 409
@@ -213,7 +214,7 @@ class PromotionError(InvalidInputError):
 
 
 class ApprovalError(InvalidInputError):
-    """An approval that is not allowed: own request, expired or already decided."""
+    """An approval that is not allowed: approving one's own request."""
 
     http_status = 403
 
@@ -359,3 +360,30 @@ class ArtifactIntegrityError(ModelrailError):
 
     exit_code = 6
     http_status = 500
+
+
+# -- a team server, seen from its clients -------------------------------------------------
+
+
+class ServerUnavailableError(StoreUnavailableError):
+    """The team server cannot be reached, or answered with an error of its own (5xx)."""
+
+
+class ServerResponseError(StoreUnavailableError):
+    """The team server's answer is not what this version of modelrail expects."""
+
+
+class NotOnServerError(ConfigError):
+    """What was asked is not offered by a team server (yet): it needs a local project."""
+
+
+class CredentialsError(ConfigError):
+    """No token for the team server (log in first), or the credentials file is unreadable."""
+
+
+def error_class(name: str) -> type[ModelrailError] | None:
+    """The error class called ``name`` (as a team server names it in an error answer)."""
+    found = globals().get(name)
+    if isinstance(found, type) and issubclass(found, ModelrailError):
+        return found
+    return None

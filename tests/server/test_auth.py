@@ -49,7 +49,8 @@ def test_unknown_or_malformed_tokens_are_refused_without_repeating_them(
 ) -> None:
     reply = team.get("/api/v1/whoami", headers={"Authorization": header})
     assert reply.status == 401
-    assert set(reply.json()) == {"error", "field"}
+    assert set(reply.json()) == {"error", "field", "kind"}
+    assert reply.json()["kind"] == "AuthenticationError"
     assert UNKNOWN not in reply.body.decode()
     assert "x" * 10 not in reply.body.decode()
 

@@ -66,8 +66,9 @@ def test_approve_and_reject_need_the_approve_permission_in_the_requests_environm
         assert approved.status == 200, approved.body
         assert approved.json()["event"]["actor"] == user == _last_actor(team)
         assert team.client.approval_request(first.id).decided_by == user
-        # Decided already: ApprovalError (403), not a missing permission.
-        assert rejected.status == 403
+        # Decided already: a conflict with the request's state, not a missing permission.
+        assert rejected.status == 409
+        assert rejected.json()["kind"] == "ConflictError"
         assert "already approved" in rejected.json()["error"]
         assert "permission" not in rejected.json()
     else:

@@ -6,7 +6,19 @@ import sys
 
 import typer
 
-from modelrail.cli import batch, docker, envs, models, project, runs, serve, server, ui, users
+from modelrail.cli import (
+    batch,
+    docker,
+    envs,
+    login,
+    models,
+    project,
+    runs,
+    serve,
+    server,
+    ui,
+    users,
+)
 from modelrail.errors import ModelrailError
 
 app = typer.Typer(
@@ -27,6 +39,7 @@ ui.register(app)
 batch.register(app)
 users.register(app)
 server.register(app)
+login.register(app)
 
 
 def run() -> None:

@@ -31,7 +31,11 @@ log = logging.getLogger("modelrail.server")
 
 def error_response(exc: ModelrailError) -> JSONResponse:
     """The JSON answer for a library error, with the status its class carries."""
-    body: dict[str, Any] = {"error": exc.message, "field": _field(exc)}
+    # ``kind`` lets a modelrail client raise the same class (and exit with its code).
+    body: dict[str, Any] = {"error": exc.message, "field": _field(exc), "kind": type(exc).__name__}
+    if exc.params:  # so a client can spell the parameters as its own front end does
+        body["template"] = exc.template
+        body["params"] = list(exc.params)
     headers: dict[str, str] = {}
     if isinstance(exc, PermissionDeniedError):
         body["permission"] = {"action": exc.action, "environment": exc.environment}

@@ -24,7 +24,7 @@ from modelrail.client import Client
 from modelrail.entities import User
 from modelrail.errors import InvalidRequestError
 from modelrail.permissions import require
-from modelrail.server import payload
+from modelrail.server import payload, reads
 from modelrail.server.api_errors import EXCEPTION_HANDLERS
 from modelrail.server.auth import FailureThrottle, sign_in
 
@@ -102,6 +102,26 @@ def build_app(client: Client, *, throttle: FailureThrottle | None = None) -> Sta
             lambda: client.approval_request(payload.path_id("id", request.path_params["id"])),
         )
 
+    def read_route(read: Callable[[Client, Request], Any]) -> Callable[[Request], Any]:
+        async def route(request: Request) -> Response:
+            return await reading(request, lambda: read(client, request))
+
+        return route
+
+    async def tracker(request: Request) -> Response:
+        user = await signed_in(request)
+        require(user, "read")
+        query = await reads.tracker_query(request)
+        return answer(await call(lambda: client.tracker(query)))
+
+    async def check(request: Request) -> Response:
+        user = await signed_in(request)
+        body = await payload.read_object(request, ("reference", "to"))
+        reference = payload.text(body, "reference", required=True)
+        to = payload.text(body, "to", required=True)
+        require(user, "request", to)
+        return answer(await call(lambda: client.check_promotion(reference, to)))
+
     # -- changing --------------------------------------------------------------------------
 
     async def promote(request: Request) -> Response:
@@ -178,6 +198,13 @@ def build_app(client: Client, *, throttle: FailureThrottle | None = None) -> Sta
         Route(f"{api}/requests/{{id}}", one_request, methods=["GET"]),
         Route(f"{api}/requests/{{id}}/approve", approve, methods=["POST"]),
         Route(f"{api}/requests/{{id}}/reject", reject, methods=["POST"]),
+        Route(f"{api}/versions/{{reference}}", read_route(reads.model_version), methods=["GET"]),
+        Route(f"{api}/environments", read_route(reads.environments), methods=["GET"]),
+        Route(f"{api}/tracker", tracker, methods=["POST"]),
+        Route(f"{api}/experiments", read_route(reads.experiments), methods=["GET"]),
+        Route(f"{api}/runs/{{run}}", read_route(reads.run), methods=["GET"]),
+        Route(f"{api}/runs/{{run}}/metrics", read_route(reads.metric_history), methods=["GET"]),
+        Route(f"{api}/checks", check, methods=["POST"]),
         Route(f"{api}/promotions", promote, methods=["POST"]),
         Route(f"{api}/rollbacks", rollback, methods=["POST"]),
     ]

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import Select, and_, exists, func, select
 
 from modelrail.entities import COMPONENT_ROLES, TrackerPage, TrackerRow
-from modelrail.errors import InvalidInputError
+from modelrail.errors import InvalidInputError, RunNotFoundError
 from modelrail.store import tables as t
 from modelrail.store.codec import loads
 from modelrail.store.db import Database
@@ -248,3 +248,16 @@ def _default_metric_keys(metrics: dict[str, dict[str, float]]) -> list[str]:
     chosen = [key for key in PREFERRED_METRICS if key in present]
     chosen += sorted(present - set(chosen))
     return chosen[:DEFAULT_METRIC_COLUMNS]
+
+
+def best_run_query(metric: str, *, minimize: bool, experiment: str | None) -> TrackerQuery:
+    """The tracker page whose one row is the run with the best latest ``metric``."""
+    return TrackerQuery(experiment=experiment, sort=metric, ascending=minimize, limit=1)
+
+
+def best_run_id(page: TrackerPage, metric: str, experiment: str | None) -> str:
+    """The run of ``best_run_query``'s page; none that logged ``metric`` is an error."""
+    if not page.rows or metric not in page.rows[0].metrics:
+        scope = f" in experiment {experiment!r}" if experiment else ""
+        raise RunNotFoundError(f"no run{scope} has logged the metric {metric!r}")
+    return page.rows[0].run_id

@@ -1,0 +1,200 @@
+"""``RemoteClient``: the ``Client`` methods a team server offers, over HTTP.
+
+The command line opens one in place of a ``Client`` when a server is configured (see
+``remote.credentials``), so ``modelrail models``, ``runs``, ``envs``, ``history``, ``promote``,
+``approve``, ``reject`` and ``rollback`` work unchanged against a team's server, as the
+signed-in user. Methods the server does not offer yet raise ``NotOnServerError`` naming
+them, never an ``AttributeError``. Each method keeps the signature of its ``Client``
+namesake (a test compares them).
+"""
+
+from __future__ import annotations
+
+from typing import NoReturn
+
+from modelrail.client_environments import EnvironmentView
+from modelrail.config import Settings
+from modelrail.entities import (
+    ApprovalRequest,
+    EnvironmentEvent,
+    Experiment,
+    GateResult,
+    Holding,
+    MetricPoint,
+    Model,
+    ModelVersion,
+    PromotionOutcome,
+    Run,
+    TrackerPage,
+    User,
+)
+from modelrail.errors import NotOnServerError
+from modelrail.refs import Ref
+from modelrail.remote.connection import ServerConnection
+from modelrail.remote.decode import decode, decode_list
+from modelrail.store.tracker_query import TrackerQuery, best_run_id, best_run_query
+
+__all__ = ["RemoteClient"]
+
+
+class RemoteClient:
+    """The library as a team server at ``url`` offers it, signed in with ``token``."""
+
+    def __init__(self, url: str, token: str, *, settings: Settings) -> None:
+        self.connection = ServerConnection(url, token)
+        self.settings = settings
+        self._me: User | None = None
+
+    # -- who and where ----------------------------------------------------------------
+
+    @property
+    def store_address(self) -> str:
+        return self.connection.url
+
+    def whoami(self) -> User:
+        """The signed-in user, with their roles (checks the token)."""
+        if self._me is None:
+            found = self.connection.get("/whoami")
+            # whoami names the user and their roles; the rest of the record is the admin's.
+            known = {"created_at": 0.0, "created_by": "", **found}
+            self._me = decode(User, known, "whoami")
+        return self._me
+
+    @property
+    def user(self) -> str:
+        return self.whoami().name
+
+    def close(self) -> None:
+        """Nothing is held open between requests."""
+
+    def __enter__(self) -> RemoteClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __getattr__(self, name: str) -> NoReturn:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        raise NotOnServerError(
+            f"{name.replace('_', ' ')} is not offered by a modelrail server yet "
+            f"({self.connection.url}): run it in a local project (MODELRAIL_SERVER= to "
+            "ignore the server)"
+        )
+
+    # -- tracking ---------------------------------------------------------------------
+
+    def tracker(self, query: TrackerQuery | None = None) -> TrackerPage:
+        from modelrail.server.payload import to_json
+
+        body = to_json(query or TrackerQuery())
+        found = self.connection.post("/tracker", body, repeatable=True)
+        return decode(TrackerPage, found, "tracker")
+
+    def get_run(self, run_id: str) -> Run:
+        return decode(Run, self.connection.get(f"/runs/{_path(run_id)}"), "run")
+
+    def best_run(
+        self, metric: str, *, minimize: bool = False, experiment: str | None = None
+    ) -> Run:
+        page = self.tracker(best_run_query(metric, minimize=minimize, experiment=experiment))
+        return self.get_run(best_run_id(page, metric, experiment))
+
+    def experiments(self) -> list[Experiment]:
+        return decode_list(Experiment, self.connection.get("/experiments"), "experiments")
+
+    def metric_history(self, run_id: str, key: str | None = None) -> list[MetricPoint]:
+        found = self.connection.get(f"/runs/{_path(run_id)}/metrics", {"key": key})
+        return decode_list(MetricPoint, found, "metrics")
+
+    # -- registry ---------------------------------------------------------------------
+
+    def list_models(self) -> list[Model]:
+        return decode_list(Model, self.connection.get("/models"), "models")
+
+    def list_versions(self, name: str) -> list[ModelVersion]:
+        found = self.connection.get(f"/models/{_path(name)}/versions")
+        return decode_list(ModelVersion, found, "versions")
+
+    def get_model_version(self, reference: str | Ref) -> ModelVersion:
+        text = str(reference) if isinstance(reference, Ref) else reference
+        Ref.parse(text)  # a malformed reference is refused here, as a local client does
+        return decode(ModelVersion, self.connection.get(f"/versions/{_path(text)}"), "version")
+
+    # -- environments -----------------------------------------------------------------
+
+    def promote(
+        self,
+        reference: str,
+        to: str,
+        *,
+        reason: str = "",
+        force: bool = False,
+        if_holds: int | None = None,
+        actor: str | None = None,
+    ) -> PromotionOutcome:
+        """As ``Client.promote``; the server records the signed-in user, whatever ``actor``."""
+        body: dict[str, object] = {"reference": reference, "to": to, "reason": reason}
+        body["force"] = force
+        if if_holds is not None:
+            body["if_holds"] = if_holds
+        found = self.connection.post("/promotions", body)
+        return decode(PromotionOutcome, found, "promotion")
+
+    def check_promotion(self, reference: str, to: str) -> tuple[GateResult, ...]:
+        found = self.connection.post("/checks", {"reference": reference, "to": to})
+        return tuple(decode_list(GateResult, found, "gates"))
+
+    def approval_requests(self, status: str | None = "pending") -> list[ApprovalRequest]:
+        found = self.connection.get("/requests", {"status": status or "all"})
+        return decode_list(ApprovalRequest, found, "requests")
+
+    def approval_request(self, request_id: int) -> ApprovalRequest:
+        found = self.connection.get(f"/requests/{int(request_id)}")
+        return decode(ApprovalRequest, found, "request")
+
+    def approve(
+        self, request_id: int, *, reason: str = "", actor: str | None = None
+    ) -> PromotionOutcome:
+        found = self.connection.post(f"/requests/{int(request_id)}/approve", {"reason": reason})
+        return decode(PromotionOutcome, found, "approval")
+
+    def reject(
+        self, request_id: int, *, reason: str = "", actor: str | None = None
+    ) -> ApprovalRequest:
+        found = self.connection.post(f"/requests/{int(request_id)}/reject", {"reason": reason})
+        return decode(ApprovalRequest, found, "rejection")
+
+    def rollback(
+        self,
+        model: str,
+        environment: str,
+        *,
+        to_version: int | None = None,
+        reason: str = "",
+        actor: str | None = None,
+    ) -> EnvironmentEvent:
+        body: dict[str, object] = {"model": model, "environment": environment, "reason": reason}
+        if to_version is not None:
+            body["to_version"] = to_version
+        return decode(EnvironmentEvent, self.connection.post("/rollbacks", body), "rollback")
+
+    def history(
+        self, model: str | None = None, environment: str | None = None
+    ) -> list[EnvironmentEvent]:
+        found = self.connection.get("/history", {"model": model, "environment": environment})
+        return decode_list(EnvironmentEvent, found, "history")
+
+    def board(self) -> list[Holding]:
+        return decode_list(Holding, self.connection.get("/board"), "board")
+
+    def environments(self) -> list[EnvironmentView]:
+        found = self.connection.get("/environments")
+        return decode_list(EnvironmentView, found, "environments")
+
+
+def _path(value: str) -> str:
+    """``value`` as one segment of a URL path."""
+    from urllib.parse import quote
+
+    return quote(value, safe="")

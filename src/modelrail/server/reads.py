@@ -1,0 +1,70 @@
+"""The team server's read routes beyond models and environments: a version by reference,
+the environments with their policy, the model tracker, runs, experiments and metric series.
+
+Each takes the server's ``Client`` and the request, checks what the request sends, and returns
+what the library returns; ``app`` signs the request in and checks ``read`` first.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from starlette.requests import Request
+
+from modelrail.client import Client
+from modelrail.errors import InvalidRequestError, ServerResponseError
+from modelrail.remote.decode import decode
+from modelrail.server import payload
+from modelrail.store.tracker_query import TrackerQuery
+
+MAX_PAGE = 10_000
+TRACKER_FIELDS = tuple(f.name for f in dataclasses.fields(TrackerQuery))
+
+
+def model_version(client: Client, request: Request) -> Any:
+    reference = payload.checked_text("reference", request.path_params["reference"])
+    return client.get_model_version(reference)
+
+
+def environments(client: Client, request: Request) -> Any:
+    return client.environments()
+
+
+async def tracker_query(request: Request) -> TrackerQuery:
+    """The body as a ``TrackerQuery`` (its fields, by name), bounded."""
+    body = await payload.read_object(request, TRACKER_FIELDS)
+    try:
+        query = decode(TrackerQuery, body, "body")
+    except ServerResponseError as exc:
+        raise InvalidRequestError(
+            exc.message.replace("the server's answer", "the body").split(": is it")[0],
+            field="body",
+        ) from None
+    if not 0 < query.limit <= MAX_PAGE or not 0 <= query.offset <= 2**62:
+        raise InvalidRequestError(
+            f"'limit' must be 1-{MAX_PAGE:,} and 'offset' 0 or more", field="limit"
+        )
+    for name in (query.experiment, query.model, query.status, query.sort, *query.metrics):
+        if name is not None:
+            payload.checked_text("body", name)
+    return query
+
+
+def run(client: Client, request: Request) -> Any:
+    return client.get_run(_run_id(request))
+
+
+def experiments(client: Client, request: Request) -> Any:
+    return client.experiments()
+
+
+def metric_history(client: Client, request: Request) -> Any:
+    return client.metric_history(_run_id(request), payload.query_text(request, "key"))
+
+
+def _run_id(request: Request) -> str:
+    run_id = payload.checked_text("run", request.path_params["run"])
+    if not run_id.isascii() or not run_id.isalnum():
+        raise InvalidRequestError("a run id is letters and digits", field="run")
+    return run_id
