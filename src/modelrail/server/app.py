@@ -26,6 +26,7 @@ from modelrail.errors import InvalidRequestError
 from modelrail.permissions import require
 from modelrail.server import payload, reads
 from modelrail.server.api_errors import EXCEPTION_HANDLERS
+from modelrail.server.artifact_routes import artifact_routes
 from modelrail.server.auth import FailureThrottle, sign_in
 
 T = TypeVar("T")
@@ -208,6 +209,7 @@ def build_app(client: Client, *, throttle: FailureThrottle | None = None) -> Sta
         Route(f"{api}/promotions", promote, methods=["POST"]),
         Route(f"{api}/rollbacks", rollback, methods=["POST"]),
     ]
+    routes.extend(artifact_routes(client, signed_in, api))
     return Starlette(routes=routes, exception_handlers=dict(EXCEPTION_HANDLERS))
 
 
