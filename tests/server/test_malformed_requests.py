@@ -123,13 +123,8 @@ PLAIN = [e for e in ENDPOINTS if not e.params and set(e.methods) <= {"GET", "HEA
 RICH = [e for e in ENDPOINTS if e not in PLAIN]
 # Routes whose failures are known and reported, by str(endpoint), per test: their case is
 # expected to fail (strictly, so the mark must go once the server is fixed).
-TRACKER_DEFECT = (
-    "server defect, reported: POST /api/v1/tracker with 1,000 'tags' or 'metric_ranges' "
-    "answers 503 (StoreUnavailableError 'Expression tree is too large', naming the store's "
-    "path), and a lone surrogate in a tag or a metric range's key answers 500"
-)
 JUNK_DEFECTS: dict[str, str] = {}
-EDGE_DEFECTS: dict[str, str] = {"POST /api/v1/tracker": TRACKER_DEFECT}
+EDGE_DEFECTS: dict[str, str] = {}
 
 
 def _cases(endpoints: list[Endpoint], defects: dict[str, str]) -> list[Any]:

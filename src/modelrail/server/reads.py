@@ -19,6 +19,8 @@ from modelrail.server import payload
 from modelrail.store.tracker_query import TrackerQuery
 
 MAX_PAGE = 10_000
+# Filters a query may hold: each becomes a clause, and a database limits their nesting.
+MAX_LIST = 100
 TRACKER_FIELDS = tuple(f.name for f in dataclasses.fields(TrackerQuery))
 
 
@@ -45,9 +47,16 @@ async def tracker_query(request: Request) -> TrackerQuery:
         raise InvalidRequestError(
             f"'limit' must be 1-{MAX_PAGE:,} and 'offset' 0 or more", field="limit"
         )
-    for name in (query.experiment, query.model, query.status, query.sort, *query.metrics):
-        if name is not None:
-            payload.checked_text("body", name)
+    lists = {"metrics": query.metrics, "metric_ranges": query.metric_ranges, "tags": query.tags}
+    for field, items in lists.items():
+        if len(items) > MAX_LIST:
+            raise InvalidRequestError(f"{field!r} has more than {MAX_LIST} items", field=field)
+    texts = [query.experiment, query.model, query.status, query.sort, *query.metrics]
+    texts += [r.key for r in query.metric_ranges]
+    texts += [text for pair in query.tags for text in pair]
+    for text in texts:
+        if text is not None:
+            payload.checked_text("body", text)
     return query
 
 
