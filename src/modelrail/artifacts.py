@@ -9,7 +9,9 @@ checked are the bytes returned, so a file swapped in after the check is never us
 The root is a folder (local or mounted) or an object store URL (``s3://bucket/prefix``).
 With an object store, a local folder of the same layout caches the files: a write lands
 there first and is then uploaded, a read downloads into it once, and every read is checked
-against the sha256 as before, so a damaged cached copy is fetched again.
+against the sha256 as before, so a damaged cached copy is fetched again. A team server is
+such a backend too (``ArtifactStore.over(ServerBlobs(...), cache=...)``): anything with the
+four methods of ``Blobs``.
 """
 
 from __future__ import annotations
@@ -20,15 +22,27 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import BinaryIO, Protocol
 
 from modelrail.errors import ArtifactIntegrityError, ArtifactNotFoundError
 from modelrail.object_store import is_object_store
 
-if TYPE_CHECKING:
-    from modelrail.artifact_remote import RemoteBlobs
-
 _CHUNK = 1 << 20
+
+
+class Blobs(Protocol):
+    """Where a store's files live when not in its own folder (an object store, a team
+    server); the store keeps a checked local cache in front of it."""
+
+    shown: str  # the backend as messages and other processes name it
+
+    def address(self, sha256: str) -> str: ...
+
+    def size(self, sha256: str) -> int | None: ...
+
+    def upload(self, local: Path, sha256: str, size: int) -> None: ...
+
+    def download(self, sha256: str, into: BinaryIO) -> bool: ...
 
 
 @dataclass(frozen=True)
@@ -43,7 +57,7 @@ class ArtifactStore:
     ) -> None:
         text = os.fspath(root)
         self.location = text  # as given: what other processes open the same store with
-        self._remote: RemoteBlobs | None = None
+        self._remote: Blobs | None = None
         if is_object_store(text):
             # Imported here: pyarrow is not loaded for a local store (a command starts faster,
             # and batch scoring can still choose Arrow's memory pool before pyarrow loads).
@@ -53,6 +67,15 @@ class ArtifactStore:
             self.root = Path(cache or _default_cache()).expanduser()
         else:
             self.root = Path(text.removeprefix("file://")).expanduser()
+
+    @classmethod
+    def over(cls, backend: Blobs, *, cache: str | os.PathLike[str] | None = None) -> ArtifactStore:
+        """A store whose files live in ``backend`` (e.g. a team server), cached in the folder
+        ``cache`` (None: the user's cache, as for an object store) and checked on every read."""
+        store = cls(Path(cache or _default_cache()).expanduser())
+        store.location = backend.shown
+        store._remote = backend
+        return store
 
     def path_for(self, sha256: str) -> Path:
         return self.root / "sha256" / sha256[:2] / sha256[2:]
@@ -82,15 +105,27 @@ class ArtifactStore:
                     size += len(chunk)
                 out.flush()
                 os.fsync(out.fileno())
-            target = self.path_for(digest.hexdigest())
-            target.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(temp_name, target)
         except BaseException:
             Path(temp_name).unlink(missing_ok=True)
             raise
+        return self.put_hashed(Path(temp_name), digest.hexdigest(), size)
+
+    def put_hashed(self, staged: Path, sha256: str, size: int) -> StoredBlob:
+        """Move ``staged`` (a file in this store's ``staging`` folder, flushed to disk) into
+        place under ``sha256``, which the caller computed from its bytes as it wrote them.
+
+        Renamed, not copied: the team server hashes an upload as it arrives, so a file of
+        several GiB is neither read again nor held in memory to be published."""
+        try:
+            target = self.path_for(sha256)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(staged, target)
+        except BaseException:
+            staged.unlink(missing_ok=True)
+            raise
         if self._remote is not None:
-            self._remote.upload(target, digest.hexdigest(), size)
-        return StoredBlob(digest.hexdigest(), size)
+            self._remote.upload(target, sha256, size)
+        return StoredBlob(sha256, size)
 
     def read_verified(self, sha256: str, *, size: int | None = None, label: str = "") -> bytes:
         """The file's content, read once and checked against ``sha256``.
@@ -109,9 +144,36 @@ class ArtifactStore:
                 return _checked(cached, sha256, size, what)
             except ArtifactIntegrityError:
                 path.unlink(missing_ok=True)  # a damaged cached copy: fetched again below
-        self._fetch(sha256, path, what)
+        if not self._fetch(sha256, path):
+            raise ArtifactIntegrityError(f"artifact {what} is missing from the artifact store")
         try:
             return _checked(_read(path), sha256, size, what)
+        except ArtifactIntegrityError:
+            path.unlink(missing_ok=True)  # never serve a bad download from the cache
+            raise
+
+    def open_verified(self, sha256: str, *, label: str = "") -> BinaryIO | None:
+        """The content as an open file at its start, checked against ``sha256`` by reading it
+        once in chunks; None when the store holds no such file. For files too large to hold
+        in memory (the team server streams them): the caller reads this handle, never the
+        path, and should check the bytes again as it reads them if it cannot trust the disk
+        in between."""
+        path = self.path_for(sha256)
+        if self._remote is None:
+            return _open_checked(path, sha256, f"{label} ({path})" if label else str(path))
+        address = self._remote.address(sha256)
+        what = f"{label} ({address})" if label else address
+        try:
+            cached = _open_checked(path, sha256, what)
+        except ArtifactIntegrityError:
+            path.unlink(missing_ok=True)  # a damaged cached copy: fetched again below
+            cached = None
+        if cached is not None:
+            return cached
+        if not self._fetch(sha256, path):
+            return None
+        try:
+            return _open_checked(path, sha256, what)
         except ArtifactIntegrityError:
             path.unlink(missing_ok=True)  # never serve a bad download from the cache
             raise
@@ -138,7 +200,8 @@ class ArtifactStore:
             Path(temp_name).unlink(missing_ok=True)
             raise
 
-    def _fetch(self, sha256: str, path: Path, what: str) -> None:
+    def _fetch(self, sha256: str, path: Path) -> bool:
+        """Download into the cache at ``path``; False when the backend has no such file."""
         assert self._remote is not None
         staging = self.root / "staging"
         staging.mkdir(parents=True, exist_ok=True)
@@ -148,9 +211,10 @@ class ArtifactStore:
             with os.fdopen(fd, "wb") as out:
                 found = self._remote.download(sha256, out)
             if not found:
-                raise ArtifactIntegrityError(f"artifact {what} is missing from the artifact store")
+                return False
             path.parent.mkdir(parents=True, exist_ok=True)
             os.replace(temp_name, path)
+            return True
         finally:
             Path(temp_name).unlink(missing_ok=True)
 
@@ -191,10 +255,30 @@ def _checked(data: bytes | None, sha256: str, size: int | None, what: str) -> by
             f"artifact {what} is {len(data)} bytes but {size} were stored: "
             "it was truncated or changed; refusing to load it"
         )
-    actual = hashlib.sha256(data).hexdigest()
+    _compare(hashlib.sha256(data).hexdigest(), sha256, what)
+    return data
+
+
+def _open_checked(path: Path, sha256: str, what: str) -> BinaryIO | None:
+    try:
+        handle = path.open("rb")
+    except (FileNotFoundError, IsADirectoryError):
+        return None
+    try:
+        digest = hashlib.sha256()
+        while chunk := handle.read(_CHUNK):
+            digest.update(chunk)
+        _compare(digest.hexdigest(), sha256, what)
+        handle.seek(0)
+    except BaseException:
+        handle.close()
+        raise
+    return handle
+
+
+def _compare(actual: str, sha256: str, what: str) -> None:
     if actual != sha256:
         raise ArtifactIntegrityError(
             f"artifact {what} has sha256 {actual[:12]}... but the registry recorded "
             f"{sha256[:12]}...: it was changed after it was stored; refusing to load it"
         )
-    return data

@@ -9,16 +9,20 @@ appears in an error message.
 
 from __future__ import annotations
 
+import http.client
 import json
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Mapping
-from typing import Any
+from pathlib import Path
+from typing import Any, BinaryIO
 
 from modelrail.errors import (
+    ArtifactNotFoundError,
     AuthenticationError,
+    ConflictError,
     GateFailedError,
     InvalidRequestError,
     ModelrailError,
@@ -99,6 +103,197 @@ class ServerConnection:
         except (urllib.error.URLError, ConnectionError, TimeoutError) as exc:
             reason = getattr(exc, "reason", exc)
             raise _Dropped(str(reason)) from None
+
+    # -- bytes: streamed in chunks, never whole in memory; see modelrail.server.artifact_routes
+
+    def head(self, path: str) -> Mapping[str, str] | None:
+        """The headers answering ``HEAD path``; None when the server has nothing there (404).
+        Retried on a dropped connection. An error answer to a HEAD has no body to say what
+        went wrong, so it is asked again as a GET, whose JSON error is raised."""
+        address = self.url + API + path
+        for wait in (*RETRY_WAITS_S, None):
+            try:
+                try:
+                    with self._open("HEAD", address, keep_refusal=True) as response:
+                        return dict(response.headers.items())
+                except urllib.error.HTTPError as refused:
+                    refused.close()
+                    if refused.code == 404:
+                        return None
+                with self._open("GET", address) as response:  # closed unread if it succeeds
+                    return dict(response.headers.items())
+            except _Dropped as dropped:
+                if wait is None:
+                    raise self._unreachable(dropped) from None
+                time.sleep(wait)
+        raise AssertionError("unreachable")
+
+    def get_into(self, path: str, into: BinaryIO) -> bool:
+        """Copy the body of ``GET path`` into ``into`` in chunks; False when the server has no
+        such artifact (404). A connection dropped part way is continued from the bytes
+        written so far (``Range: bytes=N-``; bytes a server sends again are skipped), so every
+        byte is written once; the tries without progress are bounded as for other reads."""
+        address = self.url + API + path
+        written = 0
+        progress = _Progress()
+        while True:
+            try:
+                headers = {"Range": f"bytes={written}-"} if written else {}
+                with self._open("GET", address, headers=headers) as response:
+                    skip = written if response.status != 206 else 0
+                    if response.status == 206 and not str(
+                        response.headers.get("Content-Range", "")
+                    ).startswith(f"bytes {written}-"):
+                        raise ServerResponseError(
+                            f"{self.url} answered a range of {path} that was not asked for"
+                        )
+                    expected = response.headers.get("Content-Length")
+                    received = 0
+                    while chunk := _read(response):
+                        received += len(chunk)
+                        if skip:
+                            cut = min(skip, len(chunk))
+                            chunk, skip = chunk[cut:], skip - cut
+                        into.write(chunk)
+                        written += len(chunk)
+                    if expected is not None and expected.isdigit() and received < int(expected):
+                        raise _Dropped(f"the answer ended after {received:,} of {expected} bytes")
+                    return True
+            except ArtifactNotFoundError:
+                return False
+            except _Dropped as dropped:
+                progress.failed(written, dropped, self)
+
+    def put_file(self, path: str, local: Path, size: int) -> Any:
+        """Upload the ``size`` bytes of ``local`` to ``path`` (a ``PUT``, the file read in
+        chunks), resumably: ask ``path/upload`` what the server holds, send the rest from
+        there; after a dropped connection (or a 409 while the server finishes the lost
+        request) ask again and continue. The tries without progress are bounded as for other
+        reads. Returns the server's answer for the stored artifact."""
+        address = self.url + API + path
+        progress = _Progress()
+        restarted = False
+        while True:
+            state = self.get(path + "/upload")
+            if not isinstance(state, dict) or not isinstance(state.get("offset"), int):
+                raise ServerResponseError(f"{self.url} answered {path}/upload without an offset")
+            if state.get("stored"):
+                return state
+            offset = state["offset"] if 0 <= state["offset"] <= size else 0
+            headers = {
+                "Content-Type": "application/octet-stream",
+                "Content-Length": str(size - offset),
+                "Upload-Offset": str(offset),
+                "Upload-Length": str(size),
+            }
+            try:
+                with local.open("rb") as source:
+                    source.seek(offset)
+                    body = _Slice(source, size - offset)
+                    with self._open("PUT", address, data=body, headers=headers) as response:
+                        answer = _json(_read_all(response), self.url)
+                if isinstance(answer, dict) and answer.get("stored"):
+                    return answer
+                progress.failed(offset, _Dropped("the server kept only part of the body"), self)
+            except (_Dropped, ConflictError) as problem:
+                progress.failed(offset, problem, self)
+            except InvalidRequestError as refused:
+                # The bytes held from an earlier try did not match (the server deleted them):
+                # once, send everything again; the file's own bytes failing is final.
+                mismatch = refused.http_status == 422 and refused.field == "body"
+                if not mismatch or offset == 0 or restarted:
+                    raise
+                restarted = True
+
+    def _open(
+        self,
+        method: str,
+        address: str,
+        *,
+        data: Any = None,
+        headers: Mapping[str, str] | None = None,
+        keep_refusal: bool = False,
+    ) -> http.client.HTTPResponse:
+        """The open response to one request (the caller reads and closes it); an error
+        answer raised as the library's error (or as it came, with ``keep_refusal``), a
+        request without an answer as ``_Dropped``."""
+        sent = {
+            "Authorization": f"Bearer {self._token}",
+            "Accept": "application/octet-stream, application/json",
+            **(headers or {}),
+        }
+        request = urllib.request.Request(address, data=data, method=method, headers=sent)
+        try:
+            response: http.client.HTTPResponse = urllib.request.urlopen(
+                request, timeout=self.timeout
+            )
+        except urllib.error.HTTPError as refused:
+            if keep_refusal:
+                raise
+            with refused:
+                raise _server_error(
+                    refused.code, refused.read(), self.url, refused.headers.get("Retry-After")
+                ) from None
+        except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
+            raise _Dropped(str(getattr(exc, "reason", exc))) from None
+        return response
+
+    def _unreachable(self, dropped: Exception) -> ServerUnavailableError:
+        return ServerUnavailableError(
+            f"the modelrail server at {self.url} cannot be reached: {dropped}"
+        )
+
+
+_CHUNK = 1 << 20
+
+
+class _Progress:
+    """Bounds the tries of a transfer: as many tries in a row that move no bytes as a read
+    gets (each waiting as a read does); a try that moved bytes starts the count again."""
+
+    def __init__(self) -> None:
+        self.best = 0
+        self.stalled = 0
+
+    def failed(self, position: int, problem: Exception, connection: ServerConnection) -> None:
+        """Wait before the next try, or raise when too many moved nothing."""
+        if position > self.best:
+            self.best, self.stalled = position, 0
+        else:
+            self.stalled += 1
+        if self.stalled > len(RETRY_WAITS_S):
+            if isinstance(problem, ConflictError):
+                raise problem
+            raise connection._unreachable(problem) from None
+        time.sleep(RETRY_WAITS_S[min(max(self.stalled - 1, 0), len(RETRY_WAITS_S) - 1)])
+
+
+class _Slice:
+    """The next ``left`` bytes of a file, as http.client reads a body: in blocks."""
+
+    def __init__(self, source: BinaryIO, left: int) -> None:
+        self._source = source
+        self._left = left
+
+    def read(self, size: int = -1) -> bytes:
+        wanted = self._left if size < 0 else min(size, self._left)
+        data = self._source.read(wanted)
+        self._left -= len(data)
+        return data
+
+
+def _read(response: http.client.HTTPResponse) -> bytes:
+    try:
+        return response.read(_CHUNK)
+    except (OSError, http.client.HTTPException) as exc:
+        raise _Dropped(str(exc) or type(exc).__name__) from None
+
+
+def _read_all(response: http.client.HTTPResponse) -> bytes:
+    try:
+        return response.read()
+    except (OSError, http.client.HTTPException) as exc:
+        raise _Dropped(str(exc) or type(exc).__name__) from None
 
 
 class _Dropped(Exception):
