@@ -5,11 +5,9 @@ from __future__ import annotations
 import functools
 import logging
 import os
-import time
-import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from modelrail.artifacts import ArtifactStore
 from modelrail.client_batch import BatchMethods
@@ -23,6 +21,7 @@ from modelrail.entities import (
     Model,
     ModelVersion,
     Run,
+    Signature,
     TrackerPage,
 )
 from modelrail.errors import ArtifactNotFoundError
@@ -39,6 +38,7 @@ from modelrail.store.tracker_query import (
     metric_names,
     tracker_page,
 )
+from modelrail.tracking.host import begin_run
 from modelrail.tracking.run import ActiveRun
 
 if TYPE_CHECKING:
@@ -120,32 +120,16 @@ class Client(EnvironmentMethods, BatchMethods, IdentityMethods):
         name: str | None = None,
         tags: Mapping[str, str] | None = None,
     ) -> ActiveRun:
-        from modelrail.tracking.components import code_component, environment_component
-        from modelrail.tracking.provenance import capture_provenance
-
-        validate_name("experiment", experiment)
-        experiment_id = self._experiment_ids.get(experiment)
-        if experiment_id is None:
-            experiment_id = self.runs.get_or_create_experiment(experiment).id
-            self._experiment_ids[experiment] = experiment_id
-        run_id = uuid.uuid4().hex
-        provenance = capture_provenance()
-        components = [
-            code_component(experiment, architecture, provenance),
-            environment_component(self.settings.project_root.name),
-        ]
-        self.runs.create_run(
-            run_id=run_id,
-            experiment_id=experiment_id,
-            name=name or f"{experiment}-{run_id[:8]}",
-            architecture=architecture,
+        return begin_run(
+            self,
+            project=self.settings.project_root.name,
             user=self.user,
-            started_at=time.time(),
-            provenance_json=provenance.json_text,
-            tags={str(k): str(v) for k, v in (tags or {}).items()},
-            components=components,
+            experiment_ids=self._experiment_ids,
+            experiment=experiment,
+            architecture=architecture,
+            name=name,
+            tags=tags,
         )
-        return ActiveRun(self, run_id, experiment)
 
     def get_run(self, run_id: str) -> Run:
         return self.runs.get_run(run_id)
@@ -267,6 +251,58 @@ class Client(EnvironmentMethods, BatchMethods, IdentityMethods):
         self.environment_service.auto_enter(version)
         return version
 
+    def add_version(
+        self,
+        name: str,
+        *,
+        run_id: str | None,
+        flavor: str,
+        artifact_sha256: str,
+        artifact_size: int,
+        signature: Signature,
+        input_example: Any,
+        flavor_details: Mapping[str, Any],
+        description: str = "",
+        forms: Mapping[str, Any] | None = None,
+        key: str | None = None,
+        actor: str | None = None,
+    ) -> ModelVersion:
+        """Record a version whose model file was saved and stored elsewhere (by a team
+        server's client): its artifact must be here, whole; ``key`` makes a retry return the
+        version the first attempt made. It enters the first environment as a logged one does."""
+        validate_name("model", name)
+        self.require_artifact(artifact_sha256, artifact_size, f"model {name}")
+        version = self.models.create_version(
+            name=name,
+            run_id=run_id,
+            flavor=flavor,
+            artifact_sha256=artifact_sha256,
+            artifact_size=artifact_size,
+            signature=signature,
+            input_example=input_example,
+            flavor_details=flavor_details,
+            description=description,
+            created_by=actor or self.user,
+            forms=forms,
+            key=key,
+        )
+        self.environment_service.auto_enter(version, actor)
+        return version
+
+    def require_artifact(self, sha256: str, size: int, label: str) -> None:
+        """Refuse an artifact this store does not hold whole (read in chunks, not at once)."""
+        handle = self.artifacts.open_verified(sha256, label=label)
+        if handle is None:
+            raise ArtifactNotFoundError(
+                f"{label}: no artifact {sha256[:12]}... is stored: upload it first"
+            )
+        with handle:
+            found = handle.seek(0, os.SEEK_END)
+        if found != size:
+            raise ArtifactNotFoundError(
+                f"{label}: the artifact {sha256[:12]}... holds {found:,} bytes, not {size:,}"
+            )
+
     # -- serving -----------------------------------------------------------------------
 
     def shadow_totals(self, model: str | None = None) -> list[ShadowTotals]:
@@ -278,8 +314,20 @@ class Client(EnvironmentMethods, BatchMethods, IdentityMethods):
 
 
 @functools.cache
-def _default_client(cwd: str, store: str | None, artifacts: str | None, home: str | None) -> Client:
-    return Client()
+def _default_client(
+    cwd: str, store: str | None, artifacts: str | None, home: str | None, server: str | None
+) -> Client:
+    from modelrail.remote import credentials
+
+    settings = load_settings(create=False)
+    has_project = settings.project_dir.is_dir() or store is not None
+    url = credentials.server_for(settings.server_url, has_project)
+    if url is None:
+        return Client()
+    from modelrail.remote.client import RemoteClient
+
+    # Offers what a run and registration need, with Client's signatures (tested).
+    return cast(Client, RemoteClient(url, credentials.token_for(url), settings=settings))
 
 
 def default_client() -> Client:
@@ -296,4 +344,5 @@ def default_client() -> Client:
         os.environ.get("MODELRAIL_STORE"),
         os.environ.get("MODELRAIL_ARTIFACTS"),
         os.environ.get("MODELRAIL_HOME"),
+        os.environ.get("MODELRAIL_SERVER"),
     )

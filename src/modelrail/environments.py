@@ -266,8 +266,11 @@ class Environments:
 
     # -- new versions ----------------------------------------------------------------------------
 
-    def auto_enter(self, version: ModelVersion) -> EnvironmentEvent | None:
-        """Put a newly logged version in the first environment, if the policy says so."""
+    def auto_enter(
+        self, version: ModelVersion, actor: str | None = None
+    ) -> EnvironmentEvent | None:
+        """Put a newly logged version in the first environment, if the policy says so, as
+        ``actor`` (the one who logged it; default: the client's user)."""
         if not self.policy.auto_enter_first:
             return None
         first = self.policy.chain[0]
@@ -279,7 +282,13 @@ class Environments:
                 return None  # a newer version got there first
             try:
                 return self._change(
-                    version, first, holding, "auto", self.client.user, "new version logged", ()
+                    version,
+                    first,
+                    holding,
+                    "auto",
+                    actor or self.client.user,
+                    "new version logged",
+                    (),
                 )
             except ConflictError:
                 continue

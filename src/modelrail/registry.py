@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import logging
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -21,8 +22,30 @@ from modelrail.store.models_repo import ModelRepository
 log = logging.getLogger("modelrail")
 
 
+class VersionRecorder(Protocol):
+    """Where ``register_model`` records a version: the store's ``ModelRepository``, or a
+    team server's (``remote.repositories.RemoteModels``)."""
+
+    def create_version(
+        self,
+        *,
+        name: str,
+        run_id: str | None,
+        flavor: str,
+        artifact_sha256: str,
+        artifact_size: int,
+        signature: Signature,
+        input_example: Any,
+        flavor_details: Mapping[str, Any],
+        description: str,
+        created_by: str,
+        forms: Mapping[str, Any] | None = None,
+        key: str | None = None,
+    ) -> ModelVersion: ...
+
+
 def register_model(
-    repository: ModelRepository,
+    repository: VersionRecorder,
     artifacts: ArtifactStore,
     model: Any,
     *,

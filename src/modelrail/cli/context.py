@@ -10,7 +10,7 @@ import os
 from typing import cast
 
 from modelrail.client import Client
-from modelrail.config import Settings, load_settings
+from modelrail.config import load_settings
 from modelrail.errors import ProjectNotFoundError
 from modelrail.remote import credentials
 
@@ -20,7 +20,7 @@ def open_client() -> Client:
     neither is an error."""
     settings = load_settings(create=False)
     has_project = (settings.project_dir).is_dir() or "MODELRAIL_STORE" in os.environ
-    server = server_for(settings, has_project)
+    server = credentials.server_for(settings.server_url, has_project)
     if server:
         from modelrail.remote.client import RemoteClient
 
@@ -34,10 +34,3 @@ def open_client() -> Client:
             "MODELRAIL_STORE, or 'modelrail login' to a team server"
         )
     return Client(settings=settings)
-
-
-def server_for(settings: Settings, has_project: bool) -> str | None:
-    """The team server a command talks to, if any (see the module's docstring)."""
-    if settings.server_url is not None:
-        return settings.server_url or None
-    return None if has_project else credentials.logged_in()

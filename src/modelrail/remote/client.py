@@ -10,8 +10,12 @@ namesake (a test compares them).
 
 from __future__ import annotations
 
-from typing import NoReturn
+import functools
+import os
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, NoReturn
 
+from modelrail.artifacts import ArtifactStore
 from modelrail.client_environments import EnvironmentView
 from modelrail.config import Settings
 from modelrail.entities import (
@@ -29,10 +33,17 @@ from modelrail.entities import (
     User,
 )
 from modelrail.errors import NotOnServerError
+from modelrail.flavors.base import SaveOptions, save_options
 from modelrail.refs import Ref
 from modelrail.remote.connection import ServerConnection
 from modelrail.remote.decode import decode, decode_list
+from modelrail.remote.repositories import RemoteModels, RemoteRuns
 from modelrail.store.tracker_query import TrackerQuery, best_run_id, best_run_query
+from modelrail.tracking.host import begin_run
+from modelrail.tracking.run import ActiveRun
+
+if TYPE_CHECKING:
+    from modelrail.registry import LoadedModel
 
 __all__ = ["RemoteClient"]
 
@@ -44,6 +55,7 @@ class RemoteClient:
         self.connection = ServerConnection(url, token)
         self.settings = settings
         self._me: User | None = None
+        self._experiment_ids: dict[str, int] = {}
 
     # -- who and where ----------------------------------------------------------------
 
@@ -84,6 +96,86 @@ class RemoteClient:
 
     # -- tracking ---------------------------------------------------------------------
 
+    @functools.cached_property
+    def runs(self) -> RemoteRuns:
+        return RemoteRuns(self.connection)
+
+    @functools.cached_property
+    def models(self) -> RemoteModels:
+        return RemoteModels(self.connection)
+
+    @functools.cached_property
+    def artifacts(self) -> ArtifactStore:
+        """The server's artifacts, through a verified cache on this machine."""
+        from modelrail.remote.blobs import ServerBlobs
+
+        cache = self.settings.artifact_cache
+        return ArtifactStore.over(ServerBlobs(self.connection), cache=cache)
+
+    def start_run(
+        self,
+        experiment: str = "default",
+        *,
+        architecture: str | None = None,
+        name: str | None = None,
+        tags: Mapping[str, str] | None = None,
+    ) -> ActiveRun:
+        """A run recorded on the server as the signed-in user; its files are uploaded."""
+        return begin_run(
+            self,
+            project=self.settings.project_root.name,
+            user=self.user,
+            experiment_ids=self._experiment_ids,
+            experiment=experiment,
+            architecture=architecture,
+            name=name,
+            tags=tags,
+        )
+
+    def register_model(
+        self,
+        model: Any,
+        name: str,
+        *,
+        input_example: Any,
+        description: str = "",
+        allow_pickle: bool | None = None,
+        code_paths: Sequence[str | os.PathLike[str]] = (),
+    ) -> ModelVersion:
+        options = self.save_options(allow_pickle, code_paths)
+        return self._register(model, name, None, input_example, description, options)
+
+    def save_options(
+        self, allow_pickle: bool | None, code_paths: Sequence[str | os.PathLike[str]]
+    ) -> SaveOptions:
+        allowed = self.settings.allow_pickle if allow_pickle is None else allow_pickle
+        return save_options(allowed, code_paths)
+
+    def _register(
+        self,
+        model: Any,
+        name: str,
+        run_id: str | None,
+        input_example: Any,
+        description: str,
+        options: SaveOptions,
+    ) -> ModelVersion:
+        """Saved, checked and its predictor forms built here; files uploaded, then the
+        version recorded by the server (which puts it in the first environment)."""
+        from modelrail.registry import register_model
+
+        return register_model(
+            self.models,
+            self.artifacts,
+            model,
+            name=name,
+            run_id=run_id,
+            input_example=input_example,
+            created_by=self.user,
+            description=description,
+            options=options,
+        )
+
     def tracker(self, query: TrackerQuery | None = None) -> TrackerPage:
         from modelrail.server.payload import to_json
 
@@ -120,6 +212,12 @@ class RemoteClient:
         text = str(reference) if isinstance(reference, Ref) else reference
         Ref.parse(text)  # a malformed reference is refused here, as a local client does
         return decode(ModelVersion, self.connection.get(f"/versions/{_path(text)}"), "version")
+
+    def load_model(self, reference: str | Ref) -> LoadedModel:
+        """Load a version from the server's artifacts after checking its sha256."""
+        from modelrail.registry import load_model_version
+
+        return load_model_version(self.artifacts, self.get_model_version(reference))
 
     # -- environments -----------------------------------------------------------------
 

@@ -39,7 +39,9 @@ API = "/api/v1"
 TIMEOUT_S = 30.0
 # Waits between the tries of a request that is safe to repeat: a server restarting behind
 # a load balancer is back within seconds.
-RETRY_WAITS_S = (0.2, 0.5, 1.0, 2.0)
+RETRY_WAITS_S = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
+# Sent with the second and later tries of a request whose first try may have arrived.
+RETRY_HEADER = "X-Modelrail-Retry"
 
 
 class ServerConnection:
@@ -58,8 +60,18 @@ class ServerConnection:
     def get(self, path: str, query: Mapping[str, Any] | None = None) -> Any:
         return self.call("GET", path, query=query, repeatable=True)
 
-    def post(self, path: str, body: Mapping[str, Any], *, repeatable: bool = False) -> Any:
-        return self.call("POST", path, body=body, repeatable=repeatable)
+    def post(
+        self,
+        path: str,
+        body: Mapping[str, Any],
+        *,
+        repeatable: bool = False,
+        marks_retry: bool = False,
+    ) -> Any:
+        """``repeatable``: safe to send again when the answer is lost; ``marks_retry``: say
+        so in a header on the second and later tries (the server then checks for a first
+        try that arrived)."""
+        return self.call("POST", path, body=body, repeatable=repeatable, marks_retry=marks_retry)
 
     def call(
         self,
@@ -69,6 +81,7 @@ class ServerConnection:
         query: Mapping[str, Any] | None = None,
         body: Mapping[str, Any] | None = None,
         repeatable: bool,
+        marks_retry: bool = False,
     ) -> Any:
         address = self.url + API + path
         present = {k: _query_value(v) for k, v in (query or {}).items() if v is not None}
@@ -78,7 +91,8 @@ class ServerConnection:
         waits = RETRY_WAITS_S if repeatable else ()
         for attempt in range(len(waits) + 1):
             try:
-                return self._send(method, address, data)
+                retry = {RETRY_HEADER: str(attempt)} if marks_retry and attempt else {}
+                return self._send(method, address, data, retry)
             except _Dropped as dropped:
                 if attempt == len(waits):
                     raise ServerUnavailableError(
@@ -87,8 +101,9 @@ class ServerConnection:
                 time.sleep(waits[attempt])
         raise AssertionError("unreachable")
 
-    def _send(self, method: str, address: str, data: bytes | None) -> Any:
+    def _send(self, method: str, address: str, data: bytes | None, extra: Mapping[str, str]) -> Any:
         headers = {"Authorization": f"Bearer {self._token}", "Accept": "application/json"}
+        headers.update(extra)
         if data is not None:
             headers["Content-Type"] = "application/json"
         request = urllib.request.Request(address, data=data, method=method, headers=headers)

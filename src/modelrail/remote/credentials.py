@@ -21,7 +21,15 @@ from typing import Any
 
 from modelrail.errors import CredentialsError
 
-__all__ = ["ServerLogin", "credentials_path", "forget", "logged_in", "remember", "token_for"]
+__all__ = [
+    "ServerLogin",
+    "credentials_path",
+    "forget",
+    "logged_in",
+    "remember",
+    "server_for",
+    "token_for",
+]
 
 
 @dataclass(frozen=True)
@@ -46,6 +54,14 @@ def logged_in(environ: Mapping[str, str] | None = None) -> str | None:
     """The server logged in to last (None: none, or logged out)."""
     current = _read(credentials_path(environ)).get("current")
     return current if isinstance(current, str) and current else None
+
+
+def server_for(configured: str | None, has_project: bool) -> str | None:
+    """The team server a command talks to (see the module's docstring); ``configured`` is
+    ``Settings.server_url``."""
+    if configured is not None:
+        return configured or None
+    return None if has_project else logged_in()
 
 
 def token_for(url: str, environ: Mapping[str, str] | None = None) -> str:

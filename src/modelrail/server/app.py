@@ -21,15 +21,17 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from modelrail.client import Client
-from modelrail.entities import User
+from modelrail.entities import Run, User
 from modelrail.errors import InvalidRequestError
 from modelrail.permissions import require
-from modelrail.server import payload, reads
+from modelrail.remote.connection import RETRY_HEADER
+from modelrail.server import payload, reads, writes
 from modelrail.server.api_errors import EXCEPTION_HANDLERS
 from modelrail.server.artifact_routes import artifact_routes
 from modelrail.server.auth import FailureThrottle, sign_in
 
 T = TypeVar("T")
+RunWrite = Callable[[Client, Run, dict[str, Any], bool], Any]
 
 REQUEST_STATUSES = ("pending", "approved", "rejected", "expired", "all")
 
@@ -123,6 +125,40 @@ def build_app(client: Client, *, throttle: FailureThrottle | None = None) -> Sta
         require(user, "request", to)
         return answer(await call(lambda: client.check_promotion(reference, to)))
 
+    # -- tracking and registering -------------------------------------------------------------
+
+    async def logging(request: Request, fields: tuple[str, ...]) -> tuple[User, dict[str, Any]]:
+        user = await signed_in(request)
+        require(user, "log")
+        return user, await payload.read_object(request, fields)
+
+    async def new_experiment(request: Request) -> Response:
+        user, body = await logging(request, ("name",))
+        return answer(await call(lambda: writes.experiment(client, user, body)))
+
+    async def new_run(request: Request) -> Response:
+        user, body = await logging(request, writes.RUN_FIELDS)
+        return answer(await call(lambda: writes.create_run(client, user, body)))
+
+    def run_write(fields: tuple[str, ...], write: RunWrite) -> Callable[[Request], Any]:
+        async def route(request: Request) -> Response:
+            user, body = await logging(request, fields)
+            # A retry's first try may have been written: the metrics route checks.
+            retry = RETRY_HEADER in request.headers
+
+            def act() -> Any:
+                run = writes.owned_run(client, user, request.path_params["run"])
+                return write(client, run, body, retry)
+
+            return answer(await call(act))
+
+        return route
+
+    async def new_version(request: Request) -> Response:
+        user, body = await logging(request, writes.VERSION_FIELDS)
+        name = payload.checked_text("name", request.path_params["name"])
+        return answer(await call(lambda: writes.add_version(client, user, name, body)))
+
     # -- changing --------------------------------------------------------------------------
 
     async def promote(request: Request) -> Response:
@@ -206,6 +242,35 @@ def build_app(client: Client, *, throttle: FailureThrottle | None = None) -> Sta
         Route(f"{api}/runs/{{run}}", read_route(reads.run), methods=["GET"]),
         Route(f"{api}/runs/{{run}}/metrics", read_route(reads.metric_history), methods=["GET"]),
         Route(f"{api}/checks", check, methods=["POST"]),
+        Route(f"{api}/experiments", new_experiment, methods=["POST"]),
+        Route(f"{api}/runs", new_run, methods=["POST"]),
+        Route(
+            f"{api}/runs/{{run}}/params",
+            run_write(("params",), writes.log_params),
+            methods=["POST"],
+        ),
+        Route(
+            f"{api}/runs/{{run}}/metrics",
+            run_write(("points",), writes.log_metrics),
+            methods=["POST"],
+        ),
+        Route(f"{api}/runs/{{run}}/tags", run_write(("tags",), writes.set_tags), methods=["POST"]),
+        Route(
+            f"{api}/runs/{{run}}/artifacts",
+            run_write(("artifacts",), writes.add_artifacts),
+            methods=["POST"],
+        ),
+        Route(
+            f"{api}/runs/{{run}}/components",
+            run_write(("component",), writes.attach_component),
+            methods=["POST"],
+        ),
+        Route(
+            f"{api}/runs/{{run}}/end",
+            run_write(writes.END_FIELDS, writes.end_run),
+            methods=["POST"],
+        ),
+        Route(f"{api}/models/{{name}}/versions", new_version, methods=["POST"]),
         Route(f"{api}/promotions", promote, methods=["POST"]),
         Route(f"{api}/rollbacks", rollback, methods=["POST"]),
     ]

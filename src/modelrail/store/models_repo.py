@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import Row, func, select
 
 from modelrail.entities import Model, ModelVersion, Signature
-from modelrail.errors import ModelNotFoundError, ModelVersionNotFoundError
+from modelrail.errors import ConflictError, ModelNotFoundError, ModelVersionNotFoundError
 from modelrail.store import tables as t
 from modelrail.store.codec import dumps, loads
 from modelrail.store.db import Database
@@ -33,12 +33,18 @@ class ModelRepository:
         description: str,
         created_by: str,
         forms: Mapping[str, Any] | None = None,
+        key: str | None = None,
     ) -> ModelVersion:
         """Register the next version number of ``name`` (creating the model on first use),
-        with its predictor forms record when it has one, in the same transaction."""
+        with its predictor forms record when it has one, in the same transaction. A
+        registration ``key`` seen before returns the version it made then (a client's retry)."""
         now = time.time()
         with self.db.write() as conn:
             self.db.lock(conn, f"model:{name}")
+            if key is not None:
+                made = self._keyed(conn, name, key)
+                if made is not None:
+                    return self.get_version(name, made)
             model_id = conn.execute(select(t.models.c.id).where(t.models.c.name == name)).scalar()
             if model_id is None:
                 conn.execute(t.models.insert().values(name=name, created_at=now))
@@ -67,13 +73,17 @@ class ModelRepository:
                     created_by=created_by,
                 )
             )
+            version_id = conn.execute(
+                select(t.model_versions.c.id).where(
+                    t.model_versions.c.model_id == model_id,
+                    t.model_versions.c.version == version,
+                )
+            ).scalar_one()
+            if key is not None:
+                conn.execute(
+                    t.model_version_keys.insert().values(key=key, model_version_id=version_id)
+                )
             if forms is not None:
-                version_id = conn.execute(
-                    select(t.model_versions.c.id).where(
-                        t.model_versions.c.model_id == model_id,
-                        t.model_versions.c.version == version,
-                    )
-                ).scalar_one()
                 conn.execute(
                     t.model_version_forms.insert().values(
                         model_version_id=version_id,
@@ -83,6 +93,23 @@ class ModelRepository:
                     )
                 )
         return self.get_version(name, version)
+
+    @staticmethod
+    def _keyed(conn: Any, name: str, key: str) -> int | None:
+        """The version of ``name`` registered with ``key``; another model's key is a
+        conflict (keys are random: a client reusing one is broken)."""
+        mv, keys = t.model_versions, t.model_version_keys
+        row = conn.execute(
+            select(t.models.c.name, mv.c.version)
+            .join(mv, mv.c.model_id == t.models.c.id)
+            .join(keys, keys.c.model_version_id == mv.c.id)
+            .where(keys.c.key == key)
+        ).first()
+        if row is None:
+            return None
+        if row[0] != name:
+            raise ConflictError(f"registration key {key!r} was used for model {row[0]!r}")
+        return int(row[1])
 
     def set_forms(
         self, name: str, version: int, forms: Mapping[str, Any], *, created_by: str

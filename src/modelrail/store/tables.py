@@ -177,6 +177,15 @@ model_version_forms = Table(
     Column("created_by", String(128), nullable=False),
 )
 
+# A team server client's key for each registration it sent (revision 0009): a retried
+# registration returns the version its first attempt made.
+model_version_keys = Table(
+    "model_version_keys",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("model_version_id", Integer, ForeignKey("model_versions.id"), nullable=False),
+)
+
 # -- environments (revision 0002) -------------------------------------------------------
 
 # What each environment holds now. ``revision`` counts changes so writers can

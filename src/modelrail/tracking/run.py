@@ -28,7 +28,7 @@ from modelrail.store.codec import to_jsonable
 from modelrail.tracking.components import data_component, params_component
 
 if TYPE_CHECKING:
-    from modelrail.client import Client
+    from modelrail.tracking.host import RunHost
 
 # The run a ``with`` block opened in this thread or task, for ``modelrail.active_run()``.
 current_run: contextvars.ContextVar[ActiveRun | None] = contextvars.ContextVar(
@@ -37,7 +37,7 @@ current_run: contextvars.ContextVar[ActiveRun | None] = contextvars.ContextVar(
 
 
 class ActiveRun:
-    def __init__(self, client: Client, run_id: str, experiment: str) -> None:
+    def __init__(self, client: RunHost, run_id: str, experiment: str) -> None:
         self.client = client
         self.id = run_id
         self.experiment = experiment
