@@ -28,6 +28,7 @@ from modelrail.errors import (
     NotOnServerError,
     PermissionDeniedError,
     ServerUnavailableError,
+    StoreURLError,
 )
 from modelrail.remote import credentials
 from modelrail.remote.client import RemoteClient
@@ -126,6 +127,8 @@ def test_a_wrong_token_an_absent_server_and_what_no_server_offers(
     with pytest.raises(AuthenticationError) as refused:
         RemoteClient(f"http://{HOST}:{team.port}", "mr_wrong", settings=settings).list_models()
     assert "mr_wrong" not in str(refused.value)
+    with pytest.raises(StoreURLError, match="is not an http:// or https:// URL"):
+        RemoteClient("models.internal:5050", "t", settings=settings)
     gone = RemoteClient(f"http://{HOST}:{free_port()}", "t", settings=settings)
     with pytest.raises(ServerUnavailableError, match="cannot be reached"):
         gone.list_models()

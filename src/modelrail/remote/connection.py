@@ -29,6 +29,7 @@ from modelrail.errors import (
     PermissionDeniedError,
     ServerResponseError,
     ServerUnavailableError,
+    StoreURLError,
     ThrottledError,
     error_class,
 )
@@ -50,9 +51,7 @@ class ServerConnection:
     def __init__(self, url: str, token: str, *, timeout: float = TIMEOUT_S) -> None:
         parsed = urllib.parse.urlsplit(url)
         if parsed.scheme not in ("http", "https") or not parsed.netloc:
-            raise ServerUnavailableError(
-                f"the server address {url!r} is not an http:// or https:// URL"
-            )
+            raise StoreURLError(f"the server address {url!r} is not an http:// or https:// URL")
         self.url = f"{parsed.scheme}://{parsed.netloc}{parsed.path.rstrip('/')}"
         self._token = token
         self.timeout = timeout
