@@ -53,6 +53,17 @@ def serve(
     poll_interval: Annotated[
         float, typer.Option(help="Seconds between checks for promotions.", min=0.05)
     ] = 0.5,
+    auth: Annotated[
+        bool,
+        typer.Option(
+            "--auth",
+            help="Predictions need 'Authorization: Bearer <token>' of a user with a role in "
+            "the environment (see 'modelrail tokens').",
+        ),
+    ] = False,
+    metrics_auth: Annotated[
+        bool, typer.Option("--metrics-auth", help="/metrics needs a token too (implies --auth).")
+    ] = False,
 ) -> None:
     """Serve predictions over HTTP: POST /v1/models/NAME/predict and MLflow's /invocations."""
     from modelrail.serving.server import ServeOptions, listen_address, run_bundle, run_server
@@ -76,6 +87,8 @@ def serve(
         shadow=shadow,
         max_rows=max_rows,
         poll_interval_s=poll_interval,
+        auth=auth or metrics_auth,
+        metrics_auth=metrics_auth,
     )
     what = (
         f"{env} ({', '.join(model)})" if env and model else (env or ", ".join(options.references))

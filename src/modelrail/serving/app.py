@@ -19,6 +19,7 @@ import orjson
 
 from modelrail.errors import InvalidRequestError
 from modelrail.scoring.predictor import UNSCORABLE, Scored
+from modelrail.serving.auth import TokenGuard
 from modelrail.serving.docs import docs_page, openapi_spec
 from modelrail.serving.input_spec import InputSpec
 from modelrail.serving.inputs import Limits, ModelInput, matrix_from_csv, matrix_from_json
@@ -33,6 +34,7 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 ShadowHook = Callable[[ServedModel, Any, Any, float], None]
 
 _JSON = (b"content-type", b"application/json")
+_CHALLENGE = ((b"www-authenticate", b'Bearer realm="modelrail"'),)
 _PREDICT_PREFIX = "/v1/models/"
 _PREDICT_SUFFIX = "/predict"
 # curl -d sends form encoding by default; the body is still the JSON the user typed.
@@ -50,8 +52,13 @@ class PredictionApp:
         shadow: ShadowHook | None = None,
         on_startup: Callable[[], None] | None = None,
         on_shutdown: Callable[[], None] | None = None,
+        guard: TokenGuard | None = None,
+        guard_metrics: bool = False,
     ) -> None:
         self.models = models
+        self.guard = guard
+        # Open to anyone: health checks, and /metrics unless it is guarded too.
+        self._open = frozenset({"/health", "/ready"} | (set() if guard_metrics else {"/metrics"}))
         self.environment = environment
         self.metrics = metrics
         self.limits = limits or Limits()
@@ -80,6 +87,11 @@ class PredictionApp:
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope["path"]
         method: str = scope["method"]
+        if self.guard is not None and path not in self._open:
+            refusal = await self.guard.refusal(scope["headers"])
+            if refusal is not None:
+                await _error(send, refusal.status, refusal.message, "Authorization", _CHALLENGE)
+                return
         if method == "POST":
             if path.startswith(_PREDICT_PREFIX) and path.endswith(_PREDICT_SUFFIX):
                 name = path[len(_PREDICT_PREFIX) : -len(_PREDICT_SUFFIX)]

@@ -30,6 +30,7 @@ from modelrail.refs import Ref
 from modelrail.scoring.forms.record import ONE_ROW
 from modelrail.scoring.predictor import ScoringModel, scoring_model_for
 from modelrail.serving.app import PredictionApp
+from modelrail.serving.auth import TokenGuard
 from modelrail.serving.inputs import Limits
 from modelrail.serving.metrics import ServerMetrics
 from modelrail.serving.models import ModelSet, ServedModel, Watcher
@@ -51,6 +52,8 @@ class ServeOptions:
     poll_interval_s: float = 0.5
     max_rows: int = 10_000
     max_body_bytes: int = 16 * 1024 * 1024
+    auth: bool = False  # predictions need a token of a user with a role in the environment
+    metrics_auth: bool = False  # /metrics too
 
 
 @dataclass
@@ -152,6 +155,8 @@ def build_server(client: Client, options: ServeOptions) -> BuiltServer:
         shadow=shadow_hook,
         on_startup=lambda: _each(watchers, Watcher.start),
         on_shutdown=lambda: _each([*watchers, *stoppers], _stop),
+        guard=TokenGuard(client.authenticate, options.environment) if options.auth else None,
+        guard_metrics=options.auth and options.metrics_auth,
     )
     return BuiltServer(app=app, watchers=watchers, client=client, stoppers=stoppers)
 
