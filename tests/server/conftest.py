@@ -139,7 +139,9 @@ def _wait_until_up(port: int, thread: threading.Thread) -> None:
     pytest.fail(f"the team server on port {port} did not answer /health within 15 s")
 
 
-def start_team(store_url: str, project: Path) -> Iterator[Team]:
+def start_team(
+    store_url: str, project: Path, *, max_upload_bytes: int | None = None
+) -> Iterator[Team]:
     init_project(project)
     settings = load_settings(cwd=project, environ={"MODELRAIL_USER": "mallory"}, create=False)
     with Client(store_url=store_url, settings=settings) as client:
@@ -147,7 +149,9 @@ def start_team(store_url: str, project: Path) -> Iterator[Team]:
         for name, roles in USERS.items():
             client.add_user(name, roles)
         clock = FakeClock()
-        app = build_app(client, throttle=FailureThrottle(clock=clock))
+        app = build_app(
+            client, throttle=FailureThrottle(clock=clock), max_upload_bytes=max_upload_bytes
+        )
         sock = bind(HOST, 0)
         port = int(sock.getsockname()[1])
         config = uvicorn.Config(

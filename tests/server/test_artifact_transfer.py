@@ -15,7 +15,7 @@ import io
 import random
 import socket
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -30,7 +30,7 @@ from modelrail.remote import connection
 from modelrail.remote.blobs import ServerBlobs
 from modelrail.remote.connection import ServerConnection
 from modelrail.server.artifact_routes import _sent
-from tests.server.conftest import HOST, TIMEOUT_S, Reply, Team
+from tests.server.conftest import HOST, TIMEOUT_S, Reply, Team, start_team
 
 MiB = 1 << 20
 API = "/api/v1/artifacts"
@@ -335,6 +335,29 @@ def test_bodies_beyond_their_bounds_and_junk_headers_are_refused(team: Team) -> 
     assert tail.headers["content-range"] == "bytes 990-999/1000"
     whole = team.get(f"{API}/{sha}", "vic", headers={"Range": "bytes=0-9,20-29"})
     assert (whole.status, whole.body) == (200, data)  # a form not offered: ignored
+
+
+@pytest.fixture
+def small_team(tmp_path: Path) -> Iterator[Team]:
+    """A server built to take artifacts of at most 1,000 bytes."""
+    store = f"sqlite:///{tmp_path / '.modelrail' / 'modelrail.db'}"
+    yield from start_team(store, tmp_path, max_upload_bytes=1000)
+
+
+def test_a_server_built_with_a_small_upload_limit_refuses_a_larger_artifact(
+    small_team: Team,
+) -> None:
+    data, sha = blob(1001)
+    declared = put(small_team, sha, data, Upload_Length=str(len(data)))
+    assert declared.status == 413 and declared.json()["field"] == "Upload-Length"
+    undeclared = put(small_team, sha, data)
+    assert undeclared.status == 413 and undeclared.json()["field"] == "body"
+    assert not on_server(small_team, sha).exists()
+    assert held(small_team, sha) == 0
+
+    fits, fits_sha = blob(1000)
+    assert put(small_team, fits_sha, fits).status == 201
+    assert on_server(small_team, fits_sha).read_bytes() == fits
 
 
 # -- a proxy that cuts a connection -----------------------------------------------------------

@@ -32,6 +32,14 @@ def server(
             "or the project's own folder.",
         ),
     ] = None,
+    max_upload_mb: Annotated[
+        int,
+        typer.Option(
+            "--max-upload-mb",
+            help="The largest artifact an upload may be, in MiB; a larger one is refused (413).",
+            min=1,
+        ),
+    ] = 4096,
 ) -> None:
     """Run the team server: every request signs in with a personal API token."""
     from modelrail.client import Client
@@ -57,7 +65,8 @@ def server(
             "every request needs 'Authorization: Bearer <token>'",
             markup=False,
         )
-        _run(build_app(client), host, port)
+        # The library speaks bytes; MiB are the unit an operator thinks in.
+        _run(build_app(client, max_upload_bytes=max_upload_mb << 20), host, port)
 
 
 def _run(app: Starlette, host: str, port: int) -> None:

@@ -27,7 +27,7 @@ from modelrail.permissions import require
 from modelrail.remote.connection import RETRY_HEADER
 from modelrail.server import payload, reads, writes
 from modelrail.server.api_errors import EXCEPTION_HANDLERS
-from modelrail.server.artifact_routes import artifact_routes
+from modelrail.server.artifact_routes import DEFAULT_MAX_UPLOAD_BYTES, artifact_routes
 from modelrail.server.auth import FailureThrottle, sign_in
 
 T = TypeVar("T")
@@ -36,8 +36,17 @@ RunWrite = Callable[[Client, Run, dict[str, Any], bool], Any]
 REQUEST_STATUSES = ("pending", "approved", "rejected", "expired", "all")
 
 
-def build_app(client: Client, *, throttle: FailureThrottle | None = None) -> Starlette:
-    """The ASGI app serving ``client``'s store. The caller owns ``client`` and closes it."""
+def build_app(
+    client: Client,
+    *,
+    throttle: FailureThrottle | None = None,
+    max_upload_bytes: int | None = None,
+) -> Starlette:
+    """The ASGI app serving ``client``'s store. The caller owns ``client`` and closes it.
+
+    ``max_upload_bytes`` is the largest artifact a ``PUT /api/v1/artifacts/...`` takes
+    (a larger one is refused with 413); None: ``DEFAULT_MAX_UPLOAD_BYTES``, 4 GiB.
+    """
     failures = throttle if throttle is not None else FailureThrottle()
 
     async def signed_in(request: Request) -> User:
@@ -274,7 +283,9 @@ def build_app(client: Client, *, throttle: FailureThrottle | None = None) -> Sta
         Route(f"{api}/promotions", promote, methods=["POST"]),
         Route(f"{api}/rollbacks", rollback, methods=["POST"]),
     ]
-    routes.extend(artifact_routes(client, signed_in, api))
+    if max_upload_bytes is None:
+        max_upload_bytes = DEFAULT_MAX_UPLOAD_BYTES
+    routes.extend(artifact_routes(client, signed_in, api, max_upload_bytes=max_upload_bytes))
     return Starlette(routes=routes, exception_handlers=dict(EXCEPTION_HANDLERS))
 
 

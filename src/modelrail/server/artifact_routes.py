@@ -33,7 +33,7 @@ bytes the server holds, the size once stored), with the offset in an ``Upload-Of
 header too, on a 409 as well. A blob may be at most ``max_upload_bytes`` (a larger
 ``Upload-Length`` or body: 413). One request writes a blob's partial file at a time (a second
 is 409: ask again later), and partial files untouched for a day are deleted when another
-upload starts.
+upload starts. The partial files themselves are kept by ``uploads.py``; this module is HTTP.
 """
 
 from __future__ import annotations
@@ -42,9 +42,7 @@ import hashlib
 import logging
 import os
 import re
-import time
 from collections.abc import Awaitable, Callable, Iterator
-from pathlib import Path
 from typing import BinaryIO
 
 from starlette.concurrency import run_in_threadpool
@@ -64,19 +62,12 @@ from modelrail.errors import (
 )
 from modelrail.permissions import require
 from modelrail.server.api_errors import error_response
-
-try:  # POSIX: one writer per partial file across server processes too
-    import fcntl
-except ImportError:  # pragma: no cover - Windows: the in-process check alone
-    fcntl = None  # type: ignore[assignment]
+from modelrail.server.uploads import CHUNK, OFFSET_HEADER, Partial, Staging
 
 SignedIn = Callable[[Request], Awaitable[User]]
 
 DEFAULT_MAX_UPLOAD_BYTES = 4 << 30
-STALE_PARTIAL_S = 24 * 3600
-OFFSET_HEADER = "Upload-Offset"
 LENGTH_HEADER = "Upload-Length"
-_CHUNK = 1 << 20
 _ADDRESS = re.compile(r"[0-9a-f]{64}")
 _RANGE = re.compile(r"bytes=(\d{1,19})-")
 
@@ -92,7 +83,7 @@ def artifact_routes(
 ) -> list[Route]:
     """The routes under ``api`` (``/api/v1``) that move artifact bytes."""
     store = client.artifacts
-    staging = _Staging(store.root / "staging" / "uploads")
+    staging = Staging(store.root / "staging" / "uploads")
 
     async def blob(request: Request) -> Response:
         user = await signed_in(request)
@@ -194,7 +185,7 @@ def _sent(handle: BinaryIO, sha256: str, size: int, start: int) -> Iterator[byte
         position = 0
         waiting = b""
         while position < size:
-            chunk = handle.read(min(_CHUNK, size - position))
+            chunk = handle.read(min(CHUNK, size - position))
             if not chunk:
                 break
             digest.update(chunk)
@@ -216,7 +207,7 @@ def _sent(handle: BinaryIO, sha256: str, size: int, start: int) -> Iterator[byte
 
 
 async def _put(
-    request: Request, store: ArtifactStore, staging: _Staging, sha256: str, max_bytes: int
+    request: Request, store: ArtifactStore, staging: Staging, sha256: str, max_bytes: int
 ) -> Response:
     offset = _header_number(request, OFFSET_HEADER) or 0
     total = _header_number(request, LENGTH_HEADER)
@@ -265,7 +256,7 @@ async def _put(
         staging.end(sha256)
 
 
-async def _receive(request: Request, partial: _Partial, limit: int) -> None:
+async def _receive(request: Request, partial: Partial, limit: int) -> None:
     """Append the body to ``partial`` in chunks of about a MiB, written by a worker thread.
     A dropped connection keeps what arrived (a resume continues from it); any other failure
     drops this request's bytes again."""
@@ -275,7 +266,7 @@ async def _receive(request: Request, partial: _Partial, limit: int) -> None:
             if partial.size + len(buffer) + len(chunk) > limit:
                 raise _too_long(limit)
             buffer += chunk
-            if len(buffer) >= _CHUNK:
+            if len(buffer) >= CHUNK:
                 data = bytes(buffer)
                 buffer.clear()
                 await run_in_threadpool(partial.write, data)
@@ -296,113 +287,6 @@ def _too_long(limit: int) -> InvalidRequestError:
     return InvalidRequestError(
         f"the artifact would be more than {limit:,} bytes", field="body", status=413
     )
-
-
-class _Partial:
-    """One request's writes to a blob's partial file (locked), hashed as they are written."""
-
-    def __init__(self, path: Path, handle: BinaryIO, start: int) -> None:
-        self.path = path
-        self.handle = handle
-        self.start = start
-        self.size = start
-        self.digest = hashlib.sha256()
-        # The bytes held from earlier requests are hashed again: a hash's state cannot be
-        # kept between requests, and reading them back once is cheaper than receiving them.
-        handle.seek(0)
-        left = start
-        while left and (chunk := handle.read(min(_CHUNK, left))):
-            self.digest.update(chunk)
-            left -= len(chunk)
-
-    def write(self, data: bytes) -> None:
-        self.handle.write(data)  # opened to append: after the truncation to ``start``
-        self.digest.update(data)
-        self.size += len(data)
-
-    def keep(self) -> None:
-        """Make what was written durable: a resume after a crash hashes it again."""
-        self.handle.flush()
-        os.fsync(self.handle.fileno())
-
-    def rewind(self) -> None:
-        """Drop this request's bytes (a refused body), keeping what earlier ones sent."""
-        self.handle.truncate(self.start)
-        self.size = self.start
-
-    def discard(self) -> None:
-        self.path.unlink(missing_ok=True)
-
-    def close(self) -> None:
-        self.handle.close()  # releases the lock
-
-
-class _Staging:
-    """The partial uploads: one file ``<sha256>.part`` per blob in the server's staging
-    folder, beside the store's own, so publishing one is a rename."""
-
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-        self._busy: set[str] = set()  # touched only on the event loop: no lock needed
-
-    def path(self, sha256: str) -> Path:
-        return self.folder / f"{sha256}.part"
-
-    def held(self, sha256: str) -> int:
-        try:
-            return self.path(sha256).stat().st_size
-        except FileNotFoundError:
-            return 0
-
-    async def begin(self, sha256: str, offset: int) -> _Partial:
-        """The partial file, locked for this request and cut to ``offset``."""
-        if sha256 in self._busy:
-            raise ConflictError(f"artifact {sha256} is being uploaded already: try again later")
-        self._busy.add(sha256)
-        try:
-            return await run_in_threadpool(self._open, sha256, offset)
-        except BaseException:
-            self._busy.discard(sha256)
-            raise
-
-    def end(self, sha256: str) -> None:
-        self._busy.discard(sha256)
-
-    def _open(self, sha256: str, offset: int) -> _Partial:
-        self.folder.mkdir(parents=True, exist_ok=True)
-        path = self.path(sha256)
-        if not path.exists():
-            self._sweep()
-        handle = path.open("a+b")
-        try:
-            if fcntl is not None:
-                try:
-                    fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except BlockingIOError:
-                    raise ConflictError(
-                        f"artifact {sha256} is being uploaded already: try again later"
-                    ) from None
-            held = os.fstat(handle.fileno()).st_size
-            if offset > held:
-                raise ConflictError(
-                    f"{OFFSET_HEADER} is {offset:,} but the server holds {held:,} bytes of "
-                    f"artifact {sha256}: continue from there"
-                )
-            handle.truncate(offset)
-            return _Partial(path, handle, offset)
-        except BaseException:
-            handle.close()
-            raise
-
-    def _sweep(self) -> None:
-        """Delete partial files nobody has written to for a day: abandoned uploads."""
-        cutoff = time.time() - STALE_PARTIAL_S
-        for old in self.folder.glob("*.part"):
-            try:
-                if old.stem not in self._busy and old.stat().st_mtime < cutoff:
-                    old.unlink()
-            except FileNotFoundError:
-                pass
 
 
 # -- shared -----------------------------------------------------------------------------------
