@@ -10,6 +10,7 @@ import os
 import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -129,7 +130,7 @@ def test_a_wrong_token_an_absent_server_and_what_no_server_offers(
     assert "mr_wrong" not in str(refused.value)
     with pytest.raises(StoreURLError, match="is not an http:// or https:// URL"):
         RemoteClient("models.internal:5050", "t", settings=settings)
-    gone = RemoteClient(f"http://{HOST}:{free_port()}", "t", settings=settings)
+    gone = RemoteClient(f"http://{HOST}:{free_port()}", "t", settings=settings, patient=False)
     with pytest.raises(ServerUnavailableError, match="cannot be reached"):
         gone.list_models()
     with pytest.raises(NotOnServerError, match="batch runs is not offered"):
@@ -170,6 +171,11 @@ def test_login_keeps_the_token_privately_and_commands_then_use_the_server(
     register(team.client)
     folder, env = _laptop(tmp_path_factory)
     url = f"http://{HOST}:{team.port}"
+    started = time.monotonic()
+    nowhere = f"http://{HOST}:{free_port()}"
+    code, out = _cli(["login", nowhere, "--token-stdin"], folder, env, team.tokens["mia"] + "\n")
+    assert code == 3 and "cannot be reached" in out and team.tokens["mia"] not in out
+    assert time.monotonic() - started < 10  # a wrong address is said at once, not retried
     code, out = _cli(["login", url, "--token-stdin"], folder, env, "mr_not_a_token\n")
     assert code == 11 and "mr_not_a_token" not in out
     assert not Path(env["MODELRAIL_CREDENTIALS"]).exists()

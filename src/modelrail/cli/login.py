@@ -35,7 +35,7 @@ def login(
         token = typer.prompt("API token", hide_input=True).strip()
     if not token:
         raise CredentialsError("no token given: paste the token 'modelrail tokens create' showed")
-    remote = RemoteClient(url, token, settings=load_settings(create=False))
+    remote = RemoteClient(url, token, settings=load_settings(create=False), patient=False)
     user = remote.whoami()  # the token is kept only once the server accepts it
     path = credentials.remember(remote.store_address, token)
     roles = ", ".join(str(grant) for grant in user.roles) or "no role"

@@ -51,8 +51,10 @@ __all__ = ["RemoteClient"]
 class RemoteClient:
     """The library as a team server at ``url`` offers it, signed in with ``token``."""
 
-    def __init__(self, url: str, token: str, *, settings: Settings) -> None:
-        self.connection = ServerConnection(url, token)
+    def __init__(self, url: str, token: str, *, settings: Settings, patient: bool = True) -> None:
+        """``patient``: try requests again while the server does not answer (a restart);
+        False for a first contact, where it is likelier a wrong address."""
+        self.connection = ServerConnection(url, token, patient=patient)
         self.settings = settings
         self._me: User | None = None
         self._experiment_ids: dict[str, int] = {}

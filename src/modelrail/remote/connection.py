@@ -48,13 +48,18 @@ RETRY_HEADER = "X-Modelrail-Retry"
 class ServerConnection:
     """One team server at ``url`` (``http(s)://host:port``), signed in with ``token``."""
 
-    def __init__(self, url: str, token: str, *, timeout: float = TIMEOUT_S) -> None:
+    def __init__(
+        self, url: str, token: str, *, timeout: float = TIMEOUT_S, patient: bool = True
+    ) -> None:
         parsed = urllib.parse.urlsplit(url)
         if parsed.scheme not in ("http", "https") or not parsed.netloc:
             raise StoreURLError(f"the server address {url!r} is not an http:// or https:// URL")
         self.url = f"{parsed.scheme}://{parsed.netloc}{parsed.path.rstrip('/')}"
         self._token = token
         self.timeout = timeout
+        # Whether a dropped request is tried again: not for a first contact such as a
+        # login, where an address that does not answer is far likelier a typo than a restart.
+        self.patient = patient
 
     def get(self, path: str, query: Mapping[str, Any] | None = None) -> Any:
         return self.call("GET", path, query=query, repeatable=True)
@@ -87,7 +92,7 @@ class ServerConnection:
         if present:
             address += "?" + urllib.parse.urlencode(present, doseq=True)
         data = None if body is None else json.dumps(body).encode()
-        waits = RETRY_WAITS_S if repeatable else ()
+        waits = RETRY_WAITS_S if repeatable and self.patient else ()
         for attempt in range(len(waits) + 1):
             try:
                 retry = {RETRY_HEADER: str(attempt)} if marks_retry and attempt else {}
