@@ -35,7 +35,7 @@ from modelrail.entities import (
 from modelrail.errors import NotOnServerError
 from modelrail.flavors.base import SaveOptions, save_options
 from modelrail.refs import Ref
-from modelrail.remote.connection import ServerConnection
+from modelrail.remote.connection import ServerConnection, segment
 from modelrail.remote.decode import decode, decode_list
 from modelrail.remote.repositories import RemoteModels, RemoteRuns
 from modelrail.store.tracker_query import TrackerQuery, best_run_id, best_run_query
@@ -186,7 +186,7 @@ class RemoteClient:
         return decode(TrackerPage, found, "tracker")
 
     def get_run(self, run_id: str) -> Run:
-        return decode(Run, self.connection.get(f"/runs/{_path(run_id)}"), "run")
+        return decode(Run, self.connection.get(f"/runs/{segment(run_id)}"), "run")
 
     def best_run(
         self, metric: str, *, minimize: bool = False, experiment: str | None = None
@@ -198,7 +198,7 @@ class RemoteClient:
         return decode_list(Experiment, self.connection.get("/experiments"), "experiments")
 
     def metric_history(self, run_id: str, key: str | None = None) -> list[MetricPoint]:
-        found = self.connection.get(f"/runs/{_path(run_id)}/metrics", {"key": key})
+        found = self.connection.get(f"/runs/{segment(run_id)}/metrics", {"key": key})
         return decode_list(MetricPoint, found, "metrics")
 
     # -- registry ---------------------------------------------------------------------
@@ -207,13 +207,13 @@ class RemoteClient:
         return decode_list(Model, self.connection.get("/models"), "models")
 
     def list_versions(self, name: str) -> list[ModelVersion]:
-        found = self.connection.get(f"/models/{_path(name)}/versions")
+        found = self.connection.get(f"/models/{segment(name)}/versions")
         return decode_list(ModelVersion, found, "versions")
 
     def get_model_version(self, reference: str | Ref) -> ModelVersion:
         text = str(reference) if isinstance(reference, Ref) else reference
         Ref.parse(text)  # a malformed reference is refused here, as a local client does
-        return decode(ModelVersion, self.connection.get(f"/versions/{_path(text)}"), "version")
+        return decode(ModelVersion, self.connection.get(f"/versions/{segment(text)}"), "version")
 
     def load_model(self, reference: str | Ref) -> LoadedModel:
         """Load a version from the server's artifacts after checking its sha256."""
@@ -291,10 +291,3 @@ class RemoteClient:
     def environments(self) -> list[EnvironmentView]:
         found = self.connection.get("/environments")
         return decode_list(EnvironmentView, found, "environments")
-
-
-def _path(value: str) -> str:
-    """``value`` as one segment of a URL path."""
-    from urllib.parse import quote
-
-    return quote(value, safe="")

@@ -34,7 +34,7 @@ from modelrail.errors import (
     error_class,
 )
 
-__all__ = ["ServerConnection"]
+__all__ = ["ServerConnection", "segment"]
 
 API = "/api/v1"
 TIMEOUT_S = 30.0
@@ -317,6 +317,11 @@ def _read_all(response: http.client.HTTPResponse) -> bytes:
 
 class _Dropped(Exception):
     """The request did not get an answer (refused, reset, timed out)."""
+
+
+def segment(value: str) -> str:
+    """``value`` as one segment of a URL path (a model name, a reference, a run id)."""
+    return urllib.parse.quote(value, safe="")
 
 
 def _query_value(value: Any) -> Any:

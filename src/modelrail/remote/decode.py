@@ -15,23 +15,39 @@ import typing
 from collections.abc import Mapping
 from typing import Any, TypeVar, Union, get_args, get_origin
 
-from modelrail.errors import ServerResponseError
+from modelrail.errors import InvalidRequestError, ServerResponseError
 
-__all__ = ["decode", "decode_list"]
+__all__ = ["decode", "decode_body", "decode_list"]
 
 T = TypeVar("T")
+_SERVER = "is it a modelrail server of this version?"
+
+
+class _Misfit(Exception):
+    """A value that does not fit its type; its text names where and what was expected."""
 
 
 def decode(kind: type[T], value: Any, where: str = "answer") -> T:
-    """``value`` (parsed JSON) as an instance of the dataclass ``kind``."""
-    decoded: T = _decode(kind, value, where)
+    """``value`` (parsed JSON from a server) as an instance of ``kind`` (a dataclass or a
+    typed container such as ``dict[str, str]``)."""
+    try:
+        decoded: T = _decode(kind, value, where)
+    except _Misfit as exc:
+        raise ServerResponseError(f"the server's answer {exc}: {_SERVER}") from None
     return decoded
 
 
 def decode_list(kind: type[T], value: Any, where: str = "answer") -> list[T]:
-    if not isinstance(value, list):
-        raise _unexpected(where, "a list", value)
-    return [decode(kind, item, f"{where}[{i}]") for i, item in enumerate(value)]
+    return decode(list[kind], value, where)  # type: ignore[valid-type]
+
+
+def decode_body(kind: type[T], value: Any, field: str) -> T:
+    """A request's ``field`` (parsed JSON a client sent) as a ``kind``, or a 422 naming it."""
+    try:
+        decoded: T = _decode(kind, value, field)
+    except _Misfit as exc:
+        raise InvalidRequestError(f"the body {exc}", field=field) from None
+    return decoded
 
 
 _HINTS: dict[type[Any], dict[str, Any]] = {}
@@ -93,10 +109,7 @@ def _dataclass(kind: type[Any], value: Any, where: str) -> Any:
             )
             if has_default:
                 continue
-            raise ServerResponseError(
-                f"the server's answer lacks {where}.{field.name}: is it a modelrail server "
-                "of this version?"
-            )
+            raise _Misfit(f"lacks {where}.{field.name}")
         values[field.name] = _decode(hints[field.name], value[field.name], f"{where}.{field.name}")
     return kind(**values)
 
@@ -107,13 +120,13 @@ def _union(hint: Any, value: Any, where: str) -> Any:
         if type(None) in options:
             return None
         raise _unexpected(where, "a value", value)
-    last: ServerResponseError | None = None
+    last: _Misfit | None = None
     for option in options:
         if option is type(None):
             continue
         try:
             return _decode(option, value, where)
-        except ServerResponseError as exc:
+        except _Misfit as exc:
             last = exc
     assert last is not None
     raise last
@@ -137,10 +150,7 @@ def _scalar(hint: Any, value: Any, where: str) -> Any:
     return value  # a JSON value typed loosely (JSONValue and friends)
 
 
-def _unexpected(where: str, wanted: str, value: Any) -> ServerResponseError:
+def _unexpected(where: str, wanted: str, value: Any) -> _Misfit:
     shown = repr(value)
     shown = shown if len(shown) <= 60 else shown[:57] + "..."
-    return ServerResponseError(
-        f"the server's answer has {shown} at {where} where {wanted} was expected: "
-        "is it a modelrail server of this version?"
-    )
+    return _Misfit(f"has {shown} at {where} where {wanted} was expected")

@@ -26,7 +26,7 @@ from modelrail.entities import (
     ModelVersion,
     Signature,
 )
-from modelrail.remote.connection import ServerConnection
+from modelrail.remote.connection import ServerConnection, segment
 from modelrail.remote.decode import decode
 from modelrail.server.payload import to_json
 
@@ -144,11 +144,5 @@ class RemoteModels:
             "description": description,
             "forms": None if forms is None else dict(forms),
         }
-        found = self.connection.post(f"/models/{_segment(name)}/versions", body, repeatable=True)
+        found = self.connection.post(f"/models/{segment(name)}/versions", body, repeatable=True)
         return decode(ModelVersion, found, "version")
-
-
-def _segment(value: str) -> str:
-    from urllib.parse import quote
-
-    return quote(value, safe="")

@@ -61,6 +61,7 @@ from modelrail.errors import (
     InvalidRequestError,
 )
 from modelrail.permissions import require
+from modelrail.server import payload
 from modelrail.server.api_errors import error_response
 from modelrail.server.uploads import CHUNK, OFFSET_HEADER, Partial, Staging
 
@@ -68,7 +69,6 @@ SignedIn = Callable[[Request], Awaitable[User]]
 
 DEFAULT_MAX_UPLOAD_BYTES = 4 << 30
 LENGTH_HEADER = "Upload-Length"
-_ADDRESS = re.compile(r"[0-9a-f]{64}")
 _RANGE = re.compile(r"bytes=(\d{1,19})-")
 
 log = logging.getLogger("modelrail.server")
@@ -293,13 +293,7 @@ def _too_long(limit: int) -> InvalidRequestError:
 
 
 def _address(request: Request) -> str:
-    sha256 = str(request.path_params["sha256"])
-    if not _ADDRESS.fullmatch(sha256):
-        raise InvalidRequestError(
-            "'sha256' must be 64 lowercase hexadecimal digits (an artifact's sha256)",
-            field="sha256",
-        )
-    return sha256
+    return payload.sha256_text("sha256", str(request.path_params["sha256"]))
 
 
 def _header_number(request: Request, name: str) -> int | None:

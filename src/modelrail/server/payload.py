@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -21,6 +22,7 @@ from modelrail.errors import InvalidRequestError
 MAX_BODY_BYTES = 1 << 20
 MAX_TEXT = 10_000
 MAX_ID = 2**31 - 1  # ids and versions are 32-bit integers in PostgreSQL
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 async def read_object(request: Request, fields: tuple[str, ...]) -> dict[str, Any]:
@@ -124,3 +126,13 @@ def to_json(value: Any) -> Any:
     if isinstance(value, str | int | bool) or value is None:
         return value
     return str(value)
+
+
+def sha256_text(name: str, value: str) -> str:
+    """``value`` when it is an artifact's address: 64 lowercase hexadecimal digits."""
+    if not _SHA256.fullmatch(value):
+        raise InvalidRequestError(
+            f"{name!r} must be 64 lowercase hexadecimal digits (an artifact's sha256)",
+            field=name,
+        )
+    return value

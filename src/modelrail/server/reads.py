@@ -13,8 +13,8 @@ from typing import Any
 from starlette.requests import Request
 
 from modelrail.client import Client
-from modelrail.errors import InvalidRequestError, ServerResponseError
-from modelrail.remote.decode import decode
+from modelrail.errors import InvalidRequestError
+from modelrail.remote.decode import decode_body
 from modelrail.server import payload
 from modelrail.store.tracker_query import TrackerQuery
 
@@ -36,13 +36,7 @@ def environments(client: Client, request: Request) -> Any:
 async def tracker_query(request: Request) -> TrackerQuery:
     """The body as a ``TrackerQuery`` (its fields, by name), bounded."""
     body = await payload.read_object(request, TRACKER_FIELDS)
-    try:
-        query = decode(TrackerQuery, body, "body")
-    except ServerResponseError as exc:
-        raise InvalidRequestError(
-            exc.message.replace("the server's answer", "the body").split(": is it")[0],
-            field="body",
-        ) from None
+    query = decode_body(TrackerQuery, body, "body")
     if not 0 < query.limit <= MAX_PAGE or not 0 <= query.offset <= 2**62:
         raise InvalidRequestError(
             f"'limit' must be 1-{MAX_PAGE:,} and 'offset' 0 or more", field="limit"

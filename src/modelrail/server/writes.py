@@ -12,7 +12,7 @@ metrics, whose points have no key of their own, need to know).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, TypeVar
+from typing import Any
 
 from modelrail.client import Client
 from modelrail.entities import (
@@ -31,12 +31,9 @@ from modelrail.errors import (
     PermissionDeniedError,
     RunNotFoundError,
     RunStateError,
-    ServerResponseError,
 )
-from modelrail.remote.decode import decode, decode_list
+from modelrail.remote.decode import decode_body
 from modelrail.server import payload
-
-T = TypeVar("T")
 
 RUN_FIELDS = (
     "id",
@@ -63,25 +60,6 @@ VERSION_FIELDS = (
 END_FIELDS = ("status", "ended_at", "error", "components")
 
 
-def parsed(kind: type[T], value: Any, field: str) -> T:
-    """``value`` as a ``kind``, or a 422 naming ``field``."""
-    try:
-        return decode(kind, value, field)
-    except ServerResponseError as exc:
-        raise InvalidRequestError(_plain(exc), field=field) from None
-
-
-def parsed_list(kind: type[T], value: Any, field: str) -> list[T]:
-    try:
-        return decode_list(kind, value, field)
-    except ServerResponseError as exc:
-        raise InvalidRequestError(_plain(exc), field=field) from None
-
-
-def _plain(exc: ServerResponseError) -> str:
-    return exc.message.replace("the server's answer", "the body").split(": is it")[0]
-
-
 def experiment(client: Client, user: User, body: Mapping[str, Any]) -> Any:
     return client.runs.get_or_create_experiment(payload.text(body, "name", required=True))
 
@@ -91,8 +69,8 @@ def create_run(client: Client, user: User, body: Mapping[str, Any]) -> Any:
     experiment_id = payload.integer(body, "experiment_id")
     if experiment_id is None:
         raise InvalidRequestError("'experiment_id' is required", field="experiment_id")
-    components = parsed_list(ComponentSpec, body.get("components", []), "components")
-    tags = parsed(dict[str, str], body.get("tags") or {}, "tags")
+    components = decode_body(list[ComponentSpec], body.get("components", []), "components")
+    tags = decode_body(dict[str, str], body.get("tags") or {}, "tags")
     try:
         existing: Run | None = client.get_run(run_id)
     except RunNotFoundError:
@@ -123,7 +101,7 @@ def log_params(client: Client, run: Run, body: Mapping[str, Any], retry: bool) -
 
 
 def log_metrics(client: Client, run: Run, body: Mapping[str, Any], retry: bool) -> None:
-    points = parsed_list(MetricPoint, body.get("points"), "points")
+    points = decode_body(list[MetricPoint], body.get("points"), "points")
     if retry:  # the first try may have been written: keep only the points not held yet
         held = {
             (p.key, p.step, p.timestamp)
@@ -136,11 +114,11 @@ def log_metrics(client: Client, run: Run, body: Mapping[str, Any], retry: bool) 
 
 
 def set_tags(client: Client, run: Run, body: Mapping[str, Any], retry: bool) -> None:
-    client.runs.set_tags(run.id, parsed(dict[str, str], body.get("tags"), "tags"))
+    client.runs.set_tags(run.id, decode_body(dict[str, str], body.get("tags"), "tags"))
 
 
 def add_artifacts(client: Client, run: Run, body: Mapping[str, Any], retry: bool) -> None:
-    records = parsed_list(ArtifactRecord, body.get("artifacts"), "artifacts")
+    records = decode_body(list[ArtifactRecord], body.get("artifacts"), "artifacts")
     for record in records:
         client.require_artifact(record.sha256, record.size, record.path)
     client.runs.add_artifacts(run.id, records)
@@ -148,7 +126,7 @@ def add_artifacts(client: Client, run: Run, body: Mapping[str, Any], retry: bool
 
 def attach_component(client: Client, run: Run, body: Mapping[str, Any], retry: bool) -> Any:
     return client.runs.attach_component(
-        run.id, parsed(ComponentSpec, body.get("component"), "component")
+        run.id, decode_body(ComponentSpec, body.get("component"), "component")
     )
 
 
@@ -165,7 +143,7 @@ def end_run(client: Client, run: Run, body: Mapping[str, Any], retry: bool) -> N
         status=status,
         ended_at=_number(body, "ended_at"),
         error=payload.text(body, "error") or None,
-        components=parsed_list(ComponentSpec, body.get("components", []), "components"),
+        components=decode_body(list[ComponentSpec], body.get("components", []), "components"),
     )
 
 
@@ -193,7 +171,9 @@ def add_version(client: Client, user: User, name: str, body: Mapping[str, Any]) 
         name,
         run_id=run_id,
         flavor=payload.text(body, "flavor", required=True),
-        artifact_sha256=_sha256(payload.text(body, "artifact_sha256", required=True)),
+        artifact_sha256=payload.sha256_text(
+            "artifact_sha256", payload.text(body, "artifact_sha256", required=True)
+        ),
         artifact_size=0 if size is None else size,
         signature=parsed_signature,
         input_example=body.get("input_example"),
@@ -221,14 +201,6 @@ def run_id_of(raw: str) -> str:
     if not (raw.isascii() and raw.isalnum() and 4 <= len(raw) <= 32):
         raise InvalidRequestError("a run id is 4-32 letters and digits", field="run")
     return raw
-
-
-def _sha256(value: str) -> str:
-    if len(value) != 64 or not all(c in "0123456789abcdef" for c in value):
-        raise InvalidRequestError(
-            "'artifact_sha256' must be 64 hex digits", field="artifact_sha256"
-        )
-    return value
 
 
 def _number(body: Mapping[str, Any], name: str) -> float:
