@@ -121,11 +121,12 @@ class EnvironmentMethods:
     def environments(self) -> list[EnvironmentView]:
         """The chain in order, each environment with its gates, settings and holdings."""
         holdings = self.board()
+        policy = cast("Client", self).policy
         return [
             EnvironmentView(
                 name=name,
-                policy=self.settings.policy.environments[name],
+                policy=policy.environments[name],
                 holdings={h.model: h for h in holdings if h.environment == name},
             )
-            for name in self.settings.policy.chain
+            for name in policy.chain
         ]

@@ -9,9 +9,10 @@ role grants may name). Nothing about tokens is cached: ``authenticate`` reads th
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 if TYPE_CHECKING:
+    from modelrail.client import Client
     from modelrail.config import Settings
     from modelrail.entities import ApiToken, RoleGrant, User
     from modelrail.identity import Identity
@@ -35,7 +36,7 @@ class IdentityMethods:
             self._identity = Identity(
                 IdentityRepository(self.db),
                 actor=self.user,
-                environments=self.settings.policy.chain,
+                environments=cast("Client", self).policy.chain,
             )
         return self._identity
 

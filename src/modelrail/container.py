@@ -91,7 +91,7 @@ def _models(
         ref = Ref.parse(reference)
         return (BundledModel(client.get_model_version(ref), ref.environment),)
     assert environment is not None
-    client.settings.policy.environment(environment)
+    client.policy.environment(environment)
     held = [h for h in client.board() if h.environment == environment]
     if not held:
         raise InvalidInputError(f"{environment} holds no model: nothing to put in an image")

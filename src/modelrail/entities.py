@@ -245,6 +245,20 @@ class EnvironmentEvent:
     forced: bool
     request_id: int | None
     created_at: float
+    # The shared policy's version that judged this change; None: the project's own file.
+    policy_version: int | None = None
+
+
+@dataclass(frozen=True)
+class PolicyRecord:
+    """One applied version of the team's shared policy: its canonical TOML and who applied it."""
+
+    version: int
+    document: str
+    sha256: str
+    author: str
+    reason: str
+    created_at: float
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,11 @@ in one transaction, so racing writers never lose a change or a history line.
 
 from __future__ import annotations
 
+import functools
+import threading
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, ParamSpec, TypeVar, cast
 
 from modelrail.entities import (
     ApprovalRequest,
@@ -37,13 +40,51 @@ from modelrail.store.environments_repo import (
 
 if TYPE_CHECKING:
     from modelrail.client import Client
+    from modelrail.policy import PromotionPolicy
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _judged(method: Callable[P, R]) -> Callable[P, R]:
+    """Run ``method`` under one policy from start to end (see ``Environments.policy``)."""
+
+    @functools.wraps(method)
+    def judged(*args: P.args, **kwargs: P.kwargs) -> R:
+        self = cast("Environments", args[0])
+        if self._snapshot.held is not None:
+            return method(*args, **kwargs)
+        self._snapshot.held = self.client.policy_in_force()
+        try:
+            return method(*args, **kwargs)
+        finally:
+            self._snapshot.held = None
+
+    return judged
+
+
+class _Snapshot(threading.local):
+    held: tuple[PromotionPolicy, int | None] | None = None
 
 
 class Environments:
     def __init__(self, client: Client) -> None:
         self.client = client
-        self.policy = client.settings.policy
         self.repo = EnvironmentRepository(client.db)
+        self._snapshot = _Snapshot()
+
+    @property
+    def policy(self) -> PromotionPolicy:
+        """The policy in force. A change (promote, approve, ...) reads it once and is judged
+        by that one version throughout, even if an admin applies another meanwhile; the
+        history names it (``policy_version``)."""
+        held = self._snapshot.held
+        return held[0] if held is not None else self.client.policy
+
+    @property
+    def _policy_version(self) -> int | None:
+        held = self._snapshot.held
+        return held[1] if held is not None else self.client.policy_in_force()[1]
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -69,12 +110,14 @@ class Environments:
 
     # -- promotion --------------------------------------------------------------------------
 
+    @_judged
     def check(self, reference: str, to: str) -> tuple[GateResult, ...]:
         """The gate results ``promote`` would see, without changing anything."""
         version = self._version(reference)
         self._check_chain(version, to)
         return self._evaluate(version, to, self.repo.holding(version.model, to))
 
+    @_judged
     def promote(
         self,
         reference: str,
@@ -147,12 +190,14 @@ class Environments:
                     reason=reason,
                     gates=results,
                     request_id=request.id,
+                    policy_version=self._policy_version,
                 )
             return self._outcome(version, to, holding, results, None, request)
         self._verify_unless_smoke_tested(version, to)
         event = self._change(version, to, holding, "promote", actor, reason, results)
         return self._outcome(version, to, holding, results, event, None)
 
+    @_judged
     def approve(
         self, request_id: int, *, reason: str = "", actor: str | None = None
     ) -> PromotionOutcome:
@@ -192,11 +237,13 @@ class Environments:
                 reason=reason or f"approved request {request_id} by {request.requested_by}",
                 gates=results,
                 request_id=request_id,
+                policy_version=self._policy_version,
                 conn=conn,
             )
         self._notify(event, version)
         return self._outcome(version, request.environment, holding, results, event, request)
 
+    @_judged
     def reject(
         self, request_id: int, *, reason: str = "", actor: str | None = None
     ) -> ApprovalRequest:
@@ -217,11 +264,13 @@ class Environments:
                 actor=actor,
                 reason=reason,
                 request_id=request_id,
+                policy_version=self._policy_version,
             )
         return self.repo.get_request(request_id)
 
     # -- rollback -----------------------------------------------------------------------------
 
+    @_judged
     def rollback(
         self,
         model: str,
@@ -266,6 +315,7 @@ class Environments:
 
     # -- new versions ----------------------------------------------------------------------------
 
+    @_judged
     def auto_enter(
         self, version: ModelVersion, actor: str | None = None
     ) -> EnvironmentEvent | None:
@@ -436,6 +486,7 @@ class Environments:
             reason=reason,
             gates=gates,
             forced=forced,
+            policy_version=self._policy_version,
         )
         self._notify(event, version)
         return event

@@ -200,6 +200,10 @@ class EnvironmentNotFoundError(NotFoundError):
     pass
 
 
+class PolicyNotFoundError(NotFoundError):
+    """The store holds no shared policy, or not the version asked for."""
+
+
 class RequestNotFoundError(NotFoundError):
     pass
 

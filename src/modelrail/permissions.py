@@ -77,6 +77,30 @@ DEFAULT_PERMISSIONS = Permissions(
 )
 
 
+def with_environment_rules(
+    rules: Mapping[str, Mapping[str, Iterable[str]]],
+    base: Permissions = DEFAULT_PERMISSIONS,
+) -> Permissions:
+    """``base`` with, per environment, the roles a policy names for an action: there, those
+    roles (and only those) may do it. Actions the policy leaves out keep ``base``'s roles.
+
+    ``rules`` maps environment -> action -> roles, e.g. ``{"prod": {"force": ["admin"]}}``."""
+    environments = {}
+    for environment, by_action in rules.items():
+        table = {}
+        for role in ROLES:
+            actions = set(base.actions(role, environment))
+            for action, roles in by_action.items():
+                check_action(action, environment)
+                if role in roles:
+                    actions.add(action)
+                else:
+                    actions.discard(action)
+            table[role] = frozenset(actions)
+        environments[environment] = MappingProxyType(table)
+    return Permissions(roles=base.roles, environments=MappingProxyType(environments))
+
+
 def check_action(action: str, environment: str | None) -> None:
     """Refuse an action this module does not know, or an environment action without one.
 

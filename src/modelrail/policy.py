@@ -10,6 +10,11 @@ min = { accuracy = 0.85 }
 approval = true
 allow_pickle = false   # the default in the last environment: pickled versions are refused
 
+[environments.prod.permissions]   # who may do what in prod (roles per action)
+request = ["member"]
+approve = ["approver"]
+force = ["admin"]
+
 [environments.prod.settings]
 serving_port = 8080
 ```
@@ -27,6 +32,12 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from modelrail.errors import ConfigError
+from modelrail.permissions import (
+    ENVIRONMENT_ACTIONS,
+    ROLES,
+    Permissions,
+    with_environment_rules,
+)
 
 DEFAULT_CHAIN = ("dev", "staging", "prod")
 _ENV_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
@@ -56,6 +67,9 @@ class EnvironmentPolicy:
     name: str
     gates: GatePolicy
     settings: Mapping[str, Any] = field(default_factory=dict)
+    # Action -> the roles that may do it here, for the actions the policy names; the
+    # others follow modelrail.permissions' defaults.
+    permissions: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -75,6 +89,13 @@ class PromotionPolicy:
                 f"unknown environment {name!r}: the chain is {' -> '.join(self.chain)}"
             )
         return self.environments[name]
+
+    @property
+    def permissions(self) -> Permissions:
+        """The role table with each environment's own rules applied."""
+        return with_environment_rules(
+            {name: env.permissions for name, env in self.environments.items() if env.permissions}
+        )
 
     def previous(self, name: str) -> str | None:
         index = self.chain.index(self.environment(name).name)
@@ -190,7 +211,11 @@ def _parse_environment(
     table = ("environments", name)
     values: dict[str, Any] = {}
     settings: dict[str, Any] = {}
+    permissions: dict[str, tuple[str, ...]] = {}
     for key, value in body.items():
+        if key == "permissions":
+            permissions = _parse_permissions(where, (*table, key), value)
+            continue
         if key == "settings":
             if not isinstance(value, dict):
                 where.fail(table, key, f"[environments.{name}] settings must be a table")
@@ -206,11 +231,8 @@ def _parse_environment(
                 settings[setting] = setting_value
             continue
         if key not in _GATE_KEYS:
-            where.fail(
-                table,
-                key,
-                f"unknown key '{key}' in [environments.{name}]; known: {', '.join(_GATE_KEYS)}",
-            )
+            known = ", ".join([*_GATE_KEYS, "permissions", "settings"])
+            where.fail(table, key, f"unknown key '{key}' in [environments.{name}]; known: {known}")
         _check(where, table, key, value, _GATE_KEYS[key])
         values[_GATE_FIELD.get(key, key)] = dict(value) if isinstance(value, dict) else value
     for setting, kind in SETTING_KEYS.items():
@@ -226,7 +248,32 @@ def _parse_environment(
             settings[setting] = override
     defaults = default_gates(name, chain)
     gates = GatePolicy(**{**defaults.__dict__, **values})
-    return EnvironmentPolicy(name=name, gates=gates, settings=settings)
+    return EnvironmentPolicy(name=name, gates=gates, settings=settings, permissions=permissions)
+
+
+def _parse_permissions(
+    where: _Locator, table: tuple[str, ...], value: Any
+) -> dict[str, tuple[str, ...]]:
+    heading = "[" + ".".join(table) + "]"
+    if not isinstance(value, dict):
+        where.fail(table[:-1], table[-1], f"{heading} must be a table of action = [roles]")
+    actions = sorted(ENVIRONMENT_ACTIONS)
+    rules = {}
+    for action, roles in value.items():
+        if action not in ENVIRONMENT_ACTIONS:
+            where.fail(
+                table,
+                action,
+                f"unknown action '{action}' in {heading}; known: {', '.join(actions)}",
+            )
+        if not isinstance(roles, list) or not all(role in ROLES for role in roles):
+            where.fail(
+                table,
+                action,
+                f"{heading} {action} must be a list of roles ({', '.join(ROLES)}), got {roles!r}",
+            )
+        rules[action] = tuple(role for role in ROLES if role in roles)
+    return rules
 
 
 def _check_chain(chain: tuple[str, ...], fail: Callable[[str], None]) -> None:

@@ -91,7 +91,7 @@ def job_spec_from_options(
     if output is not None:
         output = _from_here(output)
     if env is not None:
-        settings = client.settings.policy.environment(env).settings
+        settings = client.policy.environment(env).settings
         # batch_output in modelrail.toml stays relative to the project, like every setting.
         output = output or settings.get("batch_output")
         table = table or settings.get("batch_table")

@@ -69,7 +69,7 @@ def show(
         metrics = {
             v.version: (client.get_run(v.run_id).metrics if v.run_id else {}) for v in versions
         }
-        policy = client.settings.policy
+        policy = client.policy
         refusing = [e for e in policy.chain if not policy.environment(e).gates.allow_pickle]
     if as_json:
         plain = [

@@ -43,6 +43,7 @@ from modelrail.tracking.host import begin_run
 from modelrail.tracking.run import ActiveRun
 
 if TYPE_CHECKING:
+    from modelrail.policy import PromotionPolicy
     from modelrail.registry import LoadedModel
 
 __all__ = ["RemoteClient"]
@@ -73,6 +74,10 @@ class RemoteClient:
             known = {"created_at": 0.0, "created_by": "", **found}
             self._me = decode(User, known, "whoami")
         return self._me
+
+    @property
+    def policy(self) -> PromotionPolicy:
+        return self.settings.policy
 
     @property
     def user(self) -> str:

@@ -208,7 +208,7 @@ def _environment_watcher(
 def environment_policy(client: Client, environment: str) -> EnvironmentPolicy:
     """The environment to serve; one not in the chain means the server cannot start."""
     try:
-        return client.settings.policy.environment(environment)
+        return client.policy.environment(environment)
     except NotFoundError as exc:
         raise ServerStartError(f"cannot serve {environment}: {exc.message}") from exc
 

@@ -40,7 +40,7 @@ class ShadowScorer:
         load: Any,
         options: ServeOptions,
     ) -> None:
-        client.settings.policy.environment(environment)
+        client.policy.environment(environment)
         self.environment = environment
         self.live_environment = options.environment or "-"
         self.metrics = metrics

@@ -77,6 +77,7 @@ class EnvironmentRepository:
         gates: Sequence[GateResult] = (),
         forced: bool = False,
         request_id: int | None = None,
+        policy_version: int | None = None,
         conn: Connection | None = None,
     ) -> EnvironmentEvent:
         """Compare-and-swap what ``environment`` holds and append the event, atomically.
@@ -98,6 +99,7 @@ class EnvironmentRepository:
                     gates=gates,
                     forced=forced,
                     request_id=request_id,
+                    policy_version=policy_version,
                     conn=own,
                 )
         now = time.time()
@@ -143,6 +145,7 @@ class EnvironmentRepository:
             gates=gates,
             forced=forced,
             request_id=request_id,
+            policy_version=policy_version,
             created_at=now,
         )
 
@@ -175,6 +178,7 @@ class EnvironmentRepository:
             "gates": dumps([g.to_json() for g in fields.get("gates", ())]),
             "forced": bool(fields.get("forced", False)),
             "request_id": fields.get("request_id"),
+            "policy_version": fields.get("policy_version"),
             "created_at": fields["created_at"],
         }
         new_id = conn.execute(t.environment_events.insert(), row).inserted_primary_key
@@ -370,6 +374,7 @@ def _event(row: dict[str, Any]) -> EnvironmentEvent:
         forced=bool(row["forced"]),
         request_id=row["request_id"],
         created_at=float(row["created_at"]),
+        policy_version=row["policy_version"],
     )
 
 

@@ -216,7 +216,21 @@ environment_events = Table(
     Column("forced", Boolean, nullable=False),
     Column("request_id", Integer),
     Column("created_at", Float, nullable=False),
+    # The shared policy's version that judged the change; None: the project's own file.
+    Column("policy_version", Integer),
     Index("ix_environment_events_model_env", "model_id", "environment", "id"),
+)
+
+# The team's policy, one row per applied version. Append-only like the history.
+policies = Table(
+    "policies",
+    metadata,
+    Column("version", Integer, primary_key=True, autoincrement=False),
+    Column("document", Text, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("author", String(128), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
 )
 
 approval_requests = Table(

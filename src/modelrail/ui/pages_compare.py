@@ -56,7 +56,7 @@ def compare(page: Page) -> Response:
     changed_params = {c.key for d in diffs for c in d.params}
     changed_metrics = {c.key for d in diffs for c in d.metrics}
     changed_packages = sorted({c.key for d in diffs for c in d.packages})
-    policy = client.settings.policy
+    policy = client.policy
     histories = [stepped_metrics(client.metric_history(run.id)) for run in runs]
     chart_keys = sorted({key for history in histories for key in history})
     charts = [

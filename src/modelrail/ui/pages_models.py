@@ -64,7 +64,7 @@ def model_page(page: Page) -> Response:
         predictors={v.version: summary_lines(forms_record(v), v.flavor) for v in versions},
         environments=environments,
         held=held,
-        suggestions=_suggestions(client.settings.policy.chain, held),
+        suggestions=_suggestions(client.policy.chain, held),
         history=list(reversed(history)),
         pending=pending,
         notice=_notice(page, history),
@@ -76,7 +76,7 @@ def promote_check(page: Page) -> Response:
     version = _whole("version", page.param("version"))
     to = _required("to", page.param("to"))
     client = page.client
-    env = client.settings.policy.environment(to)
+    env = client.policy.environment(to)
     candidate = client.get_model_version(f"{name}:{version}")
     results = client.check_promotion(candidate.reference, to)
     holding = _holding(page, name, to)
@@ -159,7 +159,7 @@ def rollback_check(page: Page) -> Response:
     name = page.path_param("name")
     environment = _required("env", page.param("env"))
     client = page.client
-    client.settings.policy.environment(environment)
+    client.policy.environment(environment)
     holding = _holding(page, name, environment)
     events = client.history(name, environment)
     earlier = []

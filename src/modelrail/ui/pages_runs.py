@@ -114,7 +114,7 @@ def deployments(client: Client, versions: Iterable[ModelVersionRef]) -> list[Dep
     wanted = list(versions)
     if not wanted:
         return []
-    chain = client.settings.policy.chain
+    chain = client.policy.chain
     board = client.board()
     found = []
     for version in wanted:

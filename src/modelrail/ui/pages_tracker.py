@@ -63,7 +63,7 @@ def tracker(page: Page) -> Response:
         )
     keys = list(result.metric_keys)
     keys += [k for k in filters.ranges if k not in keys]
-    policy = client.settings.policy
+    policy = client.policy
     lower = {key: lower_is_better(key, policy) for key in keys}
     extremes = client.metric_extremes(filters.query, keys)
     best = {k: (low if lower[k] else high) for k, (low, high) in extremes.items()}
