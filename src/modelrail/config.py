@@ -53,6 +53,8 @@ class Settings:
     # The team server commands talk to (MODELRAIL_SERVER, [server] url); "" says none even
     # where a login would name one, None that nothing here says.
     server_url: str | None = None
+    # Whether modelrail.toml (or MODELRAIL_CHAIN) says anything about the environments.
+    policy_declared: bool = False
 
     @property
     def project_dir(self) -> Path:
@@ -133,6 +135,7 @@ def load_settings(
         ui_public_name=ui_public_name,
         allow_pickle=allow_pickle,
         server_url=None if server_url is None else server_url.strip(),
+        policy_declared="environments" in document or bool(env.get("MODELRAIL_CHAIN")),
     )
 
 

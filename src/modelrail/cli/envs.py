@@ -69,7 +69,7 @@ def promote(
 ) -> None:
     """Move a model version into an environment through its gates."""
     out = console()
-    with open_client() as client, _showing_failed_gates(out, as_json, "promoted"):
+    with open_client(governed=True) as client, _showing_failed_gates(out, as_json, "promoted"):
         outcome = client.promote(reference, to, reason=reason, force=force, if_holds=if_holds)
     if as_json:
         print_json(outcome)
@@ -95,7 +95,7 @@ def approve(
 ) -> None:
     """Approve a waiting promotion (someone other than the requester); the gates run again."""
     out = console()
-    with open_client() as client, _showing_failed_gates(out, as_json, "approved"):
+    with open_client(governed=True) as client, _showing_failed_gates(out, as_json, "approved"):
         outcome = client.approve(request_id, reason=reason)
     if as_json:
         print_json(outcome)
@@ -114,7 +114,7 @@ def reject(
     as_json: JsonOption = False,
 ) -> None:
     """Reject a waiting promotion; nothing moves and the rejection is kept in the history."""
-    with open_client() as client:
+    with open_client(governed=True) as client:
         request = client.reject(request_id, reason=reason)
     if as_json:
         print_json(request)
@@ -137,7 +137,10 @@ def rollback(
 ) -> None:
     """Put back the version an environment held before (or --to-version N)."""
     # A pickled version the environment's policy refuses is shown as a failed gate.
-    with open_client() as client, _showing_failed_gates(console(), as_json, "rolled_back"):
+    with (
+        open_client(governed=True) as client,
+        _showing_failed_gates(console(), as_json, "rolled_back"),
+    ):
         event = client.rollback(model, env, to_version=to_version, reason=reason)
     if as_json:
         print_json(event)
@@ -170,7 +173,8 @@ def history(
 
 def print_history(events: Sequence[EnvironmentEvent], out: Console) -> None:
     table = Table(title="history", title_justify="left")
-    for column in ("#", "when", "model", "env", "action", "from", "to", "who", "why", "gates"):
+    columns = ("#", "when", "model", "env", "action", "from", "to", "who", "why", "gates", "policy")
+    for column in columns:
         table.add_column(column)
     for event in events:
         failed = sum(not g.passed for g in event.gates)
@@ -191,13 +195,14 @@ def print_history(events: Sequence[EnvironmentEvent], out: Console) -> None:
             event.actor,
             event.reason or "-",
             summary,
+            f"v{event.policy_version}" if event.policy_version else "file",
         )
     out.print(table)
 
 
 def envs(as_json: JsonOption = False) -> None:
     """The board: every model and the version each environment holds."""
-    with open_client() as client:
+    with open_client(governed=True) as client:
         views = client.environments()
         requests = client.approval_requests("pending")
     if as_json:

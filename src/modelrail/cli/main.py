@@ -12,6 +12,7 @@ from modelrail.cli import (
     envs,
     login,
     models,
+    policy,
     project,
     runs,
     serve,
@@ -40,6 +41,7 @@ batch.register(app)
 users.register(app)
 server.register(app)
 login.register(app)
+policy.register(app)
 
 
 def run() -> None:

@@ -27,13 +27,15 @@ from modelrail.entities import (
     MetricPoint,
     Model,
     ModelVersion,
+    PolicyRecord,
     PromotionOutcome,
     Run,
     TrackerPage,
     User,
 )
-from modelrail.errors import NotOnServerError
+from modelrail.errors import NotOnServerError, PolicyNotFoundError, ServerResponseError
 from modelrail.flavors.base import SaveOptions, save_options
+from modelrail.policy_document import canonical, governed_by, parse_document
 from modelrail.refs import Ref
 from modelrail.remote.connection import ServerConnection, segment
 from modelrail.remote.decode import decode, decode_list
@@ -74,10 +76,6 @@ class RemoteClient:
             known = {"created_at": 0.0, "created_by": "", **found}
             self._me = decode(User, known, "whoami")
         return self._me
-
-    @property
-    def policy(self) -> PromotionPolicy:
-        return self.settings.policy
 
     @property
     def user(self) -> str:
@@ -296,3 +294,48 @@ class RemoteClient:
     def environments(self) -> list[EnvironmentView]:
         found = self.connection.get("/environments")
         return decode_list(EnvironmentView, found, "environments")
+
+    # -- the shared policy ----------------------------------------------------------------
+
+    @property
+    def policy(self) -> PromotionPolicy:
+        return self.policy_in_force()[0]
+
+    def policy_in_force(self) -> tuple[PromotionPolicy, int | None]:
+        """The policy the server judges by (with this machine's deployment settings)."""
+        found = self.connection.get("/policy")
+        if not isinstance(found, dict) or not isinstance(found.get("document"), str):
+            raise ServerResponseError(f"{self.connection.url} answered no policy document")
+        version = found.get("version")
+        source = f"the server's policy (version {version})" if version else "the server's policy"
+        parsed = parse_document(found["document"], source)
+        return governed_by(parsed, self.settings.policy), version
+
+    def policy_record(self, version: int | None = None) -> PolicyRecord:
+        if version is not None:
+            found = self.connection.get(f"/policy/versions/{int(version)}")
+            return decode(PolicyRecord, found, "policy")
+        record = self.connection.get("/policy").get("record")
+        if record is None:
+            raise PolicyNotFoundError(f"the store of {self.connection.url} holds no shared policy")
+        return decode(PolicyRecord, record, "policy")
+
+    def policy_history(self) -> list[PolicyRecord]:
+        return decode_list(PolicyRecord, self.connection.get("/policy/versions"), "policy")
+
+    def apply_policy(
+        self,
+        document: str,
+        *,
+        source: str = "the policy",
+        reason: str = "",
+        actor: str | None = None,
+    ) -> tuple[PolicyRecord, bool]:
+        """As ``Client.apply_policy``; checked here first, so an error names ``source`` and
+        its line. The server records the signed-in admin as the author (``actor`` is not
+        sent)."""
+        text = canonical(parse_document(document, source))
+        found = self.connection.post("/policy", {"document": text, "reason": reason})
+        if not isinstance(found, dict):
+            raise ServerResponseError(f"{self.connection.url} answered no policy record")
+        return decode(PolicyRecord, found.get("record"), "policy"), bool(found.get("created"))

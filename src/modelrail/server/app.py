@@ -4,9 +4,10 @@ Every ``/api`` route signs its request in first (``auth.sign_in``), then checks 
 user's permission with ``modelrail.permissions.require`` (reading needs ``read``;
 promoting needs ``request`` in the target environment, or ``force`` there with a reason;
 approving and rejecting need ``approve`` in the request's environment; rolling back needs
-``rollback`` there), and only then calls the ``Client`` method with ``actor`` set to the
-signed-in user, so every history row names who really acted. ``MODELRAIL_USER`` plays no
-part here. Library calls block, so they run in Starlette's worker threads.
+``rollback`` there; the policy in force may say which roles may do each), and only then
+calls the ``Client`` method with ``actor`` set to the signed-in user, so every history row
+names who really acted. ``MODELRAIL_USER`` plays no part here. Library calls block, so they
+run in Starlette's worker threads.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from modelrail.server import payload, reads, writes
 from modelrail.server.api_errors import EXCEPTION_HANDLERS
 from modelrail.server.artifact_routes import DEFAULT_MAX_UPLOAD_BYTES, artifact_routes
 from modelrail.server.auth import FailureThrottle, sign_in
+from modelrail.server.policy_routes import policy_routes
 
 T = TypeVar("T")
 RunWrite = Callable[[Client, Run, dict[str, Any], bool], Any]
@@ -54,6 +56,12 @@ def build_app(
 
     async def call(function: Callable[[], T]) -> T:
         return await run_in_threadpool(function)
+
+    async def permitted(user: User, action: str, environment: str) -> None:
+        """``require`` an environment action under the policy in force (which reads the
+        store, so in a worker thread)."""
+        permissions = await call(lambda: client.policy.permissions)
+        require(user, action, environment, permissions=permissions)
 
     async def reading(request: Request, read: Callable[[], Any]) -> Response:
         user = await signed_in(request)
@@ -131,7 +139,7 @@ def build_app(
         body = await payload.read_object(request, ("reference", "to"))
         reference = payload.text(body, "reference", required=True)
         to = payload.text(body, "to", required=True)
-        require(user, "request", to)
+        await permitted(user, "request", to)
         return answer(await call(lambda: client.check_promotion(reference, to)))
 
     # -- tracking and registering -------------------------------------------------------------
@@ -181,14 +189,14 @@ def build_app(
         force = payload.flag(body, "force")
         if_holds = payload.integer(body, "if_holds")
         if force:
-            require(user, "force", to)
+            await permitted(user, "force", to)
             if not reason.strip():
                 raise InvalidRequestError(
                     "a forced promotion skips the gates, so it needs a reason saying why",
                     field="reason",
                 )
         else:
-            require(user, "request", to)
+            await permitted(user, "request", to)
         return answer(
             await call(
                 lambda: client.promote(
@@ -203,7 +211,7 @@ def build_app(
         body = await payload.read_object(request, ("reason",))
         reason = payload.text(body, "reason")
         waiting = await call(lambda: client.approval_request(request_id))
-        require(user, "approve", waiting.environment)
+        await permitted(user, "approve", waiting.environment)
         if approve:
             return answer(
                 await call(lambda: client.approve(request_id, reason=reason, actor=user.name))
@@ -223,7 +231,7 @@ def build_app(
         environment = payload.text(body, "environment", required=True)
         to_version = payload.integer(body, "to_version")
         reason = payload.text(body, "reason")
-        require(user, "rollback", environment)
+        await permitted(user, "rollback", environment)
         return answer(
             await call(
                 lambda: client.rollback(
@@ -286,6 +294,7 @@ def build_app(
     if max_upload_bytes is None:
         max_upload_bytes = DEFAULT_MAX_UPLOAD_BYTES
     routes.extend(artifact_routes(client, signed_in, api, max_upload_bytes=max_upload_bytes))
+    routes.extend(policy_routes(client, signed_in, api))
     return Starlette(routes=routes, exception_handlers=dict(EXCEPTION_HANDLERS))
 
 

@@ -54,7 +54,9 @@ async def read_object(request: Request, fields: tuple[str, ...]) -> dict[str, An
     return body
 
 
-def text(body: Mapping[str, Any], name: str, *, required: bool = False) -> str:
+def text(
+    body: Mapping[str, Any], name: str, *, required: bool = False, max_length: int = MAX_TEXT
+) -> str:
     """A string field ('' when absent and not required)."""
     value = body.get(name)
     if value is None:
@@ -63,13 +65,13 @@ def text(body: Mapping[str, Any], name: str, *, required: bool = False) -> str:
         return ""
     if not isinstance(value, str):
         raise InvalidRequestError(f"{name!r} must be a string", field=name)
-    return checked_text(name, value)
+    return checked_text(name, value, max_length)
 
 
-def checked_text(name: str, value: str) -> str:
+def checked_text(name: str, value: str, max_length: int = MAX_TEXT) -> str:
     """``value`` when the store can hold it: not too long, no NUL, valid UTF-8."""
-    if len(value) > MAX_TEXT:
-        raise InvalidRequestError(f"{name!r} has more than {MAX_TEXT:,} characters", field=name)
+    if len(value) > max_length:
+        raise InvalidRequestError(f"{name!r} has more than {max_length:,} characters", field=name)
     if "\x00" in value:
         raise InvalidRequestError(f"{name!r} must not contain NUL characters", field=name)
     try:
