@@ -135,7 +135,7 @@ def test_app_role_tracks_registers_and_promotes_after_the_owner_inits_the_store(
 
     assert f"is at schema revision {HEAD_REVISION}" in out
     assert f"role '{roles.app}' may read and write" in out
-    assert "may only add rows to environment_events" in out
+    assert "may only add rows to environment_events, policies" in out
     with app_client(roles, tmp_path) as alice, app_client(roles, tmp_path, "bob") as bob:
         register_and_promote(alice, bob)
         log_version(alice, 0.5)
@@ -163,6 +163,10 @@ def test_app_role_cannot_disable_rewrite_or_drop_the_history(roles: Roles, tmp_p
         "DROP TABLE environment_events",
         "DROP TABLE runs CASCADE",
         "DROP FUNCTION modelrail_append_only() CASCADE",
+        "UPDATE policies SET author = 'mallory'",
+        "DELETE FROM policies",
+        "ALTER TABLE policies DISABLE TRIGGER policies_append_only",
+        "DROP FUNCTION modelrail_append_only_policies() CASCADE",
         "UPDATE alembic_version SET version_num = '0001'",
         "CREATE TABLE sneaky (id integer)",
     ]
@@ -176,6 +180,7 @@ def test_app_role_cannot_disable_rewrite_or_drop_the_history(roles: Roles, tmp_p
         assert alice.history(MODEL) == before
     granted = privileges(roles)
     assert granted["environment_events"] == {"SELECT", "INSERT"}
+    assert granted["policies"] == {"SELECT", "INSERT"}
     assert granted["alembic_version"] == {"SELECT"}
     assert granted["runs"] == {"SELECT", "INSERT", "UPDATE", "DELETE"}
     assert not any("TRUNCATE" in p for p in granted.values())
