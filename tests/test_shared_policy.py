@@ -203,3 +203,19 @@ def test_the_policy_says_who_may_do_what_per_environment(two: tuple[Client, Clie
     # request = ["member"] in prod: an admin is no longer among them.
     with pytest.raises(PermissionDeniedError, match="needs the member role in prod"):
         require(boss, "request", "prod", permissions=permissions)
+
+
+def test_once_the_store_has_users_only_an_admin_of_it_applies_a_policy(
+    two: tuple[Client, Client],
+) -> None:
+    admin, colleague = two
+    admin.apply_policy(TEAM_POLICY)  # no users yet: a laptop's single user may
+    admin.add_user("ada", ["admin"])
+    admin.add_user("bob", ["member"])
+    stricter = TEAM_POLICY.replace("accuracy = 0.5", "accuracy = 0.7")
+    with pytest.raises(PermissionDeniedError, match=r"bob may not administer users and policy"):
+        colleague.apply_policy(stricter)
+    with pytest.raises(PermissionDeniedError, match="no user of this store has that name"):
+        colleague.apply_policy(stricter, actor="nobody")
+    record, created = admin.apply_policy(stricter)
+    assert created and (record.version, record.author) == (2, "ada")

@@ -8,12 +8,15 @@ loosen the chain, the gates or the permissions (it keeps only its deployment set
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
+from modelrail.errors import PermissionDeniedError, UserNotFoundError
+from modelrail.permissions import require
 from modelrail.policy_document import canonical, governed_by, parse_document
 from modelrail.store.policy_repo import PolicyRepository
 
 if TYPE_CHECKING:
+    from modelrail.client import Client
     from modelrail.config import Settings
     from modelrail.entities import PolicyRecord
     from modelrail.policy import PromotionPolicy
@@ -69,6 +72,25 @@ class PolicyMethods:
 
         It is checked in full first (``ConfigError`` naming ``source`` and the line), then
         stored in canonical form as the next version. Applying what is in force already
-        stores nothing: the newest version comes back with False."""
+        stores nothing: the newest version comes back with False.
+
+        Once the store has users, ``actor`` must be one of them with the admin role
+        (``PermissionDeniedError``). Over a direct connection to the store that name is
+        the one this machine declares, so it guards against mistakes, not against people:
+        the team server checks the signed-in admin."""
+        actor = actor or self.user
         text = canonical(parse_document(document, source))
-        return PolicyRepository(self.db).append(text, actor or self.user, reason)
+        identity = cast("Client", self).identity_service
+        if identity.users():
+            try:
+                user = identity.user(actor)
+            except UserNotFoundError:
+                raise PermissionDeniedError(
+                    f"{actor} may not administer users and policy: no user of this store "
+                    "has that name (set MODELRAIL_USER to an admin's name)",
+                    user=actor,
+                    action="admin",
+                    environment=None,
+                ) from None
+            require(user, "admin")
+        return PolicyRepository(self.db).append(text, actor, reason)
