@@ -40,6 +40,16 @@ class IdentityMethods:
             )
         return self._identity
 
+    def _identity_as(self, actor: str | None) -> Identity:
+        """The service acting as ``actor`` (None: the client's user), as the team server
+        acts for the signed-in admin."""
+        service = self.identity_service
+        if actor is None or actor == service.actor:
+            return service
+        from modelrail.identity import Identity
+
+        return Identity(service.repo, actor=actor, environments=service.environments)
+
     def users(self) -> list[User]:
         """Every user with their roles, by name (disabled ones included)."""
         return self.identity_service.users()
@@ -47,28 +57,40 @@ class IdentityMethods:
     def get_user(self, name: str) -> User:
         return self.identity_service.user(name)
 
-    def add_user(self, name: str, roles: Iterable[str | RoleGrant] = ()) -> User:
+    def add_user(
+        self, name: str, roles: Iterable[str | RoleGrant] = (), *, actor: str | None = None
+    ) -> User:
         """Create a user holding ``roles``: ``"member"`` (every environment),
-        ``"approver@prod"`` (one environment) or ``RoleGrant``s."""
-        return self.identity_service.add_user(name, roles)
+        ``"approver@prod"`` (one environment) or ``RoleGrant``s. ``actor`` (here and below)
+        names who makes the change (default: the client's user)."""
+        return self._identity_as(actor).add_user(name, roles)
 
-    def grant_role(self, name: str, role: str, environment: str | None = None) -> User:
+    def grant_role(
+        self, name: str, role: str, environment: str | None = None, *, actor: str | None = None
+    ) -> User:
         """Give a user ``role`` in ``environment`` (None: in every environment)."""
-        return self.identity_service.grant_role(name, role, environment)
+        return self._identity_as(actor).grant_role(name, role, environment)
 
-    def revoke_role(self, name: str, role: str, environment: str | None = None) -> User:
+    def revoke_role(
+        self, name: str, role: str, environment: str | None = None, *, actor: str | None = None
+    ) -> User:
         """Take back a role the user holds in ``environment`` (None: the everywhere grant)."""
-        return self.identity_service.revoke_role(name, role, environment)
+        return self._identity_as(actor).revoke_role(name, role, environment)
 
-    def disable_user(self, name: str) -> User:
+    def disable_user(self, name: str, *, actor: str | None = None) -> User:
         """Disable a user: none of their tokens signs in any more."""
-        return self.identity_service.disable_user(name)
+        return self._identity_as(actor).disable_user(name)
 
     def create_token(
-        self, user: str, label: str = "", expires_in_days: float | None = None
+        self,
+        user: str,
+        label: str = "",
+        expires_in_days: float | None = None,
+        *,
+        actor: str | None = None,
     ) -> tuple[ApiToken, str]:
         """A personal API token for ``user`` and its secret, which is shown only now."""
-        return self.identity_service.create_token(user, label, expires_in_days)
+        return self._identity_as(actor).create_token(user, label, expires_in_days)
 
     def tokens(self, user: str | None = None) -> list[ApiToken]:
         """Every API token (of ``user``), oldest first, without secrets."""

@@ -687,9 +687,12 @@ def target(
     yield Target(team, endpoint, run_id, _bodies(shape.fields if shape else BODY_FIELDS))
     health = team.get("/health")
     assert (health.status, health.json()) == (200, {"status": "ok"})
-    whoami = team.get("/api/v1/whoami", "vic")
+    # A fresh user's token: the junk may have revoked a token or disabled a user, as asked.
+    team.client.add_user("after-the-junk", ["viewer"])
+    _, secret = team.client.create_token("after-the-junk")
+    whoami = team.get("/api/v1/whoami", token=secret)
     assert whoami.status == 200, whoami.body
-    assert whoami.json()["name"] == "vic"
+    assert whoami.json()["name"] == "after-the-junk"
 
 
 # A failing example holding a thousand list items has a repr over Hypothesis's warning size;

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from modelrail.artifacts import ArtifactStore
 from modelrail.client_environments import EnvironmentView
 from modelrail.config import Settings
 from modelrail.entities import (
+    ApiToken,
     ApprovalRequest,
     EnvironmentEvent,
     Experiment,
@@ -29,6 +30,7 @@ from modelrail.entities import (
     ModelVersion,
     PolicyRecord,
     PromotionOutcome,
+    RoleGrant,
     Run,
     TrackerPage,
     User,
@@ -339,3 +341,58 @@ class RemoteClient:
         if not isinstance(found, dict):
             raise ServerResponseError(f"{self.connection.url} answered no policy record")
         return decode(PolicyRecord, found.get("record"), "policy"), bool(found.get("created"))
+
+    # -- users, roles and tokens (an admin's) -------------------------------------------
+
+    def users(self) -> list[User]:
+        return decode_list(User, self.connection.get("/users"), "users")
+
+    def get_user(self, name: str) -> User:
+        return decode(User, self.connection.get(f"/users/{segment(name)}"), "user")
+
+    def add_user(
+        self, name: str, roles: Iterable[str | RoleGrant] = (), *, actor: str | None = None
+    ) -> User:
+        """As ``Client.add_user``; the server records the signed-in admin (``actor`` is not
+        sent), here and in the methods below."""
+        body = {"name": name, "roles": [str(role) for role in roles]}
+        return decode(User, self.connection.post("/users", body), "user")
+
+    def grant_role(
+        self, name: str, role: str, environment: str | None = None, *, actor: str | None = None
+    ) -> User:
+        body = {"role": role, "environment": environment}
+        found = self.connection.post(f"/users/{segment(name)}/roles", body, repeatable=True)
+        return decode(User, found, "user")
+
+    def revoke_role(
+        self, name: str, role: str, environment: str | None = None, *, actor: str | None = None
+    ) -> User:
+        body = {"role": role, "environment": environment}
+        found = self.connection.post(f"/users/{segment(name)}/roles/revoke", body)
+        return decode(User, found, "user")
+
+    def disable_user(self, name: str, *, actor: str | None = None) -> User:
+        found = self.connection.post(f"/users/{segment(name)}/disable", {}, repeatable=True)
+        return decode(User, found, "user")
+
+    def create_token(
+        self,
+        user: str,
+        label: str = "",
+        expires_in_days: float | None = None,
+        *,
+        actor: str | None = None,
+    ) -> tuple[ApiToken, str]:
+        body = {"user": user, "label": label, "expires_in_days": expires_in_days}
+        found = self.connection.post("/tokens", body)
+        if not isinstance(found, dict) or not isinstance(found.get("secret"), str):
+            raise ServerResponseError(f"{self.connection.url} answered no token")
+        return decode(ApiToken, found.get("token"), "token"), found["secret"]
+
+    def tokens(self, user: str | None = None) -> list[ApiToken]:
+        return decode_list(ApiToken, self.connection.get("/tokens", {"user": user}), "tokens")
+
+    def revoke_token(self, token_id: int) -> ApiToken:
+        found = self.connection.post(f"/tokens/{int(token_id)}/revoke", {}, repeatable=True)
+        return decode(ApiToken, found, "token")

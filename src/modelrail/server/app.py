@@ -30,6 +30,7 @@ from modelrail.server import payload, reads, writes
 from modelrail.server.api_errors import EXCEPTION_HANDLERS
 from modelrail.server.artifact_routes import DEFAULT_MAX_UPLOAD_BYTES, artifact_routes
 from modelrail.server.auth import FailureThrottle, sign_in
+from modelrail.server.identity_routes import identity_routes
 from modelrail.server.policy_routes import policy_routes
 
 T = TypeVar("T")
@@ -295,6 +296,7 @@ def build_app(
         max_upload_bytes = DEFAULT_MAX_UPLOAD_BYTES
     routes.extend(artifact_routes(client, signed_in, api, max_upload_bytes=max_upload_bytes))
     routes.extend(policy_routes(client, signed_in, api))
+    routes.extend(identity_routes(client, signed_in, api))
     return Starlette(routes=routes, exception_handlers=dict(EXCEPTION_HANDLERS))
 
 
