@@ -192,12 +192,27 @@ def test_the_rollback_page_offers_no_default_the_store_refuses(page: Page, fresh
         assert fresh.board() == {"dev": 3}
 
 
+def sign_in(page: Page, token: str) -> None:
+    """Through the sign-in page the dashboard leads to, with a personal API token."""
+    page.wait_for_url(re.compile(r"/login\?next="))
+    expect(page.get_by_test_id("login-name")).to_have_count(0)  # no names, only tokens
+    page.get_by_test_id("login-token").fill(token)
+    page.get_by_test_id("login-button").click()
+
+
 def test_promotion_to_prod_waits_for_a_second_person_to_approve(
     page: Page, fresh: Fresh, readme_shot: ReadmeShot
 ) -> None:
     server = fresh.serve()
     with fresh.seeded.client() as client:
         client.promote(f"{MODEL}:1", "staging", reason="first candidate")
+        mia = client.create_token(client.add_user("mia", ["member"]).name)[1]
+        ann = client.create_token(client.add_user("ann", ["approver@prod"]).name)[1]
+    page.goto(server.origin + MODEL_PAGE)  # a store with users: sign in first
+    sign_in(page, mia)
+    page.wait_for_url(server.origin + MODEL_PAGE)
+    expect(page.get_by_test_id("signed-in-as")).to_contain_text("signed in as mia")
+    expect(page.get_by_test_id("roles")).to_have_text("(member)")
     open_promote_check(page, server.origin, 1, "prod")
     expect(page.get_by_test_id("approval-note")).to_be_visible()
     expect(page.get_by_test_id("confirm-button")).to_have_text(
@@ -209,22 +224,22 @@ def test_promotion_to_prod_waits_for_a_second_person_to_approve(
 
     request = page.get_by_test_id("pending-request")
     expect(request).to_have_count(1)
-    request.get_by_test_id("approve-button").click()
-    page.wait_for_url(re.compile(r"/requests/\d+/approve$"))
-    expect(page.get_by_test_id("blocked-message")).to_contain_text("someone else must approve")
-    expect(page.get_by_test_id("confirm-button")).to_have_count(0)
+    expect(request.get_by_test_id("approve-button")).to_have_count(0)  # mia may not approve
+    expect(request.get_by_test_id("approver-needed")).to_contain_text("approver in prod")
 
-    page.get_by_test_id("nav-login").click()  # "act as someone else"
-    page.wait_for_url(re.compile(r"/login\?next="))
-    expect(page.get_by_test_id("login-token")).to_have_count(0)  # this server has no token
-    page.get_by_test_id("login-name").fill("bob")
-    page.get_by_test_id("login-button").click()
+    page.get_by_test_id("logout-button").click()
+    page.goto(server.origin + MODEL_PAGE)
+    sign_in(page, ann)
+    page.wait_for_url(server.origin + MODEL_PAGE)
+    expect(page.get_by_test_id("signed-in-as")).to_contain_text("signed in as ann")
+    expect(page.get_by_test_id("roles")).to_have_text("(approver in prod)")
+    expect(page.get_by_test_id("promote-form")).to_have_count(0)  # approvers do not request
+    page.get_by_test_id("pending-request").get_by_test_id("approve-button").click()
     page.wait_for_url(re.compile(r"/requests/\d+/approve$"))
-    expect(page.get_by_test_id("acting-as")).to_contain_text("acting as bob")
     expect(page.get_by_test_id("gate-row")).to_have_count(5)  # "safe format" among them
     confirm(page, "reviewed")
     expect(page.get_by_test_id("notice")).to_contain_text(
-        f"bob approved and moved {MODEL} version 1 in prod"
+        f"ann approved and moved {MODEL} version 1 in prod"
     )
     assert env_version(page, "prod") == "1"
     expect(page.get_by_test_id("pending-request")).to_have_count(0)
@@ -232,7 +247,7 @@ def test_promotion_to_prod_waits_for_a_second_person_to_approve(
     assert fresh.board() == {"dev": 3, "staging": 1, "prod": 1}
     with fresh.seeded.client() as client:
         event = client.history(MODEL, "prod")[-1]
-    assert (event.action, event.to_version, event.actor) == ("approve", 1, "bob")
+    assert (event.action, event.to_version, event.actor) == ("approve", 1, "ann")
     readme_shot("model")
 
 
@@ -246,14 +261,13 @@ def test_with_a_token_a_change_needs_a_login(page: Page, fresh: Fresh) -> None:
         page.get_by_test_id("confirm-button").click()
     assert refused.value.status == 401
     page.wait_for_load_state()
-    expect(page).to_have_title("Log in first · modelrail")
+    expect(page).to_have_title("Sign in first · modelrail")
     expect(page.get_by_test_id("error-message")).to_have_attribute("data-status", "401")
     assert fresh.board() == {"dev": 3}
 
     page.get_by_test_id("error-login-link").click()
     page.wait_for_url(re.compile(r"/login\?next="))
     page.get_by_test_id("login-token").fill("wrong")
-    page.get_by_test_id("login-name").fill("carol")
     with page.expect_response(lambda r: r.request.method == "POST") as wrong:
         page.get_by_test_id("login-button").click()
     assert wrong.value.status == 403
@@ -262,19 +276,18 @@ def test_with_a_token_a_change_needs_a_login(page: Page, fresh: Fresh) -> None:
 
     page.goto(server.origin + "/login")
     page.get_by_test_id("login-token").fill("s3cret")
-    page.get_by_test_id("login-name").fill("carol")
     page.get_by_test_id("login-button").click()
     page.wait_for_url(server.origin + "/")
-    expect(page.get_by_test_id("acting-as")).to_contain_text("acting as carol")
+    expect(page.get_by_test_id("acting-as")).to_contain_text("acting as alice")  # local user
     expect(page.get_by_test_id("logout-button")).to_be_visible()
 
     open_promote_check(page, server.origin, 1, "staging")
     confirm(page, "with the token")
-    expect(page.get_by_test_id("notice")).to_contain_text(f"carol promoted {MODEL} version 1")
+    expect(page.get_by_test_id("notice")).to_contain_text(f"alice promoted {MODEL} version 1")
     assert fresh.board() == {"dev": 3, "staging": 1}
     with fresh.seeded.client() as client:
         event = client.history(MODEL, "staging")[-1]
-    assert (event.actor, event.reason) == ("carol", "with the token")
+    assert (event.actor, event.reason) == ("alice", "with the token")
 
     page.get_by_test_id("logout-button").click()
     page.wait_for_url(server.origin + "/")

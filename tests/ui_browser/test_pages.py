@@ -26,7 +26,7 @@ def pages(seeded: Seeded) -> dict[str, tuple[str, str, str]]:
         "batch": ("/batch", "Batch scoring", "batch-runs-table"),
         "batch-run": (f"/batch/{seeded.batch_ok}", "Batch run", "batch-run-facts"),
         "batch-run-failed": (f"/batch/{seeded.batch_failed}", "Batch run", "batch-error"),
-        "login": ("/login", "Log in", "login-form"),
+        "login": ("/login", "Sign in", "login-nobody"),
     }
 
 

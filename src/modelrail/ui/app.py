@@ -1,12 +1,14 @@
 """The dashboard as an ASGI app: its routes, and the one place errors become pages.
 
-``create_app(settings_or_client_factory, token=..., public_names=...)`` returns a
-Starlette app; the ``modelrail ui`` command serves it with uvicorn. Every page function is
-plain synchronous code that Starlette runs in its thread pool. Before it, ``guard`` refuses a
-foreign ``Host`` and gives the request its session; this module then checks where a form
-came from, the token for writes and the form's CSRF token, and maps every
+``create_app(settings_or_client_factory, token=..., public_names=..., throttle=...)``
+returns a Starlette app; the ``modelrail ui`` command serves it with uvicorn. Every page
+function is plain synchronous code that Starlette runs in its thread pool. Before it,
+``guard`` refuses a foreign ``Host`` and gives the request its session; this module then
+checks where a form came from, finds who is looking (``access.identify``: signing in,
+reading needs the ``read`` permission on a store with users), checks that a change may be
+made at all (``auth.require_write``) and the form's CSRF token, and maps every
 ``ModelrailError`` to its ``http_status`` (a wrong URL to 404) on a readable page, never a
-traceback.
+traceback. Which change a user may make the page functions check (``pages_models``).
 """
 
 from __future__ import annotations
@@ -14,20 +16,22 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlencode
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response
+from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from modelrail.config import Settings
-from modelrail.errors import GateFailedError, InvalidInputError, ModelrailError
+from modelrail.errors import GateFailedError, InvalidInputError, ModelrailError, ThrottledError
+from modelrail.server.auth import FailureThrottle
 from modelrail.ui import (
+    access,
     auth,
     guard,
     pages_batch,
@@ -47,7 +51,15 @@ _CSP = (
     "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
     "frame-ancestors 'none'; base-uri 'none'"
 )
-_TITLES = {400: "Bad request", 401: "Log in first", 403: "Not allowed", 404: "Not found"}
+_TITLES = {
+    400: "Bad request",
+    401: "Sign in first",
+    403: "Not allowed",
+    404: "Not found",
+    429: "Too many failed sign-ins",
+}
+# Paths anyone may open on a store with users: signing in and out.
+_OPEN_PATHS = frozenset({"/login", "/logout"})
 
 PageFunction = Callable[[Page], Response]
 
@@ -57,17 +69,20 @@ def create_app(
     *,
     token: str | None = None,
     public_names: str | None = None,
+    throttle: FailureThrottle | None = None,
 ) -> Starlette:
     """The dashboard for the store of ``source``: settings (a ``Client`` is opened from them
-    on the first request) or a function returning a ``Client``. With ``token``, changes
-    need it (``Authorization: Bearer`` or the /login form). ``public_names`` (else the
-    settings' ``[ui] public_name``) are the names it is reached by besides its own
-    addresses (see ``guard``)."""
+    on the first request) or a function returning a ``Client``. Who signs in and what they
+    may do follows ``access``: on a store without users, ``token`` is what changes need
+    (``Authorization: Bearer`` or the /login form). ``throttle`` counts failed sign-ins per
+    address and names the trusted single sign-on proxy, if any (default: no proxy).
+    ``public_names`` (else the settings' ``[ui] public_name``) are the names it is reached
+    by besides its own addresses (see ``guard``)."""
     if public_names is None and isinstance(source, Settings):
         public_names = source.ui_public_name
     names = guard.parse_public_names(public_names)
     factory = _factory(source)
-    state = UiState(factory, token, make_environment())
+    state = UiState(factory, token, make_environment(), throttle)
     sessions = auth.Sessions(state.token)
 
     def endpoint(function: PageFunction, *, write: bool = False) -> Callable[..., Any]:
@@ -76,10 +91,14 @@ def create_app(
             if request.method == "POST":
                 guard.check_origin(request, request.state.origin)
                 form = await _read_form(request)
-            page = Page(request, state, form)
             session: auth.Session = request.state.session
-            page.logged_in = session.logged_in
-            page.session_user = session.name or None
+            viewer = await run_in_threadpool(access.identify, state, request, session)
+            request.state.viewer = viewer
+            page = Page(request, state, form, viewer)
+            if viewer.team and request.url.path not in _OPEN_PATHS:
+                if not viewer.signed_in and request.method in ("GET", "HEAD"):
+                    return RedirectResponse(_login_path(request), status_code=303)
+                viewer.require("read")  # nobody signed in: 401; no read permission: 403
             by_bearer = auth.require_write(page) if write else False
             if request.method == "POST" and not by_bearer:
                 sessions.check_form(session, page.field(auth.CSRF_FIELD))
@@ -145,6 +164,12 @@ def create_app(
     return app
 
 
+def _login_path(request: Request) -> str:
+    """The sign-in page, leading back to this page afterwards."""
+    query = request.url.query
+    return "/login?" + urlencode({"next": request.url.path + (f"?{query}" if query else "")})
+
+
 def _factory(source: Settings | ClientFactory) -> ClientFactory:
     if isinstance(source, Settings):
         settings = source
@@ -201,6 +226,8 @@ def _error_page(state: UiState, request: Request, exc: Exception) -> Response:
     )
     if status == 401:
         response.headers["WWW-Authenticate"] = 'Bearer realm="modelrail"'
+    if isinstance(exc, ThrottledError):
+        response.headers["Retry-After"] = str(exc.retry_after)
     return response
 
 

@@ -1,19 +1,19 @@
-"""Who may change things, who they are, and which forms are their own.
+"""Signing in to the dashboard, sessions, and which forms are a session's own.
 
-Reading is open. A write (promote, approve, reject, roll back) needs the configured token
-when the server has one: sent as ``Authorization: Bearer TOKEN``, or remembered by the
-session cookie the /login form sets. The login form may also name the person acting, so a
-second person can approve a request from the same server; otherwise the server's own user
-acts, as ``MODELRAIL_USER`` does on the command line.
+Who signs in, and what they may do, is ``access``'s to decide. This module keeps the
+session: a random id in an HttpOnly, SameSite=Strict cookie (Path=/, Secure over https),
+signed with an HMAC keyed by the dashboard's ``--token`` (random per process without one),
+naming the user who signed in at /login with a personal API token, never the token itself.
+A signed-in session lasts at most ``SESSION_MAX_AGE_S``; signing in or out starts a new
+one. On a store without users the /login form takes the dashboard's ``--token`` instead,
+and the session only remembers that it was given.
 
-Every visitor has a session: a random id in an HttpOnly, SameSite=Strict cookie (Path=/,
-Secure over https), signed with an HMAC keyed by the token (random per process without
-one), holding the name given at login but never the token itself. Logging in starts a new
-session. Every form carries a CSRF token derived from the session id, and every POST must
-send the token of its own session: a form made on another site, or one whose token belongs to
-another session, is refused with 403. A request that proves the server's token as a bearer
-needs no form token, since no browser sends that header on its own. The ``Host`` and
-``Origin`` checks are in ``guard``.
+Every form carries a CSRF token derived from the session id, and every POST must send the
+token of its own session: a form made on another site, or one whose token belongs to
+another session, is refused with 403. A request that signs in with
+``Authorization: Bearer`` needs no form token, since no browser sends that header on its
+own. The ``Host`` and ``Origin`` checks are in ``guard``. Failed sign-ins at /login count
+against the address (``modelrail.server.auth.FailureThrottle``), as on the team server.
 """
 
 from __future__ import annotations
@@ -22,72 +22,88 @@ import base64
 import hashlib
 import hmac
 import secrets
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from modelrail.errors import ForbiddenError, LoginRequiredError
+from modelrail.entities import User
+from modelrail.errors import ForbiddenError, InvalidInputError, LoginRequiredError
 from modelrail.ui.state import Page
 
 SESSION_COOKIE = "modelrail_ui_session"
 CSRF_FIELD = "csrf_token"
-_MAX_NAME = 128
+# A signed-in session ends after this long; the person signs in again.
+SESSION_MAX_AGE_S = 12 * 3600
+# How a viewer was recognised (``access.Viewer.via``).
+BY_SESSION, BY_BEARER, BY_PROXY = "session", "bearer", "proxy"
 _ANONYMOUS = "a"
-_NAMED = "u"
+_TOKEN = "t"
+_USER = "u"
 
 
 @dataclass(frozen=True)
 class Session:
-    """One visitor's session: ``name`` is None until the login form is sent ('' when it
-    named nobody); ``new`` when this response starts it."""
+    """One visitor's session: ``user`` names who signed in with a personal token (a store
+    with users), ``token`` says the dashboard's ``--token`` was given (a store without
+    users); ``issued`` is when (Unix seconds); ``new`` when this response starts it."""
 
     id: str
-    name: str | None = None
+    user: str | None = None
+    token: bool = False
+    issued: int = 0
     new: bool = False
-
-    @property
-    def logged_in(self) -> bool:
-        return self.name is not None
 
 
 class Sessions:
-    """Starts, signs and reads sessions, and derives their CSRF tokens, with one key."""
+    """Starts, signs and reads sessions, and derives their CSRF tokens, with one key.
+    ``clock`` gives the time in seconds (tests move it)."""
 
-    def __init__(self, token: str | None) -> None:
+    def __init__(self, token: str | None, *, clock: Callable[[], float] = time.time) -> None:
         if token is None:
             self._key = secrets.token_bytes(32)
         else:
-            self._key = hashlib.sha256(b"modelrail-ui-session\0" + token.encode()).digest()
+            self._key = hashlib.sha256(b"modelrail-ui-session-2\0" + token.encode()).digest()
+        self._clock = clock
 
-    def start(self, name: str | None = None) -> Session:
-        return Session(secrets.token_hex(16), name, new=True)
+    def start(self, *, user: str | None = None, token: bool = False) -> Session:
+        return Session(secrets.token_hex(16), user, token, int(self._clock()), new=True)
 
     def read(self, request: Request) -> Session | None:
-        """The session of a valid cookie, else None."""
+        """The session of a valid cookie, else None (a signed-in one only while young)."""
         raw = request.cookies.get(SESSION_COOKIE, "")
         payload, _, signature = raw.rpartition(".")
-        session_id, _, who = payload.partition(".")
-        if len(session_id) != 32 or not hmac.compare_digest(
-            signature.encode(), self._sign(payload).encode()
-        ):
+        parts = payload.split(".")
+        if len(parts) != 3 or len(parts[0]) != 32 or not parts[2].isdigit():
             return None
+        if not hmac.compare_digest(signature.encode(), self._sign(payload).encode()):
+            return None
+        session_id, who, issued_text = parts
+        issued = int(issued_text)
         if who == _ANONYMOUS:
-            return Session(session_id)
+            return Session(session_id, issued=issued)
+        if not 0 <= self._clock() - issued < SESSION_MAX_AGE_S:
+            return None
+        if who == _TOKEN:
+            return Session(session_id, token=True, issued=issued)
+        if not who.startswith(_USER):
+            return None
+        encoded = who.removeprefix(_USER)
         try:
-            encoded = who.removeprefix(_NAMED)
-            name = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)).decode()
+            user = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)).decode()
         except (ValueError, UnicodeDecodeError):
             return None
-        return Session(session_id, name)
+        return Session(session_id, user=user, issued=issued)
 
     def cookie(self, session: Session, *, secure: bool) -> tuple[bytes, bytes]:
         """The ``Set-Cookie`` header that keeps ``session``."""
-        if session.name is None:
-            who = _ANONYMOUS
+        if session.user is not None:
+            who = _USER + base64.urlsafe_b64encode(session.user.encode()).decode().rstrip("=")
         else:
-            who = _NAMED + base64.urlsafe_b64encode(session.name.encode()).decode().rstrip("=")
-        payload = f"{session.id}.{who}"
+            who = _TOKEN if session.token else _ANONYMOUS
+        payload = f"{session.id}.{who}.{session.issued}"
         carrier = Response()
         carrier.set_cookie(
             SESSION_COOKIE,
@@ -128,8 +144,14 @@ def _bearer(request: Request) -> str | None:
 
 
 def require_write(page: Page) -> bool:
-    """Raise unless this request may change what the environments hold; True when it
-    proved the server's token as a bearer (so it needs no form token)."""
+    """Raise unless this request may change what the environments hold at all (which
+    changes, ``access`` checks); True when it signed in as a bearer, so it needs no form
+    token. With users: someone must be signed in. Without: the dashboard's ``--token``,
+    when it has one, given at /login or as a bearer."""
+    viewer = page.viewer
+    if viewer.team:
+        viewer.require("read")  # nobody signed in: 401
+        return viewer.via == BY_BEARER
     token = page.state.token
     if token is None:
         return False
@@ -138,24 +160,40 @@ def require_write(page: Page) -> bool:
         if not hmac.compare_digest(given.encode(), token.encode()):
             raise ForbiddenError("the bearer token is wrong")
         return True
-    if page.logged_in:
+    if viewer.via == BY_SESSION:
         return False
-    raise LoginRequiredError("this server needs its token for changes: log in first (/login)")
+    raise LoginRequiredError("this dashboard needs its token for changes: log in first (/login)")
 
 
 def login_form(page: Page) -> Response:
-    return page.render("login.html", title="Log in", next=_safe_next(page.param("next")))
+    return page.render("login.html", title="Sign in", next=_safe_next(page.param("next")))
 
 
 def login(page: Page, sessions: Sessions) -> Response:
-    """Check the token, then start a new session under the name given."""
-    token = page.state.token
-    if token is not None and not hmac.compare_digest(page.field("token").encode(), token.encode()):
-        raise ForbiddenError("wrong token: nothing was changed")
-    name = page.field("name")[:_MAX_NAME]
+    """Sign in with a personal API token (a store with users) or the dashboard's token (a
+    store without), counting a failure against the address; then start a new session."""
+    throttle = page.state.throttle
+    address = throttle.address(page.request)
+    given = page.field("token")
+    if page.viewer.team:
+        user: User = throttle.counted(address, lambda: page.client.authenticate(given))
+        session = sessions.start(user=user.name)
+    else:
+        token = page.state.token
+        if token is None:
+            raise InvalidInputError(
+                "nobody signs in to this dashboard: its store has no users, so changes are "
+                f"recorded as {page.viewer.name} (MODELRAIL_USER); add users with 'modelrail "
+                "users add' to have each person sign in with a personal API token"
+            )
+        throttle.check(address)
+        if not hmac.compare_digest(given.encode(), token.encode()):
+            throttle.failed(address)
+            raise ForbiddenError("wrong token: nothing was changed")
+        session = sessions.start(token=True)
     response = RedirectResponse(_safe_next(page.field("next")), status_code=303)
     secure = page.request.state.origin.scheme == "https"  # as reached, perhaps by a proxy
-    response.raw_headers.append(sessions.cookie(sessions.start(name), secure=secure))
+    response.raw_headers.append(sessions.cookie(session, secure=secure))
     return response
 
 
@@ -166,7 +204,7 @@ def logout(page: Page) -> Response:
 
 
 def _safe_next(value: str | None) -> str:
-    """Only a path on this server: never another site after logging in."""
+    """Only a path on this server: never another site after signing in."""
     if not value or not value.startswith("/") or value.startswith("//") or "\\" in value:
         return "/"
     return value

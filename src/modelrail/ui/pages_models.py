@@ -4,9 +4,11 @@ actions.
 
 Every action shows what it would do first (a GET that changes nothing: the gate results
 from ``Client.check_promotion``, or the versions a rollback can return to) and then
-changes things only when its confirm form is POSTed. The changes call the same ``Client``
-methods as the command line (``promote``, ``approve``, ``reject``, ``rollback``), with the
-person acting named (see ``auth``); their errors become pages in ``app``.
+changes things only when its confirm form is POSTed. An action is offered only when the
+viewer's roles allow it in that environment, and every change checks that again
+(``Viewer.require``: 403 naming the missing permission) before it calls the same
+``Client`` method as the command line (``promote``, ``approve``, ``reject``, ``rollback``)
+with the viewer as the actor (see ``access``); errors become pages in ``app``.
 """
 
 from __future__ import annotations
@@ -53,6 +55,9 @@ def model_page(page: Page) -> Response:
     history = client.history(name)
     pending = [r for r in client.approval_requests("pending") if r.model == name]
     held = {view.name: view.holdings.get(name) for view in environments}
+    targets = [view.name for view in environments if page.viewer.may("request", view.name)]
+    chain = client.policy.chain
+    suggestions = _suggestions(chain, held)
     return page.render(
         "model.html",
         title=f"Model {name}",
@@ -64,7 +69,10 @@ def model_page(page: Page) -> Response:
         predictors={v.version: summary_lines(forms_record(v), v.flavor) for v in versions},
         environments=environments,
         held=held,
-        suggestions=_suggestions(client.policy.chain, held),
+        targets=targets,
+        # The chain's second environment (the usual next step) when it is offered.
+        chosen_target=next((t for t in targets if t in chain[1:2]), None),
+        suggestions={env: v for env, v in suggestions.items() if env in targets},
         history=list(reversed(history)),
         pending=pending,
         notice=_notice(page, history),
@@ -80,6 +88,7 @@ def promote_check(page: Page) -> Response:
     candidate = client.get_model_version(f"{name}:{version}")
     results = client.check_promotion(candidate.reference, to)
     holding = _holding(page, name, to)
+    failed = any(not result.passed for result in results)
     return page.render(
         "check.html",
         title=f"Promote {candidate.reference} to {to}",
@@ -92,7 +101,9 @@ def promote_check(page: Page) -> Response:
         approval=env.gates.approval,
         form_action=f"/models/{name}/promote",
         hidden={"version": str(version), "to": to},
-        blocked=_promote_blocker(holding, version, to, name),
+        blocked=_promote_blocker(holding, version, to, name) or page.viewer.refusal("request", to),
+        # Past failed gates, only by force: offered to those who may (a reason is needed).
+        force=failed and page.viewer.may("force", to),
         choices=[],
     )
 
@@ -101,8 +112,10 @@ def promote(page: Page) -> Response:
     name = page.path_param("name")
     version = _whole("version", page.field("version"))
     to = _required("to", page.field("to"))
+    force = page.field("force") == "1"
+    page.viewer.require("force" if force else "request", to)
     outcome = page.client.promote(
-        f"{name}:{version}", to, reason=page.field("reason"), actor=page.actor
+        f"{name}:{version}", to, reason=page.field("reason"), force=force, actor=page.actor
     )
     if outcome.event is not None:
         return _back(name, f"event-{outcome.event.id}")
@@ -117,12 +130,16 @@ def approve_check(page: Page) -> Response:
     blocked = None
     if request.status != "pending":
         blocked = f"request {request.id} is {request.status}: there is nothing to decide"
+    elif (refusal := page.viewer.refusal("approve", request.environment)) is not None:
+        blocked = refusal
     else:
         results = client.check_promotion(f"{request.model}:{request.version}", request.environment)
         if request.requested_by == page.actor:
-            blocked = (
-                f"you ({page.actor}) made request {request.id}: someone else must approve it "
-                "(log in under another name); you may reject it"
+            blocked = f"you ({page.actor}) made request {request.id}: " + (
+                "someone else must approve it; you may reject it"
+                if page.viewer.team
+                else "someone else must approve it (on a store without users, on the command "
+                f"line: MODELRAIL_USER=NAME modelrail approve {request.id}); you may reject it"
             )
     return page.render(
         "check.html",
@@ -143,16 +160,23 @@ def approve_check(page: Page) -> Response:
 
 
 def approve(page: Page) -> Response:
-    request_id = int(page.path_param("request_id"))
+    request_id = _deciding(page)
     outcome = page.client.approve(request_id, reason=page.field("reason"), actor=page.actor)
     assert outcome.event is not None
     return _back(outcome.model, f"event-{outcome.event.id}")
 
 
 def reject(page: Page) -> Response:
-    request_id = int(page.path_param("request_id"))
+    request_id = _deciding(page)
     request = page.client.reject(request_id, reason=page.field("reason"), actor=page.actor)
     return _back(request.model, f"request-{request.id}")
+
+
+def _deciding(page: Page) -> int:
+    """The request to approve or reject, once the viewer may decide in its environment."""
+    request = page.client.approval_request(int(page.path_param("request_id")))
+    page.viewer.require("approve", request.environment)
+    return request.id
 
 
 def rollback_check(page: Page) -> Response:
@@ -172,10 +196,10 @@ def rollback_check(page: Page) -> Response:
     # history has no earlier entry, e.g. right after rolling back to the first version.
     stack = holder_stack(events)
     default_target = stack[-2] if len(stack) >= 2 else None
-    blocked = None
-    if holding is None:
+    blocked = page.viewer.refusal("rollback", environment)
+    if blocked is None and holding is None:
         blocked = f"{environment} holds no version of {name}: there is nothing to roll back"
-    elif not choices:
+    elif blocked is None and not choices:
         blocked = f"{environment} never held another version of {name}"
     return page.render(
         "check.html",
@@ -198,6 +222,7 @@ def rollback_check(page: Page) -> Response:
 def rollback(page: Page) -> Response:
     name = page.path_param("name")
     environment = _required("env", page.field("env"))
+    page.viewer.require("rollback", environment)
     text = page.field("to_version")
     to_version = _whole("to_version", text) if text else None
     event = page.client.rollback(

@@ -1,5 +1,5 @@
-"""What one dashboard app holds: the way to the store, the token, the templates, and the
-view of one request that every page function gets.
+"""What one dashboard app holds: the way to the store, the token, the sign-in throttle,
+the templates, and the view of one request that every page function gets.
 
 The app shares one ``Client`` between requests (its SQLAlchemy engine is thread-safe and
 Starlette runs the page functions in a thread pool). It is opened on the first request
@@ -18,8 +18,11 @@ from jinja2 import Environment
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
+from modelrail.server.auth import FailureThrottle
+
 if TYPE_CHECKING:
     from modelrail.client import Client
+    from modelrail.ui.access import Viewer
 
 ClientFactory = Callable[[], "Client"]
 
@@ -27,22 +30,35 @@ ClientFactory = Callable[[], "Client"]
 class UiState:
     """One per app: created by ``create_app``, closed when the app shuts down."""
 
-    def __init__(self, factory: ClientFactory, token: str | None, templates: Environment) -> None:
+    def __init__(
+        self,
+        factory: ClientFactory,
+        token: str | None,
+        templates: Environment,
+        throttle: FailureThrottle | None = None,
+    ) -> None:
         self.token = token or None
         self.templates = templates
+        # Failed sign-ins per address; it also knows the trusted single sign-on proxy.
+        self.throttle = throttle if throttle is not None else FailureThrottle()
         self._factory = factory
         self._client: Client | None = None
         self._lock = threading.Lock()
-        # Who acts when the login form named nobody: known once the store has been opened.
-        self.default_user: str | None = None
+        self._has_users = False
 
     def client(self) -> Client:
         """The shared client, opened on first use; a failure is retried on the next call."""
         with self._lock:
             if self._client is None:
                 self._client = self._factory()
-                self.default_user = self._client.user
             return self._client
+
+    def has_users(self) -> bool:
+        """Whether the store has users (then everyone signs in, see ``access``). Users are
+        never deleted, so once it has, it is not asked again."""
+        if not self._has_users:
+            self._has_users = bool(self.client().users())
+        return self._has_users
 
     def close(self) -> None:
         with self._lock:
@@ -53,14 +69,15 @@ class UiState:
 
 class Page:
     """One request as the page functions see it: its parameters, its form fields, the
-    store, who is acting, and rendering."""
+    store, who is looking (``viewer``, see ``access``), and rendering."""
 
-    def __init__(self, request: Request, state: UiState, form: Mapping[str, list[str]]) -> None:
+    def __init__(
+        self, request: Request, state: UiState, form: Mapping[str, list[str]], viewer: Viewer
+    ) -> None:
         self.request = request
         self.state = state
         self.form = form
-        self.session_user: str | None = None
-        self.logged_in = False
+        self.viewer = viewer
 
     @property
     def client(self) -> Client:
@@ -68,8 +85,11 @@ class Page:
 
     @property
     def actor(self) -> str:
-        """Who a write is recorded as: the name given at login, else the server's user."""
-        return self.session_user or self.client.user
+        """Who a change is recorded as: the signed-in user, or the local user of a store
+        without users."""
+        if self.viewer.name is None:  # access admits no change from nobody
+            raise AssertionError("a change reached a page with nobody signed in")
+        return self.viewer.name
 
     def param(self, name: str) -> str | None:
         value = self.request.query_params.get(name)
@@ -86,7 +106,7 @@ class Page:
         return str(self.request.path_params[name])
 
     def render(self, template: str, /, *, status: int = 200, **context: Any) -> HTMLResponse:
-        return render(self.state, self.request, template, status=status, page=self, **context)
+        return render(self.state, self.request, template, status=status, **context)
 
 
 def render(
@@ -96,24 +116,25 @@ def render(
     /,
     *,
     status: int = 200,
-    page: Page | None = None,
     **context: Any,
 ) -> HTMLResponse:
-    acting = None
-    if page is not None and page.session_user:
-        acting = page.session_user
-    elif state.default_user is not None:
-        acting = state.default_user
+    viewer: Viewer | None = getattr(request.state, "viewer", None)
     html = state.templates.get_template(template).render(
         request_path=request.url.path,
         login_next=return_path(request),
-        acting_as=acting,
-        logged_in=page.logged_in if page is not None else False,
+        viewer=viewer,
+        acting_as=viewer.name if viewer is not None else None,
+        may=viewer.may if viewer is not None else _nothing,
         token_required=state.token is not None,
         csrf_token=getattr(request.state, "csrf_token", ""),
         **context,
     )
     return HTMLResponse(html, status_code=status)
+
+
+def _nothing(action: str, environment: str | None = None) -> bool:
+    """What may be offered before anyone is known (a page of an error before that)."""
+    return False
 
 
 def return_path(request: Request) -> str:
