@@ -58,6 +58,11 @@ class TeamUi:
 
 @pytest.fixture
 def team(tmp_path: Path) -> Iterator[TeamUi]:
+    yield from team_project(tmp_path)
+
+
+def team_project(tmp_path: Path) -> Iterator[TeamUi]:
+    """The ``team`` fixture's project (for other modules' fixtures)."""
     with ExitStack() as stack:
         made = TeamUi(Fresh(seed_models(tmp_path), stack), stack)
         with made.fresh.seeded.client() as client:
