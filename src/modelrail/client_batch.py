@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from modelrail.batch.spec import JobSpec
     from modelrail.client import Client
     from modelrail.entities import BatchRun
-    from modelrail.store.batch_runs_repo import BatchRunRepository
+    from modelrail.batch.records import BatchRecords
     from modelrail.store.db import Database
 
 
@@ -40,12 +40,22 @@ class BatchMethods:
 
         return run_batch(self._client(), spec, job=job, trigger=trigger, progress=progress)
 
-    def resume_batch(self, run_id: str, *, progress: Progress | None = None) -> BatchRun:
+    def resume_batch(
+        self,
+        run_id: str,
+        *,
+        output: str | None = None,
+        query_url: str | None = None,
+        progress: Progress | None = None,
+    ) -> BatchRun:
         """Finish a killed or failed batch run (id or a prefix of 4+ characters) with the
-        model version it started with."""
+        model version it started with. A run record keeps no password: ``output`` and
+        ``query_url`` give a URL that had one again."""
         from modelrail.batch.runner import resume_batch
 
-        return resume_batch(self._client(), run_id, progress=progress)
+        return resume_batch(
+            self._client(), run_id, output=output, query_url=query_url, progress=progress
+        )
 
     def batch_runs(
         self,
@@ -109,13 +119,19 @@ class BatchMethods:
 
         return Scheduler(self._client())
 
-    def _batch_records(self) -> BatchRunRepository:
+    @property
+    def batch_records(self) -> BatchRecords:
+        """Where batch runs are recorded: the store's table."""
+        from modelrail.store.batch_runs_repo import BatchRunRepository
+
+        return BatchRunRepository(self.db)
+
+    def _batch_records(self) -> BatchRecords:
         """The batch run records, with ``running`` records of runs that died and were
         replaced since marked failed (they can never be resumed)."""
         from modelrail.batch.heartbeat import expire_replaced_runs
-        from modelrail.store.batch_runs_repo import BatchRunRepository
 
-        records = BatchRunRepository(self.db)
+        records = self.batch_records
         expire_replaced_runs(records, time.time())
         return records
 

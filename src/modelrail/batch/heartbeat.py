@@ -16,9 +16,9 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from modelrail.batch.records import BatchRecords
 from modelrail.entities import BatchRun
 from modelrail.errors import BatchRunNotFoundError, InvalidInputError, ModelrailError
-from modelrail.store.batch_runs_repo import BatchRunRepository
 
 if TYPE_CHECKING:
     from modelrail.batch.sinks import Committed, Sink
@@ -33,7 +33,7 @@ class Heartbeat:
 
     def __init__(
         self,
-        repo: BatchRunRepository,
+        repo: BatchRecords,
         run_id: str,
         source: Source,
         clock: Callable[[], float],
@@ -74,7 +74,7 @@ class Heartbeat:
             return  # the end of the run records it, or the run failed anyway
 
 
-def replacing_run(repo: BatchRunRepository, record: BatchRun) -> BatchRun | None:
+def replacing_run(repo: BatchRecords, record: BatchRun) -> BatchRun | None:
     """The run of the same output and input, started after ``record``, that has succeeded
     since (None: there is none). Resuming ``record`` would overwrite its newer rows."""
     for other in repo.recent(status="succeeded", limit=1000):
@@ -86,7 +86,7 @@ def replacing_run(repo: BatchRunRepository, record: BatchRun) -> BatchRun | None
     return None
 
 
-def expire_replaced_runs(repo: BatchRunRepository, now: float) -> None:
+def expire_replaced_runs(repo: BatchRecords, now: float) -> None:
     """Mark failed every ``running`` record whose lease has run out and whose run was
     replaced by a later run of the same output and input: its process is gone, and it can
     never be resumed. The error says which run replaced it and when its process stopped."""
@@ -97,7 +97,7 @@ def expire_replaced_runs(repo: BatchRunRepository, now: float) -> None:
                 mark_replaced(repo, record, newer)
 
 
-def mark_replaced(repo: BatchRunRepository, record: BatchRun, newer: BatchRun) -> None:
+def mark_replaced(repo: BatchRecords, record: BatchRun, newer: BatchRun) -> None:
     """``record`` (running, its lease run out) failed: ``newer`` replaced it."""
     stopped = dt.datetime.fromtimestamp(record.heartbeat_at, dt.UTC)
     repo.update_if_unchanged(
@@ -129,7 +129,7 @@ def committed_record(record: BatchRun, committed: Committed, fingerprint: str) -
 
 
 def supersede_dead_runs(
-    repo: BatchRunRepository, sink: Sink, record: BatchRun, clock: Callable[[], float]
+    repo: BatchRecords, sink: Sink, record: BatchRun, clock: Callable[[], float]
 ) -> None:
     """Running again after a kill replaces the killed run: a run killed after its output
     committed gets the record of a run that succeeded, any other is marked failed and its

@@ -10,7 +10,6 @@ own column types are used where the driver reports them.
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlch
 from modelrail.batch.rebatching import check_batching, rebatch
 from modelrail.batch.sources import READ_ERRORS, missing_column
 from modelrail.errors import BatchInputError
+from modelrail.urls import hide_password
 
 _PG_TYPES = {16: pa.bool_(), 20: pa.int64(), 21: pa.int64(), 23: pa.int64(), 700: pa.float64(),
              701: pa.float64(), 25: pa.string(), 1043: pa.string(), 1082: pa.date32(),
@@ -38,7 +38,7 @@ class QuerySource:
         try:
             given = make_url(raw)
         except (ArgumentError, ValueError) as exc:  # ValueError: a port that is not a number
-            shown = re.sub(r"(://[^:/@]*):[^@]*@", r"\1:***@", raw)
+            shown = hide_password(raw)
             raise BatchInputError(
                 f"malformed {{query_url}} {shown!r}: expected e.g. "
                 "postgresql://user@host/database or sqlite:///path/to/file.db",

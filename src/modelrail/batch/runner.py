@@ -30,6 +30,7 @@ from modelrail.batch.heartbeat import (
     replacing_run,
     supersede_dead_runs,
 )
+from modelrail.batch.records import BatchRecords, for_the_record, with_secrets
 from modelrail.batch.scorer import BatchScorer, RunStamp, ScoredBatch
 from modelrail.batch.sinks import Checkpoint, Sink, Writer, open_sink
 from modelrail.batch.spec import JobSpec
@@ -39,7 +40,7 @@ from modelrail.errors import BatchInputError, BatchRunStateError, ModelrailError
 from modelrail.refs import Ref
 from modelrail.scoring.forms.record import BATCH
 from modelrail.scoring.predictor import scoring_model_for
-from modelrail.store.batch_runs_repo import BatchRunRepository
+from modelrail.urls import hide_password
 
 if TYPE_CHECKING:
     from modelrail.artifacts import ArtifactStore
@@ -74,7 +75,7 @@ def run_batch(
 ) -> BatchRun:
     """Score ``spec``'s input with the version ``spec.reference`` names now."""
     ref = Ref.parse(spec.reference)
-    repo = BatchRunRepository(client.db)
+    repo = client.batch_records
     run_id = uuid.uuid4().hex
     version: ModelVersion | None = None
     try:
@@ -145,11 +146,11 @@ def _new_record(
         version=0,
         reference=spec.reference,
         engine=spec.engine,
-        spec=spec.to_json(),
+        spec=for_the_record(spec).to_json(),
         status="running",
         input_fingerprint="",
         input_description="-",
-        output=spec.output,
+        output=hide_password(spec.output),
         rows_read=0,
         rows_written=0,
         rows_rejected=0,
@@ -168,11 +169,14 @@ def resume_batch(
     client: Client,
     run_id: str,
     *,
+    output: str | None = None,
+    query_url: str | None = None,
     progress: Progress | None = None,
     clock: Callable[[], float] = time.time,
 ) -> BatchRun:
-    """Finish a killed or failed run with the version it started with."""
-    repo = BatchRunRepository(client.db)
+    """Finish a killed or failed run with the version it started with. ``output`` and
+    ``query_url`` give again a URL whose password the record does not keep."""
+    repo = client.batch_records
     record = repo.get(run_id)
     if record.status == "succeeded":
         raise BatchRunStateError(f"batch run {record.id[:12]} has already succeeded")
@@ -187,8 +191,10 @@ def resume_batch(
             f"last seen {clock() - record.heartbeat_at:.0f} s ago)"
         )
     _refuse_if_replaced(repo, record)
-    spec = JobSpec.from_json(record.spec)
-    version = client.models.get_version(record.model, record.version)
+    spec = with_secrets(
+        JobSpec.from_json(record.spec), record.id, output=output, query_url=query_url
+    )
+    version = client.get_model_version(Ref(record.model, version=record.version))
     plan = _plan(client, spec, version, record.id)
     committed = plan.sink.committed(record.id)
     if committed is not None:  # killed after its commit, before its record said so
@@ -212,7 +218,7 @@ def resume_batch(
     return _execute(repo, plan, record, checkpoint, progress, clock)
 
 
-def _refuse_if_replaced(repo: BatchRunRepository, record: BatchRun) -> None:
+def _refuse_if_replaced(repo: BatchRecords, record: BatchRun) -> None:
     """A run that a later run of the same output and input has replaced must not be
     resumed: it would overwrite newer predictions with older ones."""
     newer = replacing_run(repo, record)
@@ -259,7 +265,7 @@ def _plan(client: Client, spec: JobSpec, version: ModelVersion, run_id: str) -> 
 
 
 def _execute(
-    repo: BatchRunRepository,
+    repo: BatchRecords,
     plan: _Plan,
     record: BatchRun,
     checkpoint: Checkpoint | None,

@@ -42,7 +42,6 @@ from modelrail.batch.schedules import (
 from modelrail.batch.spec import JobSpec
 from modelrail.entities import BatchRun
 from modelrail.errors import ModelrailError
-from modelrail.store.batch_runs_repo import BatchRunRepository
 from modelrail.store.batch_schedules_repo import (
     BatchScheduleRepository,
     LeaseKeeper,
@@ -112,7 +111,7 @@ class Scheduler:
         self._grace = grace_seconds
         self._stale = stale_run_seconds
         self._repo = BatchScheduleRepository(client.db)
-        self._runs = BatchRunRepository(client.db)
+        self._runs = client.batch_records
         self._arrivals = ArrivalWatch(settle_seconds)
         self._waiting_on: set[str] = set()
         self.next_due: float | None = None

@@ -34,7 +34,6 @@ from modelrail.entities import BatchRun
 from modelrail.errors import BatchInputError, BatchRunNotFoundError, ScheduleNotFoundError
 from modelrail.object_store import is_object_store
 from modelrail.refs import Ref, validate_name
-from modelrail.store.batch_runs_repo import BatchRunRepository
 from modelrail.store.batch_schedules_repo import BatchScheduleRepository, ScheduleRecord
 
 if TYPE_CHECKING:
@@ -234,7 +233,7 @@ def schedule_statuses(client: Client, now: float | None = None) -> list[Schedule
     """Every schedule with its last run (and, for file triggers, file counts by status)."""
     at = time.time() if now is None else now
     repo = BatchScheduleRepository(client.db)
-    runs = BatchRunRepository(client.db)
+    runs = client.batch_records
     counts = repo.file_counts()
     statuses = []
     for record in repo.schedules():

@@ -91,11 +91,27 @@ def run(
 @app.command("resume")
 def resume(
     run_id: Annotated[str, typer.Argument(help="Batch run id (or a prefix of 4+ characters).")],
+    output: Annotated[
+        str | None,
+        typer.Option(
+            "--output",
+            help="The run's output URL again, with its password (a record keeps none).",
+        ),
+    ] = None,
+    query_url: Annotated[
+        str | None,
+        typer.Option(
+            "--query-url",
+            help="The run's query database URL again, with its password (a record keeps none).",
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Finish a killed or failed run with the model version it started with."""
     with open_client() as client, _progress(f"resuming {run_id}", quiet=as_json) as report:
-        record = client.resume_batch(run_id, progress=report)
+        record = client.resume_batch(
+            run_id, output=output, query_url=query_url, progress=report
+        )
     _print_outcome(record, as_json)
 
 

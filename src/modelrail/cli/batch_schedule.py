@@ -9,12 +9,14 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
+from modelrail.batch.records import for_the_record
 from modelrail.batch.spec import DEFAULT_BATCH_ROWS, DEFAULT_PART_ROWS
 from modelrail.cli.batch_options import (
     BadRowsOption,
@@ -231,7 +233,9 @@ def _last_run(status: ScheduleStatus) -> str:
 
 
 def _plain(status: ScheduleStatus) -> dict[str, Any]:
-    plain: dict[str, Any] = to_plain(status.schedule)
+    # Shown with the passwords of its URLs hidden, as a run record keeps them.
+    shown = replace(status.schedule, spec=for_the_record(status.schedule.spec))
+    plain: dict[str, Any] = to_plain(shown)
     run = status.last_run
     plain["running"] = status.running
     plain["last_run"] = (

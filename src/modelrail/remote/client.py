@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from modelrail.artifacts import ArtifactStore
 from modelrail.client_environments import EnvironmentView
 from modelrail.config import Settings
 from modelrail.entities import (
-    ApiToken,
     ApprovalRequest,
     EnvironmentEvent,
     Experiment,
@@ -28,17 +27,16 @@ from modelrail.entities import (
     MetricPoint,
     Model,
     ModelVersion,
-    PolicyRecord,
     PromotionOutcome,
-    RoleGrant,
     Run,
     TrackerPage,
     User,
 )
-from modelrail.errors import NotOnServerError, PolicyNotFoundError, ServerResponseError
+from modelrail.errors import NotOnServerError
 from modelrail.flavors.base import SaveOptions, save_options
-from modelrail.policy_document import canonical, governed_by, parse_document
 from modelrail.refs import Ref
+from modelrail.remote.client_admin import RemoteAdministration
+from modelrail.remote.client_batch import RemoteBatchMethods
 from modelrail.remote.connection import ServerConnection, segment
 from modelrail.remote.decode import decode, decode_list
 from modelrail.remote.repositories import RemoteModels, RemoteRuns
@@ -47,13 +45,12 @@ from modelrail.tracking.host import begin_run
 from modelrail.tracking.run import ActiveRun
 
 if TYPE_CHECKING:
-    from modelrail.policy import PromotionPolicy
     from modelrail.registry import LoadedModel
 
 __all__ = ["RemoteClient"]
 
 
-class RemoteClient:
+class RemoteClient(RemoteAdministration, RemoteBatchMethods):
     """The library as a team server at ``url`` offers it, signed in with ``token``."""
 
     def __init__(self, url: str, token: str, *, settings: Settings, patient: bool = True) -> None:
@@ -84,7 +81,8 @@ class RemoteClient:
         return self.whoami().name
 
     def close(self) -> None:
-        """Nothing is held open between requests."""
+        """Close the connections to the server kept open between requests."""
+        self.connection.close()
 
     def __enter__(self) -> RemoteClient:
         return self
@@ -296,103 +294,3 @@ class RemoteClient:
     def environments(self) -> list[EnvironmentView]:
         found = self.connection.get("/environments")
         return decode_list(EnvironmentView, found, "environments")
-
-    # -- the shared policy ----------------------------------------------------------------
-
-    @property
-    def policy(self) -> PromotionPolicy:
-        return self.policy_in_force()[0]
-
-    def policy_in_force(self) -> tuple[PromotionPolicy, int | None]:
-        """The policy the server judges by (with this machine's deployment settings)."""
-        found = self.connection.get("/policy")
-        if not isinstance(found, dict) or not isinstance(found.get("document"), str):
-            raise ServerResponseError(f"{self.connection.url} answered no policy document")
-        version = found.get("version")
-        source = f"the server's policy (version {version})" if version else "the server's policy"
-        parsed = parse_document(found["document"], source)
-        return governed_by(parsed, self.settings.policy), version
-
-    def policy_record(self, version: int | None = None) -> PolicyRecord:
-        if version is not None:
-            found = self.connection.get(f"/policy/versions/{int(version)}")
-            return decode(PolicyRecord, found, "policy")
-        record = self.connection.get("/policy").get("record")
-        if record is None:
-            raise PolicyNotFoundError(f"the store of {self.connection.url} holds no shared policy")
-        return decode(PolicyRecord, record, "policy")
-
-    def policy_history(self) -> list[PolicyRecord]:
-        return decode_list(PolicyRecord, self.connection.get("/policy/versions"), "policy")
-
-    def apply_policy(
-        self,
-        document: str,
-        *,
-        source: str = "the policy",
-        reason: str = "",
-        actor: str | None = None,
-    ) -> tuple[PolicyRecord, bool]:
-        """As ``Client.apply_policy``; checked here first, so an error names ``source`` and
-        its line. The server records the signed-in admin as the author (``actor`` is not
-        sent)."""
-        text = canonical(parse_document(document, source))
-        found = self.connection.post("/policy", {"document": text, "reason": reason})
-        if not isinstance(found, dict):
-            raise ServerResponseError(f"{self.connection.url} answered no policy record")
-        return decode(PolicyRecord, found.get("record"), "policy"), bool(found.get("created"))
-
-    # -- users, roles and tokens (an admin's) -------------------------------------------
-
-    def users(self) -> list[User]:
-        return decode_list(User, self.connection.get("/users"), "users")
-
-    def get_user(self, name: str) -> User:
-        return decode(User, self.connection.get(f"/users/{segment(name)}"), "user")
-
-    def add_user(
-        self, name: str, roles: Iterable[str | RoleGrant] = (), *, actor: str | None = None
-    ) -> User:
-        """As ``Client.add_user``; the server records the signed-in admin (``actor`` is not
-        sent), here and in the methods below."""
-        body = {"name": name, "roles": [str(role) for role in roles]}
-        return decode(User, self.connection.post("/users", body), "user")
-
-    def grant_role(
-        self, name: str, role: str, environment: str | None = None, *, actor: str | None = None
-    ) -> User:
-        body = {"role": role, "environment": environment}
-        found = self.connection.post(f"/users/{segment(name)}/roles", body, repeatable=True)
-        return decode(User, found, "user")
-
-    def revoke_role(
-        self, name: str, role: str, environment: str | None = None, *, actor: str | None = None
-    ) -> User:
-        body = {"role": role, "environment": environment}
-        found = self.connection.post(f"/users/{segment(name)}/roles/revoke", body)
-        return decode(User, found, "user")
-
-    def disable_user(self, name: str, *, actor: str | None = None) -> User:
-        found = self.connection.post(f"/users/{segment(name)}/disable", {}, repeatable=True)
-        return decode(User, found, "user")
-
-    def create_token(
-        self,
-        user: str,
-        label: str = "",
-        expires_in_days: float | None = None,
-        *,
-        actor: str | None = None,
-    ) -> tuple[ApiToken, str]:
-        body = {"user": user, "label": label, "expires_in_days": expires_in_days}
-        found = self.connection.post("/tokens", body)
-        if not isinstance(found, dict) or not isinstance(found.get("secret"), str):
-            raise ServerResponseError(f"{self.connection.url} answered no token")
-        return decode(ApiToken, found.get("token"), "token"), found["secret"]
-
-    def tokens(self, user: str | None = None) -> list[ApiToken]:
-        return decode_list(ApiToken, self.connection.get("/tokens", {"user": user}), "tokens")
-
-    def revoke_token(self, token_id: int) -> ApiToken:
-        found = self.connection.post(f"/tokens/{int(token_id)}/revoke", {}, repeatable=True)
-        return decode(ApiToken, found, "token")

@@ -22,7 +22,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from modelrail.client import Client
-from modelrail.entities import Run, User
+from modelrail.entities import RunOwner, User
 from modelrail.errors import InvalidRequestError
 from modelrail.permissions import require
 from modelrail.remote.connection import RETRY_HEADER
@@ -30,11 +30,12 @@ from modelrail.server import payload, reads, writes
 from modelrail.server.api_errors import EXCEPTION_HANDLERS
 from modelrail.server.artifact_routes import DEFAULT_MAX_UPLOAD_BYTES, artifact_routes
 from modelrail.server.auth import FailureThrottle, sign_in
+from modelrail.server.batch_routes import batch_routes
 from modelrail.server.identity_routes import identity_routes
 from modelrail.server.policy_routes import policy_routes
 
 T = TypeVar("T")
-RunWrite = Callable[[Client, Run, dict[str, Any], bool], Any]
+RunWrite = Callable[[Client, RunOwner, dict[str, Any], bool], Any]
 
 REQUEST_STATUSES = ("pending", "approved", "rejected", "expired", "all")
 
@@ -297,6 +298,7 @@ def build_app(
     routes.extend(artifact_routes(client, signed_in, api, max_upload_bytes=max_upload_bytes))
     routes.extend(policy_routes(client, signed_in, api))
     routes.extend(identity_routes(client, signed_in, api))
+    routes.extend(batch_routes(client, signed_in, api))
     return Starlette(routes=routes, exception_handlers=dict(EXCEPTION_HANDLERS))
 
 

@@ -30,6 +30,7 @@ from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, OperationalError
 
+from modelrail.urls import hide_password
 from modelrail.errors import (
     InvalidInputError,
     StoreSchemaError,
@@ -55,7 +56,7 @@ def parse_store_url(raw: str) -> URL:
     try:
         url = make_url(raw)
     except (ArgumentError, ValueError) as exc:  # ValueError: a port that is not a number
-        shown = re.sub(r"(://[^:/@]*):[^@]*@", r"\1:***@", raw)
+        shown = hide_password(raw)
         raise StoreURLError(
             f"malformed store URL {shown!r}: expected e.g. sqlite:///path/to/modelrail.db "
             "or postgresql+psycopg://user@host/database"
