@@ -75,6 +75,19 @@ class ModelVersionRef:
 
 
 @dataclass(frozen=True)
+class RunOwner:
+    """Whose a run is and whether it still takes changes: what a write into it checks."""
+
+    id: str
+    user: str
+    status: str
+
+    @property
+    def short_id(self) -> str:
+        return self.id[:8]
+
+
+@dataclass(frozen=True)
 class Run:
     id: str
     experiment: str

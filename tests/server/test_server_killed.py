@@ -147,6 +147,12 @@ class LosingProxy:
                 length = int(value.strip())
         while len(body) < length:
             body += conn.recv(65536)
+        # One request a connection: the server is asked to close after its answer, which
+        # the proxy then reads to the end (a client's kept-alive connection sees it close).
+        head = b"\r\n".join(
+            line for line in head.split(b"\r\n") if not line.lower().startswith(b"connection:")
+        )
+        head += b"\r\nConnection: close"
         with socket.create_connection((HOST, self.target_port), timeout=10) as upstream:
             upstream.sendall(head + b"\r\n\r\n" + body)
             answer = b""

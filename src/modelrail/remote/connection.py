@@ -33,6 +33,7 @@ from modelrail.errors import (
     ThrottledError,
     error_class,
 )
+from modelrail.remote.keepalive import KeptConnections, direct_for
 
 __all__ = ["ServerConnection", "segment"]
 
@@ -60,6 +61,13 @@ class ServerConnection:
         # Whether a dropped request is tried again: not for a first contact such as a
         # login, where an address that does not answer is far likelier a typo than a restart.
         self.patient = patient
+        # JSON requests reuse open connections, unless a proxy must carry them.
+        self._kept = KeptConnections(self.url, timeout) if direct_for(self.url) else None
+
+    def close(self) -> None:
+        """Close the connections kept open between requests."""
+        if self._kept is not None:
+            self._kept.close()
 
     def get(self, path: str, query: Mapping[str, Any] | None = None) -> Any:
         return self.call("GET", path, query=query, repeatable=True)
@@ -96,7 +104,7 @@ class ServerConnection:
         for attempt in range(len(waits) + 1):
             try:
                 retry = {RETRY_HEADER: str(attempt)} if marks_retry and attempt else {}
-                return self._send(method, address, data, retry)
+                return self._send(method, address, data, retry, reuse=repeatable)
             except _Dropped as dropped:
                 if attempt == len(waits):
                     raise ServerUnavailableError(
@@ -105,11 +113,31 @@ class ServerConnection:
                 time.sleep(waits[attempt])
         raise AssertionError("unreachable")
 
-    def _send(self, method: str, address: str, data: bytes | None, extra: Mapping[str, str]) -> Any:
+    def _send(
+        self,
+        method: str,
+        address: str,
+        data: bytes | None,
+        extra: Mapping[str, str],
+        *,
+        reuse: bool,
+    ) -> Any:
+        """One try of a JSON request. ``reuse``: the request is safe to repeat, so it may go
+        on a kept connection (see ``keepalive``); any other goes on a new one."""
         headers = {"Authorization": f"Bearer {self._token}", "Accept": "application/json"}
         headers.update(extra)
         if data is not None:
             headers["Content-Type"] = "application/json"
+        if self._kept is not None:
+            try:
+                target = address[len(self.url) :]
+                reply = self._kept.send(method, target, data, headers, reuse=reuse)
+            except (OSError, http.client.HTTPException) as exc:
+                raise _Dropped(str(exc) or type(exc).__name__) from None
+            if reply.status >= 400:
+                retry_after = reply.headers.get("Retry-After")
+                raise _server_error(reply.status, reply.body, self.url, retry_after)
+            return _json(reply.body, self.url)
         request = urllib.request.Request(address, data=data, method=method, headers=headers)
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:

@@ -22,6 +22,7 @@ from modelrail.entities import (
     MetricPoint,
     ModelVersion,
     Run,
+    RunOwner,
     Signature,
     User,
 )
@@ -93,14 +94,14 @@ def create_run(client: Client, user: User, body: Mapping[str, Any]) -> Any:
     )
 
 
-def log_params(client: Client, run: Run, body: Mapping[str, Any], retry: bool) -> None:
+def log_params(client: Client, run: RunOwner, body: Mapping[str, Any], retry: bool) -> None:
     params = body.get("params")
     if not isinstance(params, dict):
         raise InvalidRequestError("'params' must be an object", field="params")
     client.runs.log_params(run.id, params)
 
 
-def log_metrics(client: Client, run: Run, body: Mapping[str, Any], retry: bool) -> None:
+def log_metrics(client: Client, run: RunOwner, body: Mapping[str, Any], retry: bool) -> None:
     points = decode_body(list[MetricPoint], body.get("points"), "points")
     if retry:  # the first try may have been written: keep only the points not held yet
         held = {
@@ -113,24 +114,24 @@ def log_metrics(client: Client, run: Run, body: Mapping[str, Any], retry: bool) 
         client.runs.log_metrics(run.id, points)
 
 
-def set_tags(client: Client, run: Run, body: Mapping[str, Any], retry: bool) -> None:
+def set_tags(client: Client, run: RunOwner, body: Mapping[str, Any], retry: bool) -> None:
     client.runs.set_tags(run.id, decode_body(dict[str, str], body.get("tags"), "tags"))
 
 
-def add_artifacts(client: Client, run: Run, body: Mapping[str, Any], retry: bool) -> None:
+def add_artifacts(client: Client, run: RunOwner, body: Mapping[str, Any], retry: bool) -> None:
     records = decode_body(list[ArtifactRecord], body.get("artifacts"), "artifacts")
     for record in records:
         client.require_artifact(record.sha256, record.size, record.path)
     client.runs.add_artifacts(run.id, records)
 
 
-def attach_component(client: Client, run: Run, body: Mapping[str, Any], retry: bool) -> Any:
+def attach_component(client: Client, run: RunOwner, body: Mapping[str, Any], retry: bool) -> Any:
     return client.runs.attach_component(
         run.id, decode_body(ComponentSpec, body.get("component"), "component")
     )
 
 
-def end_run(client: Client, run: Run, body: Mapping[str, Any], retry: bool) -> None:
+def end_run(client: Client, run: RunOwner, body: Mapping[str, Any], retry: bool) -> None:
     status = payload.text(body, "status", required=True)
     if status not in RUN_STATUSES or status == "running":
         raise InvalidRequestError("'status' must be 'finished' or 'failed'", field="status")
@@ -185,9 +186,9 @@ def add_version(client: Client, user: User, name: str, body: Mapping[str, Any]) 
     )
 
 
-def owned_run(client: Client, user: User, raw_id: str) -> Run:
+def owned_run(client: Client, user: User, raw_id: str) -> RunOwner:
     """The run ``raw_id`` names, when ``user`` may write into it."""
-    run = client.get_run(run_id_of(raw_id))
+    run = client.runs.run_owner(run_id_of(raw_id))
     if run.user != user.name and not any(grant.role == "admin" for grant in user.roles):
         raise PermissionDeniedError(
             f"run {run.short_id} is {run.user}'s: only they (or an admin) write into it",

@@ -170,15 +170,27 @@ class IdentityRepository:
     def find_token(self, secret_sha256: str) -> tuple[ApiToken, str, User] | None:
         """The token whose secret hashes to ``secret_sha256``, the stored hash (for a
         constant-time comparison) and its user, read afresh: nothing is cached."""
-        k = t.api_tokens
+        k, u = t.api_tokens, t.users
+        # The token and its user in one query, the user's roles in a second: every request
+        # to the server signs in, so this is on its hot path.
+        owner = [u.c[name].label(f"owner_{name}") for name in _USER_COLUMNS]
         query = (
-            _token_query().add_columns(k.c.secret_sha256).where(k.c.secret_sha256 == secret_sha256)
+            _token_query()
+            .add_columns(k.c.secret_sha256, *owner)
+            .where(k.c.secret_sha256 == secret_sha256)
         )
+        r = t.user_roles.c
         with self.db.read() as conn:
             row = conn.execute(query).mappings().first()
             if row is None:
                 return None
-            user = _users(conn, select(t.users).where(t.users.c.id == row["user_id"]))[0]
+            roles = conn.execute(
+                select(r.role, r.environment).where(r.user_id == row["user_id"]).order_by(r.id)
+            ).all()
+        user = User(
+            **{name: row[f"owner_{name}"] for name in _USER_COLUMNS},
+            roles=tuple(RoleGrant(str(role), environment) for role, environment in roles),
+        )
         return _token(row), str(row["secret_sha256"]), user
 
     def touch_token(self, token_id: int, *, at: float, every: float) -> None:

@@ -17,6 +17,7 @@ from modelrail.entities import (
     MetricPoint,
     ModelVersionRef,
     Run,
+    RunOwner,
 )
 from modelrail.errors import (
     ExperimentNotFoundError,
@@ -266,6 +267,18 @@ class RunRepository:
                 if len(matches) > 1:
                     raise InvalidInputError(f"run id prefix {run_id!r} is ambiguous")
         raise RunNotFoundError(f"no run with id {run_id!r}")
+
+    def run_owner(self, run_id: str) -> RunOwner:
+        """The run's full id, its user and status, in one read for a full id."""
+        r = t.runs
+        query = select(r.c.id, r.c.user_name, r.c.status)
+        with self.db.read() as conn:
+            row = conn.execute(query.where(r.c.id == run_id)).first() if len(run_id) == 32 else None
+        if row is None:
+            full = self.resolve_run_id(run_id)
+            with self.db.read() as conn:
+                row = conn.execute(query.where(r.c.id == full)).one()
+        return RunOwner(id=str(row[0]), user=str(row[1]), status=str(row[2]))
 
     def get_run(self, run_id: str) -> Run:
         run_id = self.resolve_run_id(run_id)
