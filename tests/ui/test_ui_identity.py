@@ -6,6 +6,7 @@ working as before for its one local user."""
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -165,6 +166,17 @@ def test_a_script_signs_in_with_its_bearer_token_and_needs_no_form_token(team: T
     wrong = server.post(ROLLBACK, {"env": "staging"}, headers=unknown)
     refused(wrong, 401, "unknown API token")
     assert team.fresh.board() == {"dev": 3, "staging": 3}
+
+
+def test_tokens_never_reach_the_logs(team: TeamUi, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    server = team.serve()
+    sign_in(server, team, "mia").get(MODEL_PAGE)
+    server.visitor().post("/login", {"token": UNKNOWN})
+    server.get("/", headers={"Authorization": f"Bearer {team.tokens['ann']}"})
+    logged = caplog.text + "".join(str(r.args) for r in caplog.records)
+    for secret in (team.tokens["mia"], team.tokens["ann"], UNKNOWN):
+        assert secret not in logged
 
 
 # -- what each role is offered and may do --------------------------------------------------------

@@ -13,13 +13,16 @@ from pathlib import Path
 
 import pytest
 
+from modelrail.server import FailureThrottle
 from modelrail.server.auth import TrustedProxy
+from modelrail.ui import create_app
 from tests.server.test_proxy_sign_in import OTHER, fetch, wait_until_up
-from tests.ui.conftest import HOST, Reply, UiServer
+from tests.ui.conftest import HOST, Fresh, Reply, UiServer, running_ui
 from tests.ui.test_cli_ui import MODELRAIL, environ, free_port
 from tests.ui.test_ui_identity import (
     MODEL_PAGE,
     PROMOTE,
+    ROLLBACK,
     TeamUi,
     refused,
     sign_in,
@@ -142,3 +145,13 @@ def test_modelrail_ui_on_a_store_with_users(team: TeamUi, proxied: bool) -> None
     assert ("single sign-on by X-Forwarded-User from 127.0.0.1/32" in said) == proxied
     assert "--token / MODELRAIL_UI_TOKEN is not used" in " ".join(err.split())
     assert "s3cret" not in out + err and team.tokens["mia"] not in out + err
+
+
+def test_a_store_without_users_refuses_the_header_and_keeps_its_token(fresh: Fresh) -> None:
+    app = create_app(fresh.seeded.settings, token="s3cret", throttle=FailureThrottle(proxy=PROXY))
+    server = fresh.stack.enter_context(running_ui(app))
+    refused(as_user(server, "alice").get("/"), 401, "no user of this store has that name")
+    assert server.get("/").status == 200  # without the header: open, as before
+    done = server.post(ROLLBACK, {"env": "dev"}, headers={"Authorization": "Bearer s3cret"})
+    assert done.status == 303, done.text[-600:]
+    assert fresh.board() == {"dev": 2}

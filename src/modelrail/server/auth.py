@@ -229,10 +229,12 @@ def sign_in(client: Client, throttle: FailureThrottle, request: Request) -> User
     return user
 
 
-def sign_in_if_offered(client: Client, throttle: FailureThrottle, request: Request) -> User | None:
+def sign_in_if_offered(
+    client: Client, throttle: FailureThrottle, request: Request, *, tokens: bool = True
+) -> User | None:
     """As ``sign_in``, but None when the request offers neither a trusted proxy's user
-    header nor an ``Authorization`` header. The proxy's header wins over a token (a proxy
-    may pass a bearer token of its own on)."""
+    header nor (with ``tokens``) an ``Authorization`` header. The proxy's header wins over
+    a token (a proxy may pass a bearer token of its own on)."""
     proxy = throttle.proxy
     named = proxy.user_name(request) if proxy is not None else None
     if proxy is not None and named is not None:
@@ -240,7 +242,7 @@ def sign_in_if_offered(client: Client, throttle: FailureThrottle, request: Reque
         return throttle.counted(
             throttle.address(request), lambda: proxied_user(client, header, named)
         )
-    if "authorization" not in request.headers:
+    if not tokens or "authorization" not in request.headers:
         return None
     return throttle.counted(
         throttle.address(request), lambda: client.authenticate(bearer_token(request))

@@ -98,9 +98,9 @@ def identify(state: UiState, request: Request, session: Session) -> Viewer:
     store): run it in a worker thread."""
     client = state.client()
     if not state.has_users():
-        if state.throttle.proxy is not None:
-            # A proxy names people, and this store has nobody: refused, and counted.
-            sign_in_if_offered(client, state.throttle, request)
+        # A proxy naming someone, where the store has nobody: refused, and counted. (A
+        # bearer here is the dashboard's own token, for ``auth.require_write``.)
+        sign_in_if_offered(client, state.throttle, request, tokens=False)
         via = BY_SESSION if session.token else ""
         return Viewer(client.user, team=False, via=via)
     permissions = client.policy.permissions
