@@ -11,13 +11,13 @@ import time
 from typing import TYPE_CHECKING, cast
 
 if TYPE_CHECKING:
+    from modelrail.batch.records import BatchRecords
     from modelrail.batch.runner import Progress
     from modelrail.batch.scheduler import Scheduler
     from modelrail.batch.schedules import Schedule, ScheduleStatus
     from modelrail.batch.spec import JobSpec
     from modelrail.client import Client
     from modelrail.entities import BatchRun
-    from modelrail.batch.records import BatchRecords
     from modelrail.store.db import Database
 
 

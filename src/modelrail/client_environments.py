@@ -8,6 +8,7 @@ the client's user (the dashboard passes its logged-in user).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, cast
@@ -25,6 +26,10 @@ if TYPE_CHECKING:
         PromotionOutcome,
     )
     from modelrail.environments import Environments
+
+
+# How often a local client reads the store while it waits for a change.
+CHANGE_POLL_S = 0.5
 
 
 @dataclass(frozen=True)
@@ -117,6 +122,21 @@ class EnvironmentMethods:
     def board(self) -> list[Holding]:
         """What every environment holds, per model."""
         return self.environment_service.board()
+
+    def latest_event_id(self) -> int:
+        """The newest history event's id (0 before any): it grows with every change."""
+        return self.environment_service.repo.latest_event_id()
+
+    def wait_for_change(self, after: int, timeout_s: float = 25.0) -> int:
+        """The id of the newest history event, as soon as it is beyond ``after`` or when
+        ``timeout_s`` has passed. What a server watching an environment waits on: here the
+        store is read every half second; a team server's client is told as it happens."""
+        deadline = time.monotonic() + max(0.0, timeout_s)
+        while True:
+            newest = self.latest_event_id()
+            if newest > after or time.monotonic() >= deadline:
+                return newest
+            time.sleep(min(CHANGE_POLL_S, max(0.0, deadline - time.monotonic())))
 
     def environments(self) -> list[EnvironmentView]:
         """The chain in order, each environment with its gates, settings and holdings."""

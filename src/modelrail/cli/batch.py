@@ -109,9 +109,7 @@ def resume(
 ) -> None:
     """Finish a killed or failed run with the model version it started with."""
     with open_client() as client, _progress(f"resuming {run_id}", quiet=as_json) as report:
-        record = client.resume_batch(
-            run_id, output=output, query_url=query_url, progress=report
-        )
+        record = client.resume_batch(run_id, output=output, query_url=query_url, progress=report)
     _print_outcome(record, as_json)
 
 

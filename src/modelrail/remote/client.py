@@ -32,10 +32,10 @@ from modelrail.entities import (
     TrackerPage,
     User,
 )
-from modelrail.errors import NotOnServerError
+from modelrail.errors import NotOnServerError, ServerResponseError
 from modelrail.flavors.base import SaveOptions, save_options
 from modelrail.refs import Ref
-from modelrail.remote.client_admin import RemoteAdministration
+from modelrail.remote.client_admin import RemoteAdministration, signed_in_user
 from modelrail.remote.client_batch import RemoteBatchMethods
 from modelrail.remote.connection import ServerConnection, segment
 from modelrail.remote.decode import decode, decode_list
@@ -70,10 +70,7 @@ class RemoteClient(RemoteAdministration, RemoteBatchMethods):
     def whoami(self) -> User:
         """The signed-in user, with their roles (checks the token)."""
         if self._me is None:
-            found = self.connection.get("/whoami")
-            # whoami names the user and their roles; the rest of the record is the admin's.
-            known = {"created_at": 0.0, "created_by": "", **found}
-            self._me = decode(User, known, "whoami")
+            self._me = signed_in_user(self.connection)
         return self._me
 
     @property
@@ -287,6 +284,15 @@ class RemoteClient(RemoteAdministration, RemoteBatchMethods):
     ) -> list[EnvironmentEvent]:
         found = self.connection.get("/history", {"model": model, "environment": environment})
         return decode_list(EnvironmentEvent, found, "history")
+
+    def wait_for_change(self, after: int, timeout_s: float = 25.0) -> int:
+        """As ``Client.wait_for_change``, long-polled: the server answers as soon as the
+        history grows (a promotion made anywhere), or when ``timeout_s`` is up."""
+        wait = max(0, min(int(timeout_s), 25))  # an answer well within the request timeout
+        found = self.connection.get("/history/changes", {"after": after, "wait": wait})
+        if not isinstance(found, dict) or not isinstance(found.get("newest"), int):
+            raise ServerResponseError(f"{self.connection.url} answered no history position")
+        return int(found["newest"])
 
     def board(self) -> list[Holding]:
         return decode_list(Holding, self.connection.get("/board"), "board")

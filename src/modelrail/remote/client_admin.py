@@ -10,7 +10,7 @@ from collections.abc import Iterable
 
 from modelrail.config import Settings
 from modelrail.entities import ApiToken, PolicyRecord, RoleGrant, User
-from modelrail.errors import PolicyNotFoundError, ServerResponseError
+from modelrail.errors import AuthenticationError, PolicyNotFoundError, ServerResponseError
 from modelrail.policy import PromotionPolicy
 from modelrail.policy_document import canonical, governed_by, parse_document
 from modelrail.remote.connection import ServerConnection, segment
@@ -114,9 +114,28 @@ class RemoteAdministration:
             raise ServerResponseError(f"{self.connection.url} answered no token")
         return decode(ApiToken, found.get("token"), "token"), found["secret"]
 
+    def authenticate(self, secret: str) -> User:
+        """The user a token's secret signs in, as the server says (``AuthenticationError``
+        otherwise): how ``serve --auth`` checks callers' tokens against a team server."""
+        if not isinstance(secret, str) or not secret.strip():
+            raise AuthenticationError("no API token was given", reason="missing")
+        asking = ServerConnection(self.connection.url, secret.strip(), patient=False)
+        try:
+            return signed_in_user(asking)
+        finally:
+            asking.close()
+
     def tokens(self, user: str | None = None) -> list[ApiToken]:
         return decode_list(ApiToken, self.connection.get("/tokens", {"user": user}), "tokens")
 
     def revoke_token(self, token_id: int) -> ApiToken:
         found = self.connection.post(f"/tokens/{int(token_id)}/revoke", {}, repeatable=True)
         return decode(ApiToken, found, "token")
+
+
+def signed_in_user(connection: ServerConnection) -> User:
+    """The user ``connection``'s token signs in, with their roles (``GET /whoami``)."""
+    found = connection.get("/whoami")
+    # whoami names the user and their roles; the rest of the record is the admin's.
+    known = {"created_at": 0.0, "created_by": "", **found}
+    return decode(User, known, "whoami")

@@ -64,6 +64,11 @@ class ServerConnection:
         # JSON requests reuse open connections, unless a proxy must carry them.
         self._kept = KeptConnections(self.url, timeout) if direct_for(self.url) else None
 
+    @property
+    def token(self) -> str:
+        """The token this connection signs in with (for a child process; never shown)."""
+        return self._token
+
     def close(self) -> None:
         """Close the connections kept open between requests."""
         if self._kept is not None:

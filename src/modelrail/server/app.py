@@ -31,6 +31,7 @@ from modelrail.server.api_errors import EXCEPTION_HANDLERS
 from modelrail.server.artifact_routes import DEFAULT_MAX_UPLOAD_BYTES, artifact_routes
 from modelrail.server.auth import FailureThrottle, sign_in
 from modelrail.server.batch_routes import batch_routes
+from modelrail.server.changes import HistoryChanges
 from modelrail.server.identity_routes import identity_routes
 from modelrail.server.policy_routes import policy_routes
 
@@ -52,12 +53,20 @@ def build_app(
     (a larger one is refused with 413); None: ``DEFAULT_MAX_UPLOAD_BYTES``, 4 GiB.
     """
     failures = throttle if throttle is not None else FailureThrottle()
+    changes = HistoryChanges(client.latest_event_id)
 
     async def signed_in(request: Request) -> User:
         return await run_in_threadpool(sign_in, client, failures, request)
 
     async def call(function: Callable[[], T]) -> T:
         return await run_in_threadpool(function)
+
+    async def changing(function: Callable[[], T]) -> T:
+        """A change of what environments hold: waiting clients hear of it at once."""
+        try:
+            return await call(function)
+        finally:
+            changes.poke()
 
     async def permitted(user: User, action: str, environment: str) -> None:
         """``require`` an environment action under the policy in force (which reads the
@@ -105,6 +114,13 @@ def build_app(
                 payload.query_text(request, "model"), payload.query_text(request, "environment")
             ),
         )
+
+    async def history_changes(request: Request) -> Response:
+        user = await signed_in(request)
+        require(user, "read")
+        after = _whole(payload.query_text(request, "after") or "0", "after")
+        wait = _whole(payload.query_text(request, "wait") or "25", "wait")
+        return answer({"newest": await changes.wait_beyond(after, float(wait))})
 
     async def requests(request: Request) -> Response:
         def read() -> Any:
@@ -176,7 +192,7 @@ def build_app(
     async def new_version(request: Request) -> Response:
         user, body = await logging(request, writes.VERSION_FIELDS)
         name = payload.checked_text("name", request.path_params["name"])
-        return answer(await call(lambda: writes.add_version(client, user, name, body)))
+        return answer(await changing(lambda: writes.add_version(client, user, name, body)))
 
     # -- changing --------------------------------------------------------------------------
 
@@ -200,7 +216,7 @@ def build_app(
         else:
             await permitted(user, "request", to)
         return answer(
-            await call(
+            await changing(
                 lambda: client.promote(
                     reference, to, reason=reason, force=force, if_holds=if_holds, actor=user.name
                 )
@@ -216,9 +232,11 @@ def build_app(
         await permitted(user, "approve", waiting.environment)
         if approve:
             return answer(
-                await call(lambda: client.approve(request_id, reason=reason, actor=user.name))
+                await changing(lambda: client.approve(request_id, reason=reason, actor=user.name))
             )
-        return answer(await call(lambda: client.reject(request_id, reason=reason, actor=user.name)))
+        return answer(
+            await changing(lambda: client.reject(request_id, reason=reason, actor=user.name))
+        )
 
     async def approve(request: Request) -> Response:
         return await decide(request, approve=True)
@@ -235,7 +253,7 @@ def build_app(
         reason = payload.text(body, "reason")
         await permitted(user, "rollback", environment)
         return answer(
-            await call(
+            await changing(
                 lambda: client.rollback(
                     model, environment, to_version=to_version, reason=reason, actor=user.name
                 )
@@ -250,6 +268,7 @@ def build_app(
         Route(f"{api}/models/{{name}}/versions", versions, methods=["GET"]),
         Route(f"{api}/board", board, methods=["GET"]),
         Route(f"{api}/history", history, methods=["GET"]),
+        Route(f"{api}/history/changes", history_changes, methods=["GET"]),
         Route(f"{api}/requests", requests, methods=["GET"]),
         Route(f"{api}/requests/{{id}}", one_request, methods=["GET"]),
         Route(f"{api}/requests/{{id}}/approve", approve, methods=["POST"]),
@@ -300,6 +319,12 @@ def build_app(
     routes.extend(identity_routes(client, signed_in, api))
     routes.extend(batch_routes(client, signed_in, api))
     return Starlette(routes=routes, exception_handlers=dict(EXCEPTION_HANDLERS))
+
+
+def _whole(raw: str, name: str) -> int:
+    if not raw.isascii() or not raw.isdigit() or int(raw) > payload.MAX_ID:
+        raise InvalidRequestError(f"{name!r} must be a whole number", field=name)
+    return int(raw)
 
 
 def answer(value: Any, status: int = 200) -> JSONResponse:

@@ -85,6 +85,10 @@ class _Refusal:
     delay_s: float
 
 
+# How long one long-poll of a team server waits: also how soon a stop is noticed.
+LONG_POLL_S = 5.0
+
+
 class Watcher:
     def __init__(
         self,
@@ -97,7 +101,13 @@ class Watcher:
         only: frozenset[str] | None = None,
         on_swap: Callable[[ServedModel], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        wait_for_change: Callable[[int, float], int] | None = None,
     ) -> None:
+        """``wait_for_change(after, timeout_s)``: when given (a team server's client), the
+        watcher long-polls it for the history to grow beyond the newest event it knows, and
+        reads the holdings when it has, or when a wait is up; otherwise it reads the holdings
+        every ``interval_s``."""
+        self.wait_for_change = wait_for_change
         self.on_swap = on_swap
         self.models = models
         self.environment = environment
@@ -176,11 +186,35 @@ class Watcher:
     def stop(self) -> None:
         self._stop.set()
         if self._thread is not None:
-            self._thread.join(timeout=5)
+            # A long-poll in flight ends within its wait.
+            self._thread.join(timeout=5 if self.wait_for_change is None else LONG_POLL_S + 5)
 
     def _run(self) -> None:
+        if self.wait_for_change is not None:
+            self._follow(self.wait_for_change)
+            return
         while not self._stop.wait(self.interval_s):
             try:
                 self.refresh()
             except Exception:  # never let the watcher die; the next poll tries again
+                log.exception("modelrail serve: watcher poll failed")
+
+    def _follow(self, wait_for_change: Callable[[int, float], int]) -> None:
+        known: int | None = None  # first, where the history is now (no waiting)
+        while not self._stop.is_set():
+            try:
+                if known is None:
+                    newest = wait_for_change(0, 0.0)
+                else:
+                    newest = wait_for_change(known, LONG_POLL_S)
+            except Exception as exc:  # the server is away: try again after a pause
+                log.warning("modelrail serve: cannot follow %s: %s", self.environment, exc)
+                self._stop.wait(self.interval_s * 4)
+                continue
+            if self._stop.is_set():
+                return
+            known = newest
+            try:
+                self.refresh()  # a change, or a wait that is up (refused loads retry then)
+            except Exception:
                 log.exception("modelrail serve: watcher poll failed")

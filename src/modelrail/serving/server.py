@@ -20,9 +20,9 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
-from modelrail.client import Client
+from modelrail.client import Client, default_client
 from modelrail.entities import ModelVersion
 from modelrail.errors import ModelrailError, NotFoundError, ServerStartError
 from modelrail.policy import EnvironmentPolicy
@@ -34,6 +34,9 @@ from modelrail.serving.auth import TokenGuard
 from modelrail.serving.inputs import Limits
 from modelrail.serving.metrics import ServerMetrics
 from modelrail.serving.models import ModelSet, ServedModel, Watcher
+
+if TYPE_CHECKING:
+    from modelrail.remote.client import RemoteClient
 
 log = logging.getLogger("modelrail.serving")
 
@@ -188,6 +191,8 @@ def _environment_watcher(
         interval_s=options.poll_interval_s,
         only=frozenset(options.only) if options.only else None,
         on_swap=on_swap,
+        # A team server's client long-polls for changes; a store is read every interval.
+        wait_for_change=None if isinstance(client, Client) else client.wait_for_change,
     )
     watcher.refresh()
     if not options.wait:
@@ -301,9 +306,8 @@ def _run_workers(sock: socket.socket, client: Client, options: ServeOptions) -> 
     env = {
         **os.environ,
         "PROMETHEUS_MULTIPROC_DIR": metrics_dir,
-        "MODELRAIL_STORE": client.db.url.render_as_string(hide_password=False),
-        "MODELRAIL_ARTIFACTS": client.artifacts.location,
         "MODELRAIL_HOME": str(client.settings.project_root),
+        **_where_workers_read(client),
     }
     spec = json.dumps(asdict(options))
     command = [sys.executable, "-m", "modelrail.serving.worker", str(sock.fileno()), spec]
@@ -342,6 +346,17 @@ def _run_workers(sock: socket.socket, client: Client, options: ServeOptions) -> 
         sock.close()
 
 
+def _where_workers_read(client: Client) -> dict[str, str]:
+    """The variables that give each worker process the client this process has."""
+    if isinstance(client, Client):
+        return {
+            "MODELRAIL_STORE": client.db.url.render_as_string(hide_password=False),
+            "MODELRAIL_ARTIFACTS": client.artifacts.location,
+        }
+    connection = cast("RemoteClient", client).connection
+    return {"MODELRAIL_SERVER": connection.url, "MODELRAIL_TOKEN": connection.token}
+
+
 def worker_main(argv: list[str]) -> None:
     """Entry point of one worker process (``python -m modelrail.serving.worker``)."""
     fd, spec = int(argv[0]), json.loads(argv[1])
@@ -350,7 +365,7 @@ def worker_main(argv: list[str]) -> None:
     )
     sock = socket.socket(fileno=fd)
     try:
-        built = build_server(Client(), options)
+        built = build_server(default_client(), options)
     except ModelrailError as exc:
         print(f"modelrail serve worker: {exc.message}", file=sys.stderr)
         sys.exit(exc.exit_code)

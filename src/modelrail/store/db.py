@@ -30,13 +30,13 @@ from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, OperationalError
 
-from modelrail.urls import hide_password
 from modelrail.errors import (
     InvalidInputError,
     StoreSchemaError,
     StoreUnavailableError,
     StoreURLError,
 )
+from modelrail.urls import hide_password
 
 _MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 # Revision files are named NNNN_what.py and numbered in order: the newest is the head.

@@ -6,7 +6,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from modelrail.entities import ApprovalRequest, EnvironmentEvent, GateResult, Holding
@@ -184,6 +184,12 @@ class EnvironmentRepository:
         new_id = conn.execute(t.environment_events.insert(), row).inserted_primary_key
         assert new_id is not None
         return _event({**row, "id": new_id[0], "name": model})
+
+    def latest_event_id(self) -> int:
+        """The newest history event's id (0 before any): it grows with every change."""
+        with self.db.read() as conn:
+            found = conn.execute(select(func.max(t.environment_events.c.id))).scalar()
+        return int(found or 0)
 
     def events(
         self, model: str | None = None, environment: str | None = None
