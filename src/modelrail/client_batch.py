@@ -11,13 +11,14 @@ import time
 from typing import TYPE_CHECKING, cast
 
 if TYPE_CHECKING:
+    from modelrail.batch.host import ScheduleHost
     from modelrail.batch.records import BatchRecords
     from modelrail.batch.runner import Progress
     from modelrail.batch.scheduler import Scheduler
     from modelrail.batch.schedules import Schedule, ScheduleStatus
     from modelrail.batch.spec import JobSpec
-    from modelrail.client import Client
     from modelrail.entities import BatchRun
+    from modelrail.store.batch_schedules_repo import BatchScheduleRepository
     from modelrail.store.db import Database
 
 
@@ -120,6 +121,13 @@ class BatchMethods:
         return Scheduler(self._client())
 
     @property
+    def schedule_records(self) -> BatchScheduleRepository:
+        """The batch schedules in the store, with their leases and claimed files."""
+        from modelrail.store.batch_schedules_repo import BatchScheduleRepository
+
+        return BatchScheduleRepository(self.db)
+
+    @property
     def batch_records(self) -> BatchRecords:
         """Where batch runs are recorded: the store's table."""
         from modelrail.store.batch_runs_repo import BatchRunRepository
@@ -135,5 +143,5 @@ class BatchMethods:
         expire_replaced_runs(records, time.time())
         return records
 
-    def _client(self) -> Client:
-        return cast("Client", self)  # mixed into Client only
+    def _client(self) -> ScheduleHost:
+        return cast("ScheduleHost", self)  # mixed into Client, which is one

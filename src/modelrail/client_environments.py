@@ -17,7 +17,6 @@ from modelrail.entities import Holding
 from modelrail.policy import EnvironmentPolicy
 
 if TYPE_CHECKING:
-    from modelrail.client import Client
     from modelrail.config import Settings
     from modelrail.entities import (
         ApprovalRequest,
@@ -26,6 +25,8 @@ if TYPE_CHECKING:
         PromotionOutcome,
     )
     from modelrail.environments import Environments
+    from modelrail.environments_host import EnvironmentHost
+    from modelrail.policy import PromotionPolicy
 
 
 # How often a local client reads the store while it waits for a change.
@@ -45,13 +46,18 @@ class EnvironmentMethods:
     settings: Settings
     _environments: Environments | None = None
 
+    if TYPE_CHECKING:  # PolicyMethods, mixed into Client too, defines it
+
+        @property
+        def policy(self) -> PromotionPolicy: ...
+
     @property
     def environment_service(self) -> Environments:
         """Promotion, approval, rollback and history across the environment chain."""
         if self._environments is None:
             from modelrail.environments import Environments
 
-            self._environments = Environments(cast("Client", self))
+            self._environments = Environments(cast("EnvironmentHost", self))
         return self._environments
 
     def promote(
@@ -141,7 +147,7 @@ class EnvironmentMethods:
     def environments(self) -> list[EnvironmentView]:
         """The chain in order, each environment with its gates, settings and holdings."""
         holdings = self.board()
-        policy = cast("Client", self).policy
+        policy = self.policy
         return [
             EnvironmentView(
                 name=name,

@@ -9,13 +9,13 @@ role grants may name). Nothing about tokens is cached: ``authenticate`` reads th
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from modelrail.client import Client
     from modelrail.config import Settings
     from modelrail.entities import ApiToken, RoleGrant, User
     from modelrail.identity import Identity
+    from modelrail.policy import PromotionPolicy
     from modelrail.store.db import Database
 
 
@@ -27,6 +27,11 @@ class IdentityMethods:
     user: str
     _identity: Identity | None = None
 
+    if TYPE_CHECKING:  # PolicyMethods, mixed into Client too, defines it
+
+        @property
+        def policy(self) -> PromotionPolicy: ...
+
     @property
     def identity_service(self) -> Identity:
         if self._identity is None:
@@ -36,7 +41,7 @@ class IdentityMethods:
             self._identity = Identity(
                 IdentityRepository(self.db),
                 actor=self.user,
-                environments=cast("Client", self).policy.chain,
+                environments=self.policy.chain,
             )
         return self._identity
 

@@ -8,7 +8,7 @@ loosen the chain, the gates or the permissions (it keeps only its deployment set
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING
 
 from modelrail.errors import PermissionDeniedError, UserNotFoundError
 from modelrail.permissions import require
@@ -16,9 +16,9 @@ from modelrail.policy_document import canonical, governed_by, parse_document
 from modelrail.store.policy_repo import PolicyRepository
 
 if TYPE_CHECKING:
-    from modelrail.client import Client
     from modelrail.config import Settings
     from modelrail.entities import PolicyRecord
+    from modelrail.identity import Identity
     from modelrail.policy import PromotionPolicy
     from modelrail.store.db import Database
 
@@ -31,6 +31,11 @@ class PolicyMethods:
     user: str
     # The newest stored version, parsed, kept until another is applied.
     _stored_policy: tuple[int, PromotionPolicy] | None = None
+
+    if TYPE_CHECKING:  # IdentityMethods, mixed into Client too, defines it
+
+        @property
+        def identity_service(self) -> Identity: ...
 
     @property
     def policy(self) -> PromotionPolicy:
@@ -80,7 +85,7 @@ class PolicyMethods:
         the team server checks the signed-in admin."""
         actor = actor or self.user
         text = canonical(parse_document(document, source))
-        identity = cast("Client", self).identity_service
+        identity = self.identity_service
         if identity.users():
             try:
                 user = identity.user(actor)

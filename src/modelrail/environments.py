@@ -39,7 +39,7 @@ from modelrail.store.environments_repo import (
 )
 
 if TYPE_CHECKING:
-    from modelrail.client import Client
+    from modelrail.environments_host import EnvironmentHost
     from modelrail.policy import PromotionPolicy
 
 P = ParamSpec("P")
@@ -68,7 +68,7 @@ class _Snapshot(threading.local):
 
 
 class Environments:
-    def __init__(self, client: Client) -> None:
+    def __init__(self, client: EnvironmentHost) -> None:
         self.client = client
         self.repo = EnvironmentRepository(client.db)
         self._snapshot = _Snapshot()

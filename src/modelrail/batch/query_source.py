@@ -19,8 +19,8 @@ from sqlalchemy import Connection, CursorResult, create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlchemyError
 
+from modelrail.batch.input_errors import READ_ERRORS, missing_column
 from modelrail.batch.rebatching import check_batching, rebatch
-from modelrail.batch.sources import READ_ERRORS, missing_column
 from modelrail.errors import BatchInputError
 from modelrail.urls import hide_password
 

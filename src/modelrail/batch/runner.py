@@ -44,8 +44,8 @@ from modelrail.urls import hide_password
 
 if TYPE_CHECKING:
     from modelrail.artifacts import ArtifactStore
+    from modelrail.batch.host import BatchHost
     from modelrail.batch.sources import Source
-    from modelrail.client import Client
 
 Progress = Callable[[int, int | None], None]
 Pipeline = Stage[ScoredBatch] | Generator[ScoredBatch, None, None]
@@ -65,7 +65,7 @@ class _Plan:
 
 
 def run_batch(
-    client: Client,
+    client: BatchHost,
     spec: JobSpec,
     *,
     job: str | None = None,
@@ -136,7 +136,7 @@ def _validate_first(plan: _Plan) -> None:
 
 
 def _new_record(
-    client: Client, spec: JobSpec, run_id: str, job: str | None, trigger: str, now: float
+    client: BatchHost, spec: JobSpec, run_id: str, job: str | None, trigger: str, now: float
 ) -> BatchRun:
     return BatchRun(
         id=run_id,
@@ -166,7 +166,7 @@ def _new_record(
 
 
 def resume_batch(
-    client: Client,
+    client: BatchHost,
     run_id: str,
     *,
     output: str | None = None,
@@ -232,7 +232,7 @@ def _refuse_if_replaced(repo: BatchRecords, record: BatchRun) -> None:
     )
 
 
-def _plan(client: Client, spec: JobSpec, version: ModelVersion, run_id: str) -> _Plan:
+def _plan(client: BatchHost, spec: JobSpec, version: ModelVersion, run_id: str) -> _Plan:
     from modelrail.batch.sources import open_source
     from modelrail.object_store import is_object_store
 

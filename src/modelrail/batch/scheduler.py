@@ -43,14 +43,13 @@ from modelrail.batch.spec import JobSpec
 from modelrail.entities import BatchRun
 from modelrail.errors import ModelrailError
 from modelrail.store.batch_schedules_repo import (
-    BatchScheduleRepository,
     LeaseKeeper,
     ScheduleRecord,
     TriggerFile,
 )
 
 if TYPE_CHECKING:
-    from modelrail.client import Client
+    from modelrail.batch.host import ScheduleHost
 
 log = logging.getLogger("modelrail.scheduler")
 
@@ -63,7 +62,7 @@ class RunJob(Protocol):
     """What runs one job: ``modelrail.batch.runner.run_batch``, or a stand-in in tests."""
 
     def __call__(
-        self, client: Client, spec: JobSpec, *, job: str | None = ..., trigger: str = ...
+        self, client: ScheduleHost, spec: JobSpec, *, job: str | None = ..., trigger: str = ...
     ) -> BatchRun: ...
 
 
@@ -81,7 +80,7 @@ class JobOutcome:
 
 
 def _run_batch(
-    client: Client, spec: JobSpec, *, job: str | None = None, trigger: str = "manual"
+    client: ScheduleHost, spec: JobSpec, *, job: str | None = None, trigger: str = "manual"
 ) -> BatchRun:
     from modelrail.batch.runner import run_batch
 
@@ -93,7 +92,7 @@ class Scheduler:
 
     def __init__(
         self,
-        client: Client,
+        client: ScheduleHost,
         *,
         run_job: RunJob | None = None,
         clock: Callable[[], float] = time.time,
@@ -110,7 +109,7 @@ class Scheduler:
         self._lease = lease_seconds
         self._grace = grace_seconds
         self._stale = stale_run_seconds
-        self._repo = BatchScheduleRepository(client.db)
+        self._repo = client.schedule_records
         self._runs = client.batch_records
         self._arrivals = ArrivalWatch(settle_seconds)
         self._waiting_on: set[str] = set()

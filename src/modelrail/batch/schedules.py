@@ -34,10 +34,10 @@ from modelrail.entities import BatchRun
 from modelrail.errors import BatchInputError, BatchRunNotFoundError, ScheduleNotFoundError
 from modelrail.object_store import is_object_store
 from modelrail.refs import Ref, validate_name
-from modelrail.store.batch_schedules_repo import BatchScheduleRepository, ScheduleRecord
+from modelrail.store.batch_schedules_repo import ScheduleRecord
 
 if TYPE_CHECKING:
-    from modelrail.client import Client
+    from modelrail.batch.host import ScheduleHost
 
 Kind = Literal["cron", "files"]
 CatchUp = Literal["once", "all", "skip"]
@@ -132,7 +132,7 @@ def plan_cron(
 
 
 def create_schedule(
-    client: Client,
+    client: ScheduleHost,
     name: str,
     spec: JobSpec,
     *,
@@ -204,12 +204,12 @@ def create_schedule(
             file_pattern=pattern,
             catch_up="all",
         )
-    BatchScheduleRepository(client.db).save(record, replace=replace_existing)
+    client.schedule_records.save(record, replace=replace_existing)
     return get_schedule(client, name)
 
 
-def get_schedule(client: Client, name: str) -> Schedule:
-    record = BatchScheduleRepository(client.db).get(name)
+def get_schedule(client: ScheduleHost, name: str) -> Schedule:
+    record = client.schedule_records.get(name)
     if record is None:
         raise ScheduleNotFoundError(
             f"no batch schedule named {name!r}: see `modelrail batch schedules`"
@@ -217,22 +217,22 @@ def get_schedule(client: Client, name: str) -> Schedule:
     return to_schedule(record)
 
 
-def list_schedules(client: Client) -> list[Schedule]:
-    return [to_schedule(record) for record in BatchScheduleRepository(client.db).schedules()]
+def list_schedules(client: ScheduleHost) -> list[Schedule]:
+    return [to_schedule(record) for record in client.schedule_records.schedules()]
 
 
-def delete_schedule(client: Client, name: str) -> Schedule:
+def delete_schedule(client: ScheduleHost, name: str) -> Schedule:
     """Remove a schedule and its record of processed files; a run in progress goes on."""
     schedule = get_schedule(client, name)
-    if not BatchScheduleRepository(client.db).delete(name):
+    if not client.schedule_records.delete(name):
         raise ScheduleNotFoundError(f"no batch schedule named {name!r}: it was just removed")
     return schedule
 
 
-def schedule_statuses(client: Client, now: float | None = None) -> list[ScheduleStatus]:
+def schedule_statuses(client: ScheduleHost, now: float | None = None) -> list[ScheduleStatus]:
     """Every schedule with its last run (and, for file triggers, file counts by status)."""
     at = time.time() if now is None else now
-    repo = BatchScheduleRepository(client.db)
+    repo = client.schedule_records
     runs = client.batch_records
     counts = repo.file_counts()
     statuses = []

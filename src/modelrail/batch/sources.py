@@ -30,6 +30,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from modelrail.batch.input_errors import READ_ERRORS, missing_column
 from modelrail.batch.input_files import (
     REMOTE_READ,
     InputFile,
@@ -44,7 +45,6 @@ from modelrail.errors import BatchInputError
 
 _HASH_CHUNK = 1 << 20
 _CSV_BLOCK = 4 << 20  # bytes of text per CSV block
-READ_ERRORS = (pa.ArrowException, OSError, ValueError)
 _NUMBER = (pa.types.is_integer, pa.types.is_floating, pa.types.is_decimal)
 _TEXT, _TIME = (pa.types.is_string, pa.types.is_large_string), (pa.types.is_timestamp,)
 _CASTS = ((_NUMBER, (*_NUMBER, pa.types.is_boolean)), (_TEXT, _TEXT), (_TIME, _TIME))  # to, from
@@ -102,12 +102,6 @@ def _size(count: float) -> str:
         if count < 1000 or unit == "GB":
             return f"{count:.1f} {unit}"
     raise AssertionError("unreachable")
-
-
-def missing_column(column: str, where: str, names: Sequence[str]) -> BatchInputError:
-    return BatchInputError(
-        f"input column {column!r} is missing from {where} (it has: {', '.join(names)})"
-    )
 
 
 def _castable(source: pa.DataType, target: pa.DataType) -> bool:

@@ -11,9 +11,9 @@ from modelrail.remote.batch_records import RemoteBatchRecords
 from modelrail.remote.connection import ServerConnection
 
 if TYPE_CHECKING:
+    from modelrail.batch.host import BatchHost
     from modelrail.batch.runner import Progress
     from modelrail.batch.spec import JobSpec
-    from modelrail.client import Client
 
 
 class RemoteBatchMethods:
@@ -67,6 +67,5 @@ class RemoteBatchMethods:
     def batch_run(self, run_id: str) -> BatchRun:
         return self.batch_records.get(run_id)
 
-    def _as_client(self) -> Client:
-        # The batch runner asks a client for what this one offers with the same signatures.
-        return cast("Client", self)
+    def _as_client(self) -> BatchHost:
+        return cast("BatchHost", self)  # mixed into RemoteClient, which is one

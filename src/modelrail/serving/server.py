@@ -34,29 +34,12 @@ from modelrail.serving.auth import TokenGuard
 from modelrail.serving.inputs import Limits
 from modelrail.serving.metrics import ServerMetrics
 from modelrail.serving.models import ModelSet, ServedModel, Watcher
+from modelrail.serving.options import ServeOptions as ServeOptions  # its home until now
 
 if TYPE_CHECKING:
     from modelrail.remote.client import RemoteClient
 
 log = logging.getLogger("modelrail.serving")
-
-
-@dataclass(frozen=True)
-class ServeOptions:
-    environment: str | None = None
-    references: tuple[str, ...] = ()  # fixed versions, e.g. "pets-classifier:7"
-    bundle: str | None = None  # a folder written by modelrail.bundle (no store needed)
-    only: tuple[str, ...] = ()  # with an environment: serve just these models
-    host: str = "127.0.0.1"
-    port: int = 8080
-    workers: int = 1
-    wait: bool = False
-    shadow: str | None = None
-    poll_interval_s: float = 0.5
-    max_rows: int = 10_000
-    max_body_bytes: int = 16 * 1024 * 1024
-    auth: bool = False  # predictions need a token of a user with a role in the environment
-    metrics_auth: bool = False  # /metrics too
 
 
 @dataclass

@@ -24,7 +24,7 @@ from modelrail.store.shadow_repo import ShadowRepository, ShadowTotals
 
 if TYPE_CHECKING:
     from modelrail.client import Client
-    from modelrail.serving.server import ServeOptions
+    from modelrail.serving.options import ServeOptions
 
 log = logging.getLogger("modelrail.serving")
 FLUSH_EVERY_S = 2.0

@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -47,6 +48,10 @@ _REVISIONS = frozenset(
 )
 HEAD_REVISION = max(_REVISIONS)
 _WRITE_OPTION = "modelrail_write"
+_SQLITE_WAIT_S = 60.0  # how long a writer waits for SQLite's write lock
+# A team server's worker threads each hold a connection: keep that many open rather than
+# connect (and configure) anew for every request beyond the default five.
+_SQLITE_POOL: dict[str, Any] = {"pool_size": 16, "max_overflow": 48}
 _INSUFFICIENT_PRIVILEGE = "42501"  # PostgreSQL's SQLSTATE for "permission denied", "must be owner"
 _OWNER_HINT = "the role that owns the schema runs 'modelrail init --store <URL of that role>"
 
@@ -84,6 +89,9 @@ class Database:
         self.url = parse_store_url(url)
         self.display_url = self.url.render_as_string(hide_password=True)
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
+        # SQLite lets one writer in at a time; threads of this process queue here for it
+        # instead of in SQLite's busy handler, which sleeps and polls (see ``write``).
+        self._writers = threading.RLock()
         self.engine = self._create_engine()
         try:
             self._ensure_schema()
@@ -102,9 +110,10 @@ class Database:
                 )
             engine = create_engine(
                 self.url,
-                connect_args={"timeout": 60, "check_same_thread": False},
+                connect_args={"timeout": _SQLITE_WAIT_S, "check_same_thread": False},
                 # Every transaction ends in COMMIT or ROLLBACK already; skip the extra reset.
                 pool_reset_on_return=None,
+                **_SQLITE_POOL if str(database) not in ("", ":memory:") else {},
             )
             event.listen(engine, "connect", _configure_sqlite_connection)
             event.listen(engine, "begin", _begin_sqlite_transaction)
@@ -129,7 +138,22 @@ class Database:
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
-        """A write transaction: committed on success, rolled back on any exception."""
+        """A write transaction: committed on success, rolled back on any exception.
+
+        On SQLite, a thread waits for this process's other writers first (at most as long
+        as SQLite itself would wait, after which SQLite's own lock decides), so threads
+        take turns at once instead of polling; other processes still meet at SQLite's lock.
+        """
+        queued = self.is_sqlite and self._writers.acquire(timeout=_SQLITE_WAIT_S)
+        try:
+            with self._writing() as conn:
+                yield conn
+        finally:
+            if queued:
+                self._writers.release()
+
+    @contextmanager
+    def _writing(self) -> Iterator[Connection]:
         with self._translate_errors(), self.engine.connect() as conn:
             conn = conn.execution_options(**{_WRITE_OPTION: True})
             with conn.begin():

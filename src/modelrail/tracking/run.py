@@ -28,7 +28,7 @@ from modelrail.store.codec import to_jsonable
 from modelrail.tracking.components import data_component, params_component
 
 if TYPE_CHECKING:
-    from modelrail.tracking.host import RunHost
+    from modelrail.tracking.ports import RunHost
 
 # The run a ``with`` block opened in this thread or task, for ``modelrail.active_run()``.
 current_run: contextvars.ContextVar[ActiveRun | None] = contextvars.ContextVar(
