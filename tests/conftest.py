@@ -68,9 +68,15 @@ def postgres_schema_url(base: str) -> Iterator[str]:
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        init_project(tmp_path)
-        yield f"sqlite:///{tmp_path / '.modelrail' / 'modelrail.db'}"
+    yield from store_url_of(request.param, tmp_path)
+
+
+def store_url_of(kind: str, root: Path) -> Iterator[str]:
+    """A fresh store: ``sqlite`` in a project at ``root``, or ``postgres``, a schema of its own
+    on the test server (dropped afterwards; skipped without one unless it is required)."""
+    if kind == "sqlite":
+        init_project(root)
+        yield f"sqlite:///{root / '.modelrail' / 'modelrail.db'}"
         return
     if not POSTGRES_URL:
         if REQUIRE_POSTGRES:

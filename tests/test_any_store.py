@@ -28,26 +28,13 @@ from modelrail.errors import (
 )
 from modelrail.remote.client import RemoteClient
 from modelrail.store.tracker_query import TrackerQuery
-from tests.conftest import POSTGRES_URL, REQUIRE_POSTGRES, postgres_schema_url
+from tests.conftest import store_url_of
 from tests.server.conftest import HOST, USERS, start_team
 
 MODEL = "churn"
 FRAME = pd.DataFrame({"tenure": [1.0, 5.0, 9.0, 2.0, 7.0, 3.0], "calls": [4, 0, 1, 5, 0, 2]})
 LABELS = [1, 0, 0, 1, 0, 1]
 As = Callable[[str], Client]
-
-
-def _store_url(kind: str, root: Path) -> Iterator[str]:
-    if "postgres" not in kind:
-        yield f"sqlite:///{root / '.modelrail' / 'modelrail.db'}"
-        return
-    if not POSTGRES_URL:
-        if REQUIRE_POSTGRES:
-            pytest.fail(
-                "MODELRAIL_TEST_REQUIRE_POSTGRES=1 but MODELRAIL_TEST_POSTGRES_URL is unset"
-            )
-        pytest.skip("set MODELRAIL_TEST_POSTGRES_URL to run the PostgreSQL variant")
-    yield from postgres_schema_url(POSTGRES_URL)
 
 
 @pytest.fixture(
@@ -64,7 +51,8 @@ def people(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[As]:
     init_project(tmp_path)
     opened: list[Client | RemoteClient] = []
     with contextlib.ExitStack() as stack:
-        url = stack.enter_context(contextlib.contextmanager(_store_url)(kind, tmp_path))
+        backend = "postgres" if "postgres" in kind else "sqlite"
+        url = stack.enter_context(contextlib.contextmanager(store_url_of)(backend, tmp_path))
         laptop = tmp_path / "laptop"
         laptop.mkdir()
         if kind.startswith("server"):

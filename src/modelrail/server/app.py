@@ -33,6 +33,7 @@ from modelrail.server.auth import FailureThrottle, sign_in
 from modelrail.server.batch_routes import batch_routes
 from modelrail.server.changes import HistoryChanges
 from modelrail.server.identity_routes import identity_routes
+from modelrail.server.payload import answer
 from modelrail.server.policy_routes import policy_routes
 
 T = TypeVar("T")
@@ -325,7 +326,3 @@ def _whole(raw: str, name: str) -> int:
     if not raw.isascii() or not raw.isdigit() or int(raw) > payload.MAX_ID:
         raise InvalidRequestError(f"{name!r} must be a whole number", field=name)
     return int(raw)
-
-
-def answer(value: Any, status: int = 200) -> JSONResponse:
-    return JSONResponse(payload.to_json(value), status_code=status)

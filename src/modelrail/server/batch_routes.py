@@ -14,7 +14,7 @@ from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from modelrail.batch.records import for_the_record
@@ -81,12 +81,12 @@ def batch_routes(client: Client, signed_in: SignedIn, api: str) -> list[Route]:
                 limit=limit,
             )
         )
-        return _answer(found)
+        return payload.answer(found)
 
     async def one_run(request: Request) -> Response:
         await as_(request, "read")
         run_id = payload.checked_text("id", request.path_params["id"])
-        return _answer(await run_in_threadpool(client.batch_run, run_id))
+        return payload.answer(await run_in_threadpool(client.batch_run, run_id))
 
     async def create(request: Request) -> Response:
         user = await as_(request, "log")
@@ -107,7 +107,7 @@ def batch_routes(client: Client, signed_in: SignedIn, api: str) -> list[Route]:
                 raise ConflictError(f"batch run {run.id[:12]} exists already")
             return known
 
-        return _answer(await run_in_threadpool(write))
+        return payload.answer(await run_in_threadpool(write))
 
     async def update(request: Request) -> Response:
         await as_(request, "log")
@@ -143,7 +143,7 @@ def batch_routes(client: Client, signed_in: SignedIn, api: str) -> list[Route]:
             seen = dataclasses.replace(known, heartbeat_at=float(seen_beat))
             return {"updated": records.update_if_unchanged(seen, **fields)}
 
-        return _answer(await run_in_threadpool(write))
+        return payload.answer(await run_in_threadpool(write))
 
     return [
         Route(f"{api}/batch-runs", runs, methods=["GET"]),
@@ -177,7 +177,3 @@ def _limit(raw: str | None) -> int:
     if not raw.isascii() or not raw.isdigit() or not 0 < int(raw) <= MAX_PAGE:
         raise InvalidRequestError(f"'limit' must be 1-{MAX_PAGE:,}", field="limit")
     return int(raw)
-
-
-def _answer(value: Any) -> JSONResponse:
-    return JSONResponse(payload.to_json(value))

@@ -9,11 +9,10 @@ the answer to the request that made it.
 from __future__ import annotations
 
 import math
-from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from modelrail.client import Client
@@ -37,11 +36,11 @@ def identity_routes(client: Client, signed_in: SignedIn, api: str) -> list[Route
 
     async def users(request: Request) -> Response:
         await admin(request)
-        return _answer(await run_in_threadpool(client.users))
+        return payload.answer(await run_in_threadpool(client.users))
 
     async def one_user(request: Request) -> Response:
         await admin(request)
-        return _answer(await run_in_threadpool(client.get_user, name_of(request)))
+        return payload.answer(await run_in_threadpool(client.get_user, name_of(request)))
 
     async def add_user(request: Request) -> Response:
         user = await admin(request)
@@ -56,7 +55,7 @@ def identity_routes(client: Client, signed_in: SignedIn, api: str) -> list[Route
             if not isinstance(role, str):
                 raise InvalidRequestError("'roles' must hold strings", field="roles")
             payload.checked_text("roles", role)
-        return _answer(
+        return payload.answer(
             await run_in_threadpool(lambda: client.add_user(name, roles, actor=user.name))
         )
 
@@ -67,7 +66,7 @@ def identity_routes(client: Client, signed_in: SignedIn, api: str) -> list[Route
         environment = payload.text(body, "environment") or None
         name = name_of(request)
         change = client.grant_role if grant else client.revoke_role
-        return _answer(
+        return payload.answer(
             await run_in_threadpool(lambda: change(name, role, environment, actor=user.name))
         )
 
@@ -80,7 +79,9 @@ def identity_routes(client: Client, signed_in: SignedIn, api: str) -> list[Route
     async def disable(request: Request) -> Response:
         user = await admin(request)
         name = name_of(request)
-        return _answer(await run_in_threadpool(lambda: client.disable_user(name, actor=user.name)))
+        return payload.answer(
+            await run_in_threadpool(lambda: client.disable_user(name, actor=user.name))
+        )
 
     async def create_token(request: Request) -> Response:
         user = await admin(request)
@@ -97,7 +98,7 @@ def identity_routes(client: Client, signed_in: SignedIn, api: str) -> list[Route
         token, secret = await run_in_threadpool(
             lambda: client.create_token(owner, label, days, actor=user.name)
         )
-        return _answer({"token": token, "secret": secret})
+        return payload.answer({"token": token, "secret": secret})
 
     async def tokens(request: Request) -> Response:
         user = await signed_in(request)
@@ -106,7 +107,7 @@ def identity_routes(client: Client, signed_in: SignedIn, api: str) -> list[Route
             if owner is not None and owner != user.name:
                 require(user, "admin")  # someone else's tokens: refused, naming admin
             owner = user.name
-        return _answer(await run_in_threadpool(client.tokens, owner))
+        return payload.answer(await run_in_threadpool(client.tokens, owner))
 
     async def revoke_token(request: Request) -> Response:
         user = await signed_in(request)
@@ -115,7 +116,7 @@ def identity_routes(client: Client, signed_in: SignedIn, api: str) -> list[Route
             own = await run_in_threadpool(client.tokens, user.name)
             if token_id not in {t.id for t in own}:
                 require(user, "admin")
-        return _answer(await run_in_threadpool(client.revoke_token, token_id))
+        return payload.answer(await run_in_threadpool(client.revoke_token, token_id))
 
     return [
         Route(f"{api}/users", users, methods=["GET"]),
@@ -128,7 +129,3 @@ def identity_routes(client: Client, signed_in: SignedIn, api: str) -> list[Route
         Route(f"{api}/tokens", create_token, methods=["POST"]),
         Route(f"{api}/tokens/{{id}}/revoke", revoke_token, methods=["POST"]),
     ]
-
-
-def _answer(value: Any) -> JSONResponse:
-    return JSONResponse(payload.to_json(value))

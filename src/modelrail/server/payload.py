@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from starlette.requests import Request
+from starlette.responses import JSONResponse
 
 from modelrail.errors import InvalidRequestError
 
@@ -113,6 +114,11 @@ def query_text(request: Request, name: str) -> str | None:
     """A query-string parameter, or None when absent or empty."""
     value = request.query_params.get(name)
     return checked_text(name, value) if value else None
+
+
+def answer(value: Any, status: int = 200) -> JSONResponse:
+    """``value`` (library entities, mappings, lists) as the JSON answer."""
+    return JSONResponse(to_json(value), status_code=status)
 
 
 def to_json(value: Any) -> Any:

@@ -12,7 +12,7 @@ from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from modelrail.client import Client
@@ -36,18 +36,18 @@ def policy_routes(client: Client, signed_in: SignedIn, api: str) -> list[Route]:
             record = None if version is None else client.policy_record(version)
             return {"version": version, "document": canonical(policy), "record": record}
 
-        return _answer(await run_in_threadpool(read))
+        return payload.answer(await run_in_threadpool(read))
 
     async def versions(request: Request) -> Response:
         user = await signed_in(request)
         require(user, "read")
-        return _answer(await run_in_threadpool(client.policy_history))
+        return payload.answer(await run_in_threadpool(client.policy_history))
 
     async def one_version(request: Request) -> Response:
         user = await signed_in(request)
         require(user, "read")
         version = payload.path_id("version", request.path_params["version"])
-        return _answer(await run_in_threadpool(client.policy_record, version))
+        return payload.answer(await run_in_threadpool(client.policy_record, version))
 
     async def apply(request: Request) -> Response:
         user = await signed_in(request)
@@ -65,7 +65,7 @@ def policy_routes(client: Client, signed_in: SignedIn, api: str) -> list[Route]:
                 raise InvalidRequestError(str(exc), field="document") from None
             return {"record": record, "created": created}
 
-        return _answer(await run_in_threadpool(write))
+        return payload.answer(await run_in_threadpool(write))
 
     return [
         Route(f"{api}/policy", in_force, methods=["GET"]),
@@ -73,7 +73,3 @@ def policy_routes(client: Client, signed_in: SignedIn, api: str) -> list[Route]:
         Route(f"{api}/policy/versions", versions, methods=["GET"]),
         Route(f"{api}/policy/versions/{{version}}", one_version, methods=["GET"]),
     ]
-
-
-def _answer(value: Any) -> JSONResponse:
-    return JSONResponse(payload.to_json(value))
