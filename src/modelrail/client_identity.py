@@ -108,3 +108,11 @@ class IdentityMethods:
     def authenticate(self, secret: str) -> User:
         """The user a token's secret signs in; ``AuthenticationError`` otherwise."""
         return self.identity_service.authenticate(secret)
+
+    def sign_in(self, secret: str) -> tuple[ApiToken, User]:
+        """As ``authenticate``, with the token that signed in."""
+        return self.identity_service.sign_in(secret)
+
+    def api_token(self, token_id: int) -> ApiToken:
+        """One API token by id, without its secret (``TokenNotFoundError`` if unknown)."""
+        return self.identity_service.token(token_id)

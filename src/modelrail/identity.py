@@ -197,6 +197,11 @@ class Identity:
     def authenticate(self, secret: str) -> User:
         """The user a token's secret signs in, or ``AuthenticationError`` when the token is
         unknown, revoked or expired or its user is disabled. Read afresh on every call."""
+        return self.sign_in(secret)[1]
+
+    def sign_in(self, secret: str) -> tuple[ApiToken, User]:
+        """As ``authenticate``, with the token that signed in (a session that outlives the
+        request keeps its id, to stop when the token is revoked)."""
         if not isinstance(secret, str) or not secret.strip():
             raise AuthenticationError("no API token was given", reason="missing")
         secret = secret.strip()
@@ -223,7 +228,15 @@ class Identity:
         used = token.last_used_at
         if used is None or used < now - LAST_USED_EVERY_SECONDS:
             self.repo.touch_token(token.id, at=now, every=LAST_USED_EVERY_SECONDS)
-        return user
+        return token, user
+
+    def token(self, token_id: int) -> ApiToken:
+        """One token by id (``TokenNotFoundError`` when there is none); never its secret."""
+        in_range = isinstance(token_id, int) and 0 < token_id <= _MAX_ID
+        found = self.repo.get_token(token_id) if in_range else None
+        if found is None:
+            raise TokenNotFoundError(f"no API token with id {token_id}")
+        return found
 
 
 def _described(token: ApiToken) -> str:

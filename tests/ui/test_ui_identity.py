@@ -155,6 +155,19 @@ def test_a_disabled_users_session_ends_at_once(team: TeamUi) -> None:
     refused(mia.post("/login", {"token": team.tokens["mia"]}), 401, "disabled")
 
 
+def test_revoking_the_token_a_session_signed_in_with_ends_it_at_once(team: TeamUi) -> None:
+    server = team.serve()
+    mia, max_ = sign_in(server, team, "mia"), sign_in(server, team, "max")
+    assert mia.get(MODEL_PAGE).status == 200
+    with team.fresh.seeded.client() as client:
+        (token,) = client.tokens("mia")
+        client.revoke_token(token.id)
+    assert mia.get(MODEL_PAGE).status == 303  # back to /login on the next request
+    refused(mia.post(ROLLBACK, {"env": "dev"}), 401, "sign in first")
+    assert max_.get(MODEL_PAGE).status == 200  # others' sessions go on
+    refused(mia.post("/login", {"token": team.tokens["mia"]}), 401, "revoked")
+
+
 def test_a_script_signs_in_with_its_bearer_token_and_needs_no_form_token(team: TeamUi) -> None:
     server = team.serve()
     mia = {"Authorization": f"Bearer {team.tokens['mia']}"}

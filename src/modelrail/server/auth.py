@@ -31,6 +31,7 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from starlette.requests import Request
 
@@ -38,6 +39,7 @@ from modelrail.client import Client
 from modelrail.entities import User
 from modelrail.errors import AuthenticationError, ConfigError, ThrottledError, UserNotFoundError
 
+T = TypeVar("T")
 FAILURE_LIMIT = 10
 FAILURE_WINDOW_S = 60.0
 # Addresses remembered at most; the least recently failing are forgotten first.
@@ -176,7 +178,7 @@ class FailureThrottle:
             self._failures.move_to_end(address)
             failures.append(now)
 
-    def counted(self, address: str, sign_in: Callable[[], User]) -> User:
+    def counted(self, address: str, sign_in: Callable[[], T]) -> T:
         """``sign_in()`` unless ``address`` is throttled, counting its failure (a token or
         name given but refused; not a missing one) against ``address``."""
         self.check(address)

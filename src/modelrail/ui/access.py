@@ -21,17 +21,27 @@ rule.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from starlette.requests import Request
 
 from modelrail.entities import User
-from modelrail.errors import LoginRequiredError, ModelrailError, UserNotFoundError
+from modelrail.errors import (
+    LoginRequiredError,
+    ModelrailError,
+    TokenNotFoundError,
+    UserNotFoundError,
+)
 from modelrail.permissions import DEFAULT_PERMISSIONS, Permissions, require
 from modelrail.permissions import may as allows
 from modelrail.server.auth import sign_in_if_offered
 from modelrail.ui.auth import BY_BEARER, BY_PROXY, BY_SESSION, Session
 from modelrail.ui.state import UiState
+
+if TYPE_CHECKING:
+    from modelrail.client import Client
 
 
 @dataclass(frozen=True)
@@ -110,7 +120,7 @@ def identify(state: UiState, request: Request, session: Session) -> Viewer:
         by_proxy = proxy is not None and proxy.user_name(request) is not None
         via = BY_PROXY if by_proxy else BY_BEARER
         return Viewer(user.name, team=True, user=user, via=via, permissions=permissions)
-    if session.user is not None:
+    if session.user is not None and _token_in_force(client, session):
         try:
             user = client.get_user(session.user)
         except UserNotFoundError:
@@ -118,3 +128,15 @@ def identify(state: UiState, request: Request, session: Session) -> Viewer:
         if user is not None and not user.disabled:
             return Viewer(user.name, team=True, user=user, via=BY_SESSION, permissions=permissions)
     return Viewer(None, team=True, permissions=permissions)
+
+
+def _token_in_force(client: Client, session: Session) -> bool:
+    """Whether the token the session signed in with is still its user's and in force: a
+    revoked or expired token ends the session on the next request."""
+    if session.token_id is None:
+        return False
+    try:
+        token = client.api_token(session.token_id)
+    except TokenNotFoundError:
+        return False
+    return token.user == session.user and token.state(time.time()) == "active"

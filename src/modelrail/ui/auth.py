@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from modelrail.entities import User
+from modelrail.entities import ApiToken, User
 from modelrail.errors import ForbiddenError, InvalidInputError, LoginRequiredError
 from modelrail.ui.state import Page
 
@@ -42,6 +42,7 @@ BY_SESSION, BY_BEARER, BY_PROXY = "session", "bearer", "proxy"
 _ANONYMOUS = "a"
 _TOKEN = "t"
 _USER = "u"
+_TOKEN_ID = "~"  # outside base64's URL-safe alphabet and the cookie's '.'-separated fields
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,9 @@ class Session:
     token: bool = False
     issued: int = 0
     new: bool = False
+    # The personal API token ``user`` signed in with: the session ends when it is revoked
+    # or expires (``access.identify`` checks it on every request).
+    token_id: int | None = None
 
 
 class Sessions:
@@ -68,8 +72,11 @@ class Sessions:
             self._key = hashlib.sha256(b"modelrail-ui-session-2\0" + token.encode()).digest()
         self._clock = clock
 
-    def start(self, *, user: str | None = None, token: bool = False) -> Session:
-        return Session(secrets.token_hex(16), user, token, int(self._clock()), new=True)
+    def start(
+        self, *, user: str | None = None, token: bool = False, token_id: int | None = None
+    ) -> Session:
+        issued = int(self._clock())
+        return Session(secrets.token_hex(16), user, token, issued, new=True, token_id=token_id)
 
     def read(self, request: Request) -> Session | None:
         """The session of a valid cookie, else None (a signed-in one only while young)."""
@@ -90,17 +97,20 @@ class Sessions:
             return Session(session_id, token=True, issued=issued)
         if not who.startswith(_USER):
             return None
-        encoded = who.removeprefix(_USER)
+        encoded, _, token_text = who.removeprefix(_USER).partition(_TOKEN_ID)
+        if not token_text.isdigit():
+            return None  # a session from before sessions named their token: sign in again
         try:
             user = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)).decode()
         except (ValueError, UnicodeDecodeError):
             return None
-        return Session(session_id, user=user, issued=issued)
+        return Session(session_id, user=user, issued=issued, token_id=int(token_text))
 
     def cookie(self, session: Session, *, secure: bool) -> tuple[bytes, bytes]:
         """The ``Set-Cookie`` header that keeps ``session``."""
         if session.user is not None:
             who = _USER + base64.urlsafe_b64encode(session.user.encode()).decode().rstrip("=")
+            who += f"{_TOKEN_ID}{session.token_id or 0}"
         else:
             who = _TOKEN if session.token else _ANONYMOUS
         payload = f"{session.id}.{who}.{session.issued}"
@@ -176,8 +186,10 @@ def login(page: Page, sessions: Sessions) -> Response:
     address = throttle.address(page.request)
     given = page.field("token")
     if page.viewer.team:
-        user: User = throttle.counted(address, lambda: page.client.authenticate(given))
-        session = sessions.start(user=user.name)
+        signed: tuple[ApiToken, User] = throttle.counted(
+            address, lambda: page.client.sign_in(given)
+        )
+        session = sessions.start(user=signed[1].name, token_id=signed[0].id)
     else:
         token = page.state.token
         if token is None:
