@@ -45,7 +45,7 @@ from modelrail.tracking.run import ActiveRun
 if TYPE_CHECKING:
     from modelrail.registry import LoadedModel
     from modelrail.store.db import AppRoleGrants
-    from modelrail.store.shadow_repo import ShadowTotals
+    from modelrail.store.shadow_repo import ShadowRepository, ShadowTotals
 
 log = logging.getLogger("modelrail")
 
@@ -306,12 +306,17 @@ class Client(EnvironmentMethods, BatchMethods, IdentityMethods, PolicyMethods):
 
     # -- serving -----------------------------------------------------------------------
 
+    @property
+    def shadow_records(self) -> ShadowRepository:
+        """Where shadowing servers add up their agreement and latencies."""
+        from modelrail.store.shadow_repo import ShadowRepository
+
+        return ShadowRepository(self.db)
+
     def shadow_totals(self, model: str | None = None) -> list[ShadowTotals]:
         """How often each shadow version agreed with the live one (of ``model``, or every
         model), with request counts and latencies, as shadowing servers add them up."""
-        from modelrail.store.shadow_repo import ShadowRepository
-
-        return ShadowRepository(self.db).totals(model)
+        return self.shadow_records.totals(model)
 
 
 @functools.cache

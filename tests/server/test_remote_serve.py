@@ -128,3 +128,38 @@ def test_serve_with_workers_follows_the_server_too(
         assert _served_version(http) == 1
         assert "Traceback" not in json.dumps(_predict(http).json())
     assert os.path.isdir(folder)
+
+
+def test_serve_shadows_through_the_server_and_the_report_reads_it(
+    team: Team, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    register(team.client)
+    register(team.client)  # version 2 in dev, the shadow
+    team.client.promote(f"{MODEL}:1", "staging", actor="setup")
+    folder, env = _laptop(tmp_path_factory)
+    env["MODELRAIL_TOKEN"] = team.tokens["mia"]  # a member: adds shadow totals (log)
+    with serving(team, folder, env, "--shadow", "dev") as http:
+        for _ in range(5):
+            assert _served_version(http) == 1
+        started = time.monotonic()
+        while not team.client.shadow_totals(MODEL):
+            assert time.monotonic() - started < 15, "no shadow totals reached the server"
+            time.sleep(0.2)
+    (totals,) = team.client.shadow_totals(MODEL)
+    assert (totals.live_version, totals.shadow_version) == (1, 2)
+    assert totals.requests >= 1 and totals.rows == 2 * totals.requests
+    env["MODELRAIL_SERVER"] = f"http://{HOST}:{team.port}"
+    report = subprocess.run(
+        [MODELRAIL, "shadow", "report", "--json"],
+        cwd=folder,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert report.returncode == 0, report.stderr
+    assert json.loads(report.stdout)[0]["shadow_version"] == 2
+    refused = team.post("/api/v1/shadow", "vic", {"totals": []})
+    assert refused.status == 403
+    bad = team.post("/api/v1/shadow", "mia", {"totals": [{"model": MODEL}]})
+    assert bad.status == 422

@@ -1,14 +1,18 @@
-"""Batch runs through ``RemoteClient``: scored on this machine, recorded on the server.
-Mixed into ``RemoteClient`` only."""
+"""Batch runs and shadow totals through ``RemoteClient``: scored on this machine, recorded on
+the server. Mixed into ``RemoteClient`` only."""
 
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, cast
 
 from modelrail.entities import BatchRun
 from modelrail.remote.batch_records import RemoteBatchRecords
 from modelrail.remote.connection import ServerConnection
+from modelrail.remote.decode import decode_list
+from modelrail.server.payload import to_json
+from modelrail.store.shadow_repo import ShadowTotals
 
 if TYPE_CHECKING:
     from modelrail.batch.host import BatchHost
@@ -69,3 +73,26 @@ class RemoteBatchMethods:
 
     def _as_client(self) -> BatchHost:
         return cast("BatchHost", self)  # mixed into RemoteClient, which is one
+
+    # -- shadow traffic -------------------------------------------------------------------
+
+    @functools.cached_property
+    def shadow_records(self) -> RemoteShadowRecords:
+        """Shadowing servers add their totals to the server's store."""
+        return RemoteShadowRecords(self.connection)
+
+    def shadow_totals(self, model: str | None = None) -> list[ShadowTotals]:
+        return self.shadow_records.totals(model)
+
+
+class RemoteShadowRecords:
+    def __init__(self, connection: ServerConnection) -> None:
+        self.connection = connection
+
+    def add(self, batches: Sequence[ShadowTotals]) -> None:
+        # Not resent when the answer is lost: an addition sums.
+        self.connection.post("/shadow", {"totals": to_json(list(batches))})
+
+    def totals(self, model: str | None = None) -> list[ShadowTotals]:
+        found = self.connection.get("/shadow", {"model": model})
+        return decode_list(ShadowTotals, found, "shadow totals")

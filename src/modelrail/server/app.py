@@ -35,6 +35,7 @@ from modelrail.server.changes import HistoryChanges
 from modelrail.server.identity_routes import identity_routes
 from modelrail.server.payload import answer
 from modelrail.server.policy_routes import policy_routes
+from modelrail.server.shadow_routes import shadow_routes
 
 T = TypeVar("T")
 RunWrite = Callable[[Client, RunOwner, dict[str, Any], bool], Any]
@@ -319,6 +320,7 @@ def build_app(
     routes.extend(policy_routes(client, signed_in, api))
     routes.extend(identity_routes(client, signed_in, api))
     routes.extend(batch_routes(client, signed_in, api))
+    routes.extend(shadow_routes(client, signed_in, api))
     return Starlette(routes=routes, exception_handlers=dict(EXCEPTION_HANDLERS))
 
 

@@ -17,13 +17,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from modelrail.client import Client
 from modelrail.errors import ModelrailError
 from modelrail.serving.metrics import ServerMetrics
 from modelrail.serving.models import ModelSet, ServedModel, Watcher
-from modelrail.store.shadow_repo import ShadowRepository, ShadowTotals
+from modelrail.store.shadow_repo import ShadowTotals
 
 if TYPE_CHECKING:
-    from modelrail.client import Client
     from modelrail.serving.options import ServeOptions
 
 log = logging.getLogger("modelrail.serving")
@@ -45,13 +45,18 @@ class ShadowScorer:
         self.live_environment = options.environment or "-"
         self.metrics = metrics
         self.models = ModelSet()
-        self.repo = ShadowRepository(client.db)
+        self.repo = client.shadow_records
 
         def holdings() -> dict[str, int]:
             return {h.model: h.version for h in client.board() if h.environment == environment}
 
         self.watcher = Watcher(
-            self.models, environment, holdings, load, interval_s=options.poll_interval_s
+            self.models,
+            environment,
+            holdings,
+            load,
+            interval_s=options.poll_interval_s,
+            wait_for_change=None if isinstance(client, Client) else client.wait_for_change,
         )
         self.watcher.refresh()
         self.dropped = 0
