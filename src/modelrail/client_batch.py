@@ -11,14 +11,13 @@ import time
 from typing import TYPE_CHECKING, cast
 
 if TYPE_CHECKING:
-    from modelrail.batch.host import ScheduleHost
+    from modelrail.batch.host import ScheduleHost, ScheduleRecords
     from modelrail.batch.records import BatchRecords
     from modelrail.batch.runner import Progress
     from modelrail.batch.scheduler import Scheduler
     from modelrail.batch.schedules import Schedule, ScheduleStatus
     from modelrail.batch.spec import JobSpec
     from modelrail.entities import BatchRun
-    from modelrail.store.batch_schedules_repo import BatchScheduleRepository
     from modelrail.store.db import Database
 
 
@@ -121,7 +120,7 @@ class BatchMethods:
         return Scheduler(self._client())
 
     @property
-    def schedule_records(self) -> BatchScheduleRepository:
+    def schedule_records(self) -> ScheduleRecords:
         """The batch schedules in the store, with their leases and claimed files."""
         from modelrail.store.batch_schedules_repo import BatchScheduleRepository
 

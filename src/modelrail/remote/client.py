@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from modelrail.artifacts import ArtifactStore
+from modelrail.client_batch import BatchMethods
 from modelrail.client_environments import EnvironmentView
 from modelrail.config import Settings
 from modelrail.entities import (
@@ -50,7 +51,7 @@ if TYPE_CHECKING:
 __all__ = ["RemoteClient"]
 
 
-class RemoteClient(RemoteAdministration, RemoteBatchMethods):
+class RemoteClient(RemoteAdministration, RemoteBatchMethods, BatchMethods):
     """The library as a team server at ``url`` offers it, signed in with ``token``."""
 
     def __init__(self, url: str, token: str, *, settings: Settings, patient: bool = True) -> None:

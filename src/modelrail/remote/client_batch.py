@@ -1,26 +1,24 @@
-"""Batch runs and shadow totals through ``RemoteClient``: scored on this machine, recorded on
-the server. Mixed into ``RemoteClient`` only."""
+"""Batch runs, schedules and shadow totals through ``RemoteClient``: scored and run on this
+machine, recorded on the server. Mixed into ``RemoteClient`` only."""
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, cast
 
-from modelrail.entities import BatchRun
 from modelrail.remote.batch_records import RemoteBatchRecords
 from modelrail.remote.connection import ServerConnection
 from modelrail.remote.decode import decode_list
+from modelrail.remote.schedule_records import RemoteScheduleRecords
 from modelrail.server.payload import to_json
 from modelrail.store.shadow_repo import ShadowTotals
 
-if TYPE_CHECKING:
-    from modelrail.batch.host import BatchHost
-    from modelrail.batch.runner import Progress
-    from modelrail.batch.spec import JobSpec
-
 
 class RemoteBatchMethods:
+    """Where batch runs, schedules and shadow totals are recorded: on the server. The batch
+    methods themselves are ``Client``'s (``client_batch.BatchMethods``), which work through
+    these."""
+
     connection: ServerConnection
 
     # -- batch runs ----------------------------------------------------------------------
@@ -30,49 +28,10 @@ class RemoteBatchMethods:
         """Batch runs are scored here and recorded on the server."""
         return RemoteBatchRecords(self.connection)
 
-    def run_batch(
-        self,
-        spec: JobSpec,
-        *,
-        job: str | None = None,
-        trigger: str = "manual",
-        progress: Progress | None = None,
-    ) -> BatchRun:
-        """As ``Client.run_batch``: the rows are read, scored and written on this machine
-        with the version the server names, and the run is recorded on the server."""
-        from modelrail.batch.runner import run_batch
-
-        return run_batch(self._as_client(), spec, job=job, trigger=trigger, progress=progress)
-
-    def resume_batch(
-        self,
-        run_id: str,
-        *,
-        output: str | None = None,
-        query_url: str | None = None,
-        progress: Progress | None = None,
-    ) -> BatchRun:
-        from modelrail.batch.runner import resume_batch
-
-        return resume_batch(
-            self._as_client(), run_id, output=output, query_url=query_url, progress=progress
-        )
-
-    def batch_runs(
-        self,
-        *,
-        job: str | None = None,
-        model: str | None = None,
-        status: str | None = None,
-        limit: int = 50,
-    ) -> list[BatchRun]:
-        return self.batch_records.recent(job=job, model=model, status=status, limit=limit)
-
-    def batch_run(self, run_id: str) -> BatchRun:
-        return self.batch_records.get(run_id)
-
-    def _as_client(self) -> BatchHost:
-        return cast("BatchHost", self)  # mixed into RemoteClient, which is one
+    @functools.cached_property
+    def schedule_records(self) -> RemoteScheduleRecords:
+        """Schedules, their leases and claimed files are kept on the server."""
+        return RemoteScheduleRecords(self.connection)
 
     # -- shadow traffic -------------------------------------------------------------------
 

@@ -35,6 +35,7 @@ from modelrail.server.changes import HistoryChanges
 from modelrail.server.identity_routes import identity_routes
 from modelrail.server.payload import answer
 from modelrail.server.policy_routes import policy_routes
+from modelrail.server.schedule_routes import schedule_routes
 from modelrail.server.shadow_routes import shadow_routes
 
 T = TypeVar("T")
@@ -321,6 +322,7 @@ def build_app(
     routes.extend(identity_routes(client, signed_in, api))
     routes.extend(batch_routes(client, signed_in, api))
     routes.extend(shadow_routes(client, signed_in, api))
+    routes.extend(schedule_routes(client, signed_in, api))
     return Starlette(routes=routes, exception_handlers=dict(EXCEPTION_HANDLERS))
 
 

@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import RowMapping, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
@@ -281,12 +281,20 @@ class BatchScheduleRepository:
         return counts
 
 
+class LeaseRenewing(Protocol):
+    """What ``LeaseKeeper`` renews through: this repository, or a team server's routes."""
+
+    def renew(self, name: str, *, owner: str, lease_until: float) -> bool: ...
+
+    def renew_file(self, file_id: int, *, owner: str, lease_until: float) -> bool: ...
+
+
 class LeaseKeeper:
     """Renews a schedule's lease (and a file's claim) from a thread while its job runs."""
 
     def __init__(
         self,
-        repo: BatchScheduleRepository,
+        repo: LeaseRenewing,
         name: str,
         *,
         owner: str,
