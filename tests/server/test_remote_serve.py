@@ -163,3 +163,16 @@ def test_serve_shadows_through_the_server_and_the_report_reads_it(
     assert refused.status == 403
     bad = team.post("/api/v1/shadow", "mia", {"totals": [{"model": MODEL}]})
     assert bad.status == 422
+
+
+def test_the_dashboard_says_it_does_not_work_through_a_server_yet(
+    team: Team, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    from tests.server.test_remote_client import _cli
+
+    folder, env = _laptop(tmp_path_factory)
+    env["MODELRAIL_SERVER"] = f"http://{HOST}:{team.port}"
+    env["MODELRAIL_TOKEN"] = team.tokens["vic"]
+    code, out = _cli(["ui", "--port", str(free_port())], folder, env)
+    assert code == 2 and "does not work through a team server yet" in out, out
+    assert not (folder / ".modelrail").exists()  # no local store opened by mistake

@@ -48,9 +48,15 @@ def note_local_policy(client: Client) -> None:
     )
 
 
+def server_in_effect(settings: Settings) -> str | None:
+    """The team server a command would talk to, or None for the local store."""
+    has_project = settings.project_dir.is_dir() or "MODELRAIL_STORE" in os.environ
+    return credentials.server_for(settings.server_url, has_project)
+
+
 def _open(settings: Settings) -> Client:
-    has_project = (settings.project_dir).is_dir() or "MODELRAIL_STORE" in os.environ
-    server = credentials.server_for(settings.server_url, has_project)
+    has_project = settings.project_dir.is_dir() or "MODELRAIL_STORE" in os.environ
+    server = server_in_effect(settings)
     if server:
         from modelrail.remote.client import RemoteClient
 

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from modelrail.cli.context import server_in_effect
 from modelrail.cli.render import console, error_console
 from modelrail.cli.server import (
     ProxyUserHeader,
@@ -53,12 +54,19 @@ def ui(
     sign-on proxy's header) and is offered what their roles allow. On a store without
     users, reading is open and changes are recorded as MODELRAIL_USER."""
     from modelrail.config import load_settings
-    from modelrail.errors import ProjectNotFoundError
+    from modelrail.errors import NotOnServerError, ProjectNotFoundError
     from modelrail.store.db import parse_store_url
     from modelrail.ui.server import LOOPBACK, build_ui, run_ui
 
     proxy = trusted_proxy_of(proxy_user_header, trusted_proxy)
     settings = load_settings(create=False)
+    server = server_in_effect(settings)
+    if server:
+        raise NotOnServerError(
+            f"the dashboard does not work through a team server yet ({server}): run "
+            "'modelrail ui' where the store is reachable, e.g. on the server's host with the "
+            "same --store, or set MODELRAIL_SERVER= to open this project's own store"
+        )
     if not settings.project_dir.is_dir() and "MODELRAIL_STORE" not in os.environ:
         raise ProjectNotFoundError(
             f"no modelrail project in {settings.project_root} or any folder above it "
