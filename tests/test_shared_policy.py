@@ -219,3 +219,20 @@ def test_once_the_store_has_users_only_an_admin_of_it_applies_a_policy(
         colleague.apply_policy(stricter, actor="nobody")
     record, created = admin.apply_policy(stricter)
     assert created and (record.version, record.author) == (2, "ada")
+
+
+def test_a_stored_policy_never_makes_another_machine_run_a_command(
+    two: tuple[Client, Client], tmp_path: Path
+) -> None:
+    admin, colleague = two
+    marker = tmp_path / "ran"
+    hook = TEAM_POLICY.replace(
+        'primary_metric = "accuracy"',
+        f'primary_metric = "accuracy"\nnotify_command = "touch {marker}"',
+    )
+    record, _ = admin.apply_policy(hook)
+    assert "notify_command" not in record.document
+    assert colleague.policy.notify_command is None  # the colleague's own file names none
+    number = _register(colleague)
+    colleague.promote(f"{MODEL}:{number}", "staging")
+    assert not marker.exists()

@@ -1,11 +1,14 @@
 """The shared policy as a document: canonical TOML in, canonical TOML out.
 
 A team's policy is the governing part of modelrail.toml's ``[environments]`` table: the
-chain, each environment's gates and permissions, the primary metric and the notifications.
-Where each machine deploys (an environment's ``settings``: ports, batch outputs) stays with
-the machine. ``canonical`` writes a parsed policy out in full, every gate and every
-permission spelled out and in one order, so two documents that mean the same are the same
-text (and the same sha256), and ``policy diff`` shows only what would change.
+chain, each environment's gates and permissions, and the primary metric. Where each machine
+deploys (an environment's ``settings``: ports, batch outputs) and what it runs or calls when
+it makes a change (``notify_command``, ``notify_url``) stay with the machine: a stored policy
+never makes a colleague's machine run a command.
+
+``canonical`` writes a parsed policy out in full, every gate and every permission spelled
+out and in one order, so two documents that mean the same are the same text (and the same
+sha256), and ``policy diff`` shows only what would change.
 """
 
 from __future__ import annotations
@@ -50,10 +53,6 @@ def canonical(policy: PromotionPolicy) -> str:
         "auto_enter_first": policy.auto_enter_first,
         "primary_metric": policy.primary_metric,
     }
-    if policy.notify_command is not None:
-        top["notify_command"] = policy.notify_command
-    if policy.notify_url is not None:
-        top["notify_url"] = policy.notify_url
     lines = ["[environments]", *_pairs(top)]
     permissions = policy.permissions
     assert set(_ACTION_ORDER) == ENVIRONMENT_ACTIONS
@@ -75,14 +74,22 @@ def canonical(policy: PromotionPolicy) -> str:
 
 def governed_by(stored: PromotionPolicy, local: PromotionPolicy) -> PromotionPolicy:
     """The policy a machine works under when the store holds ``stored``: all of it, with
-    each environment's deployment ``settings`` taken from the machine's own ``local``."""
+    each environment's deployment ``settings`` and the notifications taken from the
+    machine's own ``local``."""
     environments = {
         name: replace(env, settings=local.environments[name].settings)
         if name in local.environments
         else env
         for name, env in stored.environments.items()
     }
-    return replace(stored, environments=environments)
+    # Notifications run a command or call a URL on the machine that makes the change: a
+    # policy every client obeys must not make every colleague's machine run a command.
+    return replace(
+        stored,
+        environments=environments,
+        notify_command=local.notify_command,
+        notify_url=local.notify_url,
+    )
 
 
 def differences(old: str, new: str, old_name: str, new_name: str) -> list[str]:
