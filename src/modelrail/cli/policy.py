@@ -64,7 +64,10 @@ def show(
         )
         return
     if record is None:
-        heading = "# no shared policy in the store: this project's modelrail.toml governs"
+        heading = (
+            "# no shared policy in the store: modelrail.toml governs "
+            "(on a team server, the server's own)"
+        )
     else:
         heading = (
             f"# shared policy version {record.version}, applied by {record.author} "
