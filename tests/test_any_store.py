@@ -90,6 +90,8 @@ def _train(client: Client, accuracy: float) -> int:
         for step, loss in enumerate((0.9, 0.6, 0.4)):
             run.log_metric("loss", loss, step=step)
         run.log_metric("accuracy", accuracy)
+        run.log_dataset(FRAME, role="train", name="customers")
+        run.log_text("features: tenure, calls", "notes.txt")
         model = LogisticRegression().fit(FRAME, LABELS)
         version = run.log_model(model, MODEL, input_example=FRAME[:2])
     return version.version
@@ -105,6 +107,12 @@ def test_a_model_lives_the_same_on_every_store(people: As, tmp_path: Path) -> No
     run = ann.get_run(row.run_id)
     assert (run.user, run.params["C"], run.metrics["accuracy"]) == ("mia", 1.0, 0.81)
     assert [p.value for p in ann.metric_history(run.id, "loss")] == [0.9, 0.6, 0.4]
+    assert ann.metric_names() == ["accuracy", "loss"]
+    query = TrackerQuery(experiment="churn-models")
+    assert ann.metric_extremes(query, ["accuracy", "nothing"]) == {"accuracy": (0.81, 0.81)}
+    assert ann.run_artifact(run.id, "notes.txt") == b"features: tenure, calls"
+    ((dataset, uses),) = ann.datasets()
+    assert (dataset.lineage, uses) == ("data:customers/train", 1)
 
     # the registry
     assert [m.name for m in ann.list_models()] == [MODEL]

@@ -22,9 +22,12 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import TYPE_CHECKING, BinaryIO, Protocol
 
 from modelrail.errors import ArtifactIntegrityError, ArtifactNotFoundError
+
+if TYPE_CHECKING:
+    from modelrail.entities import Run
 from modelrail.object_store import is_object_store
 
 _CHUNK = 1 << 20
@@ -282,3 +285,13 @@ def _compare(actual: str, sha256: str, what: str) -> None:
             f"artifact {what} has sha256 {actual[:12]}... but the registry recorded "
             f"{sha256[:12]}...: it was changed after it was stored; refusing to load it"
         )
+
+
+def read_run_artifact(artifacts: ArtifactStore, run: Run, path: str) -> bytes:
+    """The bytes of the artifact ``run`` logged at ``path``, checked against its sha256."""
+    record = next((a for a in run.artifacts if a.path == path), None)
+    if record is None:
+        raise ArtifactNotFoundError(f"run {run.short_id} has no artifact {path!r}")
+    return artifacts.read_verified(
+        record.sha256, size=record.size, label=f"run {run.short_id}: {record.path}"
+    )

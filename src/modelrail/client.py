@@ -9,7 +9,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-from modelrail.artifacts import ArtifactStore
+from modelrail.artifacts import ArtifactStore, read_run_artifact
 from modelrail.client_batch import BatchMethods
 from modelrail.client_environments import EnvironmentMethods
 from modelrail.client_identity import IdentityMethods
@@ -165,13 +165,7 @@ class Client(EnvironmentMethods, BatchMethods, IdentityMethods, PolicyMethods):
 
     def run_artifact(self, run_id: str, path: str) -> bytes:
         """The bytes of the artifact a run logged at ``path``, checked against its sha256."""
-        run = self.get_run(run_id)
-        record = next((a for a in run.artifacts if a.path == path), None)
-        if record is None:
-            raise ArtifactNotFoundError(f"run {run.short_id} has no artifact {path!r}")
-        return self.artifacts.read_verified(
-            record.sha256, size=record.size, label=f"run {run.short_id}: {record.path}"
-        )
+        return read_run_artifact(self.artifacts, self.get_run(run_id), path)
 
     def datasets(self) -> list[tuple[ComponentVersion, int]]:
         """Every dataset version with the number of runs that used it."""

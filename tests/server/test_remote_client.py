@@ -133,8 +133,8 @@ def test_a_wrong_token_an_absent_server_and_what_no_server_offers(
     gone = RemoteClient(f"http://{HOST}:{free_port()}", "t", settings=settings, patient=False)
     with pytest.raises(ServerUnavailableError, match="cannot be reached"):
         gone.list_models()
-    with pytest.raises(NotOnServerError, match="datasets is not offered"):
-        remote(team, "vic", tmp_path).datasets()
+    with pytest.raises(NotOnServerError, match="compile model is not offered"):
+        remote(team, "vic", tmp_path).compile_model(f"{MODEL}:1")
 
 
 # -- the command line -----------------------------------------------------------------------
@@ -194,7 +194,7 @@ def test_login_keeps_the_token_privately_and_commands_then_use_the_server(
     assert code == 12 and "needs the admin role" in out, out
     code, out = _cli(["models", "--json"], folder, env)
     assert code == 0 and json.loads(out)[0]["name"] == MODEL
-    code, out = _cli(["datasets"], folder, env)
+    code, out = _cli(["models", "compile", f"{MODEL}:1"], folder, env)
     assert code == 2 and "not offered by a modelrail server" in out and "Traceback" not in out
     assert _cli(["logout"], folder, env) == (0, f"signed out of {url}\n")
     code, out = _cli(["models"], folder, env)

@@ -12,15 +12,16 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from modelrail.artifacts import ArtifactStore
+from modelrail.artifacts import ArtifactStore, read_run_artifact
 from modelrail.client_batch import BatchMethods
 from modelrail.client_environments import EnvironmentView
 from modelrail.config import Settings
 from modelrail.entities import (
     ApprovalRequest,
+    ComponentVersion,
     EnvironmentEvent,
     Experiment,
     GateResult,
@@ -41,6 +42,7 @@ from modelrail.remote.client_batch import RemoteBatchMethods
 from modelrail.remote.connection import ServerConnection, segment
 from modelrail.remote.decode import decode, decode_list
 from modelrail.remote.repositories import RemoteModels, RemoteRuns
+from modelrail.server.payload import to_json
 from modelrail.store.tracker_query import TrackerQuery, best_run_id, best_run_query
 from modelrail.tracking.host import begin_run
 from modelrail.tracking.run import ActiveRun
@@ -203,6 +205,24 @@ class RemoteClient(RemoteAdministration, RemoteBatchMethods, BatchMethods):
         return decode_list(MetricPoint, found, "metrics")
 
     # -- registry ---------------------------------------------------------------------
+
+    def metric_names(self) -> list[str]:
+        return decode_list(str, self.connection.get("/metric-names"), "metric names")
+
+    def metric_extremes(
+        self, query: TrackerQuery, keys: Iterable[str]
+    ) -> dict[str, tuple[float, float]]:
+        body = {"query": to_json(query), "keys": list(keys)}
+        found = self.connection.post("/metric-extremes", body, repeatable=True)
+        return decode(dict[str, tuple[float, float]], found, "metric extremes")
+
+    def run_artifact(self, run_id: str, path: str) -> bytes:
+        """The bytes of a run's artifact, downloaded and checked against its sha256."""
+        return read_run_artifact(self.artifacts, self.get_run(run_id), path)
+
+    def datasets(self) -> list[tuple[ComponentVersion, int]]:
+        found = self.connection.get("/datasets")
+        return decode_list(tuple[ComponentVersion, int], found, "datasets")
 
     def list_models(self) -> list[Model]:
         return decode_list(Model, self.connection.get("/models"), "models")

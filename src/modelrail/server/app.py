@@ -155,6 +155,12 @@ def build_app(
         query = await reads.tracker_query(request)
         return answer(await call(lambda: client.tracker(query)))
 
+    async def extremes(request: Request) -> Response:
+        user = await signed_in(request)
+        require(user, "read")
+        query, keys = await reads.extremes_request(request)
+        return answer(await call(lambda: client.metric_extremes(query, keys)))
+
     async def check(request: Request) -> Response:
         user = await signed_in(request)
         body = await payload.read_object(request, ("reference", "to"))
@@ -280,6 +286,9 @@ def build_app(
         Route(f"{api}/environments", read_route(reads.environments), methods=["GET"]),
         Route(f"{api}/tracker", tracker, methods=["POST"]),
         Route(f"{api}/experiments", read_route(reads.experiments), methods=["GET"]),
+        Route(f"{api}/datasets", read_route(reads.datasets), methods=["GET"]),
+        Route(f"{api}/metric-names", read_route(reads.metric_names), methods=["GET"]),
+        Route(f"{api}/metric-extremes", extremes, methods=["POST"]),
         Route(f"{api}/runs/{{run}}", read_route(reads.run), methods=["GET"]),
         Route(f"{api}/runs/{{run}}/metrics", read_route(reads.metric_history), methods=["GET"]),
         Route(f"{api}/checks", check, methods=["POST"]),

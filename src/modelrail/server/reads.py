@@ -36,7 +36,11 @@ def environments(client: Client, request: Request) -> Any:
 async def tracker_query(request: Request) -> TrackerQuery:
     """The body as a ``TrackerQuery`` (its fields, by name), bounded."""
     body = await payload.read_object(request, TRACKER_FIELDS)
-    query = decode_body(TrackerQuery, body, "body")
+    return checked_query(decode_body(TrackerQuery, body, "body"))
+
+
+def checked_query(query: TrackerQuery) -> TrackerQuery:
+    """``query`` when a store can answer it: a bounded page, few filters, storable text."""
     if not 0 < query.limit <= MAX_PAGE or not 0 <= query.offset <= 2**62:
         raise InvalidRequestError(
             f"'limit' must be 1-{MAX_PAGE:,} and 'offset' 0 or more", field="limit"
@@ -71,3 +75,23 @@ def _run_id(request: Request) -> str:
     if not run_id.isascii() or not run_id.isalnum():
         raise InvalidRequestError("a run id is letters and digits", field="run")
     return run_id
+
+
+def datasets(client: Client, request: Request) -> Any:
+    return client.datasets()
+
+
+def metric_names(client: Client, request: Request) -> Any:
+    return client.metric_names()
+
+
+async def extremes_request(request: Request) -> tuple[TrackerQuery, list[str]]:
+    """The body ``{"query": {TrackerQuery fields}, "keys": [metric, ...]}``, bounded."""
+    body = await payload.read_object(request, ("query", "keys"))
+    query = checked_query(decode_body(TrackerQuery, body.get("query") or {}, "query"))
+    keys = decode_body(list[str], body.get("keys") or [], "keys")
+    if len(keys) > MAX_LIST:
+        raise InvalidRequestError(f"'keys' has more than {MAX_LIST} items", field="keys")
+    for key in keys:
+        payload.checked_text("keys", key)
+    return query, keys
