@@ -165,7 +165,7 @@ def test_serve_shadows_through_the_server_and_the_report_reads_it(
     assert bad.status == 422
 
 
-def test_the_dashboard_says_it_does_not_work_through_a_server_yet(
+def test_the_dashboard_runs_through_the_server_with_no_store_of_its_own(
     team: Team, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
     from tests.server.test_remote_client import _cli
@@ -173,6 +173,25 @@ def test_the_dashboard_says_it_does_not_work_through_a_server_yet(
     folder, env = _laptop(tmp_path_factory)
     env["MODELRAIL_SERVER"] = f"http://{HOST}:{team.port}"
     env["MODELRAIL_TOKEN"] = team.tokens["vic"]
-    code, out = _cli(["ui", "--port", str(free_port())], folder, env)
-    assert code == 2 and "does not work through a team server yet" in out, out
-    assert not (folder / ".modelrail").exists()  # no local store opened by mistake
+    proxied = ["ui", "--proxy-user-header", "X-Forwarded-User", "--trusted-proxy", "127.0.0.1"]
+    code, out = _cli(proxied, folder, env)
+    assert code == 2 and "each person signs in with their own token" in out, out
+    port = free_port()
+    process = subprocess.Popen(
+        [MODELRAIL, "ui", "--port", str(port)],
+        cwd=folder,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_until_healthy(port, 60, alive=lambda: process.poll() is None)
+        with Http(port) as http:
+            first = http.get("/")
+            assert first.status == 303 and first.headers["location"].startswith("/login")
+    finally:
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=20)
+    assert "through the team server" in out, (out, err)
+    assert not (folder / ".modelrail").exists()  # no local store opened

@@ -54,19 +54,27 @@ def ui(
     sign-on proxy's header) and is offered what their roles allow. On a store without
     users, reading is open and changes are recorded as MODELRAIL_USER."""
     from modelrail.config import load_settings
-    from modelrail.errors import NotOnServerError, ProjectNotFoundError
+    from modelrail.errors import ConfigError, ProjectNotFoundError
     from modelrail.store.db import parse_store_url
-    from modelrail.ui.server import LOOPBACK, build_ui, run_ui
+    from modelrail.ui.server import LOOPBACK, build_ui, build_ui_through_server, run_ui
 
     proxy = trusted_proxy_of(proxy_user_header, trusted_proxy)
     settings = load_settings(create=False)
     server = server_in_effect(settings)
     if server:
-        raise NotOnServerError(
-            f"the dashboard does not work through a team server yet ({server}): run "
-            "'modelrail ui' where the store is reachable, e.g. on the server's host with the "
-            "same --store, or set MODELRAIL_SERVER= to open this project's own store"
+        if proxy is not None:
+            raise ConfigError(
+                "--proxy-user-header works only where the dashboard reaches the store: through "
+                "a team server, each person signs in with their own token"
+            )
+        app = build_ui_through_server(settings, server, public_name)
+        console().print(
+            f"modelrail dashboard on http://{host}:{port} through the team server {server}; "
+            "each person signs in with their own token",
+            markup=False,
         )
+        run_ui(app, host, port)
+        return
     if not settings.project_dir.is_dir() and "MODELRAIL_STORE" not in os.environ:
         raise ProjectNotFoundError(
             f"no modelrail project in {settings.project_root} or any folder above it "

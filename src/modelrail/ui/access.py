@@ -23,12 +23,13 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from starlette.requests import Request
 
+from modelrail.client import Client
 from modelrail.entities import User
 from modelrail.errors import (
+    AuthenticationError,
     LoginRequiredError,
     ModelrailError,
     TokenNotFoundError,
@@ -36,12 +37,9 @@ from modelrail.errors import (
 )
 from modelrail.permissions import DEFAULT_PERMISSIONS, Permissions, require
 from modelrail.permissions import may as allows
-from modelrail.server.auth import sign_in_if_offered
+from modelrail.server.auth import bearer_token, sign_in_if_offered
 from modelrail.ui.auth import BY_BEARER, BY_PROXY, BY_SESSION, Session
-from modelrail.ui.state import UiState
-
-if TYPE_CHECKING:
-    from modelrail.client import Client
+from modelrail.ui.state import PeopleClients, UiState
 
 
 @dataclass(frozen=True)
@@ -57,6 +55,9 @@ class Viewer:
     user: User | None = None
     via: str = ""
     permissions: Permissions = field(default=DEFAULT_PERMISSIONS, repr=False)
+    # Through a team server: the client signed in as this viewer (reads and changes go as
+    # them; the server checks their roles again).
+    client: Client | None = field(default=None, repr=False, compare=False)
 
     @property
     def signed_in(self) -> bool:
@@ -107,6 +108,8 @@ def identify(state: UiState, request: Request, session: Session) -> Viewer:
     (each failure counted by the throttle), else by the session. Blocking (it reads the
     store): run it in a worker thread."""
     client = state.client()
+    if state.people is not None:
+        return _through_server(state, state.people, request, session)
     if not state.has_users():
         # A proxy naming someone, where the store has nobody: refused, and counted. (A
         # bearer here is the dashboard's own token, for ``auth.require_write``.)
@@ -140,3 +143,31 @@ def _token_in_force(client: Client, session: Session) -> bool:
     except TokenNotFoundError:
         return False
     return token.user == session.user and token.state(time.time()) == "active"
+
+
+def _through_server(
+    state: UiState, people: PeopleClients, request: Request, session: Session
+) -> Viewer:
+    """The viewer through a team server: a bearer token, else the token the session signed
+    in with (kept in this process), each checked with the server on every request, so a
+    revoked token or a disabled user is out at once."""
+    permissions = state.client().policy.permissions
+    offered = "authorization" in request.headers
+    token = bearer_token(request) if offered else people.token_of(session.id)
+    if token is None:
+        return Viewer(None, team=True, permissions=permissions)
+    mine = people.client_as(token)
+    try:
+        if offered:
+            user = state.throttle.counted(
+                state.throttle.address(request), lambda: mine.authenticate(token)
+            )
+        else:
+            user = mine.authenticate(token)
+    except AuthenticationError:
+        if offered:
+            raise
+        people.forget(session.id)
+        return Viewer(None, team=True, permissions=permissions)
+    via = BY_BEARER if offered else BY_SESSION
+    return Viewer(user.name, team=True, user=user, via=via, permissions=permissions, client=mine)

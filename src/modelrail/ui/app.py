@@ -40,7 +40,7 @@ from modelrail.ui import (
     pages_runs,
     pages_tracker,
 )
-from modelrail.ui.state import ClientFactory, Page, UiState, render
+from modelrail.ui.state import ClientFactory, Page, PeopleClients, UiState, render
 from modelrail.ui.templating import make_environment
 
 if TYPE_CHECKING:
@@ -70,6 +70,7 @@ def create_app(
     token: str | None = None,
     public_names: str | None = None,
     throttle: FailureThrottle | None = None,
+    people: PeopleClients | None = None,
 ) -> Starlette:
     """The dashboard for the store of ``source``: settings (a ``Client`` is opened from them
     on the first request) or a function returning a ``Client``. Who signs in and what they
@@ -77,12 +78,13 @@ def create_app(
     (``Authorization: Bearer`` or the /login form). ``throttle`` counts failed sign-ins per
     address and names the trusted single sign-on proxy, if any (default: no proxy).
     ``public_names`` (else the settings' ``[ui] public_name``) are the names it is reached
-    by besides its own addresses (see ``guard``)."""
+    by besides its own addresses (see ``guard``). ``people``: the dashboard runs through a
+    team server, each person's requests made with their own token (see ``access``)."""
     if public_names is None and isinstance(source, Settings):
         public_names = source.ui_public_name
     names = guard.parse_public_names(public_names)
     factory = _factory(source)
-    state = UiState(factory, token, make_environment(), throttle)
+    state = UiState(factory, token, make_environment(), throttle, people)
     sessions = auth.Sessions(state.token)
 
     def endpoint(function: PageFunction, *, write: bool = False) -> Callable[..., Any]:

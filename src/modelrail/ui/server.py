@@ -3,13 +3,17 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 from starlette.applications import Starlette
 
+from modelrail.client import Client
 from modelrail.config import Settings
 from modelrail.server.auth import FailureThrottle, TrustedProxy
 from modelrail.serving.server import bind
 from modelrail.store.db import parse_store_url
 from modelrail.ui.app import create_app
+from modelrail.ui.state import PeopleClients
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
@@ -26,6 +30,27 @@ def build_ui(
     parse_store_url(settings.store_url)
     return create_app(
         settings, token=token, public_names=public_names, throttle=FailureThrottle(proxy=proxy)
+    )
+
+
+def build_ui_through_server(
+    settings: Settings, server: str, public_names: str | None = None
+) -> Starlette:
+    """The dashboard through the team server at ``server``: it reads with this machine's
+    token (``modelrail login``) and acts for each person with their own, so the server
+    checks every change against their roles and records it as theirs."""
+    from modelrail.remote import credentials
+    from modelrail.remote.client import RemoteClient
+
+    launcher = credentials.token_for(server)
+
+    def open_as(token: str) -> Client:
+        return cast(Client, RemoteClient(server, token, settings=settings))
+
+    return create_app(
+        lambda: open_as(launcher),
+        public_names=public_names or settings.ui_public_name,
+        people=PeopleClients(open_as),
     )
 
 

@@ -27,6 +27,48 @@ if TYPE_CHECKING:
 ClientFactory = Callable[[], "Client"]
 
 
+class PeopleClients:
+    """The dashboard through a team server: the personal token each session signed in with
+    (in this process's memory only, never in a cookie), and a client per token."""
+
+    MOST = 1024  # sessions remembered at most; the oldest are forgotten (they sign in again)
+
+    def __init__(self, open_as: Callable[[str], Client]) -> None:
+        self._open_as = open_as
+        self._tokens: dict[str, str] = {}
+        self._clients: dict[str, Client] = {}
+        self._lock = threading.Lock()
+
+    def remember(self, session_id: str, token: str) -> None:
+        with self._lock:
+            self._tokens[session_id] = token
+            while len(self._tokens) > self.MOST:
+                self._tokens.pop(next(iter(self._tokens)))
+
+    def forget(self, session_id: str) -> None:
+        with self._lock:
+            self._tokens.pop(session_id, None)
+
+    def token_of(self, session_id: str) -> str | None:
+        with self._lock:
+            return self._tokens.get(session_id)
+
+    def client_as(self, token: str) -> Client:
+        with self._lock:
+            client = self._clients.get(token)
+            if client is None:
+                if len(self._clients) >= self.MOST:
+                    self._clients.pop(next(iter(self._clients))).close()
+                client = self._clients[token] = self._open_as(token)
+            return client
+
+    def close(self) -> None:
+        with self._lock:
+            for client in self._clients.values():
+                client.close()
+            self._clients.clear()
+
+
 class UiState:
     """One per app: created by ``create_app``, closed when the app shuts down."""
 
@@ -36,8 +78,11 @@ class UiState:
         token: str | None,
         templates: Environment,
         throttle: FailureThrottle | None = None,
+        people: PeopleClients | None = None,
     ) -> None:
         self.token = token or None
+        # Through a team server: each person's own client, signed in with their own token.
+        self.people = people
         self.templates = templates
         # Failed sign-ins per address; it also knows the trusted single sign-on proxy.
         self.throttle = throttle if throttle is not None else FailureThrottle()
@@ -55,12 +100,16 @@ class UiState:
 
     def has_users(self) -> bool:
         """Whether the store has users (then everyone signs in, see ``access``). Users are
-        never deleted, so once it has, it is not asked again."""
+        never deleted, so once it has, it is not asked again. Through a team server, yes."""
+        if self.people is not None:
+            return True
         if not self._has_users:
             self._has_users = bool(self.client().users())
         return self._has_users
 
     def close(self) -> None:
+        if self.people is not None:
+            self.people.close()
         with self._lock:
             if self._client is not None:
                 self._client.close()
@@ -81,7 +130,10 @@ class Page:
 
     @property
     def client(self) -> Client:
-        return self.state.client()
+        """The viewer's own client through a team server (what they do is done as them),
+        else the dashboard's."""
+        own = self.viewer.client
+        return own if own is not None else self.state.client()
 
     @property
     def actor(self) -> str:
