@@ -11,12 +11,13 @@ from collections.abc import Sequence
 from dataclasses import fields
 from typing import Any, Protocol
 
-from sqlalchemy import Connection, RowMapping, Select, delete, or_, select, update
+from sqlalchemy import Connection, RowMapping, Select, bindparam, delete, or_, select, update
 
 from modelrail.entities import ApiToken, RoleGrant, User
 from modelrail.errors import UserExistsError, UserNotFoundError
 from modelrail.store import tables as t
 from modelrail.store.db import Database
+from modelrail.store.fast import FastStatement
 
 
 class IdentityStore(Protocol):
@@ -59,6 +60,7 @@ class IdentityStore(Protocol):
 class IdentityRepository:
     def __init__(self, db: Database) -> None:
         self.db = db
+        self._sign_in = FastStatement(_sign_in_query(), db.engine.dialect)
 
     # -- users -------------------------------------------------------------------------
 
@@ -170,28 +172,21 @@ class IdentityRepository:
     def find_token(self, secret_sha256: str) -> tuple[ApiToken, str, User] | None:
         """The token whose secret hashes to ``secret_sha256``, the stored hash (for a
         constant-time comparison) and its user, read afresh: nothing is cached."""
-        k, u = t.api_tokens, t.users
-        # The token and its user in one query, the user's roles in a second: every request
-        # to the server signs in, so this is on its hot path.
-        owner = [u.c[name].label(f"owner_{name}") for name in _USER_COLUMNS]
-        query = (
-            _token_query()
-            .add_columns(k.c.secret_sha256, *owner)
-            .where(k.c.secret_sha256 == secret_sha256)
-        )
-        r = t.user_roles.c
+        # Every request to the server signs in: the token, its user and the user's roles
+        # come in one prebuilt statement (a row per role), outside a transaction.
         with self.db.read() as conn:
-            row = conn.execute(query).mappings().first()
-            if row is None:
-                return None
-            roles = conn.execute(
-                select(r.role, r.environment).where(r.user_id == row["user_id"]).order_by(r.id)
-            ).all()
-        user = User(
-            **{name: row[f"owner_{name}"] for name in _USER_COLUMNS},
-            roles=tuple(RoleGrant(str(role), environment) for role, environment in roles),
-        )
-        return _token(row), str(row["secret_sha256"]), user
+            cursor = self._sign_in.execute(conn, {"secret": secret_sha256})
+            rows = cursor.fetchall()
+            cursor.close()
+        if not rows:
+            return None
+        first = rows[0]
+        token = ApiToken(*first[: len(_TOKEN_FIELDS)])
+        stored = str(first[len(_TOKEN_FIELDS)])
+        owner = first[len(_TOKEN_FIELDS) + 1 : -2]
+        roles = tuple(RoleGrant(str(row[-2]), row[-1]) for row in rows if row[-2] is not None)
+        user = User(**dict(zip(_USER_COLUMNS, owner, strict=True)), roles=roles)
+        return token, stored, user
 
     def touch_token(self, token_id: int, *, at: float, every: float) -> None:
         """Record a use, at most once per ``every`` seconds (not a write per request)."""
@@ -285,3 +280,18 @@ def _token(row: RowMapping) -> ApiToken:
 
 
 _TOKEN_FIELDS = tuple(f.name for f in fields(ApiToken))
+
+
+def _sign_in_query() -> Select[Any]:
+    """A token by its secret's hash: its fields in ``ApiToken``'s order, the stored hash,
+    its user's fields but the roles, then one role and its environment per row (NULL when
+    the user holds none), oldest grant first."""
+    k, u, r = t.api_tokens, t.users, t.user_roles
+    token = [_token_query().selected_columns[name] for name in _TOKEN_FIELDS]
+    return (
+        select(*token, k.c.secret_sha256, *(u.c[name] for name in _USER_COLUMNS))
+        .add_columns(r.c.role, r.c.environment)
+        .select_from(k.join(u, u.c.id == k.c.user_id).outerjoin(r, r.c.user_id == u.c.id))
+        .where(k.c.secret_sha256 == bindparam("secret"))
+        .order_by(r.c.id)
+    )

@@ -34,6 +34,9 @@ from modelrail.store.fast import FastStatement
 
 # Prebuilt statements for the per-run hot path: building a statement costs more than running it.
 _RUN_STATUS = select(t.runs.c.status).where(t.runs.c.id == bindparam("run"))
+_RUN_OWNER = select(t.runs.c.id, t.runs.c.user_name, t.runs.c.status).where(
+    t.runs.c.id == bindparam("run")
+)
 _END_RUN = (
     update(t.runs)
     .where(t.runs.c.id == bindparam("run"))
@@ -56,6 +59,7 @@ class RunRepository:
             "param": FastStatement(t.run_params.insert(), dialect),
             "metric": FastStatement(t.run_metrics.insert(), dialect, _METRIC_COLUMNS),
             "latest": FastStatement(_latest_metric_upsert(db.is_sqlite), dialect),
+            "owner": FastStatement(_RUN_OWNER, dialect),
         }
         self.components = ComponentLabels(db)
 
@@ -270,14 +274,15 @@ class RunRepository:
 
     def run_owner(self, run_id: str) -> RunOwner:
         """The run's full id, its user and status, in one read for a full id."""
-        r = t.runs
-        query = select(r.c.id, r.c.user_name, r.c.status)
+        owner = self._fast["owner"]
         with self.db.read() as conn:
-            row = conn.execute(query.where(r.c.id == run_id)).first() if len(run_id) == 32 else None
+            row = owner.first(conn, {"run": run_id}) if len(run_id) == 32 else None
         if row is None:
             full = self.resolve_run_id(run_id)
             with self.db.read() as conn:
-                row = conn.execute(query.where(r.c.id == full)).one()
+                row = owner.first(conn, {"run": full})
+        if row is None:  # deleted between the two reads
+            raise RunNotFoundError(f"no run with id {run_id!r}")
         return RunOwner(id=str(row[0]), user=str(row[1]), status=str(row[2]))
 
     def get_run(self, run_id: str) -> Run:
