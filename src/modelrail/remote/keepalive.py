@@ -21,6 +21,7 @@ import time
 import urllib.parse
 import urllib.request
 import weakref
+from typing import Any
 
 IDLE_S = 15.0
 # How a kept connection that the other end closed shows when it is used.
@@ -58,7 +59,7 @@ class KeptConnections:
         self.prefix = parsed.path.rstrip("/")
         self.timeout = timeout
         # (connection, when it was last used), most recent last.
-        self._idle: list[tuple[http.client.HTTPConnection, float]] = []
+        self._idle: list[tuple[_Connection, float]] = []
         self._lock = threading.Lock()
         weakref.finalize(self, _close_all, self._idle)
 
@@ -88,14 +89,14 @@ class KeptConnections:
 
     def _exchange(
         self,
-        connection: http.client.HTTPConnection,
+        connection: _Connection,
         method: str,
         target: str,
         body: bytes | None,
         headers: dict[str, str],
     ) -> Reply:
         try:
-            connection.request(method, self.prefix + target, body=body, headers=headers)
+            connection.send_request(method, self.prefix + target, body, headers)
             response = connection.getresponse()
             data = response.read()
         except BaseException:
@@ -112,7 +113,7 @@ class KeptConnections:
         with self._lock:
             _close_all(self._idle)
 
-    def _take(self) -> tuple[http.client.HTTPConnection, bool]:
+    def _take(self) -> tuple[_Connection, bool]:
         """An idle connection still open (and True), or a new one (and False)."""
         now = time.monotonic()
         with self._lock:
@@ -123,21 +124,48 @@ class KeptConnections:
                 connection.close()
         return self._new(), False
 
-    def _new(self) -> http.client.HTTPConnection:
+    def _new(self) -> _Connection:
         if self.https:
             context = ssl.create_default_context()
-            return http.client.HTTPSConnection(
-                self.host, self.port, timeout=self.timeout, context=context
-            )
-        return http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+            return _SecureConnection(self.host, self.port, timeout=self.timeout, context=context)
+        return _Connection(self.host, self.port, timeout=self.timeout)
 
 
-def _close_all(idle: list[tuple[http.client.HTTPConnection, float]]) -> None:
+class _Connection(http.client.HTTPConnection):
+    """An ``HTTPConnection`` that writes a request's head and body to the socket at once:
+    one segment (and one wake-up of the server) per small request instead of two."""
+
+    _held: list[bytes] | None = None
+
+    def send_request(
+        self, method: str, url: str, body: bytes | None, headers: dict[str, str]
+    ) -> None:
+        """As ``request``, the bytes it sends written in one call."""
+        self._held = []
+        try:
+            self.request(method, url, body=body, headers=headers)
+            data = b"".join(self._held)
+        finally:
+            self._held = None
+        super().send(data)
+
+    def send(self, data: Any) -> None:
+        if self._held is not None and isinstance(data, bytes):
+            self._held.append(data)
+        else:
+            super().send(data)
+
+
+class _SecureConnection(_Connection, http.client.HTTPSConnection):
+    """The same over TLS."""
+
+
+def _close_all(idle: list[tuple[_Connection, float]]) -> None:
     while idle:
         idle.pop()[0].close()
 
 
-def _closed_by_peer(connection: http.client.HTTPConnection) -> bool:
+def _closed_by_peer(connection: _Connection) -> bool:
     """Whether the other end has closed an idle connection (a proxy may after each answer,
     without saying so): an idle socket with something to read has reached its end."""
     sock = connection.sock
