@@ -1,18 +1,38 @@
-"""``modelrail server``: the team server, the library over HTTP in front of one store."""
+"""``modelrail server``: the team server, the library over HTTP in front of one store.
+
+With ``--workers N`` (N > 1) this process checks the store, binds the port and starts N worker
+processes (``python -m modelrail.cli.server``) that serve on the same socket, each with its own
+connections to the store; it restarts a worker that dies and stops them all on SIGTERM or
+Ctrl-C. Each worker counts failed sign-ins and answers long polls on its own.
+"""
 
 from __future__ import annotations
 
+import json
+import logging
 import os
-from typing import TYPE_CHECKING, Annotated
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from modelrail.cli.render import console
 
 if TYPE_CHECKING:
+    import socket
+
     from starlette.applications import Starlette
 
+    from modelrail.client import Client
     from modelrail.server.auth import TrustedProxy
+
+log = logging.getLogger(__name__)
+# A worker that exits sooner than this after its start would fail again: stop instead.
+_WORKER_SETTLE_S = 5.0
 
 # Single sign-on behind a reverse proxy, the same for ``modelrail server`` and ``modelrail ui``.
 ProxyUserHeader = Annotated[
@@ -74,16 +94,26 @@ def server(
     ] = 4096,
     proxy_user_header: ProxyUserHeader = None,
     trusted_proxy: TrustedProxies = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            "--workers",
+            help="Worker processes serving on the one port, each with its own connections to "
+            "the store (and its own count of failed sign-ins).",
+            min=1,
+        ),
+    ] = 1,
 ) -> None:
     """Run the team server: every request signs in with a personal API token, or behind a
     trusted single sign-on proxy, by the user the proxy names."""
     from modelrail.client import Client
     from modelrail.config import load_settings
     from modelrail.errors import ProjectNotFoundError
-    from modelrail.server import FailureThrottle, build_app
     from modelrail.store.db import parse_store_url
 
     proxy = trusted_proxy_of(proxy_user_header, trusted_proxy)
+    # The library speaks bytes; MiB are the unit an operator thinks in.
+    options = _WorkerOptions(max_upload_mb << 20, proxy_user_header, tuple(trusted_proxy or ()))
 
     settings = load_settings(create=False)
     if store is None and not settings.project_dir.is_dir() and "MODELRAIL_STORE" not in os.environ:
@@ -100,25 +130,39 @@ def server(
         signing_in = "every request needs 'Authorization: Bearer <token>'"
         if proxy is not None:
             signing_in += f", or {signing_in_by_proxy(proxy)}"
+        if workers > 1:
+            signing_in += f"; {workers} worker processes"
         console().print(
             f"modelrail team server on http://{shown_host}:{port} (store {address}); " + signing_in,
             markup=False,
         )
-        app = build_app(
-            client,
-            throttle=FailureThrottle(proxy=proxy),
-            # The library speaks bytes; MiB are the unit an operator thinks in.
-            max_upload_bytes=max_upload_mb << 20,
-        )
-        _run(app, host, port)
+        if workers == 1:
+            _run(_app(client, options, proxy), _bound(host, port))
+            return
+        where = _where_workers_read(client)
+    # This process has closed its connections: only the workers use the store from here on.
+    _run_workers(_bound(host, port), workers, options, where)
 
 
-def _run(app: Starlette, host: str, port: int) -> None:
-    import uvicorn
+@dataclass(frozen=True)
+class _WorkerOptions:
+    """What each worker process builds its app with (the store's URL, which may hold a
+    password, goes in its environment, not on its command line)."""
 
+    max_upload_bytes: int
+    proxy_user_header: str | None
+    trusted_proxies: tuple[str, ...]
+
+
+def _bound(host: str, port: int) -> socket.socket:
     from modelrail.serving.server import bind
 
-    sock = bind(host, port)  # ServerStartError (exit code 8) when the port is taken
+    return bind(host, port)  # ServerStartError (exit code 8) when the port is taken
+
+
+def _run(app: Starlette, sock: socket.socket) -> None:
+    import uvicorn
+
     # No access log: a token sent where it does not belong (a query string) is never written.
     # No proxy headers: the peer must stay the TCP peer, which decides whether a proxy's
     # user header is trusted (server.auth.TrustedProxy reads X-Forwarded-For itself).
@@ -136,5 +180,105 @@ def _run(app: Starlette, host: str, port: int) -> None:
         sock.close()
 
 
+def _where_workers_read(client: Client) -> dict[str, str]:
+    """The variables that give each worker the store and artifacts this process opened."""
+    return {
+        "MODELRAIL_STORE": client.db.url.render_as_string(hide_password=False),
+        "MODELRAIL_ARTIFACTS": client.artifacts.location,
+    }
+
+
+def _run_workers(
+    sock: socket.socket, workers: int, options: _WorkerOptions, where: dict[str, str]
+) -> None:
+    """Serve on ``sock`` from ``workers`` processes until SIGTERM or Ctrl-C; a worker that dies
+    is started again, unless it died right after its start (it would again: then all stop,
+    and this raises ``ServerStartError``)."""
+    from modelrail.errors import ServerStartError
+
+    env = {**os.environ, **where}
+    command = [sys.executable, "-m", "modelrail.cli.server", str(sock.fileno())]
+    command.append(json.dumps(asdict(options)))
+
+    def start() -> tuple[subprocess.Popen[bytes], float]:
+        return subprocess.Popen(command, pass_fds=(sock.fileno(),), env=env), time.monotonic()
+
+    children = [start() for _ in range(workers)]
+    stopping = False
+    failed: str | None = None
+
+    def stop(signum: int, _frame: Any) -> None:
+        nonlocal stopping
+        stopping = True
+        for child, _ in children:
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    try:
+        while not stopping:
+            for index, (child, started) in enumerate(children):
+                if child.poll() is None or stopping:
+                    continue
+                if time.monotonic() - started < _WORKER_SETTLE_S:
+                    failed = f"a worker process exited ({child.returncode}) as it started"
+                    stop(signal.SIGTERM, None)
+                    break
+                log.warning(
+                    "modelrail server: worker %s exited (%s); restarting",
+                    child.pid,
+                    child.returncode,
+                )
+                children[index] = start()
+            time.sleep(0.2)
+    finally:
+        for child, _ in children:
+            try:
+                child.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
+        sock.close()
+    if failed is not None:
+        raise ServerStartError(failed + ": its error is above")
+
+
+def _worker_main(argv: list[str]) -> None:
+    """One worker of ``modelrail server --workers N``: serve on the inherited socket."""
+    import socket
+
+    from modelrail.client import Client
+    from modelrail.config import load_settings
+
+    fd, spec = int(argv[0]), json.loads(argv[1])
+    options = _WorkerOptions(**{**spec, "trusted_proxies": tuple(spec["trusted_proxies"])})
+    proxy = trusted_proxy_of(options.proxy_user_header, list(options.trusted_proxies))
+    with Client(
+        store_url=os.environ["MODELRAIL_STORE"],
+        artifact_root=os.environ["MODELRAIL_ARTIFACTS"],
+        settings=load_settings(create=False),
+        user="server",
+    ) as client:
+        _run(_app(client, options, proxy), socket.socket(fileno=fd))
+
+
+def _app(client: Client, options: _WorkerOptions, proxy: TrustedProxy | None) -> Starlette:
+    from modelrail.server import FailureThrottle, build_app
+
+    throttle = FailureThrottle(proxy=proxy)
+    return build_app(client, throttle=throttle, max_upload_bytes=options.max_upload_bytes)
+
+
 def register(app: typer.Typer) -> None:
     app.command("server")(server)
+
+
+if __name__ == "__main__":  # a worker process of ``modelrail server --workers N``
+    from modelrail.errors import ModelrailError
+
+    try:
+        _worker_main(sys.argv[1:])
+    except ModelrailError as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        sys.exit(exc.exit_code)
