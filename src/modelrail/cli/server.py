@@ -139,8 +139,12 @@ def server(
         if workers == 1:
             _run(_app(client, options, proxy), _bound(host, port))
             return
-        where = _where_workers_read(client)
-    # This process has closed its connections: only the workers use the store from here on.
+    # This process has closed its connections: only the workers use the store from here on,
+    # the same store and artifacts (as the client above chose them).
+    where = {
+        "MODELRAIL_STORE": store or settings.store_url,
+        "MODELRAIL_ARTIFACTS": artifacts or settings.artifact_root,
+    }
     _run_workers(_bound(host, port), workers, options, where)
 
 
@@ -178,14 +182,6 @@ def _run(app: Starlette, sock: socket.socket) -> None:
         uvicorn.Server(config).run(sockets=[sock])
     finally:
         sock.close()
-
-
-def _where_workers_read(client: Client) -> dict[str, str]:
-    """The variables that give each worker the store and artifacts this process opened."""
-    return {
-        "MODELRAIL_STORE": client.db.url.render_as_string(hide_password=False),
-        "MODELRAIL_ARTIFACTS": client.artifacts.location,
-    }
 
 
 def _run_workers(
