@@ -21,7 +21,6 @@ from modelrail.entities import (
     ComponentSpec,
     MetricPoint,
     ModelVersion,
-    Run,
     RunOwner,
     Signature,
     User,
@@ -72,14 +71,11 @@ def create_run(client: Client, user: User, body: Mapping[str, Any]) -> Any:
         raise InvalidRequestError("'experiment_id' is required", field="experiment_id")
     components = decode_body(list[ComponentSpec], body.get("components", []), "components")
     tags = decode_body(dict[str, str], body.get("tags") or {}, "tags")
-    try:
-        existing: Run | None = client.get_run(run_id)
-    except RunNotFoundError:
-        existing = None
+    existing = _existing_run(client, run_id)
     if existing is not None:  # a retry, or a clash of ids (never from a real client)
         if existing.user != user.name:
             raise ConflictError(f"run {run_id[:8]} exists already", params=())
-        held = existing.components
+        held = client.get_run(existing.id).components
         return {spec.role: held[spec.role] for spec in components if spec.role in held}
     return client.runs.create_run(
         run_id=run_id,
@@ -196,6 +192,20 @@ def owned_run(client: Client, user: User, raw_id: str) -> RunOwner:
             action="log",
         )
     return run
+
+
+def _existing_run(client: Client, run_id: str) -> RunOwner | None:
+    """The run ``get_run(run_id)`` would find, if any: for a full id (what clients send), by
+    one prebuilt read of the id as given and, if it has capitals, of it in lower case."""
+    if len(run_id) != 32:
+        try:
+            return client.runs.run_owner(run_id)
+        except RunNotFoundError:
+            return None
+    found = client.runs.find_owner(run_id)
+    if found is None and run_id != run_id.lower():
+        found = client.runs.find_owner(run_id.lower())
+    return found
 
 
 def run_id_of(raw: str) -> str:

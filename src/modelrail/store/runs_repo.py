@@ -6,7 +6,7 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Row, bindparam, select, update
+from sqlalchemy import Connection, bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 
 from modelrail.entities import (
@@ -37,6 +37,9 @@ _RUN_STATUS = select(t.runs.c.status).where(t.runs.c.id == bindparam("run"))
 _RUN_OWNER = select(t.runs.c.id, t.runs.c.user_name, t.runs.c.status).where(
     t.runs.c.id == bindparam("run")
 )
+_EXPERIMENT = select(t.experiments.c.id, t.experiments.c.name, t.experiments.c.created_at).where(
+    t.experiments.c.name == bindparam("name")
+)
 _END_RUN = (
     update(t.runs)
     .where(t.runs.c.id == bindparam("run"))
@@ -60,22 +63,25 @@ class RunRepository:
             "metric": FastStatement(t.run_metrics.insert(), dialect, _METRIC_COLUMNS),
             "latest": FastStatement(_latest_metric_upsert(db.is_sqlite), dialect),
             "owner": FastStatement(_RUN_OWNER, dialect),
+            "experiment": FastStatement(_EXPERIMENT, dialect),
         }
         self.components = ComponentLabels(db)
 
     # -- experiments ---------------------------------------------------------------
 
     def get_or_create_experiment(self, name: str) -> Experiment:
+        find = self._fast["experiment"]  # every run starts here
         with self.db.read() as conn:
-            row = conn.execute(select(t.experiments).where(t.experiments.c.name == name)).first()
+            row = find.first(conn, {"name": name})
         if row is not None:
             return _experiment(row)
         with self.db.write() as conn:
             self.db.lock(conn, f"experiment:{name}")
-            row = conn.execute(select(t.experiments).where(t.experiments.c.name == name)).first()
+            row = find.first(conn, {"name": name})
             if row is None:
                 conn.execute(t.experiments.insert().values(name=name, created_at=time.time()))
-                row = conn.execute(select(t.experiments).where(t.experiments.c.name == name)).one()
+                row = find.first(conn, {"name": name})
+        assert row is not None
         return _experiment(row)
 
     def list_experiments(self) -> list[Experiment]:
@@ -274,16 +280,20 @@ class RunRepository:
 
     def run_owner(self, run_id: str) -> RunOwner:
         """The run's full id, its user and status, in one read for a full id."""
-        owner = self._fast["owner"]
-        with self.db.read() as conn:
-            row = owner.first(conn, {"run": run_id}) if len(run_id) == 32 else None
-        if row is None:
-            full = self.resolve_run_id(run_id)
-            with self.db.read() as conn:
-                row = owner.first(conn, {"run": full})
-        if row is None:  # deleted between the two reads
+        found = self.find_owner(run_id) if len(run_id) == 32 else None
+        if found is None:
+            found = self.find_owner(self.resolve_run_id(run_id))
+        if found is None:  # deleted between the two reads
             raise RunNotFoundError(f"no run with id {run_id!r}")
-        return RunOwner(id=str(row[0]), user=str(row[1]), status=str(row[2]))
+        return found
+
+    def find_owner(self, run_id: str) -> RunOwner | None:
+        """The run with exactly this full id (its user and status), or None."""
+        with self.db.read() as conn:
+            row = self._fast["owner"].first(conn, {"run": run_id})
+        return (
+            None if row is None else RunOwner(id=str(row[0]), user=str(row[1]), status=str(row[2]))
+        )
 
     def get_run(self, run_id: str) -> Run:
         run_id = self.resolve_run_id(run_id)
@@ -395,5 +405,6 @@ def _latest_metric_upsert(is_sqlite: bool) -> Any:
     )
 
 
-def _experiment(row: Row[Any]) -> Experiment:
-    return Experiment(id=int(row.id), name=row.name, created_at=float(row.created_at))
+def _experiment(row: Sequence[Any]) -> Experiment:
+    """An experiment from its row's id, name and created_at, in that order."""
+    return Experiment(id=int(row[0]), name=str(row[1]), created_at=float(row[2]))
