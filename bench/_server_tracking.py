@@ -12,9 +12,11 @@ metric point must be there, or the row is marked as losing writes. The server is
 within ``STOP_TIMEOUT_S`` (SIGTERM, then SIGKILL to its process group), also on error.
 
 modelrail's server needs a user and a personal API token: ``modelrail users add bench
---role admin`` and ``modelrail tokens create --user bench`` against the same store first.
+--role admin`` and ``modelrail tokens create --user bench`` against the same store first. It
+runs with ``--workers 2`` (one process per core of the 2-core machine the figures come from);
 MLflow's runs with its defaults (``mlflow server --backend-store-uri sqlite:///...``, which
-starts 4 worker processes).
+starts 4 worker processes). The profiled rerun runs modelrail's server as one process, so that
+cProfile sees every request.
 """
 
 from __future__ import annotations
@@ -53,15 +55,17 @@ READY_TIMEOUT_S = 180.0  # a server answering /health, or every client warmed up
 CLIENT_TIMEOUT_S = 1200.0  # all clients done after the start
 STOP_TIMEOUT_S = 15.0  # SIGTERM to exit; then SIGKILL
 USER = "bench"
+MODELRAIL_WORKERS = 2  # modelrail server --workers (the profiled rerun: one process)
 METHOD = (
     f"server: {CLIENTS} client processes per side, each logging RUNS runs (start_run, "
     f"{PARAMS_PER_RUN} params in one log_params call, METRICS log_metric('loss', v, step=i) "
     "calls, end) into the experiment 'bench' over HTTP; operations = runs created + metrics "
     "logged, per second of wall time from the first client's start to the last one's end "
     "(each client imported its library and logged one warm-up run first, untimed)",
-    "server: modelrail server --store sqlite:///... --artifacts DIR, with a token of the admin "
-    "'bench' in MODELRAIL_TOKEN; mlflow server --backend-store-uri sqlite:///... with its "
-    "defaults (4 worker processes); both on 127.0.0.1, one side at a time",
+    f"server: modelrail server --store sqlite:///... --artifacts DIR --workers "
+    f"{MODELRAIL_WORKERS}, with a token of the admin 'bench' in MODELRAIL_TOKEN; mlflow server "
+    "--backend-store-uri sqlite:///... with its defaults (4 worker processes); both on "
+    "127.0.0.1, one side at a time",
 )
 
 
@@ -204,7 +208,7 @@ def modelrail_server(work: Path, profile: Path | None) -> Iterator[tuple[Any, di
     port = free_port()
     args = ["server", "--store", store, "--artifacts", str(work / "artifacts")]
     args += ["--host", HOST, "--port", str(port)]
-    cmd = [cli, *args]
+    cmd = [cli, *args, "--workers", str(MODELRAIL_WORKERS)]
     if profile is not None:
         cmd = [str(PYTHON["modelrail"]), str(PROFILER), str(profile), *args]
     with serving(cmd, port, work, env, work / "server.log") as process:
