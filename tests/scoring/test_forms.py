@@ -311,6 +311,14 @@ def test_a_missing_runtime_only_removes_its_candidate(
     assert kept is not None and kept.verified, kept
 
 
+def _slow_library(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Time the model's own library as far slower than any form (only the clock is faked),
+    so a test of what a form does is not decided by a busy machine's timings."""
+    from modelrail.scoring.forms import build
+
+    monkeypatch.setattr(build, "_library_timings", lambda *args: (1e6, 1.0))
+
+
 def _hide(monkeypatch: pytest.MonkeyPatch, missing: str) -> None:
     """Make ``missing`` (a package) fail to import, as on a machine without it."""
     real_import, real_import_module = builtins.__import__, importlib.import_module
@@ -347,9 +355,13 @@ def test_a_regressor_form_keeps_to_the_stated_tolerance(client: Client) -> None:
     np.testing.assert_allclose(found.predictions, expected, rtol=VALUE_RTOL, atol=scale)
 
 
-def test_serving_a_tree_form_never_imports_scikit_learn(client: Client, tmp_path: Path) -> None:
+def test_serving_a_tree_form_never_imports_scikit_learn(
+    client: Client, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     model, X = _forest()
+    _slow_library(monkeypatch)
     client.register_model(model, "forest", input_example=X[:5])
+    monkeypatch.undo()
     script = f"""
 import sys
 from pathlib import Path
@@ -410,7 +422,9 @@ def test_a_text_pipeline_form_scores_request_columns_without_building_a_datafram
     from modelrail.serving.input_spec import InputSpec, typed_columns
 
     model, X = _text_pipeline()
+    _slow_library(monkeypatch)
     version = client.register_model(model, "towns", input_example=X[:5])
+    monkeypatch.undo()
     scoring = scoring_model_for(client.artifacts, version, "one_row")
     if scoring.predictor_kind != "onnxruntime":
         pytest.fail(f"expected the ONNX form to be chosen, got {scoring.predictor_kind}")
@@ -447,6 +461,7 @@ def test_rows_a_forest_scores_as_a_tie_get_the_models_own_label(
     tied = model.predict_proba(pd.DataFrame(rows, columns=X.columns))
     assert (tied[:, 0] == tied[:, 1]).sum() > 20
     _hide(monkeypatch, "treelite")  # so ONNX Runtime's float32 trees serve both workloads
+    _slow_library(monkeypatch)
     version = client.register_model(model, "tied", input_example=X[:5])
     monkeypatch.undo()
     leaning = 0
@@ -486,6 +501,7 @@ def test_a_forest_trained_with_missing_values_scores_them_in_its_onnx_form(
     else:
         model = RandomForestRegressor(n_estimators=25, random_state=0).fit(X, X["a"] * 3 + y)
     _hide(monkeypatch, "treelite")
+    _slow_library(monkeypatch)
     version = client.register_model(model, f"gappy-{kind}", input_example=X[:5])
     monkeypatch.undo()
     record = forms_record(version)
