@@ -415,3 +415,20 @@ api_tokens = Table(
     Column("last_used_at", Float),
     Index("ix_api_tokens_user", "user_id"),
 )
+
+# -- model cards (revision 0011) ----------------------------------------------------------
+
+# The owner's free-text sections of model cards, every edit kept (append-only): the newest
+# row of a (model, version, section) is shown; version NULL covers every version.
+model_card_sections = Table(
+    "model_card_sections",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("model_id", Integer, ForeignKey("models.id"), nullable=False),
+    Column("version", Integer),
+    Column("section", String(128), nullable=False),
+    Column("text", Text, nullable=False),
+    Column("author", String(128), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Index("ix_model_card_sections_model_version", "model_id", "version", "id"),
+)
