@@ -204,3 +204,33 @@ def test_string_class_labels_come_back_as_strings(fair: tuple[Fair, RunningServe
     np.testing.assert_allclose(
         reply.json()["probabilities"], model.predict_proba(rows), rtol=0, atol=PROBABILITY_ATOL
     )
+
+
+def test_a_count_column_takes_whole_numbers_sent_as_3_0_and_refuses_3_5(tmp_path: Path) -> None:
+    rng = np.random.default_rng(5)
+    frame = pd.DataFrame(
+        {"children": rng.integers(0, 6, 400), "income": rng.normal(50, 10, 400).round(1)}
+    )
+    target = (frame["children"] + rng.normal(size=400) > 2.5).astype(int)
+    model = LogisticRegression().fit(frame, target)
+    init_project(tmp_path)
+    settings = load_settings(cwd=tmp_path, environ={}, create=False)
+    with Client(settings=settings) as client:
+        version = client.register_model(model, "counts", input_example=frame[:5])
+    assert {c.name: c.dtype for c in version.signature.inputs}["children"] == "int64"
+    with running_server(settings, ServeOptions(references=("counts:1",))) as server:
+        whole = server.post(
+            "/v1/models/counts/predict",
+            {"columns": ["children", "income"], "data": [[3.0, 48.5], [1, 52.0]]},
+        )
+        assert whole.status == 200, whole.text
+        expected = model.predict(pd.DataFrame({"children": [3, 1], "income": [48.5, 52.0]}))
+        assert whole.json()["predictions"] == expected.tolist()
+        for value in (3.5, 1e300):
+            refused = server.post(
+                "/v1/models/counts/predict",
+                {"columns": ["children", "income"], "data": [[1, 50.0], [value, 48.5]]},
+            )
+            assert refused.status == 422, refused.text
+            assert refused.json()["field"] == "children", refused.text
+            assert "row 1" in refused.json()["error"] and "whole number" in refused.json()["error"]

@@ -58,6 +58,10 @@ class InputSpec:
     def booleans(self) -> frozenset[str]:
         return frozenset(n for n, d in zip(self.columns, self.dtypes, strict=True) if d == "bool")
 
+    @cached_property
+    def integer_positions(self) -> tuple[int, ...]:
+        return tuple(i for i, d in enumerate(self.dtypes) if d == "int64")
+
     def reordered(self, names: tuple[str, ...]) -> InputSpec:
         """The same columns in the order a request gave them."""
         kinds = dict(zip(self.columns, self.dtypes, strict=True))
@@ -69,8 +73,10 @@ def numeric_matrix(
 ) -> FloatMatrix | None:
     """``rows`` (already parsed by numpy into ``parsed``) as float64, with ``null`` as NaN in
     the columns that may be missing; None when they hold something else than numbers."""
-    if parsed.dtype.kind in "biuf":
+    if parsed.dtype.kind in "biu":
         return parsed.astype(np.float64, copy=False)
+    if parsed.dtype.kind == "f":
+        return _whole_in_integer_columns(parsed, spec)
     if parsed.dtype != object or not spec.nullable:
         return None
     # Only requests holding a null come here: a per-value look is affordable.
@@ -84,7 +90,14 @@ def numeric_matrix(
                     return None
             elif isinstance(value, str) or not isinstance(value, int | float):
                 return None
-    return np.array(rows, dtype=np.float64)
+    return _whole_in_integer_columns(np.array(rows, dtype=np.float64), spec)
+
+
+def _whole_in_integer_columns(matrix: Any, spec: InputSpec) -> FloatMatrix:
+    for position in spec.integer_positions:
+        if matrix.ndim == 2 and position < matrix.shape[1]:
+            _whole_numbers(spec.columns[position], matrix[:, position])
+    return matrix  # type: ignore[no-any-return]
 
 
 def check_finite(matrix: FloatMatrix, spec: InputSpec) -> FloatMatrix:
@@ -136,8 +149,10 @@ def _column(name: str, dtype: str, values: list[Any], nullable: bool) -> Any:
     # checks below run only to name what is wrong, or for booleans and dates.
     kinds = set(map(type, values))
     if dtype in ("float64", "int64") and kinds <= _NUMBER_TYPES:
-        as_float = dtype == "float64" or float in kinds
-        return np.array(values, dtype=np.float64 if as_float else np.int64)
+        if dtype == "float64" or float not in kinds:
+            return np.array(values, dtype=np.float64 if dtype == "float64" else np.int64)
+        # 3.0 is how many JSON writers send the whole number 3; 3.5 is not a count.
+        return _whole_numbers(name, np.array(values, dtype=np.float64)).astype(np.int64)
     if dtype not in ("float64", "int64", "bool", "datetime") and kinds <= _TEXT_TYPES:
         return np.array(values, dtype=object)
     missing = [i for i, v in enumerate(values) if v is None]
@@ -155,7 +170,8 @@ def _column(name: str, dtype: str, values: list[Any], nullable: bool) -> Any:
             "a number",
         )
         cleaned = [np.nan if v is None else v for v in values]
-        return np.array(cleaned, dtype=np.float64)  # a null makes it float (NaN)
+        numbers = np.array(cleaned, dtype=np.float64)  # a null makes it float (NaN)
+        return _whole_numbers(name, numbers) if dtype == "int64" else numbers
     if dtype == "bool":
         _expect(name, values, lambda v: isinstance(v, bool) or v in (0, 1), "true or false")
         return np.array(
@@ -165,6 +181,21 @@ def _column(name: str, dtype: str, values: list[Any], nullable: bool) -> Any:
         return _datetimes(name, values)
     _expect(name, values, lambda v: isinstance(v, str), "text")
     return np.array(values, dtype=object)
+
+
+def _whole_numbers(name: str, numbers: Any) -> Any:
+    """``numbers`` unchanged when every value present is whole (missing ones are NaN)."""
+    present = ~np.isnan(numbers)
+    outside = (numbers != np.floor(numbers)) | ~(np.abs(numbers) < 2.0**63)  # inf too
+    fractional = np.flatnonzero(present & outside)
+    if fractional.size:
+        r = int(fractional[0])
+        raise InvalidRequestError(
+            f"row {r}, column {name!r}: expected a whole number within 64 bits (the model "
+            f"was trained on integers), got {float(numbers[r])!r}",
+            field=name,
+        )
+    return numbers
 
 
 def _expect(name: str, values: list[Any], accepts: Any, what: str) -> None:
