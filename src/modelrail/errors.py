@@ -356,6 +356,20 @@ class TokenNotFoundError(NotFoundError):
     """No API token has this id."""
 
 
+# -- moving records between stores ----------------------------------------------------
+
+
+class BundleError(InvalidInputError):
+    """A file that cannot be imported as a bundle: missing, not a bundle, damaged, truncated,
+    tampered with (a member's sha256 differs from the manifest's), or written by a newer
+    modelrail. Nothing was imported."""
+
+
+class ImportConflictError(ConflictError):
+    """Records to import clash with this store's: the same model version number or run id
+    holding different content. Names the record; nothing was imported."""
+
+
 # -- integrity -------------------------------------------------------------------
 
 

@@ -135,7 +135,8 @@ def test_app_role_tracks_registers_and_promotes_after_the_owner_inits_the_store(
 
     assert f"is at schema revision {HEAD_REVISION}" in out
     assert f"role '{roles.app}' may read and write" in out
-    assert "may only add rows to environment_events, model_card_sections, policies" in out
+    append_only = "environment_events, imported_events, imports, model_card_sections, policies"
+    assert f"may only add rows to {append_only}" in out
     with app_client(roles, tmp_path) as alice, app_client(roles, tmp_path, "bob") as bob:
         register_and_promote(alice, bob)
         log_version(alice, 0.5)

@@ -189,27 +189,10 @@ class RunRepository:
                 conn.execute(t.run_params.insert(), new_rows)
 
     def log_metrics(self, run_id: str, points: Sequence[MetricPoint]) -> None:
-        history: list[dict[str, Any]] = [
-            {
-                "run_id": run_id,
-                "key": p.key,
-                "value": p.value,
-                "step": p.step,
-                "timestamp": p.timestamp,
-            }
-            for p in points
-        ]
-        latest: dict[str, dict[str, Any]] = {}
-        for row in history:
-            previous = latest.get(row["key"])
-            if previous is None or (row["step"], row["timestamp"]) >= (
-                previous["step"],
-                previous["timestamp"],
-            ):
-                latest[row["key"]] = row
+        history = metric_rows(run_id, points)
         with self.db.write() as conn:
             self._fast["metric"].execute_many(conn, history)
-            self._fast["latest"].execute_many(conn, list(latest.values()))
+            self._fast["latest"].execute_many(conn, latest_rows(history))
 
     def set_tags(self, run_id: str, tags: Mapping[str, str]) -> None:
         with self.db.write() as conn:
@@ -380,6 +363,27 @@ class RunRepository:
         with self.db.read() as conn:
             rows = conn.execute(query.order_by(m.c.key, m.c.step, m.c.timestamp, m.c.id)).all()
             return [MetricPoint(k, float(v), int(s), float(ts)) for k, v, s, ts in rows]
+
+
+def metric_rows(run_id: str, points: Sequence[MetricPoint]) -> list[dict[str, Any]]:
+    """The ``run_metrics`` rows of ``points``."""
+    return [
+        {"run_id": run_id, "key": p.key, "value": p.value, "step": p.step, "timestamp": p.timestamp}
+        for p in points
+    ]
+
+
+def latest_rows(history: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The last of each key's rows, by step then time: what ``run_latest_metrics`` keeps."""
+    latest: dict[str, dict[str, Any]] = {}
+    for row in history:
+        previous = latest.get(row["key"])
+        if previous is None or (row["step"], row["timestamp"]) >= (
+            previous["step"],
+            previous["timestamp"],
+        ):
+            latest[row["key"]] = row
+    return list(latest.values())
 
 
 def _latest_metric_upsert(is_sqlite: bool) -> Any:

@@ -432,3 +432,46 @@ model_card_sections = Table(
     Column("created_at", Float, nullable=False),
     Index("ix_model_card_sections_model_version", "model_id", "version", "id"),
 )
+
+# -- imports (revision 0012) --------------------------------------------------------------
+
+# Each import that changed this store: records from a bundle or another tracker, who brought
+# them in and when. Append-only, like the history it is shown beside.
+imports = Table(
+    "imports",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("kind", String(16), nullable=False),
+    Column("source", Text, nullable=False),
+    Column("source_store", Text, nullable=False),
+    Column("sha256", String(64)),
+    Column("imported_by", String(128), nullable=False),
+    Column("imported_at", Float, nullable=False),
+    Column("summary", Text, nullable=False),
+)
+
+# Another store's history of imported versions, kept apart from this store's own: those
+# promotions passed that store's gates, so nothing here counts them. (origin, origin_id)
+# names an event once, however many bundles carry it. Append-only.
+imported_events = Table(
+    "imported_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("import_id", Integer, ForeignKey("imports.id"), nullable=False),
+    Column("model_id", Integer, ForeignKey("models.id"), nullable=False),
+    Column("origin", String(512), nullable=False),
+    Column("origin_id", BigInteger, nullable=False),
+    Column("environment", String(64), nullable=False),
+    Column("action", String(16), nullable=False),
+    Column("from_version", Integer),
+    Column("to_version", Integer),
+    Column("actor", String(128), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("gates", Text, nullable=False),
+    Column("forced", Boolean, nullable=False),
+    Column("request_id", BigInteger),
+    Column("policy_version", Integer),
+    Column("created_at", Float, nullable=False),
+    UniqueConstraint("origin", "origin_id"),
+    Index("ix_imported_events_model", "model_id", "id"),
+)

@@ -1,0 +1,498 @@
+"""Writing records that come from elsewhere (a bundle, another tracker) with their own
+ids, numbers, labels, times and authors, and reading them back for comparison.
+
+Everything happens inside one write transaction (``ImportRepository.transaction``): the
+caller compares, writes and marks, and a refusal anywhere rolls all of it back. The
+policy (what counts as a conflict, what is new) is ``portability.ingest``'s; this module
+only knows the tables.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, func, select
+
+from modelrail.entities import ArtifactRecord, ComponentSpec, MetricPoint
+from modelrail.portability.records import (
+    ComponentRecord,
+    HistoryRecord,
+    ImportSource,
+    RunRecord,
+    VersionRecord,
+)
+from modelrail.store import tables as t
+from modelrail.store.codec import dumps, loads
+from modelrail.store.components_repo import ComponentLabels
+from modelrail.store.db import Database
+from modelrail.store.runs_repo import latest_rows, metric_rows
+
+# The environment an import's own history event names: none (``-`` is no valid name).
+IMPORT_ENVIRONMENT = "-"
+
+
+@dataclass(frozen=True)
+class Relabel:
+    """A component whose source label was taken here by other content, so this store gave
+    the content a label of its own."""
+
+    run_id: str
+    role: str
+    lineage: str
+    source_label: str | None
+    label: str
+
+
+@dataclass(frozen=True)
+class ImportRow:
+    """One import as the store keeps it."""
+
+    id: int
+    kind: str
+    source: str
+    source_store: str
+    sha256: str | None
+    imported_by: str
+    imported_at: float
+    summary: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ImportedEvent:
+    """An event of another store's history, with the import that brought it."""
+
+    import_id: int
+    record: HistoryRecord
+
+
+class ImportRepository:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    @contextmanager
+    def transaction(self) -> Iterator[ImportWriter]:
+        """One write transaction for a whole import: committed when the block ends, rolled
+        back (nothing written) when it raises."""
+        with self.db.write() as conn:
+            # Two imports at once would each find the other's records missing: one at a time.
+            self.db.lock(conn, "modelrail:import")
+            yield ImportWriter(self.db, conn)
+
+    def imports(self) -> list[ImportRow]:
+        i = t.imports
+        with self.db.read() as conn:
+            rows = conn.execute(select(i).order_by(i.c.id)).all()
+        return [
+            ImportRow(
+                id=int(r.id),
+                kind=r.kind,
+                source=r.source,
+                source_store=r.source_store,
+                sha256=r.sha256,
+                imported_by=r.imported_by,
+                imported_at=float(r.imported_at),
+                summary=loads(r.summary),
+            )
+            for r in rows
+        ]
+
+    def imported_events(self, model: str | None = None) -> list[ImportedEvent]:
+        """Other stores' history of the versions imported here (of ``model``, or all), in
+        the order each store recorded it."""
+        e = t.imported_events
+        query = select(e, t.models.c.name).join(t.models, t.models.c.id == e.c.model_id)
+        if model is not None:
+            query = query.where(t.models.c.name == model)
+        with self.db.read() as conn:
+            rows = conn.execute(query.order_by(e.c.origin, e.c.origin_id)).all()
+        return [ImportedEvent(int(r.import_id), _history(r)) for r in rows]
+
+
+class ImportWriter:
+    """The reads and writes of one import, all on one connection in one transaction."""
+
+    def __init__(self, db: Database, conn: Connection) -> None:
+        self.db = db
+        self.conn = conn
+        self._labels = ComponentLabels(db)
+
+    # -- runs ----------------------------------------------------------------------------
+
+    def run(self, run_id: str) -> RunRecord | None:
+        """The run stored under exactly this id, as a record, or None."""
+        conn, r = self.conn, t.runs
+        row = conn.execute(
+            select(r, t.experiments.c.name.label("experiment_name"))
+            .join(t.experiments, t.experiments.c.id == r.c.experiment_id)
+            .where(r.c.id == run_id)
+        ).first()
+        if row is None:
+            return None
+        p, g, m = t.run_params, t.run_tags, t.run_metrics
+        params = {
+            k: loads(v)
+            for k, v in conn.execute(select(p.c.key, p.c.value_json).where(p.c.run_id == run_id))
+        }
+        tags = dict(conn.execute(select(g.c.key, g.c.value).where(g.c.run_id == run_id)).all())
+        metrics = tuple(
+            MetricPoint(k, float(v), int(s), float(ts))
+            for k, v, s, ts in conn.execute(
+                select(m.c.key, m.c.value, m.c.step, m.c.timestamp)
+                .where(m.c.run_id == run_id)
+                .order_by(m.c.id)
+            )
+        )
+        cv, rc, a = t.component_versions, t.run_components, t.run_artifacts
+        components = tuple(
+            ComponentRecord(
+                role=c.role,
+                kind=c.kind,
+                lineage=c.lineage,
+                fingerprint=c.fingerprint,
+                shape_fingerprint=c.shape_fingerprint,
+                details=loads(c.details),
+                major=int(c.major),
+                minor=int(c.minor),
+                created_at=float(c.created_at),
+            )
+            for c in conn.execute(
+                select(cv, rc.c.role)
+                .join(rc, rc.c.component_version_id == cv.c.id)
+                .where(rc.c.run_id == run_id)
+                .order_by(rc.c.role)
+            )
+        )
+        artifacts = tuple(
+            ArtifactRecord(x.path, x.sha256, int(x.size))
+            for x in conn.execute(select(a).where(a.c.run_id == run_id).order_by(a.c.path))
+        )
+        return RunRecord(
+            id=row.id,
+            experiment=row.experiment_name,
+            name=row.name,
+            status=row.status,
+            architecture=row.architecture,
+            user=row.user_name,
+            started_at=float(row.started_at),
+            ended_at=None if row.ended_at is None else float(row.ended_at),
+            error=row.error,
+            provenance=loads(row.provenance),
+            params=params,
+            tags=tags,
+            metrics=metrics,
+            components=components,
+            artifacts=artifacts,
+        )
+
+    def has_run(self, run_id: str) -> bool:
+        found = self.conn.execute(select(t.runs.c.id).where(t.runs.c.id == run_id)).first()
+        return found is not None
+
+    def add_run(self, record: RunRecord) -> list[Relabel]:
+        """Insert a run that is not here, with everything it holds; components keep their
+        source labels where this store can (see ``_label``)."""
+        conn = self.conn
+        conn.execute(
+            t.runs.insert(),
+            {
+                "id": record.id,
+                "experiment_id": self._experiment(record),
+                "name": record.name,
+                "status": record.status,
+                "architecture": record.architecture,
+                "user_name": record.user,
+                "started_at": record.started_at,
+                "ended_at": record.ended_at,
+                "error": record.error,
+                "provenance": dumps(dict(record.provenance)),
+            },
+        )
+        run_id = record.id
+        if record.params:
+            conn.execute(
+                t.run_params.insert(),
+                [
+                    {"run_id": run_id, "key": k, "value_json": dumps(v)}
+                    for k, v in record.params.items()
+                ],
+            )
+        if record.tags:
+            conn.execute(
+                t.run_tags.insert(),
+                [{"run_id": run_id, "key": k, "value": v} for k, v in record.tags.items()],
+            )
+        if record.metrics:
+            history = metric_rows(run_id, record.metrics)
+            conn.execute(t.run_metrics.insert(), history)
+            conn.execute(t.run_latest_metrics.insert(), latest_rows(history))
+        if record.artifacts:
+            conn.execute(
+                t.run_artifacts.insert(),
+                [
+                    {"run_id": run_id, "path": x.path, "sha256": x.sha256, "size": x.size}
+                    for x in record.artifacts
+                ],
+            )
+        return [r for c in record.components if (r := self._label(run_id, c)) is not None]
+
+    def _experiment(self, record: RunRecord) -> int:
+        e = t.experiments
+        self.db.lock(self.conn, f"experiment:{record.experiment}")
+        found = self.conn.execute(select(e.c.id).where(e.c.name == record.experiment)).scalar()
+        if found is None:
+            created = record.experiment_created_at or record.started_at
+            self.conn.execute(e.insert().values(name=record.experiment, created_at=created))
+            found = self.conn.execute(
+                select(e.c.id).where(e.c.name == record.experiment)
+            ).scalar_one()
+        return int(found)
+
+    def _label(self, run_id: str, component: ComponentRecord) -> Relabel | None:
+        """Link the component to the run under the label it had in its source store when
+        that label is free here and fits this store's lineage (a shape keeps one major
+        number); otherwise under this store's own label for the content."""
+        conn, cv = self.conn, t.component_versions
+        self.db.lock(conn, f"lineage:{component.lineage}")
+        in_lineage = cv.c.lineage == component.lineage
+        found = conn.execute(
+            select(cv.c.id, cv.c.major, cv.c.minor).where(
+                in_lineage, cv.c.fingerprint == component.fingerprint
+            )
+        ).first()
+        if found is None and self._label_fits(component):
+            found = conn.execute(
+                cv.insert()
+                .values(
+                    kind=component.kind,
+                    lineage=component.lineage,
+                    fingerprint=component.fingerprint,
+                    shape_fingerprint=component.shape_fingerprint,
+                    major=component.major,
+                    minor=component.minor,
+                    details=dumps(dict(component.details)),
+                    created_at=component.created_at or 0.0,
+                )
+                .returning(cv.c.id, cv.c.major, cv.c.minor)
+            ).first()
+        if found is None:  # labelled by this store's own rules, and linked
+            spec = ComponentSpec(
+                role=component.role,
+                kind=component.kind,
+                lineage=component.lineage,
+                fingerprint=component.fingerprint,
+                shape_fingerprint=component.shape_fingerprint,
+                details=component.details,
+            )
+            (version,) = self._labels.attach(conn, run_id, [spec], replace=False)
+            label = version.label
+        else:
+            conn.execute(
+                t.run_components.insert(),
+                {"run_id": run_id, "role": component.role, "component_version_id": int(found[0])},
+            )
+            label = f"{found[1]}.{found[2]}"
+        if component.label is None or component.label == label:
+            return None
+        return Relabel(run_id, component.role, component.lineage, component.label, label)
+
+    def _label_fits(self, component: ComponentRecord) -> bool:
+        if component.major is None or component.minor is None:
+            return False
+        conn, table = self.conn, t.component_versions
+        in_lineage = table.c.lineage == component.lineage
+        taken = conn.execute(
+            select(func.count()).where(
+                in_lineage, table.c.major == component.major, table.c.minor == component.minor
+            )
+        ).scalar_one()
+        # Every content of one shape shares a major number, and a major holds one shape.
+        majors = set(
+            conn.execute(
+                select(table.c.major)
+                .where(in_lineage, table.c.shape_fingerprint == component.shape_fingerprint)
+                .distinct()
+            ).scalars()
+        )
+        shapes = set(
+            conn.execute(
+                select(table.c.shape_fingerprint)
+                .where(in_lineage, table.c.major == component.major)
+                .distinct()
+            ).scalars()
+        )
+        return not taken and majors <= {component.major} and shapes <= {component.shape_fingerprint}
+
+    # -- model versions --------------------------------------------------------------------
+
+    def version(self, model: str, version: int) -> VersionRecord | None:
+        """Version ``version`` of ``model`` as a record, or None when it is not here."""
+        mv, forms = t.model_versions, t.model_version_forms
+        row = self.conn.execute(
+            select(
+                mv, t.models.c.name, t.models.c.created_at.label("model_created_at"), forms.c.record
+            )
+            .join(t.models, t.models.c.id == mv.c.model_id)
+            .outerjoin(forms, forms.c.model_version_id == mv.c.id)
+            .where(t.models.c.name == model, mv.c.version == version)
+        ).first()
+        if row is None:
+            return None
+        return VersionRecord(
+            model=row.name,
+            model_created_at=float(row.model_created_at),
+            version=int(row.version),
+            run_id=row.run_id,
+            flavor=row.flavor,
+            artifact_sha256=row.artifact_sha256,
+            artifact_size=int(row.artifact_size),
+            signature=loads(row.signature),
+            input_example=loads(row.input_example),
+            flavor_details=loads(row.flavor_details),
+            created_at=float(row.created_at),
+            created_by=row.created_by,
+            description=row.description,
+            forms=None if row.record is None else loads(row.record),
+        )
+
+    def add_version(self, record: VersionRecord) -> None:
+        """Insert a version under its own number (the model is created if need be; a later
+        registration here takes the number after the highest)."""
+        conn = self.conn
+        self.db.lock(conn, f"model:{record.model}")  # as a registration does
+        model_id = self.model_id(record.model)
+        if model_id is None:
+            created = record.model_created_at or record.created_at
+            conn.execute(t.models.insert().values(name=record.model, created_at=created))
+            model_id = self.model_id(record.model)
+        assert model_id is not None
+        mv = t.model_versions
+        (version_id,) = conn.execute(
+            mv.insert()
+            .values(
+                model_id=model_id,
+                version=record.version,
+                run_id=record.run_id,
+                flavor=record.flavor,
+                artifact_sha256=record.artifact_sha256,
+                artifact_size=record.artifact_size,
+                signature=dumps(dict(record.signature)),
+                input_example=dumps(record.input_example),
+                flavor_details=dumps(dict(record.flavor_details)),
+                description=record.description,
+                created_at=record.created_at,
+                created_by=record.created_by,
+            )
+            .returning(mv.c.id)
+        ).one()
+        if record.forms is not None:
+            conn.execute(
+                t.model_version_forms.insert().values(
+                    model_version_id=version_id,
+                    record=dumps(dict(record.forms)),
+                    created_at=record.created_at,
+                    created_by=record.created_by,
+                )
+            )
+
+    def model_id(self, name: str) -> int | None:
+        found = self.conn.execute(select(t.models.c.id).where(t.models.c.name == name)).scalar()
+        return None if found is None else int(found)
+
+    # -- history ------------------------------------------------------------------------------
+
+    def known_events(self, origin: str) -> set[int]:
+        """The ids of ``origin``'s events this store already keeps."""
+        e = t.imported_events
+        return set(self.conn.execute(select(e.c.origin_id).where(e.c.origin == origin)).scalars())
+
+    def add_import(
+        self, source: ImportSource, *, actor: str, at: float, summary: dict[str, Any]
+    ) -> int:
+        row = self.conn.execute(
+            t.imports.insert()
+            .values(
+                kind=source.kind,
+                source=source.name,
+                source_store=source.store,
+                sha256=source.sha256,
+                imported_by=actor,
+                imported_at=at,
+                summary=dumps(summary),
+            )
+            .returning(t.imports.c.id)
+        ).one()
+        return int(row[0])
+
+    def add_imported_events(self, import_id: int, events: Sequence[HistoryRecord]) -> None:
+        rows = []
+        for event in events:
+            model_id = self.model_id(event.model)
+            assert model_id is not None, "an event's model is imported before its history"
+            rows.append(
+                {
+                    "import_id": import_id,
+                    "model_id": model_id,
+                    "origin": event.origin,
+                    "origin_id": event.origin_id,
+                    "environment": event.environment,
+                    "action": event.action,
+                    "from_version": event.from_version,
+                    "to_version": event.to_version,
+                    "actor": event.actor,
+                    "reason": event.reason,
+                    "gates": dumps([dict(g) for g in event.gates]),
+                    "forced": event.forced,
+                    "request_id": event.request_id,
+                    "policy_version": event.policy_version,
+                    "created_at": event.created_at,
+                }
+            )
+        if rows:
+            self.conn.execute(t.imported_events.insert(), rows)
+
+    def mark_imported(
+        self, model: str, version: int, *, actor: str, reason: str, at: float
+    ) -> None:
+        """This store's own history says who imported the version, from where and when: an
+        ``import`` event in no environment (it places the version nowhere)."""
+        model_id = self.model_id(model)
+        assert model_id is not None
+        self.conn.execute(
+            t.environment_events.insert(),
+            {
+                "model_id": model_id,
+                "environment": IMPORT_ENVIRONMENT,
+                "action": "import",
+                "from_version": None,
+                "to_version": version,
+                "actor": actor,
+                "reason": reason,
+                "gates": "[]",
+                "forced": False,
+                "request_id": None,
+                "policy_version": None,
+                "created_at": at,
+            },
+        )
+
+
+def _history(row: Any) -> HistoryRecord:
+    return HistoryRecord(
+        origin=row.origin,
+        origin_id=int(row.origin_id),
+        model=row.name,
+        environment=row.environment,
+        action=row.action,
+        from_version=row.from_version,
+        to_version=row.to_version,
+        actor=row.actor,
+        reason=row.reason,
+        created_at=float(row.created_at),
+        gates=tuple(loads(row.gates)),
+        forced=bool(row.forced),
+        request_id=row.request_id,
+        policy_version=row.policy_version,
+    )
