@@ -370,6 +370,16 @@ class ImportConflictError(ConflictError):
     holding different content. Names the record; nothing was imported."""
 
 
+class MlflowSourceError(InvalidInputError):
+    """An MLflow tracking store that cannot be imported: missing, not an MLflow store, or
+    written by an MLflow whose schema lacks what the import reads. Names the source."""
+
+
+class MlflowSourceUnavailableError(StoreUnavailableError):
+    """An MLflow database or server that does not answer (refused, timed out, an error of
+    its own)."""
+
+
 # -- integrity -------------------------------------------------------------------
 
 
