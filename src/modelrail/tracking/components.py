@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from modelrail.entities import ComponentSpec
 from modelrail.tracking.provenance import Provenance, capture_environment
+from modelrail.tracking.sources import DataLocation
 
 if TYPE_CHECKING:
     from modelrail.tracking.datasets import DatasetFingerprint
@@ -31,13 +33,17 @@ def code_component(
 ) -> ComponentSpec:
     git = provenance.git
     entry = provenance.entry_point
-    content = {
+    content: dict[str, Any] = {
         "architecture": architecture,
         "commit": git.commit if git else None,
         "diff_sha256": git.diff_sha256 if git else None,
         # Outside git (or for an uncommitted script) the script's bytes are the code.
         "script_sha256": None if git and not git.dirty and git.commit else entry.script_sha256,
     }
+    untracked = provenance.code_snapshot.untracked_sha256 if provenance.code_snapshot else None
+    if untracked is not None:
+        # Only when there are any, so runs without untracked files keep their labels.
+        content["untracked_sha256"] = untracked
     details = {
         "architecture": architecture,
         "commit": content["commit"],
@@ -93,7 +99,16 @@ def environment_component(project: str) -> ComponentSpec:
     )
 
 
-def data_component(role: str, dataset: str, fingerprint: DatasetFingerprint) -> ComponentSpec:
+def data_component(
+    role: str,
+    dataset: str,
+    fingerprint: DatasetFingerprint,
+    location: DataLocation | None = None,
+) -> ComponentSpec:
+    """``location``: where the data was read from, when it was not read from a file given to
+    ``log_dataset`` itself (that file is the location then)."""
+    if location is None and os.path.isabs(fingerprint.source):  # read from that file
+        location = DataLocation(fingerprint.source, None)
     return ComponentSpec(
         role=f"data:{role}",
         kind="data",
@@ -106,5 +121,7 @@ def data_component(role: str, dataset: str, fingerprint: DatasetFingerprint) -> 
             "rows": fingerprint.rows,
             "schema": [list(column) for column in fingerprint.schema],
             "source": fingerprint.source,
+            "location": None if location is None else location.place,
+            "location_sha256": None if location is None else location.sha256,
         },
     )

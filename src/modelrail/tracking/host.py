@@ -31,6 +31,7 @@ def begin_run(
     from modelrail.tracking.components import code_component, environment_component
     from modelrail.tracking.provenance import capture_provenance
     from modelrail.tracking.run import ActiveRun
+    from modelrail.tracking.snapshot import store_code_snapshot
 
     validate_name("experiment", experiment)
     experiment_id = experiment_ids.get(experiment)
@@ -39,6 +40,8 @@ def begin_run(
         experiment_ids[experiment] = experiment_id
     run_id = uuid.uuid4().hex
     provenance = capture_provenance()
+    # Stored before the run that names them, so no run ever points at a missing blob.
+    snapshot_records = store_code_snapshot(host.artifacts, provenance.code_snapshot)
     host.runs.create_run(
         run_id=run_id,
         experiment_id=experiment_id,
@@ -53,4 +56,6 @@ def begin_run(
             environment_component(project),
         ],
     )
+    if snapshot_records:
+        host.runs.add_artifacts(run_id, snapshot_records)
     return ActiveRun(host, run_id, experiment)

@@ -1,27 +1,37 @@
-"""What produced a run besides its data and params: the code's git state, the entry
-point, and the Python environment.
+"""What produced a run besides its data and params: the code's git state (with the
+uncommitted diff and untracked files themselves, see ``snapshot``), the entry point (the
+exact command line, interpreter and working folder), and the Python environment.
 
-Both are captured once per process. That is not only fast, it is what actually
+All are captured once per process. That is not only fast, it is what actually
 ran: Python imported the code and packages when the process started, so files
-edited or packages installed afterwards did not take part in the run.
+edited or packages installed afterwards did not take part in the run. The captured
+bytes are stored content-addressed when a run is written (``tracking.host``).
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
+import json
 import os
 import platform
 import re
 import socket
-import subprocess
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlparse
 
-_GIT_TIMEOUT_S = 10
+from modelrail.tracking.snapshot import (
+    CodeSnapshot,
+    StreamedDiff,
+    capture_diff,
+    git_output,
+    snapshot_of,
+)
+
 _INTERACTIVE_MARKERS = ("ipykernel", "ipython", "jupyter", "pytest", "-c")
 
 
@@ -33,6 +43,18 @@ class GitState:
     remote: str | None
     dirty: bool
     diff_sha256: str | None
+    # The diff itself, hashed above and kept (up to a limit) for the code snapshot.
+    diff: StreamedDiff | None = field(default=None, repr=False, compare=False)
+
+    def record(self) -> dict[str, Any]:
+        return {
+            "root": self.root,
+            "commit": self.commit,
+            "branch": self.branch,
+            "remote": self.remote,
+            "dirty": self.dirty,
+            "diff_sha256": self.diff_sha256,
+        }
 
 
 @dataclass(frozen=True)
@@ -41,6 +63,20 @@ class EntryPoint:
     arguments: tuple[str, ...]
     script_sha256: str | None
     interactive: bool
+    # The whole command line as the interpreter got it (``python -X dev -m pkg.train a b``),
+    # the interpreter itself, ``pkg.train`` for ``-m``, and the folder it ran in.
+    command: tuple[str, ...] = ()
+    interpreter: str | None = None
+    module: str | None = None
+    cwd: str | None = None
+
+
+@dataclass(frozen=True)
+class LocalPackage:
+    """A package installed from a folder or file instead of an index (``pip install -e .``)."""
+
+    path: str
+    editable: bool
 
 
 @dataclass(frozen=True)
@@ -52,6 +88,7 @@ class Environment:
     machine: str
     hostname: str
     packages: dict[str, str]
+    local_packages: dict[str, LocalPackage] = field(default_factory=dict)
 
     @property
     def python_minor(self) -> str:
@@ -63,6 +100,7 @@ class Provenance:
     git: GitState | None
     entry_point: EntryPoint
     environment: Environment
+    code_snapshot: CodeSnapshot | None = None
 
     @functools.cached_property
     def json_text(self) -> str:
@@ -80,11 +118,13 @@ class Provenance:
             "os_release": env.os_release,
             "machine": env.machine,
             "hostname": env.hostname,
+            "local_packages": {name: asdict(found) for name, found in env.local_packages.items()},
         }
         return {
-            "git": None if self.git is None else asdict(self.git),
+            "git": None if self.git is None else self.git.record(),
             "entry_point": asdict(self.entry_point),
             "environment": environment,
+            "code_snapshot": None if self.code_snapshot is None else self.code_snapshot.record(),
         }
 
 
@@ -93,18 +133,29 @@ def capture_provenance() -> Provenance:
     """Once per process: what ran is what Python loaded when the process started."""
     entry = capture_entry_point()
     start = Path(entry.script).parent if entry.script else Path.cwd()
+    git = capture_git(str(start))
+    snapshot = None
+    if git is not None:
+        snapshot = snapshot_of(git.root, git.diff, git.dirty and git.commit is not None)
     return Provenance(
-        git=capture_git(str(start)), entry_point=entry, environment=capture_environment()
+        git=git, entry_point=entry, environment=capture_environment(), code_snapshot=snapshot
     )
 
 
 @functools.cache
 def capture_environment() -> Environment:
     packages: dict[str, str] = {}
+    local: dict[str, LocalPackage] = {}
     for dist in metadata.distributions():
         name = dist.metadata["Name"]
         if name:
-            packages[_normalise_package(name)] = dist.version
+            key = _normalise_package(name)
+            packages[key] = dist.version
+            found = _local_origin(dist)
+            if found is not None:
+                local[key] = found
+            else:
+                local.pop(key, None)
     return Environment(
         python_version=platform.python_version(),
         python_implementation=platform.python_implementation(),
@@ -113,7 +164,25 @@ def capture_environment() -> Environment:
         machine=platform.machine(),
         hostname=socket.gethostname(),
         packages=dict(sorted(packages.items())),
+        local_packages=dict(sorted(local.items())),
     )
+
+
+def _local_origin(dist: metadata.Distribution) -> LocalPackage | None:
+    """Where a package installed from a local folder or file came from (PEP 610), if so."""
+    try:
+        text = dist.read_text("direct_url.json")
+        document = json.loads(text) if text else None
+    except (OSError, ValueError):
+        return None
+    if not isinstance(document, dict):
+        return None
+    url = document.get("url")
+    if not isinstance(url, str) or not url.startswith("file:"):
+        return None
+    info = document.get("dir_info")
+    editable = isinstance(info, dict) and bool(info.get("editable"))
+    return LocalPackage(path=unquote(urlparse(url).path), editable=editable)
 
 
 @functools.cache
@@ -134,9 +203,13 @@ def capture_git(start: str) -> GitState | None:
         elif not line.startswith("#"):
             dirty = True
     diff_sha256 = None
+    diff = None
     if dirty:
-        diff = _git_bytes(root, "diff", "HEAD", "--binary") if commit else None
-        diff_sha256 = hashlib.sha256(diff or status.encode()).hexdigest()
+        diff = capture_diff(root) if commit else None
+        if diff is not None and diff.finished and diff.size:
+            diff_sha256 = diff.sha256
+        else:
+            diff_sha256 = hashlib.sha256(status.encode()).hexdigest()
     remote = _git(root, "config", "--get", "remote.origin.url")
     return GitState(
         root=root,
@@ -145,6 +218,7 @@ def capture_git(start: str) -> GitState | None:
         remote=_without_credentials(remote) if remote else None,
         dirty=dirty,
         diff_sha256=diff_sha256,
+        diff=diff,
     )
 
 
@@ -159,12 +233,39 @@ def capture_entry_point() -> EntryPoint:
         script: str | None = str(script_path.resolve())
     else:
         script = None
+    command = tuple(getattr(sys, "orig_argv", argv))
     return EntryPoint(
         script=script,
         arguments=tuple(argv[1:]),
         script_sha256=script_sha256,
         interactive=interactive,
+        command=command,
+        interpreter=sys.executable or None,
+        module=_module_of(command),
+        cwd=_cwd(),
     )
+
+
+def _module_of(command: tuple[str, ...]) -> str | None:
+    """``pkg.train`` for ``python [options] -m pkg.train ...``."""
+    items = iter(command[1:])
+    for item in items:
+        if item == "-m":
+            return next(items, None)
+        if item.startswith("-m"):
+            return item[2:]
+        if item in ("-X", "-W"):  # options that take a value
+            next(items, None)
+        elif not item.startswith("-") or item in ("-", "-c"):
+            return None
+    return None
+
+
+def _cwd() -> str | None:
+    try:
+        return os.getcwd()
+    except OSError:  # the folder was deleted under the process
+        return None
 
 
 @functools.cache
@@ -173,23 +274,8 @@ def _script_sha256(path: str) -> str:
 
 
 def _git(cwd: str, *args: str) -> str | None:
-    out = _git_bytes(cwd, *args)
+    out = git_output(cwd, *args)
     return None if out is None else out.decode("utf-8", "replace").strip()
-
-
-def _git_bytes(cwd: str, *args: str) -> bytes | None:
-    try:
-        done = subprocess.run(
-            ["git", *args],
-            cwd=cwd,
-            capture_output=True,
-            timeout=_GIT_TIMEOUT_S,
-            check=False,
-            env={**os.environ, "GIT_OPTIONAL_LOCKS": "0", "LC_ALL": "C"},
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return done.stdout if done.returncode == 0 else None
 
 
 def _without_credentials(url: str) -> str:

@@ -101,16 +101,29 @@ class ActiveRun:
 
     # -- data -------------------------------------------------------------------------------
 
-    def log_dataset(self, data: Any, *, role: str, name: str | None = None) -> ComponentVersion:
-        """Fingerprint ``data`` and record it as this run's train, validation or test data."""
+    def log_dataset(
+        self,
+        data: Any,
+        *,
+        role: str,
+        name: str | None = None,
+        source: str | os.PathLike[str] | None = None,
+    ) -> ComponentVersion:
+        """Fingerprint ``data`` and record it as this run's train, validation or test data.
+
+        ``source``: where in-memory ``data`` was read from (a file, folder or URL), so that
+        ``modelrail reproduce`` can find it and check it is unchanged; a path given as
+        ``data`` is its own source."""
         from modelrail.tracking.datasets import fingerprint_dataset
+        from modelrail.tracking.sources import locate
 
         self._require_open()
         if role not in DATA_ROLES:
             raise InvalidInputError(f"dataset role {role!r} is not one of {', '.join(DATA_ROLES)}")
         dataset = _key(name or self.experiment, "dataset name")
         fingerprint = fingerprint_dataset(data)
-        spec = data_component(role, dataset, fingerprint)
+        location = None if source is None else locate(source)
+        spec = data_component(role, dataset, fingerprint, location)
         return self.client.runs.attach_component(self.id, spec)
 
     # -- artifacts ---------------------------------------------------------------------------
