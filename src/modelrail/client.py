@@ -13,6 +13,7 @@ from modelrail.artifacts import ArtifactStore, read_run_artifact
 from modelrail.client_batch import BatchMethods
 from modelrail.client_environments import EnvironmentMethods
 from modelrail.client_identity import IdentityMethods
+from modelrail.client_mlflow import MlflowMethods
 from modelrail.client_policy import PolicyMethods
 from modelrail.config import Settings, load_settings
 from modelrail.entities import (
@@ -50,7 +51,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("modelrail")
 
 
-class Client(EnvironmentMethods, BatchMethods, IdentityMethods, PolicyMethods):
+class Client(EnvironmentMethods, BatchMethods, IdentityMethods, PolicyMethods, MlflowMethods):
     """Everything modelrail does, as methods. ``Client()`` reads settings from the environment.
 
     The command line and the dashboard reach the library through these public methods only

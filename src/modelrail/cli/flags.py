@@ -36,6 +36,10 @@ FLAGS: dict[str, str] = {
     # serve, docker build
     "environment": "--env",
     "wait": "--wait",
+    # import-mlflow
+    "environments": "--env-map",
+    "batch_size": "--batch-size",
+    "trust_pickles": "--trust-pickles",
 }
 
 

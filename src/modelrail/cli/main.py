@@ -11,6 +11,7 @@ from modelrail.cli import (
     docker,
     envs,
     login,
+    mlflow_import,
     models,
     policy,
     project,
@@ -42,6 +43,7 @@ users.register(app)
 server.register(app)
 login.register(app)
 policy.register(app)
+mlflow_import.register(app)
 
 
 def run() -> None:

@@ -20,7 +20,8 @@ from modelrail.store import tables as t
 from modelrail.store.codec import dumps, loads
 from modelrail.store.db import Database
 
-HOLDER_ACTIONS = ("auto", "promote", "rollback", "approve")
+# "import": an import placed the version there (e.g. an MLflow stage or alias).
+HOLDER_ACTIONS = ("auto", "promote", "rollback", "approve", "import")
 
 
 class EnvironmentRepository:
