@@ -415,3 +415,23 @@ def error_class(name: str) -> type[ModelrailError] | None:
     if isinstance(found, type) and issubclass(found, ModelrailError):
         return found
     return None
+
+
+# -- reproducing a version ------------------------------------------------------------------
+
+
+class ReproduceError(ModelrailError):
+    """A step of rebuilding a run cannot be done: no commit or script recorded, the commit
+    missing from the repository, a package that cannot be installed, data moved or changed.
+    Nothing made for the attempt is left behind."""
+
+    exit_code = 14
+    http_status = 422
+
+
+class NotReproducedError(ModelrailError):
+    """The run was rebuilt and rerun, and the result differs from the record (the message
+    names what differed)."""
+
+    exit_code = 15
+    http_status = 422
