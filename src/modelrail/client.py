@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from modelrail.artifacts import ArtifactStore, read_run_artifact
 from modelrail.client_batch import BatchMethods
+from modelrail.client_card import CardMethods
 from modelrail.client_environments import EnvironmentMethods
 from modelrail.client_identity import IdentityMethods
 from modelrail.client_mlflow import MlflowMethods
@@ -51,7 +52,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("modelrail")
 
 
-class Client(EnvironmentMethods, BatchMethods, IdentityMethods, PolicyMethods, MlflowMethods):
+class Client(
+    EnvironmentMethods, BatchMethods, IdentityMethods, PolicyMethods, CardMethods, MlflowMethods
+):
     """Everything modelrail does, as methods. ``Client()`` reads settings from the environment.
 
     The command line and the dashboard reach the library through these public methods only

@@ -397,3 +397,21 @@ class ApiToken:
         if self.expires_at is not None and now >= self.expires_at:
             return "expired"
         return "active"
+
+
+# -- model cards -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CardSection:
+    """One edit of a free-text section of a model's card (intended use, limitations, ...):
+    about one version, or (``version`` None) every version of the model. An empty ``text``
+    removes the section; every edit is kept."""
+
+    id: int
+    model: str
+    version: int | None
+    title: str
+    text: str
+    author: str
+    created_at: float

@@ -36,6 +36,9 @@ FLAGS: dict[str, str] = {
     # serve, docker build
     "environment": "--env",
     "wait": "--wait",
+    # card edit
+    "section": "--section",
+    "text": "--text",
     # import-mlflow
     "environments": "--env-map",
     "batch_size": "--batch-size",

@@ -8,6 +8,7 @@ import typer
 
 from modelrail.cli import (
     batch,
+    card,
     docker,
     envs,
     login,
@@ -34,6 +35,7 @@ app = typer.Typer(
 app.add_typer(runs.app, name="runs")
 app.add_typer(models.app, name="models")
 app.add_typer(docker.app, name="docker")
+app.add_typer(card.app, name="card")
 project.register(app)
 envs.register(app)
 serve.register(app)

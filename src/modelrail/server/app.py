@@ -31,6 +31,7 @@ from modelrail.server.api_errors import EXCEPTION_HANDLERS
 from modelrail.server.artifact_routes import DEFAULT_MAX_UPLOAD_BYTES, artifact_routes
 from modelrail.server.auth import FailureThrottle, sign_in
 from modelrail.server.batch_routes import batch_routes
+from modelrail.server.card_routes import card_routes
 from modelrail.server.changes import HistoryChanges
 from modelrail.server.identity_routes import identity_routes
 from modelrail.server.payload import answer
@@ -332,6 +333,7 @@ def build_app(
     routes.extend(batch_routes(client, signed_in, api))
     routes.extend(shadow_routes(client, signed_in, api))
     routes.extend(schedule_routes(client, signed_in, api))
+    routes.extend(card_routes(client, signed_in, api))
     return Starlette(routes=routes, exception_handlers=dict(EXCEPTION_HANDLERS))
 
 
