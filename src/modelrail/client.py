@@ -13,6 +13,7 @@ from modelrail.artifacts import ArtifactStore, read_run_artifact
 from modelrail.client_batch import BatchMethods
 from modelrail.client_card import CardMethods
 from modelrail.client_environments import EnvironmentMethods
+from modelrail.client_exchange import ExchangeMethods
 from modelrail.client_identity import IdentityMethods
 from modelrail.client_mlflow import MlflowMethods
 from modelrail.client_policy import PolicyMethods
@@ -53,7 +54,13 @@ log = logging.getLogger("modelrail")
 
 
 class Client(
-    EnvironmentMethods, BatchMethods, IdentityMethods, PolicyMethods, CardMethods, MlflowMethods
+    EnvironmentMethods,
+    BatchMethods,
+    IdentityMethods,
+    PolicyMethods,
+    CardMethods,
+    ExchangeMethods,
+    MlflowMethods,
 ):
     """Everything modelrail does, as methods. ``Client()`` reads settings from the environment.
 

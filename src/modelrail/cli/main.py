@@ -11,6 +11,7 @@ from modelrail.cli import (
     card,
     docker,
     envs,
+    exchange,
     login,
     mlflow_import,
     models,
@@ -46,6 +47,7 @@ server.register(app)
 login.register(app)
 policy.register(app)
 mlflow_import.register(app)
+exchange.register(app)
 
 
 def run() -> None:

@@ -40,7 +40,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from modelrail.entities import RUN_STATUSES
+from modelrail.entities import RUN_STATUSES, ModelVersion
 from modelrail.errors import ImportConflictError, InvalidInputError
 from modelrail.portability.records import HistoryRecord, ImportSource, RunRecord, VersionRecord
 from modelrail.refs import MAX_VERSION, validate_name
@@ -261,7 +261,7 @@ def version_differences(stored: VersionRecord, incoming: VersionRecord) -> list[
     return [name for name, get in fields.items() if get(stored) != get(incoming)]
 
 
-def form_blobs(version: VersionRecord) -> list[tuple[str, int]]:
+def form_blobs(version: VersionRecord | ModelVersion) -> list[tuple[str, int]]:
     """(sha256, size) of every stored predictor form a version names."""
     from modelrail.scoring.forms.record import stored_blobs
 

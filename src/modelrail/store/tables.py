@@ -435,6 +435,14 @@ model_card_sections = Table(
 
 # -- imports (revision 0012) --------------------------------------------------------------
 
+# One row: the random id that names this store in the bundles it writes.
+store_identity = Table(
+    "store_identity",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("created_at", Float, nullable=False),
+)
+
 # Each import that changed this store: records from a bundle or another tracker, who brought
 # them in and when. Append-only, like the history it is shown beside.
 imports = Table(

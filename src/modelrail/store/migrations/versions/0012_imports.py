@@ -5,13 +5,18 @@ and store, the file's sha256, who imported and when, and a summary of what came 
 ``imported_events`` keeps the source store's history of the imported versions (promotions,
 approvals, rollbacks) apart from this store's own ``environment_events``: those changes
 passed another store's gates, so no gate or rollback here counts them. Both are
-append-only; the database refuses edits and deletions.
+append-only; the database refuses edits and deletions. ``store_identity`` holds one random
+id that names this store in the bundles it writes, so that two stores at the same path on
+two machines are never taken for one.
 
 Revision ID: 0012
 Revises: 0011
 """
 
 from __future__ import annotations
+
+import time
+import uuid
 
 import sqlalchemy as sa
 from alembic import op
@@ -47,6 +52,13 @@ def _postgres_guards(table: str) -> tuple[str, ...]:
 
 
 def upgrade() -> None:
+    identity = op.create_table(
+        "store_identity",
+        sa.Column("id", sa.String(length=32), nullable=False),
+        sa.Column("created_at", sa.Float(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_store_identity")),
+    )
+    op.bulk_insert(identity, [{"id": uuid.uuid4().hex, "created_at": time.time()}])
     op.create_table(
         "imports",
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
@@ -108,3 +120,4 @@ def downgrade() -> None:
     op.drop_index("ix_imported_events_model", table_name="imported_events")
     op.drop_table("imported_events")
     op.drop_table("imports")
+    op.drop_table("store_identity")
