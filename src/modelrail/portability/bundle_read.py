@@ -69,7 +69,11 @@ class BundleReader:
     def _manifest(self) -> tuple[fmt.Manifest, str]:
         names = self.zip.namelist()
         if fmt.MANIFEST not in names:
-            raise BundleError(f"{self.name} is not a modelrail bundle: it holds no {fmt.MANIFEST}")
+            # A truncated bundle can look like a zip it carries (a model file often is one).
+            raise BundleError(
+                f"{self.name} is not a modelrail bundle, or it is truncated: it holds no "
+                f"{fmt.MANIFEST}; nothing was imported"
+            )
         content = self._bytes(fmt.MANIFEST)
         try:
             data = json.loads(content)
