@@ -40,6 +40,7 @@ from modelrail.refs import Ref
 from modelrail.remote.client_admin import RemoteAdministration, signed_in_user
 from modelrail.remote.client_batch import RemoteBatchMethods
 from modelrail.remote.client_card import RemoteCardMethods
+from modelrail.remote.client_exchange import RemoteExchangeMethods
 from modelrail.remote.connection import ServerConnection, segment
 from modelrail.remote.decode import decode, decode_list
 from modelrail.remote.repositories import RemoteModels, RemoteRuns
@@ -54,7 +55,13 @@ if TYPE_CHECKING:
 __all__ = ["RemoteClient"]
 
 
-class RemoteClient(RemoteAdministration, RemoteBatchMethods, BatchMethods, RemoteCardMethods):
+class RemoteClient(
+    RemoteAdministration,
+    RemoteBatchMethods,
+    BatchMethods,
+    RemoteCardMethods,
+    RemoteExchangeMethods,
+):
     """The library as a team server at ``url`` offers it, signed in with ``token``."""
 
     def __init__(self, url: str, token: str, *, settings: Settings, patient: bool = True) -> None:

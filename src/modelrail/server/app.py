@@ -33,6 +33,7 @@ from modelrail.server.auth import FailureThrottle, sign_in
 from modelrail.server.batch_routes import batch_routes
 from modelrail.server.card_routes import card_routes
 from modelrail.server.changes import HistoryChanges
+from modelrail.server.exchange_routes import exchange_routes
 from modelrail.server.identity_routes import identity_routes
 from modelrail.server.payload import answer
 from modelrail.server.policy_routes import policy_routes
@@ -334,6 +335,7 @@ def build_app(
     routes.extend(shadow_routes(client, signed_in, api))
     routes.extend(schedule_routes(client, signed_in, api))
     routes.extend(card_routes(client, signed_in, api))
+    routes.extend(exchange_routes(client, signed_in, api, changes.poke))
     return Starlette(routes=routes, exception_handlers=dict(EXCEPTION_HANDLERS))
 
 
