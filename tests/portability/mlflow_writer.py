@@ -43,6 +43,10 @@ def main(uri: str, artifact_root: str, out: str) -> None:
     frame = pd.DataFrame({"tenure": rng.normal(size=60), "spend": rng.normal(size=60)})
     labels = (frame["tenure"] + frame["spend"] > 0).astype(int)
     written: dict[str, object] = {"experiments": {"churn": churn, "ranking": ranking}}
+    rows = frame.head(5)
+    predictions: dict[str, object] = {}
+    written["rows"] = {"columns": list(rows.columns), "data": rows.to_numpy().tolist()}
+    written["predictions"] = predictions
 
     # A run with the git tags MLflow sets, a metric history, artifacts and a skops model.
     with mlflow.start_run(experiment_id=churn, run_name="baseline") as run:
@@ -64,6 +68,7 @@ def main(uri: str, artifact_root: str, out: str) -> None:
         client.log_text(baseline, "first notes\n", "notes.txt")
         client.log_text(baseline, "step,loss\n0,1.0\n1,0.5\n", "plots/curve.csv")
         model = LogisticRegression(C=1.0).fit(frame, labels)
+        predictions["churn:1"] = model.predict_proba(rows).tolist()
         mlflow.sklearn.log_model(
             model,
             name="model",
@@ -78,6 +83,7 @@ def main(uri: str, artifact_root: str, out: str) -> None:
         mlflow.log_metric("loss", 0.25, step=0)
         mlflow.log_metric("loss", float("nan"), step=1)
         model = LogisticRegression(C=0.5).fit(frame, labels)
+        predictions["churn:2"] = model.predict_proba(rows).tolist()
         mlflow.sklearn.log_model(
             model,
             name="model",
@@ -93,6 +99,7 @@ def main(uri: str, artifact_root: str, out: str) -> None:
         for step in range(100):
             mlflow.log_metric("rmse", 2.0 - step / 100, step=step, timestamp=BASE_MS + step)
         booster = xgboost.XGBRegressor(n_estimators=5, max_depth=3).fit(frame, labels)
+        predictions["ranker:1"] = booster.predict(rows).tolist()
         mlflow.xgboost.log_model(
             booster,
             name="model",

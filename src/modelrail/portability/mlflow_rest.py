@@ -81,7 +81,12 @@ class RestSource:
                 content: bytes = response.read()
                 return content
         except urllib.error.HTTPError as exc:
-            detail = _error_message(exc.read())
+            detail, from_mlflow = _error_message(exc.read())
+            if not from_mlflow and exc.code in (404, 405, 501):
+                raise MlflowSourceError(
+                    f"{self.url} answered {exc.code} to {method} {route}, as no MLflow server "
+                    f"does: is it an MLflow server? ({detail})"
+                ) from exc
             if exc.code in (401, 403):
                 raise MlflowSourceError(
                     f"the MLflow server {self.url} refused the request ({exc.code}): {detail}; "
@@ -316,11 +321,13 @@ def _auth_headers() -> dict[str, str]:
     return {}
 
 
-def _error_message(content: bytes) -> str:
+def _error_message(content: bytes) -> tuple[str, bool]:
+    """What an error answer says, and whether it is MLflow's JSON error."""
     try:
         found = json.loads(content)
     except ValueError:
-        return content[:200].decode("utf-8", "replace").strip() or "no detail"
-    if isinstance(found, dict):
-        return str(found.get("message") or found.get("error_code") or found)
-    return str(found)[:200]
+        lines = content.decode("utf-8", "replace").strip().splitlines()
+        return (lines[0][:200] if lines else "no detail"), False
+    if isinstance(found, dict) and "error_code" in found:
+        return str(found.get("message") or found["error_code"]), True
+    return str(found)[:200], False

@@ -32,8 +32,9 @@ def version_location(version: MlflowModelVersion, run_artifact_uri: str | None, 
     if version.storage_location:
         return version.storage_location
     parsed = urllib.parse.urlsplit(version.source)
-    if parsed.scheme == "models" and parsed.netloc.startswith("m-"):
-        found = source.logged_model_location(parsed.netloc)
+    model_id = (parsed.netloc or parsed.path).strip("/")  # models:/m-... has no netloc
+    if parsed.scheme == "models" and model_id.startswith("m-"):
+        found = source.logged_model_location(model_id)
         if found:
             return str(found)
     if parsed.scheme == "runs":
