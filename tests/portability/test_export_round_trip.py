@@ -70,7 +70,7 @@ def test_versions_round_trip_sqlite_postgres_sqlite_field_by_field(
         assert records_of(team) == (source_versions, source_runs)
         # This store's history says only that alice imported them; nothing is held here.
         marks = [(e.action, e.environment, e.to_version, e.actor) for e in team.history(MODEL)]
-        assert marks == [("import", "-", 1, "alice"), ("import", "-", 2, "alice")]
+        assert marks == [("imported", "-", 1, "alice"), ("imported", "-", 2, "alice")]
         assert team.board() == []
         kept = team.imported_history(MODEL)
         origin = f"modelrail:{laptop.store_id()}"
@@ -102,8 +102,8 @@ def test_versions_round_trip_sqlite_postgres_sqlite_field_by_field(
             (e.action, e.actor) for e in source_events
         ]
         assert [(e.action, e.actor) for e in kept if e.origin != origin] == [
-            ("import", "alice"),
-            ("import", "alice"),
+            ("imported", "alice"),
+            ("imported", "alice"),
             ("promote", "alice"),
             ("auto", "alice"),  # version 3 took version 2's place in dev
         ]

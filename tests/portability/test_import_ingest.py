@@ -139,7 +139,7 @@ def test_ingest_keeps_ids_numbers_labels_times_and_authors(
     # Here, the import is the version's only event; it places it in no environment.
     (event,) = client.history("churn")
     assert (event.action, event.environment, event.to_version, event.actor) == (
-        "import",
+        "imported",
         "-",
         7,
         "alice",

@@ -56,7 +56,7 @@ def test_an_admin_imports_through_the_server_and_a_reader_exports_back(
         assert summary.report.versions_added == ("churn:1",)
         assert records_of(any_team.client) == source
         ((action, actor),) = [(e.action, e.actor) for e in vic.history(MODEL)]
-        assert (action, actor) == ("import", "ada")
+        assert (action, actor) == ("imported", "ada")
         assert [e.origin for e in vic.imported_history(MODEL)] == [f"modelrail:{laptop_id}"] * 4
         assert not ada.import_bundle(bundle).report.changed
         assert [i.imported_by for i in vic.imports()] == ["ada"]

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, func, select
+from sqlalchemy.exc import DBAPIError
 
 from modelrail.entities import ComponentSpec
 from modelrail.portability.records import (
@@ -28,10 +29,14 @@ from modelrail.store import tables as t
 from modelrail.store.codec import dumps, loads
 from modelrail.store.components_repo import ComponentLabels
 from modelrail.store.db import Database
+from modelrail.store.fast import FastStatement
 from modelrail.store.import_reads import read_run, read_version
 from modelrail.store.runs_repo import latest_rows, metric_rows
 
-# The environment an import's own history event names: none (``-`` is no valid name).
+# The history event that marks a version's arrival by import, and the environment it names:
+# none (``-`` is no valid name). Not ``import``, which places a version in an environment
+# (``modelrail import-mlflow``, for MLflow's stages and aliases).
+IMPORTED_ACTION = "imported"
 IMPORT_ENVIRONMENT = "-"
 
 
@@ -181,6 +186,67 @@ class ImportWriter:
                 ],
             )
         return [r for c in record.components if (r := self._label(run_id, c)) is not None]
+
+    def present_runs(self, run_ids: Sequence[str]) -> set[str]:
+        """Which of ``run_ids`` this store holds (one query per 500 ids)."""
+        found: set[str] = set()
+        for start in range(0, len(run_ids), 500):
+            chunk = list(run_ids[start : start + 500])
+            query = select(t.runs.c.id).where(t.runs.c.id.in_(chunk))
+            found.update(str(run_id) for run_id in self.conn.execute(query).scalars())
+        return found
+
+    def add_new_runs(self, records: Sequence[RunRecord]) -> list[Relabel]:
+        """Insert runs none of which is here, as ``add_run`` does, with one statement per
+        table for all of them (an importer of 10,000s of runs): a million metric points go
+        to the driver's ``executemany`` without SQLAlchemy's per-row bookkeeping."""
+        if not records:
+            return []
+        conn = self.conn
+        experiments: dict[str, int] = {}
+        runs, params, tags, points, latest, files = [], [], [], [], [], []
+        for record in records:
+            if record.experiment not in experiments:
+                experiments[record.experiment] = self._experiment(record)
+            run_id = record.id
+            runs.append(
+                {
+                    "id": run_id,
+                    "experiment_id": experiments[record.experiment],
+                    "name": record.name,
+                    "status": record.status,
+                    "architecture": record.architecture,
+                    "user_name": record.user,
+                    "started_at": record.started_at,
+                    "ended_at": record.ended_at,
+                    "error": record.error,
+                    "provenance": dumps(dict(record.provenance)),
+                }
+            )
+            params += [
+                {"run_id": run_id, "key": k, "value_json": dumps(v)}
+                for k, v in record.params.items()
+            ]
+            tags += [{"run_id": run_id, "key": k, "value": v} for k, v in record.tags.items()]
+            history = [(run_id, p.key, p.value, p.step, p.timestamp) for p in record.metrics]
+            points += history
+            latest += _latest_tuples(history)
+            files += [
+                {"run_id": run_id, "path": x.path, "sha256": x.sha256, "size": x.size}
+                for x in record.artifacts
+            ]
+        conn.execute(t.runs.insert(), runs)
+        for table, rows in ((t.run_params, params), (t.run_tags, tags), (t.run_artifacts, files)):
+            if rows:
+                FastStatement(table.insert(), conn.dialect, list(rows[0])).execute_many(conn, rows)
+        for table, tuples in ((t.run_metrics, points), (t.run_latest_metrics, latest)):
+            _insert_tuples(conn, table, _METRIC_KEYS, tuples)
+        return [
+            relabel
+            for record in records
+            for c in record.components
+            if (relabel := self._label(record.id, c)) is not None
+        ]
 
     def _experiment(self, record: RunRecord) -> int:
         e = t.experiments
@@ -375,7 +441,7 @@ class ImportWriter:
         self, model: str, version: int, *, actor: str, reason: str, at: float
     ) -> None:
         """This store's own history says who imported the version, from where and when: an
-        ``import`` event in no environment (it places the version nowhere)."""
+        ``imported`` event in no environment (it places the version nowhere)."""
         model_id = self.model_id(model)
         assert model_id is not None
         self.conn.execute(
@@ -383,7 +449,7 @@ class ImportWriter:
             {
                 "model_id": model_id,
                 "environment": IMPORT_ENVIRONMENT,
-                "action": "import",
+                "action": IMPORTED_ACTION,
                 "from_version": None,
                 "to_version": version,
                 "actor": actor,
@@ -395,6 +461,41 @@ class ImportWriter:
                 "created_at": at,
             },
         )
+
+
+_METRIC_KEYS = ("run_id", "key", "value", "step", "timestamp")
+
+
+def _latest_tuples(history: Sequence[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """``latest_rows`` over (run_id, key, value, step, timestamp) tuples."""
+    latest: dict[str, tuple[Any, ...]] = {}
+    for row in history:
+        previous = latest.get(row[1])
+        if previous is None or (row[3], row[4]) >= (previous[3], previous[4]):
+            latest[row[1]] = row
+    return list(latest.values())
+
+
+def _insert_tuples(
+    conn: Connection, table: Any, keys: Sequence[str], tuples: Sequence[tuple[Any, ...]]
+) -> None:
+    """Rows given as tuples in ``keys``' order, straight to the driver when its parameter
+    style is positional in that order (SQLite's), else as mappings."""
+    if not tuples:
+        return
+    statement = FastStatement(table.insert(), conn.dialect, keys)
+    if statement.order == tuple(keys):
+        cursor = conn.connection.cursor()
+        try:
+            cursor.executemany(statement.sql, tuples)
+        except conn.dialect.loaded_dbapi.Error as exc:  # as SQLAlchemy's own errors
+            raise DBAPIError.instance(
+                statement.sql, None, exc, conn.dialect.loaded_dbapi.Error
+            ) from exc
+        finally:
+            cursor.close()
+    else:
+        statement.execute_many(conn, [dict(zip(keys, row, strict=True)) for row in tuples])
 
 
 def _history(row: Any) -> HistoryRecord:
