@@ -38,21 +38,21 @@ class ExchangeMethods:
     def export_bundle(
         self,
         references: Sequence[str],
-        destination: str | os.PathLike[str],
+        output: str | os.PathLike[str],
         *,
         everything: bool = False,
         progress: Progress | None = None,
     ) -> ExportSummary:
         """Write the versions named by ``references`` (``churn:7``, ``churn@prod``, or
         ``churn`` for all its versions; ``everything`` for every model) with their runs,
-        datasets' metadata, history and files into one bundle file at ``destination``."""
+        datasets' metadata, history and files into one bundle file, ``output``."""
         from modelrail import __version__
         from modelrail.portability.bundle_write import export_bundle
 
         return export_bundle(
             self,  # type: ignore[arg-type]  # Client offers every method ExportSource names
             references,
-            destination,
+            output,
             everything=everything,
             progress=progress,
             modelrail_version=__version__,

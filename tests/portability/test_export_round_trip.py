@@ -12,7 +12,7 @@ import pytest
 
 from modelrail.client import Client
 from modelrail.config import init_project
-from modelrail.errors import InvalidInputError
+from modelrail.errors import ArtifactIntegrityError, InvalidInputError
 from modelrail.portability.bundle_format import MANIFEST
 from tests.conftest import store_url_of
 from tests.portability.exchange_helpers import (
@@ -146,3 +146,12 @@ def test_export_without_a_choice_or_into_a_missing_folder_is_refused(
         laptop.export_bundle([], tmp_path / "x.mrbundle")
     with pytest.raises(InvalidInputError, match="does not exist"):
         laptop.export_bundle([MODEL], tmp_path / "nowhere" / "x.mrbundle")
+
+
+def test_an_export_that_fails_leaves_no_file_behind(laptop: Client, tmp_path: Path) -> None:
+    version = laptop.get_model_version("churn:2")
+    laptop.artifacts.path_for(version.artifact_sha256).unlink()  # lost from the artifact store
+    target = tmp_path / "churn.mrbundle"
+    with pytest.raises(ArtifactIntegrityError, match=r"churn:2: its file .* is missing"):
+        laptop.export_bundle([MODEL], target)
+    assert not target.exists() and not list(tmp_path.glob(".churn.mrbundle.*"))

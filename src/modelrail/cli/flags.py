@@ -36,6 +36,8 @@ FLAGS: dict[str, str] = {
     # serve, docker build
     "environment": "--env",
     "wait": "--wait",
+    # export
+    "everything": "--all",
     # card edit
     "section": "--section",
     "text": "--text",

@@ -9,6 +9,8 @@ file beside the destination and renamed into place: the destination is whole or 
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import hashlib
 import os
 import tempfile
@@ -86,7 +88,7 @@ class ExportSummary:
 def export_bundle(
     source: ExportSource,
     references: Sequence[str],
-    destination: str | os.PathLike[str],
+    output: str | os.PathLike[str],
     *,
     everything: bool = False,
     progress: Progress | None = None,
@@ -94,15 +96,14 @@ def export_bundle(
 ) -> ExportSummary:
     """Write the versions named by ``references`` (``churn:7``, ``churn@prod``, or
     ``churn`` for every version of it; ``everything`` for the whole store) with their runs,
-    history and files into the bundle at ``destination``."""
-    target = Path(destination)
+    history and files into the bundle file ``output``."""
+    target = Path(output)
     if not target.parent.is_dir():
         raise InvalidInputError(
-            f"{{destination}} {target}: folder {target.parent} does not exist",
-            params=("destination",),
+            f"{{output}} {target}: folder {target.parent} does not exist",
+            params=("output",),
         )
     versions = select_versions(source, references, everything)
-    models = {m.name: m.created_at for m in source.list_models()}
     experiments = {e.name: e.created_at for e in source.experiments()}
     runs = [
         run_record(source.get_run(run_id), source.metric_history(run_id), experiments)
@@ -114,29 +115,12 @@ def export_bundle(
     try:
         with os.fdopen(fd, "w+b") as raw:
             writer = _Writer(raw)
-            for run in runs:
-                writer.record(fmt.run_member(run.id), run.to_json())
-            for version in versions:
-                record = version_record(version, models)
-                writer.record(fmt.version_member(version.model, version.version), record.to_json())
-            writer.record(fmt.HISTORY, [event.to_json() for event in history])
-            if progress is not None:
-                progress.begin("export", sum(size for _, size, _ in blobs))
-            for sha256, size, label in blobs:
-                writer.blob(source.artifacts, sha256, size, label, progress)
-            manifest = fmt.Manifest(
-                format_version=fmt.FORMAT_VERSION,
-                modelrail_version=modelrail_version,
-                created_at=time.time(),
-                created_by=source.user,
-                source_store=source.store_address,
-                source_id=source.store_id(),
-                versions=tuple(v.reference for v in versions),
-                runs=len(runs),
-                events=len(history),
-                members=writer.members,
-            )
-            writer.close(manifest)
+            try:
+                manifest = _write(writer, source, versions, runs, history, blobs, progress)
+                writer.close(manifest, modelrail_version)
+            except BaseException:
+                writer.abandon()
+                raise
         os.replace(temp, target)
     except BaseException:
         Path(temp).unlink(missing_ok=True)
@@ -148,6 +132,41 @@ def export_bundle(
         events=len(history),
         files=len(blobs),
         size=target.stat().st_size,
+    )
+
+
+def _write(
+    writer: _Writer,
+    source: ExportSource,
+    versions: Sequence[ModelVersion],
+    runs: Sequence[RunRecord],
+    history: Sequence[HistoryRecord],
+    blobs: Sequence[tuple[str, int, str]],
+    progress: Progress | None,
+) -> fmt.Manifest:
+    """Every member but the manifest, which is returned."""
+    models = {m.name: m.created_at for m in source.list_models()}
+    for run in runs:
+        writer.record(fmt.run_member(run.id), run.to_json())
+    for version in versions:
+        record = version_record(version, models)
+        writer.record(fmt.version_member(version.model, version.version), record.to_json())
+    writer.record(fmt.HISTORY, [event.to_json() for event in history])
+    if progress is not None:
+        progress.begin("export", sum(size for _, size, _ in blobs))
+    for sha256, size, label in blobs:
+        writer.blob(source.artifacts, sha256, size, label, progress)
+    return fmt.Manifest(
+        format_version=fmt.FORMAT_VERSION,
+        modelrail_version="",
+        created_at=time.time(),
+        created_by=source.user,
+        source_store=source.store_address,
+        source_id=source.store_id(),
+        versions=tuple(v.reference for v in versions),
+        runs=len(runs),
+        events=len(history),
+        members=writer.members,
     )
 
 
@@ -327,9 +346,16 @@ class _Writer:
             )
         self.members[info.filename] = fmt.Member(sha256, written)
 
-    def close(self, manifest: fmt.Manifest) -> None:
+    def abandon(self) -> None:
+        """Close the archive of a failed export (its file is deleted) without raising:
+        the export's own error is the one to tell."""
+        with contextlib.suppress(Exception):
+            self.zip.close()
+
+    def close(self, manifest: fmt.Manifest, modelrail_version: str) -> None:
         info = zipfile.ZipInfo(fmt.MANIFEST, _ZIP_TIME)
         info.compress_type = zipfile.ZIP_DEFLATED
+        manifest = dataclasses.replace(manifest, modelrail_version=modelrail_version)
         self.zip.writestr(info, dumps(manifest.to_json()).encode())
         self.zip.close()
         self.raw.flush()
