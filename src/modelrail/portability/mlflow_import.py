@@ -34,7 +34,7 @@ from modelrail.errors import (
     ModelNotFoundError,
     ModelVersionNotFoundError,
 )
-from modelrail.portability.ingest import ingest
+from modelrail.portability.ingest import ingest, ingest_runs
 from modelrail.portability.mlflow_artifacts import ArtifactsUnreachable
 from modelrail.portability.mlflow_models import NotConverted, convert
 from modelrail.portability.mlflow_records import (
@@ -191,9 +191,7 @@ class MlflowImporter:
 
     def _ingest_runs(self, records: list[RunRecord]) -> None:
         try:
-            report = ingest(
-                self._imports, runs=records, versions=(), source=self._origin, actor=self.actor
-            )
+            report = ingest_runs(self._imports, records, source=self._origin, actor=self.actor)
         except (ImportConflictError, InvalidInputError):
             if len(records) == 1:
                 raise

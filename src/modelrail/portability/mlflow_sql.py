@@ -28,6 +28,7 @@ from modelrail.portability.mlflow_records import (
     MlflowRun,
     MlflowRunKey,
 )
+from modelrail.store.fast import FastStatement
 
 # What the import reads, table by table (MLflow 1.x to 3.x all have these).
 REQUIRED = {
@@ -144,9 +145,16 @@ class SqlSource:
             return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
 
     def _rows(self, sql: str, **params: Any) -> list[Any]:
+        """The rows as the driver's tuples (a million metric points are read without
+        building SQLAlchemy rows)."""
+        statement = FastStatement(text(sql), self.engine.dialect)
         try:
             with self.engine.connect() as conn:
-                return list(conn.execute(text(sql), params).all())
+                cursor = statement.execute(conn, params)
+                try:
+                    return list(cursor.fetchall())
+                finally:
+                    cursor.close()
         except SQLAlchemyError as exc:
             raise MlflowSourceUnavailableError(
                 f"reading the MLflow database {self.description} failed: "
