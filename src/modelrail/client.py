@@ -17,6 +17,7 @@ from modelrail.client_exchange import ExchangeMethods
 from modelrail.client_identity import IdentityMethods
 from modelrail.client_mlflow import MlflowMethods
 from modelrail.client_policy import PolicyMethods
+from modelrail.client_reproduce import ReproduceMethods
 from modelrail.config import Settings, load_settings
 from modelrail.entities import (
     ComponentVersion,
@@ -61,6 +62,7 @@ class Client(
     CardMethods,
     ExchangeMethods,
     MlflowMethods,
+    ReproduceMethods,
 ):
     """Everything modelrail does, as methods. ``Client()`` reads settings from the environment.
 

@@ -207,3 +207,24 @@ def test_datasets_record_where_they_were_read_from(sqlite_client: Client, tmp_pa
     assert from_frame.details["location_sha256"] == hashlib.sha256(csv.read_bytes()).hexdigest()
     assert from_url.details["location"] == "s3://bucket/pets/test.parquet"
     assert from_url.details["location_sha256"] is None
+
+
+@pytest.mark.parametrize(
+    ("argv0", "interactive"),
+    [
+        ("", True),
+        ("-c", True),
+        ("/venv/lib/python3.11/site-packages/ipykernel_launcher.py", True),
+        ("/venv/bin/pytest", True),
+        ("/venv/lib/python3.11/site-packages/pytest/__main__.py", True),
+        ("/tmp/modelrail-reproduce-cx1/code/train.py", False),
+        ("/home/ann/pytest-demos/train.py", False),
+    ],
+)
+def test_what_counts_as_interactive(
+    argv0: str, interactive: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from modelrail.tracking.provenance import capture_entry_point
+
+    monkeypatch.setattr(sys, "argv", [argv0, "--fast"])
+    assert capture_entry_point().interactive is interactive

@@ -36,6 +36,11 @@ FLAGS: dict[str, str] = {
     # serve, docker build
     "environment": "--env",
     "wait": "--wait",
+    # reproduce
+    "reuse_env": "--reuse-env",
+    "data": "--data",
+    "tolerance": "--tolerance",
+    "repository": "--repository",
     # export
     "everything": "--all",
     # card edit

@@ -17,6 +17,7 @@ from modelrail.cli import (
     models,
     policy,
     project,
+    reproduce,
     runs,
     serve,
     server,
@@ -47,6 +48,7 @@ server.register(app)
 login.register(app)
 policy.register(app)
 mlflow_import.register(app)
+reproduce.register(app)
 exchange.register(app)
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -20,6 +20,7 @@ from modelrail.cli.render import (
     print_json,
 )
 from modelrail.entities import TrackerPage
+from modelrail.portability.reproduce_plan import REPRODUCTION_TAG
 from modelrail.store.tracker_query import TrackerQuery
 from modelrail.tracking.diff import diff_runs
 from modelrail.tracking.tracker_columns import cells, component_note, format_metric, header
@@ -109,11 +110,14 @@ def show(
                 ("git commit", git.get("commit")),
                 ("git branch", git.get("branch")),
                 ("git remote", git.get("remote")),
-                ("uncommitted changes", _dirty(git)),
+                ("uncommitted changes", _dirty(git, run.provenance.get("code_snapshot"))),
                 (
                     "entry point",
                     " ".join([entry.get("script") or "(interactive)", *entry.get("arguments", [])]),
                 ),
+                ("command line", " ".join(entry.get("command") or []) or None),
+                ("working folder", entry.get("cwd")),
+                ("reproduction of", run.tags.get(REPRODUCTION_TAG)),
                 ("python", env.get("python_version")),
                 ("os / machine", f"{env.get('os')} {env.get('os_release')} / {env.get('machine')}"),
                 ("models", ", ".join(f"{m.model}:{m.version}" for m in run.model_versions) or None),
@@ -143,12 +147,15 @@ def show(
         )
 
 
-def _dirty(git: dict[str, object]) -> str | None:
+def _dirty(git: dict[str, object], snapshot: dict[str, Any] | None) -> str | None:
     if not git:
         return None
+    untracked = len((snapshot or {}).get("untracked") or ())
+    extra = f", {untracked} untracked files stored" if untracked else ""
     if not git.get("dirty"):
-        return "no"
-    return f"yes (diff sha256 {str(git.get('diff_sha256'))[:12]})"
+        return f"no{extra}"
+    stored = "diff stored" if (snapshot or {}).get("diff") else "diff not stored"
+    return f"yes ({stored}, sha256 {str(git.get('diff_sha256'))[:12]}{extra})"
 
 
 @app.command("diff")

@@ -32,7 +32,9 @@ from modelrail.tracking.snapshot import (
     snapshot_of,
 )
 
-_INTERACTIVE_MARKERS = ("ipykernel", "ipython", "jupyter", "pytest", "-c")
+# In the name of argv[0]; or its folder, for python -m (.../pytest/__main__.py).
+_INTERACTIVE_MARKERS = ("ipykernel", "ipython", "jupyter", "pytest")
+_INTERACTIVE_PACKAGES = ("pytest", "ipykernel", "ipython", "jupyter_core")
 
 
 @dataclass(frozen=True)
@@ -225,7 +227,7 @@ def capture_git(start: str) -> GitState | None:
 def capture_entry_point() -> EntryPoint:
     argv = list(sys.argv) or [""]
     first = argv[0]
-    interactive = not first or any(marker in first for marker in _INTERACTIVE_MARKERS)
+    interactive = first in ("", "-c", "-") or _interactive_program(first)
     script_path = Path(first) if first and not interactive else None
     script_sha256 = None
     if script_path is not None and script_path.is_file():
@@ -244,6 +246,16 @@ def capture_entry_point() -> EntryPoint:
         module=_module_of(command),
         cwd=_cwd(),
     )
+
+
+def _interactive_program(first: str) -> bool:
+    # Not any part of the path: a script under a folder named "my-cli" or "pytest-demos"
+    # is still a script.
+    path = Path(first)
+    name = path.name.lower()
+    if path.parent.name.lower() in _INTERACTIVE_PACKAGES and name == "__main__.py":
+        return True
+    return any(marker in name for marker in _INTERACTIVE_MARKERS)
 
 
 def _module_of(command: tuple[str, ...]) -> str | None:

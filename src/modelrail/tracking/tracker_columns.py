@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 
 from modelrail.entities import TrackerRow
 from modelrail.policy import PromotionPolicy
+from modelrail.portability.reproduce_plan import REPRODUCTION_TAG
 
 ROLE_COLUMNS = (
     ("data:train", "train"),
@@ -90,9 +91,14 @@ def cells(row: TrackerRow, metric_keys: Sequence[str], *, plain: bool) -> list[s
         row.dataset or "-",
         *(row.labels.get(role, "-") for role, _ in ROLE_COLUMNS),
         *metrics,
-        row.run_id if plain else row.run_id[:8],
+        row.run_id if plain else _run_cell(row),
         row.status,
     ]
+
+
+def _run_cell(row: TrackerRow) -> str:
+    original = row.tags.get(REPRODUCTION_TAG)
+    return f"{row.run_id[:8]} (reproduces {original[:8]})" if original else row.run_id[:8]
 
 
 def component_note(details: object) -> str:

@@ -1,0 +1,192 @@
+"""``reproduce``: a version rebuilt from its record in a scratch git worktree (with its
+uncommitted diff and untracked files), its data checked, its script rerun as a linked run in
+the current environment (``reuse_env``), and compared; every step that cannot be done says
+why and leaves nothing behind."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from modelrail.errors import InvalidInputError, ReproduceError
+from modelrail.portability.reproduce_compare import DIFFERS, SAME, SKIPPED, compare_metrics
+from modelrail.portability.reproduce_plan import REPRODUCTION_TAG
+from tests.portability.reproduce_project import (
+    churn_data,
+    git,
+    make_project,
+    open_client,
+    train,
+    worktrees,
+)
+
+
+@pytest.fixture(scope="module")
+def churn(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """A project with one dirty run that registered churn:1."""
+    root = make_project(tmp_path_factory.mktemp("reproduce") / "churn")
+    return root, train(root, "0.5")
+
+
+def test_a_dirty_run_is_rebuilt_rerun_and_found_the_same(churn: tuple[Path, str]) -> None:
+    root, run_id = churn
+    with open_client(root) as client:
+        report = client.reproduce("churn:1", reuse_env=True, repository=str(root), keep=True)
+        rebuilt = client.get_run(report.rebuilt_run)
+        original = client.get_run(run_id)
+    rows = {row.component: row for row in report.rows}
+    assert report.reproduced, [r for r in report.rows if r.result != SAME]
+    assert report.original_run == run_id and report.rebuilt_run != run_id
+    assert [rows[c].result for c in ("code", "environment", "data:train", "data:test")] == [
+        SAME
+    ] * 4
+    assert rows["params"].result == SAME and rows["metric accuracy"].result == SAME
+    assert rows["code"].recorded.endswith("(+ diff) (+ 1 untracked)")
+    assert rows["predictions"].result == SAME
+    assert rows["predictions"].rebuilt == "120 rows identical"
+    # The rerun is a run of its own, linked to the original, with the same inputs.
+    assert rebuilt.tags[REPRODUCTION_TAG] == run_id
+    assert rebuilt.components["code"].id == original.components["code"].id
+    assert rebuilt.params == {"C": 0.5, "max_iter": 200}  # the uncommitted change applied
+    assert [(m.model, m.version) for m in rebuilt.model_versions] == [("churn", 2)]
+    assert any("modelrail.toml" in note for note in report.notes)  # left out, and said so
+    # Kept: the worktree with the untracked helper and the ignored data linked in.
+    assert report.kept_at is not None
+    kept = Path(report.kept_at)
+    try:
+        assert (kept / "code" / "features.py").read_text().startswith("def prepare")
+        assert (kept / "code" / "data" / "train.csv").is_symlink()
+        assert worktrees(root) == [str(root), str(kept / "code")]
+    finally:
+        git(root, "worktree", "remove", "--force", str(kept / "code"))
+        shutil.rmtree(kept)
+
+
+def test_changed_data_is_refused_naming_it_and_its_original_can_be_given(
+    churn: tuple[Path, str], tmp_path: Path
+) -> None:
+    root, _ = churn
+    data = root / "data" / "train.csv"
+    original = tmp_path / "train-original.csv"
+    shutil.copy(data, original)
+    churn_data(300, 99).to_csv(data, index=False)
+    try:
+        with open_client(root) as client:
+            with pytest.raises(ReproduceError, match=r"data:train at .*train\.csv .* changed"):
+                client.reproduce("churn:1", reuse_env=True, repository=str(root))
+            assert worktrees(root) == [str(root)]
+            report = client.reproduce(
+                "churn:1", reuse_env=True, repository=str(root), data={"train": str(original)}
+            )
+        assert report.reproduced
+    finally:
+        shutil.copy(original, data)
+
+
+def test_missing_data_and_unknown_roles_are_named(churn: tuple[Path, str], tmp_path: Path) -> None:
+    root, _ = churn
+    with open_client(root) as client:
+        with pytest.raises(ReproduceError, match=r"data:train: nothing at .*nowhere\.csv"):
+            client.reproduce(
+                "churn:1",
+                reuse_env=True,
+                repository=str(root),
+                data={"train": str(tmp_path / "nowhere.csv")},
+            )
+        with pytest.raises(InvalidInputError, match="data names validation"):
+            client.reproduce("churn:1", reuse_env=True, data={"validation": "x.csv"})
+    assert worktrees(root) == [str(root)]
+
+
+def test_metrics_compare_within_the_tolerance_and_ignored_ones_are_skipped(
+    churn: tuple[Path, str],
+) -> None:
+    root, run_id = churn
+    with open_client(root) as client:
+        original = client.get_run(run_id)
+    rebuilt = replace(original, metrics={"accuracy": original.metrics["accuracy"] + 1e-12})
+    assert [r.result for r in compare_metrics(original, rebuilt, 1e-9, ())] == [SAME]
+    (row,) = compare_metrics(original, rebuilt, 1e-13, ())
+    assert row.result == DIFFERS and "off by +1e-12 (tolerance 1e-13)" in row.detail
+    assert [r.result for r in compare_metrics(original, rebuilt, 0, ["accuracy"])] == [SKIPPED]
+    (row,) = compare_metrics(original, replace(original, metrics={}), 1e-9, ())
+    assert (row.result, row.rebuilt) == (DIFFERS, "not logged")
+
+
+def test_a_commit_missing_from_the_repository_is_said_and_nothing_is_left(tmp_path: Path) -> None:
+    root = make_project(tmp_path / "gone")
+    train(root, "0.5")
+    shutil.rmtree(root / ".git")  # history rewritten: the recorded commit is gone
+    git(root, "init", "-q", "-b", "main")
+    git(root, "add", "train.py", ".gitignore")
+    git(root, "commit", "-q", "-m", "new history")
+    missing = pytest.raises(ReproduceError, match="is not in the repository at")
+    with open_client(root) as client, missing:
+        client.reproduce("churn:1", reuse_env=True, repository=str(root))
+    assert worktrees(root) == [str(root)]
+
+
+def test_runs_that_cannot_be_rebuilt_say_why(tmp_path: Path) -> None:
+    no_commit = tmp_path / "fresh"
+    no_commit.mkdir()
+    git(no_commit, "init", "-q")
+    script = "import modelrail\nwith modelrail.start_run('x') as run: pass\nprint('RUN', run.id)\n"
+    (no_commit / "train.py").write_text(script)
+    from modelrail.config import init_project
+
+    init_project(no_commit)
+    run_id = train(no_commit)
+    outside = tmp_path / "plain"
+    outside.mkdir()
+    (outside / "train.py").write_text(script)
+    init_project(outside)
+    plain_id = train(outside)
+    first = pytest.raises(ReproduceError, match="before its repository's first commit")
+    with open_client(no_commit) as client, first:
+        client.reproduce(run_id, reuse_env=True)
+    with open_client(outside) as client:
+        with pytest.raises(ReproduceError, match="not made in a git repository"):
+            client.reproduce(plain_id, reuse_env=True)
+        interactive = _interactive_run(outside)
+        with pytest.raises(ReproduceError, match="interactively"):
+            client.reproduce(interactive, reuse_env=True)
+
+
+def _interactive_run(root: Path) -> str:
+    git(root, "init", "-q")
+    git(root, "add", "train.py")
+    git(root, "commit", "-q", "-m", "x")
+    code = "import modelrail\nwith modelrail.start_run('x') as run: pass\nprint('RUN', run.id)"
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout.split("RUN ")[-1].strip()
+
+
+def test_reuse_env_names_the_packages_that_differ(
+    churn: tuple[Path, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from modelrail.portability import reproduce_env
+    from modelrail.tracking.provenance import capture_environment
+
+    current = capture_environment()
+    changed = dict(current.packages, numpy="0.0.1")
+    del changed["pandas"]
+    monkeypatch.setattr(
+        reproduce_env,
+        "capture_environment",
+        lambda: type(current)(**{**current.__dict__, "packages": changed}),
+    )
+    root, _ = churn
+    with open_client(root) as client, pytest.raises(ReproduceError) as caught:
+        client.reproduce("churn:1", reuse_env=True, repository=str(root))
+    message = str(caught.value)
+    assert "numpy " in message and "-> 0.0.1" in message and "pandas " in message
+    assert "missing" in message and "reuse_env" in message
+    assert worktrees(root) == [str(root)]
