@@ -7,22 +7,26 @@ line, where a password would show)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from modelrail.artifacts import ArtifactStore
     from modelrail.config import Settings
     from modelrail.portability.reproduce import ReproduceHost, ReproduceReport
+    from modelrail.remote.connection import ServerConnection
     from modelrail.store.db import Database
+
+
+class _LocalStore(Protocol):
+    db: Database
+    artifacts: ArtifactStore
+    user: str
 
 
 class ReproduceMethods:
     """``reproduce``: rebuild a version from its record and compare (see docs/tracking.md)."""
 
     settings: Settings
-    user: str
-    db: Database
-    artifacts: ArtifactStore
 
     def reproduce(
         self,
@@ -69,12 +73,30 @@ class ReproduceMethods:
         )
 
     def _rerun_settings(self) -> dict[str, str]:
+        local: _LocalStore = self  # type: ignore[assignment]  # Client has them
         settings = {
-            "MODELRAIL_STORE": self.db.url.render_as_string(hide_password=False),
-            "MODELRAIL_ARTIFACTS": self.artifacts.location,
+            "MODELRAIL_STORE": local.db.url.render_as_string(hide_password=False),
+            "MODELRAIL_ARTIFACTS": local.artifacts.location,
             "MODELRAIL_HOME": str(self.settings.project_root),
             "MODELRAIL_SERVER": "",  # this store, not a server logged in to
-            "MODELRAIL_USER": self.user,
+            "MODELRAIL_USER": local.user,
+        }
+        if self.settings.artifact_cache:
+            settings["MODELRAIL_ARTIFACT_CACHE"] = self.settings.artifact_cache
+        return settings
+
+
+class RemoteReproduceMethods(ReproduceMethods):
+    """``reproduce`` signed in to a team server: the rerun records there too, as the same
+    user (the token goes to the child process in its environment)."""
+
+    connection: ServerConnection
+
+    def _rerun_settings(self) -> dict[str, str]:
+        settings = {
+            "MODELRAIL_SERVER": self.connection.url,
+            "MODELRAIL_TOKEN": self.connection.token,
+            "MODELRAIL_HOME": str(self.settings.project_root),
         }
         if self.settings.artifact_cache:
             settings["MODELRAIL_ARTIFACT_CACHE"] = self.settings.artifact_cache

@@ -190,3 +190,48 @@ def test_reuse_env_names_the_packages_that_differ(
     assert "numpy " in message and "-> 0.0.1" in message and "pandas " in message
     assert "missing" in message and "reuse_env" in message
     assert worktrees(root) == [str(root)]
+
+
+def test_stored_untracked_files_may_not_leave_the_worktree(tmp_path: Path) -> None:
+    import hashlib
+    import io
+    import tarfile
+
+    from modelrail.artifacts import ArtifactStore
+    from modelrail.entities import ArtifactRecord
+    from modelrail.portability.reproduce_worktree import Scratch
+
+    store = ArtifactStore(tmp_path / "artifacts")
+    for name in ("../escape.py", "/etc/evil.py"):
+        buffer = io.BytesIO()
+        with tarfile.open(fileobj=buffer, mode="w") as archive:
+            info = tarfile.TarInfo(name)
+            info.size = 3
+            archive.addfile(info, io.BytesIO(b"x=1"))
+        blob = store.put_bytes(buffer.getvalue())
+        files = [{"path": name, "sha256": hashlib.sha256(b"x=1").hexdigest()}]
+        scratch = Scratch(tmp_path, keep=False)
+        scratch.code.mkdir()
+        with scratch, pytest.raises(ReproduceError, match="stored untracked files of run x hold"):
+            scratch.write_untracked(
+                store, ArtifactRecord("t", blob.sha256, blob.size), files, "run x"
+            )
+        assert not scratch.root.exists()
+    assert not (tmp_path / "escape.py").exists()
+
+
+@pytest.mark.postgres
+def test_a_run_recorded_in_postgresql_is_reproduced_there(tmp_path: Path) -> None:
+    from modelrail.client import Client
+    from modelrail.config import load_settings
+    from tests.conftest import store_url_of
+
+    for url in store_url_of("postgres", tmp_path):
+        root = make_project(tmp_path / "churn")
+        run_id = train(root, "0.5", env={"MODELRAIL_STORE": url})
+        settings = load_settings(cwd=root, environ={}, create=False)
+        with Client(store_url=url, settings=settings) as client:
+            report = client.reproduce("churn:1", reuse_env=True, repository=str(root))
+            rebuilt = client.get_run(report.rebuilt_run)
+        assert report.reproduced, [row for row in report.rows if row.result != SAME]
+        assert rebuilt.tags[REPRODUCTION_TAG] == run_id

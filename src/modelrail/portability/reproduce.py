@@ -271,11 +271,16 @@ def _rerun(
     except OSError as exc:
         raise ReproduceError(f"cannot run {command[0]}: {exc}") from exc
     assert process.stdout is not None
-    with process.stdout:
-        for line in process.stdout:
-            tail.append(line.rstrip("\n"))
-            progress(f"| {tail[-1]}")
-    code = process.wait()
+    try:
+        with process.stdout:
+            for line in process.stdout:
+                tail.append(line.rstrip("\n"))
+                progress(f"| {tail[-1]}")
+        code = process.wait()
+    except BaseException:
+        process.kill()  # interrupted: no rerun goes on writing into a worktree being removed
+        process.wait()
+        raise
     if code != 0:
         shown = "\n".join(tail)
         raise ReproduceError(

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from modelrail.artifacts import ArtifactStore, read_run_artifact
 from modelrail.client_batch import BatchMethods
 from modelrail.client_environments import EnvironmentView
+from modelrail.client_reproduce import RemoteReproduceMethods
 from modelrail.config import Settings
 from modelrail.entities import (
     ApprovalRequest,
@@ -61,6 +62,7 @@ class RemoteClient(
     BatchMethods,
     RemoteCardMethods,
     RemoteExchangeMethods,
+    RemoteReproduceMethods,
 ):
     """The library as a team server at ``url`` offers it, signed in with ``token``."""
 
