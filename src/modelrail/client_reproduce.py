@@ -35,6 +35,7 @@ class ReproduceMethods:
         reuse_env: bool = False,
         find_links: Sequence[str] = (),
         use_index: bool = True,
+        installer: str = "auto",
         data: Mapping[str, str] | None = None,
         tolerance: float = 1e-9,
         ignore_metrics: Sequence[str] = (),
@@ -46,7 +47,8 @@ class ReproduceMethods:
         commit in a scratch git worktree with the stored diff and untracked files, its data
         checked where it was read (``data`` maps a role to where it is now), its environment
         (the current one with ``reuse_env`` when the packages match, else a new one from
-        the index or ``find_links`` folders; ``use_index=False`` for those only), its entry
+        the index or ``find_links`` folders; ``use_index=False`` for those only; made by
+        ``installer`` "uv", "pip" or "auto": uv when installed, else pip), its entry
         point run again as a new run tagged as a reproduction; then compare components,
         metrics (within ``tolerance``, but not ``ignore_metrics``) and predictions on the
         test data. ``keep`` leaves the scratch folder; ``repository``: the git repository
@@ -57,6 +59,7 @@ class ReproduceMethods:
             reuse_env=reuse_env,
             find_links=tuple(find_links),
             use_index=use_index,
+            installer=installer,
             data=dict(data or {}),
             tolerance=tolerance,
             ignore_metrics=tuple(ignore_metrics),

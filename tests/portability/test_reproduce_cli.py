@@ -72,6 +72,7 @@ def test_bad_input_is_named_with_its_flag_and_never_a_traceback(noisy: tuple[Pat
         (("reproduce", "churn:1", "--data", "validation=x.csv"), 2, "--data names validation"),
         (("reproduce", "churn:1", "--tolerance", "-1"), 2, "--tolerance must be 0 or more"),
         (("reproduce", "nosuchmodel:3"), 4, "nosuchmodel"),
+        (("reproduce", "churn:1", "--installer", "conda"), 2, "--installer must be one of"),
         (("reproduce", "churn:1", "--data", "train=/nowhere.csv", "--reuse-env"), 14, "--data"),
     ]
     for args, code, message in cases:

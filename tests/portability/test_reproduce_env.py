@@ -5,7 +5,8 @@ a wheel from a local folder (``tinydep``) and modelrail itself, installed editab
 checkout. modelrail's own dependencies are importable through PYTHONPATH from a folder of
 links that holds no package metadata, so they are not part of the recorded set (a stand-in
 for an index the tests cannot reach). The rebuilt environment installs ``tinydep`` from the
-wheel folder with pip (``--no-index``), links the running modelrail, and reruns there."""
+wheel folder (``--no-index``) with pip, then with uv, links the running modelrail, and reruns
+there."""
 
 from __future__ import annotations
 
@@ -89,8 +90,9 @@ def _small_environment(target: Path, wheels: Path) -> Path:
     return python
 
 
+@pytest.mark.parametrize("installer", ["pip", "uv"])
 def test_a_run_is_rerun_in_a_new_environment_with_the_recorded_packages(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    installer: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     wheels = _wheel(tmp_path / "wheels")
     dependencies = _dependencies_without_metadata(tmp_path / "deps")
@@ -107,12 +109,20 @@ def test_a_run_is_rerun_in_a_new_environment_with_the_recorded_packages(
         empty.mkdir()
         with pytest.raises(ReproduceError, match=r"installing the recorded packages failed.*tiny"):
             client.reproduce(
-                "churn:1", find_links=[str(empty)], use_index=False, repository=str(root)
+                "churn:1",
+                find_links=[str(empty)],
+                use_index=False,
+                installer=installer,
+                repository=str(root),
             )
         assert worktrees(root) == [str(root)]
 
         report = client.reproduce(
-            "churn:1", find_links=[str(wheels)], use_index=False, repository=str(root)
+            "churn:1",
+            find_links=[str(wheels)],
+            use_index=False,
+            installer=installer,
+            repository=str(root),
         )
         rebuilt = client.get_run(report.rebuilt_run)
     assert report.reproduced, [row for row in report.rows if row.result != SAME]
@@ -120,6 +130,7 @@ def test_a_run_is_rerun_in_a_new_environment_with_the_recorded_packages(
     assert rows["environment"].rebuilt == f"{sys.version.split()[0]}, 2 packages"
     assert rows["predictions"].result == SAME
     assert any("modelrail: linked this installation's modelrail" in n for n in report.notes)
+    assert f"environment: built with {installer}, 1 package from {wheels}" in report.notes
     entry = rebuilt.provenance["entry_point"]
     assert entry["interpreter"] != str(python) and entry["interpreter"].endswith("/env/bin/python")
     assert not Path(entry["interpreter"]).exists()  # the scratch environment is gone

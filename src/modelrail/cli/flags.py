@@ -41,6 +41,7 @@ FLAGS: dict[str, str] = {
     "data": "--data",
     "tolerance": "--tolerance",
     "repository": "--repository",
+    "installer": "--installer",
     # export
     "everything": "--all",
     # card edit

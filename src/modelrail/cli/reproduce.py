@@ -36,6 +36,9 @@ def reproduce(
     no_index: Annotated[
         bool, typer.Option("--no-index", help="Install only from the --find-links folders.")
     ] = False,
+    installer: Annotated[
+        str, typer.Option(help="What builds the environment: auto (uv if installed), uv or pip.")
+    ] = "auto",
     data: Annotated[
         list[str] | None,
         typer.Option(
@@ -75,6 +78,7 @@ def reproduce(
             reuse_env=reuse_env,
             find_links=find_links or (),
             use_index=not no_index,
+            installer=installer,
             data=places,
             tolerance=tolerance,
             ignore_metrics=ignore_metric or (),

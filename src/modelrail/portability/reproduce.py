@@ -41,6 +41,7 @@ from modelrail.portability.reproduce_data import check_data
 from modelrail.portability.reproduce_env import (
     BuiltEnvironment,
     build_environment,
+    check_installer,
     reuse_current,
 )
 from modelrail.portability.reproduce_plan import (
@@ -88,6 +89,7 @@ class ReproduceOptions:
     reuse_env: bool = False
     find_links: tuple[str, ...] = ()
     use_index: bool = True
+    installer: str = "auto"
     data: Mapping[str, str] = field(default_factory=dict)
     tolerance: float = 1e-9
     ignore_metrics: tuple[str, ...] = ()
@@ -130,6 +132,7 @@ def reproduce(
         raise InvalidInputError(
             f"{{tolerance}} must be 0 or more, got {options.tolerance}", params=("tolerance",)
         )
+    check_installer(options.installer)
     run, version = _resolve(host, reference)
     plan = plan_rebuild(run, options.data)
     repository = _repository(options.repository, plan)
@@ -234,6 +237,7 @@ def _environment(
         rebuilt_code,
         find_links=options.find_links,
         use_index=options.use_index,
+        installer=options.installer,
         progress=progress,
     )
 

@@ -12,6 +12,7 @@ Each such choice is reported as a note.
 from __future__ import annotations
 
 import importlib.util
+import platform
 import shutil
 import subprocess
 import sys
@@ -21,7 +22,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from modelrail.errors import ReproduceError
+from modelrail.errors import InvalidInputError, ReproduceError
 from modelrail.tracking.provenance import capture_environment
 
 _SELF = "modelrail"
@@ -96,10 +97,12 @@ def build_environment(
     *,
     find_links: Sequence[str] = (),
     use_index: bool = True,
+    installer: str = "auto",
     progress: Callable[[str], None] = lambda _: None,
 ) -> BuiltEnvironment:
-    """A new virtual environment at ``target`` with the recorded package versions."""
-    uv = shutil.which("uv")
+    """A new virtual environment at ``target`` with the recorded package versions, made by
+    ``installer``: "uv", "pip", or "auto" (uv when it is installed, else pip)."""
+    uv = _uv(installer)
     tool = "uv" if uv else "pip"
     progress(f"building a Python {python_version} environment with {tool}")
     python = _create(target, python_version, uv)
@@ -109,7 +112,11 @@ def build_environment(
     pinned = [
         f"{name}=={version}" for name, version in packages.items() if name not in local_packages
     ]
-    notes: list[str] = []
+    where = ", ".join(find_links) or "the package index"
+    if find_links and use_index:
+        where += " and the package index"
+    count = f"{len(pinned)} package{'' if len(pinned) == 1 else 's'}"
+    notes = [f"environment: built with {tool}, {count} from {where}"]
     if pinned:
         progress(f"installing {len(pinned)} recorded packages")
         requirements = target / "recorded-requirements.txt"
@@ -122,9 +129,38 @@ def build_environment(
     return BuiltEnvironment(str(python), (), tuple(notes), str(target))
 
 
+INSTALLERS = ("auto", "uv", "pip")
+
+
+def check_installer(installer: str) -> None:
+    if installer not in INSTALLERS:
+        raise InvalidInputError(
+            f"{{installer}} must be one of {', '.join(INSTALLERS)}, got {installer!r}",
+            params=("installer",),
+        )
+
+
+def _uv(installer: str) -> str | None:
+    """uv's path when it is to be used; None for pip."""
+    check_installer(installer)
+    if installer == "pip":
+        return None
+    # On PATH, or beside this interpreter (installed into the same environment).
+    beside = Path(sys.executable).with_name("uv.exe" if sys.platform == "win32" else "uv")
+    found = shutil.which("uv") or (str(beside) if beside.is_file() else None)
+    if found is None and installer == "uv":
+        raise ReproduceError(
+            "uv is not installed here: install it, or use {installer} pip", params=("installer",)
+        )
+    return found
+
+
 def _create(target: Path, python_version: str, uv: str | None) -> Path:
     if uv:
-        _run([uv, "venv", "--quiet", "--python", python_version, str(target)], "uv venv")
+        # This interpreter when it is the recorded one: uv need not look for one (or fetch it).
+        same = platform.python_version() == python_version
+        wanted = sys.executable if same else python_version
+        _run([uv, "venv", "--quiet", "--python", wanted, str(target)], "uv venv")
     else:
         running = ".".join(str(p) for p in sys.version_info[:2])
         wanted = ".".join(python_version.split(".")[:2])
