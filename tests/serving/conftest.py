@@ -92,11 +92,27 @@ class Http:
         sent = dict(headers or {})
         if content_type is not None and body is not None:
             sent.setdefault("Content-Type", content_type)
+        kept = self._conn is not None and self._conn.sock is not None
         conn = self._connection()
         try:
             conn.request(method, path, body=body, headers=sent, encode_chunked=encode_chunked)
             response = conn.getresponse()
             data = response.read()
+        except (BrokenPipeError, ConnectionResetError, http.client.RemoteDisconnected):
+            self.close()
+            if not kept:
+                raise
+            # The server closed the idle kept connection (its keep-alive timeout passed while a
+            # busy machine ran other tests) before it read this request: send it again on a new
+            # one, as HTTP clients do.
+            return self.request(
+                method,
+                path,
+                body,
+                content_type=content_type,
+                headers=headers,
+                encode_chunked=encode_chunked,
+            )
         except (http.client.HTTPException, OSError):
             self.close()
             raise
