@@ -228,3 +228,16 @@ def test_what_counts_as_interactive(
 
     monkeypatch.setattr(sys, "argv", [argv0, "--fast"])
     assert capture_entry_point().interactive is interactive
+
+
+def test_a_notebook_or_shell_run_keeps_the_diff_fingerprint_only(repo: Path) -> None:
+    code = "import modelrail\nwith modelrail.start_run('pets') as run: pass\nprint(run.id)"
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=repo, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    with _client(repo) as client:
+        run = client.get_run(done.stdout.split()[-1])
+    assert run.provenance["entry_point"]["interactive"] is True
+    assert run.provenance["git"]["dirty"] and run.provenance["git"]["diff_sha256"]
+    assert run.provenance["code_snapshot"] is None and run.artifacts == ()

@@ -137,7 +137,9 @@ def capture_provenance() -> Provenance:
     start = Path(entry.script).parent if entry.script else Path.cwd()
     git = capture_git(str(start))
     snapshot = None
-    if git is not None:
+    if git is not None and not entry.interactive:
+        # A script's run can be rebuilt and rerun, so what it needs is kept; a notebook or a
+        # shell has no script to rerun, and keeps the diff's fingerprint only.
         snapshot = snapshot_of(git.root, git.diff, git.dirty and git.commit is not None)
     return Provenance(
         git=git, entry_point=entry, environment=capture_environment(), code_snapshot=snapshot
