@@ -11,9 +11,12 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+import pandas as pd
 import pytest
+from sklearn.linear_model import LogisticRegression
 
-from modelrail.errors import InvalidInputError, ReproduceError
+from modelrail.client import Client
+from modelrail.errors import InvalidInputError, ModelNotFoundError, ReproduceError
 from modelrail.portability.reproduce_compare import DIFFERS, SAME, SKIPPED, compare_metrics
 from modelrail.portability.reproduce_plan import REPRODUCTION_TAG
 from tests.portability.reproduce_project import (
@@ -235,3 +238,13 @@ def test_a_run_recorded_in_postgresql_is_reproduced_there(tmp_path: Path) -> Non
             rebuilt = client.get_run(report.rebuilt_run)
         assert report.reproduced, [row for row in report.rows if row.result != SAME]
         assert rebuilt.tags[REPRODUCTION_TAG] == run_id
+
+
+def test_a_version_registered_outside_a_run_cannot_be_rebuilt(sqlite_client: Client) -> None:
+    X = pd.DataFrame({"a": [0.0, 1.0, 2.0, 3.0]})
+    model = LogisticRegression().fit(X, [0, 0, 1, 1])
+    sqlite_client.register_model(model, "loose", input_example=X[:2])
+    with pytest.raises(ReproduceError, match="loose:1 was registered outside a run"):
+        sqlite_client.reproduce("loose:1", reuse_env=True)
+    with pytest.raises(ModelNotFoundError, match="no model version or run is named 'nothing'"):
+        sqlite_client.reproduce("nothing", reuse_env=True)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.portability.reproduce_project import make_project, train, worktrees
+from tests.portability.reproduce_project import git, make_project, train, worktrees
 
 MODELRAIL = str(Path(sys.executable).with_name("modelrail"))
 NOISE = "import random; run.log_metrics({'noise': random.random()})"
@@ -80,3 +80,18 @@ def test_bad_input_is_named_with_its_flag_and_never_a_traceback(noisy: tuple[Pat
         assert done.returncode == code, (args, done.stderr)
         assert message in done.stderr and "Traceback" not in done.stderr, done.stderr
     assert worktrees(root) == [str(root)]
+
+
+def test_a_run_with_no_commit_exits_14_saying_so(tmp_path: Path) -> None:
+    root = tmp_path / "fresh"
+    root.mkdir()
+    git(root, "init", "-q")
+    (root / "train.py").write_text(
+        "import modelrail\nwith modelrail.start_run('x') as run: pass\nprint('RUN', run.id)\n"
+    )
+    assert cli(root, "init").returncode == 0
+    run_id = train(root)
+    done = cli(root, "reproduce", run_id, "--reuse-env")
+    assert done.returncode == 14
+    assert f"run {run_id[:8]} was made before its repository's first commit" in done.stderr
+    assert "Traceback" not in done.stderr and done.stdout == ""
