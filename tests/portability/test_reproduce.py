@@ -17,7 +17,13 @@ from sklearn.linear_model import LogisticRegression
 
 from modelrail.client import Client
 from modelrail.errors import InvalidInputError, ModelNotFoundError, ReproduceError
-from modelrail.portability.reproduce_compare import DIFFERS, SAME, SKIPPED, compare_metrics
+from modelrail.portability.reproduce_compare import (
+    DIFFERS,
+    SAME,
+    SKIPPED,
+    compare_components,
+    compare_metrics,
+)
 from modelrail.portability.reproduce_plan import REPRODUCTION_TAG
 from tests.portability.reproduce_project import (
     churn_data,
@@ -248,3 +254,21 @@ def test_a_version_registered_outside_a_run_cannot_be_rebuilt(sqlite_client: Cli
         sqlite_client.reproduce("loose:1", reuse_env=True)
     with pytest.raises(ModelNotFoundError, match="no model version or run is named 'nothing'"):
         sqlite_client.reproduce("nothing", reuse_env=True)
+
+
+def test_a_code_difference_names_the_part_that_differs(churn: tuple[Path, str]) -> None:
+    root, run_id = churn
+    with open_client(root) as client:
+        original = client.get_run(run_id)
+    code = original.components["code"]
+    snapshot = dict(original.provenance["code_snapshot"])
+    snapshot["untracked"] = [{"path": "features.py", "sha256": "0" * 64, "size": 1}]
+    git_state = {**original.provenance["git"], "diff_sha256": "1" * 64}
+    rebuilt = replace(
+        original,
+        components={**original.components, "code": replace(code, fingerprint="2" * 64)},
+        provenance={**original.provenance, "code_snapshot": snapshot, "git": git_state},
+    )
+    row = compare_components(original, rebuilt)[0]
+    assert (row.component, row.result) == ("code", DIFFERS)
+    assert row.detail == "differs in: uncommitted diff, untracked files features.py"

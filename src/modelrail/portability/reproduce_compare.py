@@ -110,8 +110,38 @@ def _code_row(original: Run, rebuilt: Run) -> ComparisonRow:
     recorded, made = _code_text(original), _code_text(rebuilt)
     if before is None or after is None:
         return ComparisonRow("code", recorded, made, SKIPPED, "no code component")
-    same = before.fingerprint == after.fingerprint
-    return ComparisonRow("code", recorded, made, SAME if same else DIFFERS)
+    if before.fingerprint == after.fingerprint:
+        return ComparisonRow("code", recorded, made, SAME)
+    return ComparisonRow("code", recorded, made, DIFFERS, _code_changes(original, rebuilt))
+
+
+def _code_changes(original: Run, rebuilt: Run) -> str:
+    """Which part of the code differs: commit, uncommitted diff, untracked files, script."""
+    git_a = original.provenance.get("git") or {}
+    git_b = rebuilt.provenance.get("git") or {}
+    changes = [
+        what
+        for what, key in (("commit", "commit"), ("uncommitted diff", "diff_sha256"))
+        if git_a.get(key) != git_b.get(key)
+    ]
+    files_a, files_b = _untracked(original), _untracked(rebuilt)
+    changed = sorted(
+        path for path in set(files_a) | set(files_b) if files_a.get(path) != files_b.get(path)
+    )
+    if changed:
+        changes.append("untracked files " + ", ".join(changed[:5]))
+    entry_a = original.provenance.get("entry_point") or {}
+    entry_b = rebuilt.provenance.get("entry_point") or {}
+    if entry_a.get("script_sha256") != entry_b.get("script_sha256"):
+        changes.append("script")
+    if original.architecture != rebuilt.architecture:
+        changes.append(f"architecture {original.architecture} -> {rebuilt.architecture}")
+    return "differs in: " + ", ".join(changes) if changes else ""
+
+
+def _untracked(run: Run) -> dict[str, str]:
+    snapshot = run.provenance.get("code_snapshot") or {}
+    return {str(f.get("path")): str(f.get("sha256")) for f in snapshot.get("untracked") or ()}
 
 
 def _code_text(run: Run) -> str:
