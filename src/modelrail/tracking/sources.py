@@ -36,15 +36,14 @@ def locate(source: str | os.PathLike[str]) -> DataLocation:
     """The location ``source`` names, with a digest of what is there now when it is local."""
     text = os.fspath(source)
     if not isinstance(text, str) or not text.strip():
-        raise DatasetReadError(f"{{source}} {source!r} must be a path or a URL", params=("source",))
+        raise DatasetReadError(f"source {source!r} must be a path or a URL")
     if is_url(text):
         return DataLocation(text, None)
     path = Path(text.removeprefix("file://")).expanduser().resolve()
     digest = digest_location(path)
     if digest is None:
         raise DatasetReadError(
-            f"{{source}} {path} does not exist: name the file or folder the data was read from",
-            params=("source",),
+            f"source {path} does not exist: name the file or folder the data was read from"
         )
     return DataLocation(str(path), digest)
 
