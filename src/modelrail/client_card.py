@@ -80,8 +80,7 @@ def card_target(target: str | Ref) -> tuple[str, int | None]:
     if ref.environment is not None:
         raise InvalidReferenceError(
             f"a card section is written for a model ({ref.name}) or one version "
-            f"({ref.name}:VERSION), not for what {ref.environment} holds at the moment",
-            params=("target",),
+            f"({ref.name}:VERSION), not for what {ref.environment} holds at the moment"
         )
     return ref.name, ref.version
 
