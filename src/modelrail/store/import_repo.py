@@ -31,7 +31,6 @@ from modelrail.store.components_repo import ComponentLabels
 from modelrail.store.db import Database
 from modelrail.store.fast import FastStatement
 from modelrail.store.import_reads import read_run, read_version
-from modelrail.store.runs_repo import latest_rows, metric_rows
 
 # The history event that marks a version's arrival by import, and the environment it names:
 # none (``-`` is no valid name). Not ``import``, which places a version in an environment
@@ -143,49 +142,7 @@ class ImportWriter:
     def add_run(self, record: RunRecord) -> list[Relabel]:
         """Insert a run that is not here, with everything it holds; components keep their
         source labels where this store can (see ``_label``)."""
-        conn = self.conn
-        conn.execute(
-            t.runs.insert(),
-            {
-                "id": record.id,
-                "experiment_id": self._experiment(record),
-                "name": record.name,
-                "status": record.status,
-                "architecture": record.architecture,
-                "user_name": record.user,
-                "started_at": record.started_at,
-                "ended_at": record.ended_at,
-                "error": record.error,
-                "provenance": dumps(dict(record.provenance)),
-            },
-        )
-        run_id = record.id
-        if record.params:
-            conn.execute(
-                t.run_params.insert(),
-                [
-                    {"run_id": run_id, "key": k, "value_json": dumps(v)}
-                    for k, v in record.params.items()
-                ],
-            )
-        if record.tags:
-            conn.execute(
-                t.run_tags.insert(),
-                [{"run_id": run_id, "key": k, "value": v} for k, v in record.tags.items()],
-            )
-        if record.metrics:
-            history = metric_rows(run_id, record.metrics)
-            conn.execute(t.run_metrics.insert(), history)
-            conn.execute(t.run_latest_metrics.insert(), latest_rows(history))
-        if record.artifacts:
-            conn.execute(
-                t.run_artifacts.insert(),
-                [
-                    {"run_id": run_id, "path": x.path, "sha256": x.sha256, "size": x.size}
-                    for x in record.artifacts
-                ],
-            )
-        return [r for c in record.components if (r := self._label(run_id, c)) is not None]
+        return self.add_new_runs([record])
 
     def present_runs(self, run_ids: Sequence[str]) -> set[str]:
         """Which of ``run_ids`` this store holds (one query per 500 ids)."""
@@ -197,7 +154,7 @@ class ImportWriter:
         return found
 
     def add_new_runs(self, records: Sequence[RunRecord]) -> list[Relabel]:
-        """Insert runs none of which is here, as ``add_run`` does, with one statement per
+        """Insert runs none of which is here, with everything they hold, one statement per
         table for all of them (an importer of 10,000s of runs): a million metric points go
         to the driver's ``executemany`` without SQLAlchemy's per-row bookkeeping."""
         if not records:
