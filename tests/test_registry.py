@@ -22,6 +22,7 @@ from modelrail.errors import (
     InvalidReferenceError,
     ModelFlavorError,
     ModelNotFoundError,
+    ModelRoundTripError,
     ModelVersionNotFoundError,
 )
 
@@ -202,3 +203,21 @@ def test_the_project_can_allow_pickle_and_a_model_can_still_refuse_it(project: P
         ConfigError, match=r"modelrail.toml:2: \[models\] allow_pickle must be true"
     ):
         load_settings(cwd=project, environ={}, create=False)
+
+
+def test_a_model_skops_cannot_load_back_is_refused_or_pickled_when_allowed(client: Client) -> None:
+    # skops writes an imputer whose missing_values is pd.NA but cannot read it back: such a
+    # version could never be loaded, served or promoted, so it must not be registered.
+    from sklearn.impute import SimpleImputer
+
+    X = pd.DataFrame({"a": [1.0, 2.0, np.nan, 4.0] * 25, "b": [0.5, 1.5, 2.5, 3.5] * 25})
+    y = [0, 1, 0, 1] * 25
+    model = make_pipeline(SimpleImputer(missing_values=pd.NA), LogisticRegression())
+    model.fit(X.astype("Float64"), y)
+    with pytest.raises(ModelRoundTripError, match=r"cannot load it back.*allow_pickle=True"):
+        client.register_model(model, "imputed", input_example=X[:5])
+    assert client.list_models() == []
+    version = client.register_model(model, "imputed", input_example=X[:5], allow_pickle=True)
+    assert version.flavor == "joblib" and version.flavor_details["unsafe"] is True
+    loaded = client.load_model("imputed:1")
+    assert loaded.predict(X).tolist() == model.predict(X).tolist()

@@ -160,6 +160,12 @@ class ModelFlavorError(InvalidInputError):
     """The object given to ``log_model`` cannot be saved by any flavor."""
 
 
+class ModelRoundTripError(ModelFlavorError):
+    """The model's safe format saved it but cannot load it back (skops and a part it does
+    not restore, say): nothing was registered. Logging it with ``allow_pickle=True`` saves
+    it with pickle instead, marked unsafe."""
+
+
 class RunStateError(InvalidInputError):
     """The operation does not fit the run's state (e.g. logging to a finished run)."""
 

@@ -13,7 +13,7 @@ import numpy as np
 
 from modelrail.artifacts import ArtifactStore
 from modelrail.entities import ModelVersion, Signature
-from modelrail.errors import InvalidInputError, ModelFlavorError
+from modelrail.errors import InvalidInputError, ModelFlavorError, ModelRoundTripError
 from modelrail.flavors import SaveOptions, flavor_for, get_flavor
 from modelrail.refs import validate_name
 from modelrail.signatures import infer_signature
@@ -70,7 +70,13 @@ def register_model(
     flavor = flavor_for(model, options)
     with tempfile.TemporaryDirectory(prefix="modelrail-save-") as tmp:
         path = Path(tmp) / "model.bin"
-        details = flavor.save(model, path, options)
+        try:
+            details = flavor.save(model, path, options)
+        except ModelRoundTripError:
+            if not options.allow_pickle:
+                raise
+            flavor = get_flavor("joblib")  # what the user allowed when the safe format fails
+            details = flavor.save(model, path, options)
         predictor = flavor.predictor(model, details)
         # Inferred before anything is stored: an example the model cannot score stores nothing.
         signature, example = infer_signature(predictor, input_example)

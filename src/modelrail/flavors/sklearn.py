@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from modelrail.errors import ModelFlavorError
+from modelrail.errors import ModelFlavorError, ModelRoundTripError
 from modelrail.flavors.base import SaveOptions
 
 
@@ -30,6 +30,16 @@ class SklearnFlavor:
             untrusted = sorted(sio.get_untrusted_types(file=path))
         except Exception as exc:  # skops raises plain TypeError/ValueError for unsupported parts
             raise ModelFlavorError(f"skops cannot save this {type(model).__name__}: {exc}") from exc
+        try:
+            # skops writes some objects it cannot read back (pd.NA as an imputer's
+            # missing_values, for one): such a version could never be loaded or served.
+            sio.load(path, trusted=untrusted)
+        except Exception as exc:
+            raise ModelRoundTripError(
+                f"skops saved this {type(model).__name__} but cannot load it back "
+                f"({type(exc).__name__}: {exc}), so it was not registered; log it with "
+                "allow_pickle=True to save it with pickle instead (marked unsafe)"
+            ) from exc
         return {
             "format": "skops",
             "trusted_types": untrusted,
