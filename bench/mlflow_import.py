@@ -160,7 +160,7 @@ def main() -> None:
                 limit=args.limit,
             )
             results["export_s"] = export_s
-            import_s = float("inf")
+            import_s: float | None = None  # not run when the export did not finish
             if export_s != float("inf"):
                 print("mlflow-export-import: import-experiments ...", flush=True)
                 import_s, out = timed(
@@ -170,9 +170,9 @@ def main() -> None:
                     limit=args.limit,
                 )
             results["import_s"] = import_s
-            if import_s == float("inf"):
+            if import_s in (None, float("inf")):
                 notes.append(f"mlflow-export-import: {out.strip()[-400:]}")
-            results["export_import_s"] = export_s + import_s
+            results["export_import_s"] = export_s + (float("inf") if import_s is None else import_s)
     report(results, files_before)
 
 
@@ -200,6 +200,9 @@ def report(results: dict[str, Any], files_before: dict[str, str]) -> None:
     print("|---|---|---|")
     limit = results["limit_s"]
     for name, seconds in rows:
+        if seconds is None:
+            print(f"| {name} | not run (the export did not finish) | |")
+            continue
         if seconds == float("inf"):
             shown, ratio = f"> {limit:.0f} (stopped or failed)", f"> {limit / mr:.1f}x"
         else:
