@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from modelrail.cli.context import open_client
-from modelrail.cli.render import JsonOption, console, format_time, print_json
+from modelrail.cli.render import JsonOption, console, format_time, print_json, stderr_progress
 from modelrail.portability.bundle_write import Progress
 
 _QUIET_BELOW = 8 << 20  # smaller bundles move too fast for a progress bar to help
@@ -154,21 +152,8 @@ class _Bar:
 
 @contextmanager
 def _bar(as_json: bool) -> Iterator[Progress | None]:
-    if as_json or not sys.stderr.isatty():
-        yield None
-        return
-    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
-
-    bar = Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        DownloadColumn(),
-        TimeRemainingColumn(),
-        console=Console(stderr=True),
-        transient=True,
-    )
-    with bar:
-        yield _Bar(bar)
+    with stderr_progress(as_json, in_bytes=True) as bar:
+        yield None if bar is None else _Bar(bar)
 
 
 def register(app: typer.Typer) -> None:

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from modelrail.cli.context import open_client
-from modelrail.cli.render import JsonOption, console, print_json
+from modelrail.cli.render import JsonOption, console, print_json, stderr_progress
 from modelrail.errors import InvalidInputError
 from modelrail.portability.mlflow_import import MlflowImportSummary, Progress
 
@@ -126,27 +124,8 @@ class _Bar:
 
 @contextmanager
 def _bar(as_json: bool) -> Iterator[Progress | None]:
-    if as_json or not sys.stderr.isatty():
-        yield None
-        return
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeRemainingColumn,
-    )
-
-    bar = Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=Console(stderr=True),
-        transient=True,
-    )
-    with bar:
-        yield _Bar(bar)
+    with stderr_progress(as_json, in_bytes=False) as bar:
+        yield None if bar is None else _Bar(bar)
 
 
 def register(app: typer.Typer) -> None:

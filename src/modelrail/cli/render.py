@@ -6,7 +6,8 @@ import csv
 import dataclasses
 import json
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Annotated, Any
 
 import typer
@@ -62,3 +63,32 @@ def key_value_table(title: str, pairs: Iterable[tuple[str, Any]]) -> Table:
     for key, value in pairs:
         table.add_row(key, "-" if value is None else str(value))
     return table
+
+
+@contextmanager
+def stderr_progress(as_json: bool, *, in_bytes: bool) -> Iterator[Any]:
+    """A transient Rich progress bar on stderr (counting bytes or items), or None when the
+    output is JSON or stderr is not a terminal."""
+    if as_json or not sys.stderr.isatty():
+        yield None
+        return
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    count = DownloadColumn() if in_bytes else MofNCompleteColumn()
+    bar = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        count,
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    )
+    with bar:
+        yield bar
