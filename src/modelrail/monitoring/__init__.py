@@ -1,0 +1,1 @@
+"""Watching deployed models: reference profiles, prediction logs, labels, drift and live metrics."""
