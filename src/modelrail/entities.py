@@ -338,6 +338,8 @@ class BatchRun:
     heartbeat_at: float
     finished_at: float | None
     error: str | None
+    # JSON: {"input": <profile>, "prediction": <column profile>} of what was scored (or None).
+    profile: str | None = None
 
     @property
     def duration(self) -> float | None:

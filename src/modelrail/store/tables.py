@@ -177,6 +177,17 @@ model_version_forms = Table(
     Column("created_by", String(128), nullable=False),
 )
 
+# A version's reference profile (revision 0013): its train and test data and predictions,
+# summarised (``monitoring/profiles.py``). Derived from the version, like its forms.
+reference_profiles = Table(
+    "reference_profiles",
+    metadata,
+    Column("model_version_id", Integer, ForeignKey("model_versions.id"), primary_key=True),
+    Column("record", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("created_by", String(128), nullable=False),
+)
+
 # A team server client's key for each registration it sent (revision 0009): a retried
 # registration returns the version its first attempt made.
 model_version_keys = Table(
@@ -316,6 +327,8 @@ batch_runs = Table(
     Column("heartbeat_at", Float, nullable=False),
     Column("finished_at", Float),
     Column("error", Text),
+    # What the run scored, summarised (revision 0013): input profile and predictions, JSON.
+    Column("profile", Text),
     Index("ix_batch_runs_started_at", "started_at"),
     Index("ix_batch_runs_job", "job", "started_at"),
 )
