@@ -21,6 +21,7 @@ PROJECT_DIR_NAME = ".modelrail"
 CONFIG_FILE_NAME = "modelrail.toml"
 DATABASE_FILE_NAME = "modelrail.db"
 ARTIFACTS_DIR_NAME = "artifacts"
+MONITORING_DIR_NAME = "monitoring"
 
 _KNOWN_KEYS: Mapping[str, frozenset[str]] = {
     "store": frozenset({"url"}),
@@ -29,6 +30,7 @@ _KNOWN_KEYS: Mapping[str, frozenset[str]] = {
     "models": frozenset({"allow_pickle"}),
     "ui": frozenset({"public_name"}),
     "server": frozenset({"url"}),
+    "monitoring": frozenset({"root"}),
 }
 
 
@@ -55,6 +57,12 @@ class Settings:
     server_url: str | None = None
     # Whether modelrail.toml (or MODELRAIL_CHAIN) says anything about the environments.
     policy_declared: bool = False
+    # Where prediction logs, labels and monitoring checks are kept (None: .modelrail/monitoring).
+    monitoring_root: str | None = None
+
+    @property
+    def monitoring_folder(self) -> str:
+        return self.monitoring_root or str(self.project_dir / MONITORING_DIR_NAME)
 
     @property
     def project_dir(self) -> Path:
@@ -136,6 +144,8 @@ def load_settings(
         allow_pickle=allow_pickle,
         server_url=None if server_url is None else server_url.strip(),
         policy_declared="environments" in document or bool(env.get("MODELRAIL_CHAIN")),
+        monitoring_root=env.get("MODELRAIL_MONITORING_ROOT")
+        or file_values.get(("monitoring", "root")),
     )
 
 
@@ -234,6 +244,11 @@ _DEFAULT_CONFIG = """\
 # A team server (modelrail server) that holds this project's records instead of the store
 # above; sign in with 'modelrail login URL'. MODELRAIL_SERVER overrides it ("" for none).
 # url = "https://models.example.org"
+
+[monitoring]
+# Where served predictions, their labels and monitoring checks are kept (Parquet and JSON files).
+# Default: .modelrail/monitoring. What is logged and for how long: [environments.NAME.monitoring].
+# root = "/shared/modelrail-monitoring"
 
 [models]
 # Models no flavor saves safely (see docs/models.md) are pickled only when you allow it, here for

@@ -441,3 +441,19 @@ class NotReproducedError(ModelrailError):
 
     exit_code = 15
     http_status = 422
+
+
+# -- monitoring --------------------------------------------------------------------------------
+
+
+class MonitoringDataError(ModelrailError):
+    """A prediction log, label file or monitoring check cannot be read (damaged, or written
+    by something else); the message names the file."""
+
+    exit_code = 2
+    http_status = 422
+
+
+class FeedbackError(InvalidInputError):
+    """Labels that cannot be attached: a missing id or label column, no ids, a file that
+    cannot be read; nothing of the load is stored."""

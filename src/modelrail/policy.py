@@ -38,6 +38,7 @@ from modelrail.permissions import (
     Permissions,
     with_environment_rules,
 )
+from modelrail.policy_monitoring import MonitoringPolicy, parse_monitoring
 
 DEFAULT_CHAIN = ("dev", "staging", "prod")
 _ENV_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
@@ -60,6 +61,12 @@ class GatePolicy:
     # Loading a pickled version (saved with allow_pickle=True) can run any code: where this
     # is false such a version never gets in, not even with --force or by a rollback.
     allow_pickle: bool = True
+    # Gates from live data, about the candidate's own traffic in the previous environment
+    # (or as a shadow there): enough requests logged, drift below a limit, and a live metric
+    # on labelled traffic at least the incumbent's.
+    min_live_requests: float = 0.0
+    max_live_drift: float = math.inf
+    live_beats_incumbent: bool = False
 
 
 @dataclass(frozen=True)
@@ -70,6 +77,7 @@ class EnvironmentPolicy:
     # Action -> the roles that may do it here, for the actions the policy names; the
     # others follow modelrail.permissions' defaults.
     permissions: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    monitoring: MonitoringPolicy = field(default_factory=MonitoringPolicy)
 
 
 @dataclass(frozen=True)
@@ -143,6 +151,9 @@ _GATE_KEYS = {
     "approval": "bool",
     "approval_expires_hours": "number",
     "allow_pickle": "bool",
+    "min_live_requests": "number",
+    "max_live_drift": "limit",
+    "live_beats_incumbent": "bool",
 }
 SETTING_KEYS = {
     "batch_output": "str",
@@ -212,7 +223,11 @@ def _parse_environment(
     values: dict[str, Any] = {}
     settings: dict[str, Any] = {}
     permissions: dict[str, tuple[str, ...]] = {}
+    monitoring = MonitoringPolicy()
     for key, value in body.items():
+        if key == "monitoring":
+            monitoring = _parse_monitoring(where, (*table, key), value)
+            continue
         if key == "permissions":
             permissions = _parse_permissions(where, (*table, key), value)
             continue
@@ -231,7 +246,7 @@ def _parse_environment(
                 settings[setting] = setting_value
             continue
         if key not in _GATE_KEYS:
-            known = ", ".join([*_GATE_KEYS, "permissions", "settings"])
+            known = ", ".join([*_GATE_KEYS, "monitoring", "permissions", "settings"])
             where.fail(table, key, f"unknown key '{key}' in [environments.{name}]; known: {known}")
         _check(where, table, key, value, _GATE_KEYS[key])
         values[_GATE_FIELD.get(key, key)] = dict(value) if isinstance(value, dict) else value
@@ -248,7 +263,16 @@ def _parse_environment(
             settings[setting] = override
     defaults = default_gates(name, chain)
     gates = GatePolicy(**{**defaults.__dict__, **values})
-    return EnvironmentPolicy(name=name, gates=gates, settings=settings, permissions=permissions)
+    return EnvironmentPolicy(
+        name=name, gates=gates, settings=settings, permissions=permissions, monitoring=monitoring
+    )
+
+
+def _parse_monitoring(where: _Locator, table: tuple[str, ...], value: Any) -> MonitoringPolicy:
+    def fail(key: str, problem: str) -> NoReturn:
+        where.fail(table, key or None, problem)
+
+    return parse_monitoring(".".join(table), value, fail)
 
 
 def _parse_permissions(
@@ -304,6 +328,9 @@ def _check(where: _Locator, table: tuple[str, ...], key: str, value: Any, kind: 
         "str": isinstance(value, str),
         "list": isinstance(value, list) and all(isinstance(v, str) for v in value),
         "number": _is_number(value) and value >= 0,
+        # A limit may be inf (no limit), as a canonical policy writes an unset one.
+        "limit": (isinstance(value, float) and value == math.inf)
+        or (_is_number(value) and value >= 0),
         "port": isinstance(value, int) and not isinstance(value, bool) and 0 < value < 65536,
         "metrics": isinstance(value, dict)
         and all(isinstance(k, str) and k.strip() and _is_number(v) for k, v in value.items()),
@@ -314,6 +341,7 @@ def _check(where: _Locator, table: tuple[str, ...], key: str, value: Any, kind: 
             "str": "a string",
             "list": "a list of names",
             "number": "a finite number >= 0",
+            "limit": "a number >= 0 (inf: no limit)",
             "port": "a port number 1-65535",
             "metrics": "a table of metric name = finite number, e.g. { accuracy = 0.85 }",
         }[kind]

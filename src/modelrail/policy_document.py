@@ -62,6 +62,8 @@ def canonical(policy: PromotionPolicy) -> str:
         lines += _pairs(
             {_GATE_KEY.get(f.name, f.name): getattr(gates, f.name) for f in fields(GatePolicy)}
         )
+        lines += ["", f"[environments.{_key(name)}.monitoring]"]
+        lines += _pairs(policy.environments[name].monitoring.to_document())
         lines += ["", f"[environments.{_key(name)}.permissions]"]
         lines += _pairs(
             {
