@@ -1,0 +1,142 @@
+"""The latest monitoring check of each model and environment as Prometheus gauges.
+
+``render_latest`` reads the stored checks (``checkfiles``) and writes them in Prometheus'
+text format; the prediction server appends it to its ``/metrics``. Nothing is computed at
+scrape time: the scheduler (or ``modelrail monitor --notify``) makes the checks.
+
+Every gauge has the labels ``model`` and ``environment``:
+
+| gauge | extra labels | value |
+| --- | --- | --- |
+| ``modelrail_monitor_alert`` | ``version`` | 1 when the check found an alert, else 0 |
+| ``modelrail_monitor_watch`` | ``version`` | 1 when its worst status is watch, else 0 |
+| ``modelrail_monitor_drift_psi`` | ``feature`` | population stability index of an input |
+| ``modelrail_monitor_drift_statistic`` | ``feature``, ``statistic`` | KS statistic or JS distance |
+| ``modelrail_monitor_prediction_psi`` | | PSI of the predictions |
+| ``modelrail_monitor_live_metric`` | ``metric`` | the metric on labelled predictions |
+| ``modelrail_monitor_live_metric_reference`` | ``metric`` | the version's logged value |
+| ``modelrail_monitor_labelled`` | | labelled predictions in the checked range |
+| ``modelrail_monitor_rows`` | | logged rows in the checked range |
+| ``modelrail_monitor_requests`` | | requests estimated from the logged ones |
+| ``modelrail_monitor_check_timestamp_seconds`` | | when the check was made |
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+
+from modelrail.monitoring.checkfiles import latest_checks
+from modelrail.monitoring.report import ALERT, WATCH, MonitorReport
+
+_BASE = ["model", "environment"]
+
+
+def render_latest(root: str | Path, models: Iterable[str] | None = None) -> bytes:
+    """The latest stored check of every (model, environment) under the monitoring folder
+    ``root`` (of ``models`` only, when given) as Prometheus text; empty when none."""
+    reports = latest_checks(root, models)
+    if not reports:
+        return b""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_ChecksCollector(reports))
+    return generate_latest(registry)
+
+
+class _ChecksCollector:
+    def __init__(self, reports: list[MonitorReport]) -> None:
+        self.reports = reports
+
+    def describe(self) -> list[Metric]:
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        gauges = {
+            "alert": GaugeMetricFamily(
+                "modelrail_monitor_alert",
+                "1 when the latest monitoring check found an alert.",
+                labels=[*_BASE, "version"],
+            ),
+            "watch": GaugeMetricFamily(
+                "modelrail_monitor_watch",
+                "1 when the latest monitoring check's worst status is watch.",
+                labels=[*_BASE, "version"],
+            ),
+            "psi": GaugeMetricFamily(
+                "modelrail_monitor_drift_psi",
+                "Population stability index of an input feature against the reference profile.",
+                labels=[*_BASE, "feature"],
+            ),
+            "statistic": GaugeMetricFamily(
+                "modelrail_monitor_drift_statistic",
+                "Kolmogorov-Smirnov statistic (numeric) or Jensen-Shannon distance (categorical).",
+                labels=[*_BASE, "feature", "statistic"],
+            ),
+            "prediction": GaugeMetricFamily(
+                "modelrail_monitor_prediction_psi",
+                "Population stability index of the predictions against the reference profile.",
+                labels=_BASE,
+            ),
+            "live": GaugeMetricFamily(
+                "modelrail_monitor_live_metric",
+                "A model metric computed on labelled logged predictions.",
+                labels=[*_BASE, "metric"],
+            ),
+            "reference": GaugeMetricFamily(
+                "modelrail_monitor_live_metric_reference",
+                "The metric's value logged by the reference version's run (test data).",
+                labels=[*_BASE, "metric"],
+            ),
+            "labelled": GaugeMetricFamily(
+                "modelrail_monitor_labelled",
+                "Logged predictions with a label in the checked range.",
+                labels=_BASE,
+            ),
+            "rows": GaugeMetricFamily(
+                "modelrail_monitor_rows",
+                "Logged prediction rows in the checked range.",
+                labels=_BASE,
+            ),
+            "requests": GaugeMetricFamily(
+                "modelrail_monitor_requests",
+                "Requests in the checked range, estimated from the logged ones and their rate.",
+                labels=_BASE,
+            ),
+            "time": GaugeMetricFamily(
+                "modelrail_monitor_check_timestamp_seconds",
+                "When the latest monitoring check was made (Unix time).",
+                labels=_BASE,
+            ),
+        }
+        for report in self.reports:
+            _add(gauges, report)
+        yield from gauges.values()
+
+
+def _add(gauges: dict[str, GaugeMetricFamily], report: MonitorReport) -> None:
+    base = [report.model, report.environment or ""]
+    overall = report.overall
+    status = report.status
+    version = [*base, str(report.version)]
+    gauges["alert"].add_metric(version, 1.0 if status == ALERT else 0.0)
+    gauges["watch"].add_metric(version, 1.0 if status == WATCH else 0.0)
+    for drift in overall.features:
+        if drift.psi is not None:
+            gauges["psi"].add_metric([*base, drift.feature], drift.psi)
+        if drift.statistic is not None and drift.statistic_value is not None:
+            labels = [*base, drift.feature, drift.statistic]
+            gauges["statistic"].add_metric(labels, drift.statistic_value)
+    if overall.prediction is not None and overall.prediction.psi is not None:
+        gauges["prediction"].add_metric(base, overall.prediction.psi)
+    for metric in overall.live:
+        if metric.value is not None:
+            gauges["live"].add_metric([*base, metric.name], metric.value)
+        if metric.reference is not None:
+            gauges["reference"].add_metric([*base, metric.name], metric.reference)
+    gauges["labelled"].add_metric(base, float(overall.labelled))
+    gauges["rows"].add_metric(base, float(overall.rows))
+    gauges["requests"].add_metric(base, overall.requests)
+    gauges["time"].add_metric(base, report.checked_at)
