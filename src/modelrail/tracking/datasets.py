@@ -21,9 +21,10 @@ import hashlib
 import json
 import os
 import re
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -34,7 +35,16 @@ import pyarrow.parquet as pq
 
 from modelrail.errors import DatasetReadError, InvalidInputError, UnsupportedDatasetError
 
-__all__ = ["DatasetFingerprint", "fingerprint_dataset"]
+if TYPE_CHECKING:
+    from modelrail.monitoring.profiling import ProfiledDataset, SafeProfiling
+
+__all__ = [
+    "DatasetFingerprint",
+    "dataset_batches",
+    "fingerprint_and_profile",
+    "fingerprint_dataset",
+]
+
 
 _FORMAT = b"modelrail.dataset.v1"
 # Arrow's streaming CSV reader reads up to 32 blocks ahead, so memory grows with 32 x block
@@ -243,10 +253,26 @@ def fingerprint_dataset(data: object, *, batch_rows: int = 65_536) -> DatasetFin
     bounded; ``batch_rows`` never changes the result. Raises UnsupportedDatasetError for other
     objects and file types, DatasetReadError (naming the file) for missing or corrupt files.
     """
+    return _fingerprint(data, batch_rows, None)
+
+
+def fingerprint_and_profile(data: object, *, batch_rows: int = 65_536) -> ProfiledDataset:
+    """``fingerprint_dataset(data)`` and the data's profile (``monitoring.profiles``),
+    computed from the same batches in one pass; the fingerprint is the same as without."""
+    from modelrail.monitoring.profiling import SafeProfiling
+
+    profiling = SafeProfiling()
+    fingerprint = _fingerprint(data, batch_rows, profiling)
+    return profiling.result(fingerprint)
+
+
+def _fingerprint(
+    data: object, batch_rows: int, profiling: SafeProfiling | None
+) -> DatasetFingerprint:
     if batch_rows < 1:
         raise InvalidInputError(f"batch_rows must be at least 1, got {batch_rows}")
     if isinstance(data, str | os.PathLike):
-        return _fingerprint_path(Path(os.fsdecode(data)), batch_rows)
+        return _fingerprint_path(Path(os.fsdecode(data)), batch_rows, profiling)
     kind = type(data)
     package = kind.__module__.split(".")[0]
     source = kind.__qualname__ if package == "builtins" else f"{package}.{kind.__qualname__}"
@@ -254,11 +280,48 @@ def fingerprint_dataset(data: object, *, batch_rows: int = 65_536) -> DatasetFin
         table, rows = _to_arrow(data, source)
         fingerprinter = _Fingerprinter(table.schema)
         positions = _shape(table.schema)[0]
+        if profiling is not None:
+            profiling.start(table.schema)
         for batch in table.to_batches(max_chunksize=batch_rows):
             fingerprinter.update(batch, positions)
+            if profiling is not None:
+                profiling.update(batch)
     except _MEMORY_ERRORS as exc:
         raise UnsupportedDatasetError(f"cannot fingerprint this {source}: {exc}") from exc
     return fingerprinter.finish(rows, source)
+
+
+def dataset_batches(
+    path: str | os.PathLike[str],
+    *,
+    columns: Sequence[str],
+    column_types: Mapping[str, Any] | None = None,
+    batch_rows: int = 65_536,
+) -> Iterator[Any]:
+    """The ``columns`` of a dataset file or Parquet folder (as ``fingerprint_dataset`` reads
+    them), streamed as Arrow record batches; a CSV's ``column_types`` are given, not
+    inferred. Raises DatasetReadError naming the file, as fingerprinting does."""
+    path = Path(os.fsdecode(path)).expanduser().resolve()
+    if not path.exists():
+        raise DatasetReadError(f"cannot read dataset {path}: no such file or directory")
+    name = path.name.lower()
+    try:
+        if name.endswith(_CSV_SUFFIXES):
+            read = pacsv.ReadOptions(block_size=_CSV_BLOCK_BYTES)
+            convert = pacsv.ConvertOptions(
+                column_types=dict(column_types or {}),
+                include_columns=list(columns),
+                strings_can_be_null=True,
+            )
+            with pacsv.open_csv(str(path), read_options=read, convert_options=convert) as reader:
+                yield from reader
+            return
+        files = _parquet_files(path) if path.is_dir() else [path]
+        for file in files:
+            with pq.ParquetFile(file, buffer_size=1 << 20, pre_buffer=False) as parquet:
+                yield from parquet.iter_batches(batch_size=batch_rows, columns=list(columns))
+    except _FILE_ERRORS as exc:
+        raise DatasetReadError(f"cannot read dataset {path}: {exc}") from exc
 
 
 def _to_arrow(data: object, source: str) -> tuple[Any, int]:
@@ -287,7 +350,9 @@ def _to_arrow(data: object, source: str) -> tuple[Any, int]:
     raise UnsupportedDatasetError(f"cannot fingerprint an object of type {source}; {_SUPPORTED}")
 
 
-def _fingerprint_path(path: Path, batch_rows: int) -> DatasetFingerprint:
+def _fingerprint_path(
+    path: Path, batch_rows: int, profiling: SafeProfiling | None
+) -> DatasetFingerprint:
     path = path.expanduser().resolve()
     if not path.exists():
         raise DatasetReadError(f"cannot read dataset {path}: no such file or directory")
@@ -295,7 +360,7 @@ def _fingerprint_path(path: Path, batch_rows: int) -> DatasetFingerprint:
     if path.is_dir():
         files = _parquet_files(path)
     elif name.endswith(_CSV_SUFFIXES):
-        return _fingerprint_csv(path)
+        return _fingerprint_csv(path, profiling)
     elif name.endswith(_PARQUET_SUFFIXES):
         files = [path]
     else:
@@ -303,7 +368,7 @@ def _fingerprint_path(path: Path, batch_rows: int) -> DatasetFingerprint:
             f"cannot fingerprint {path}: unsupported file type {path.suffix or '(no suffix)'!r}; "
             f"{_SUPPORTED}"
         )
-    return _fingerprint_parquet(files, str(path), batch_rows)
+    return _fingerprint_parquet(files, str(path), batch_rows, profiling)
 
 
 def _parquet_files(folder: Path) -> list[Path]:
@@ -318,7 +383,9 @@ def _parquet_files(folder: Path) -> list[Path]:
     return sorted(files, key=lambda path: path.relative_to(folder).as_posix())
 
 
-def _fingerprint_parquet(files: list[Path], source: str, batch_rows: int) -> DatasetFingerprint:
+def _fingerprint_parquet(
+    files: list[Path], source: str, batch_rows: int, profiling: SafeProfiling | None
+) -> DatasetFingerprint:
     fingerprinter: _Fingerprinter | None = None
     rows = 0
     for path in files:
@@ -327,6 +394,8 @@ def _fingerprint_parquet(files: list[Path], source: str, batch_rows: int) -> Dat
                 schema = parquet.schema_arrow
                 if fingerprinter is None:
                     fingerprinter = _Fingerprinter(schema)
+                    if profiling is not None:
+                        profiling.start(schema)
                 positions, _, canonical = _shape(schema)
                 if canonical != fingerprinter.schema:
                     raise DatasetReadError(
@@ -337,13 +406,15 @@ def _fingerprint_parquet(files: list[Path], source: str, batch_rows: int) -> Dat
                 rows += parquet.metadata.num_rows
                 for batch in parquet.iter_batches(batch_size=batch_rows):
                     fingerprinter.update(batch, positions)
+                    if profiling is not None:
+                        profiling.update(batch)
         except _FILE_ERRORS as exc:
             raise DatasetReadError(f"cannot read dataset file {path}: {exc}") from exc
     assert fingerprinter is not None  # _parquet_files never returns an empty list
     return fingerprinter.finish(rows, source)
 
 
-def _fingerprint_csv(path: Path) -> DatasetFingerprint:
+def _fingerprint_csv(path: Path, profiling: SafeProfiling | None) -> DatasetFingerprint:
     read_options = pacsv.ReadOptions(block_size=_CSV_BLOCK_BYTES)
     column_types: dict[str, Any] = {}
     while True:
@@ -354,10 +425,14 @@ def _fingerprint_csv(path: Path) -> DatasetFingerprint:
             ) as reader:
                 fingerprinter = _Fingerprinter(reader.schema)
                 positions = _shape(reader.schema)[0]
+                if profiling is not None:  # (again, when a widened column restarts the read)
+                    profiling.start(reader.schema)
                 rows = 0
                 try:
                     for batch in reader:
                         fingerprinter.update(batch, positions)
+                        if profiling is not None:
+                            profiling.update(batch)
                         rows += batch.num_rows
                 except pa.ArrowInvalid as exc:
                     wider = _widened_column(reader.schema, str(exc))

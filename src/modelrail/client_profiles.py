@@ -1,0 +1,47 @@
+"""Reference profiles through ``Client``: what a version's data and predictions looked like
+when it was registered (``monitoring.profiles``), for monitors and the dashboard.
+
+``ProfileMethods`` is mixed into ``Client``; ``remote.client_profiles`` offers the same
+methods against a team server. ``ActiveRun.log_model`` computes the profile and records it
+with ``record_reference_profile`` right after the version is registered.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Protocol, cast
+
+from modelrail.store.profiles_repo import ReferenceProfileRepository
+
+if TYPE_CHECKING:
+    from modelrail.entities import ModelVersion
+    from modelrail.monitoring.profiles import ReferenceProfile
+    from modelrail.store.db import Database
+
+
+class _Versions(Protocol):
+    def get_model_version(self, reference: str) -> ModelVersion: ...
+
+
+class ProfileMethods:
+    """Reference profiles: the monitoring half of ``Client``'s registry."""
+
+    db: Database
+    user: str
+
+    def reference_profile(self, ref: str) -> ReferenceProfile | None:
+        """The reference profile of the version ``ref`` names (``churn:7``, ``churn@prod``,
+        ``churn``): its train and test data per column and the distribution of its
+        predictions on the test data; None for a version registered without one (before
+        profiles existed, outside a run, or from a run that logged no data)."""
+        version = cast(_Versions, self).get_model_version(ref)
+        return ReferenceProfileRepository(self.db).get(version.model, version.version)
+
+    def record_reference_profile(
+        self, ref: str, profile: ReferenceProfile, *, actor: str | None = None
+    ) -> None:
+        """Keep ``profile`` as the reference profile of the version ``ref`` names. Written
+        once: the same profile again changes nothing, another one is refused
+        (``ConflictError``)."""
+        version = cast(_Versions, self).get_model_version(ref)
+        repository = ReferenceProfileRepository(self.db)
+        repository.add(version.model, version.version, profile, created_by=actor or self.user)
