@@ -16,7 +16,9 @@ from modelrail.client_environments import EnvironmentMethods
 from modelrail.client_exchange import ExchangeMethods
 from modelrail.client_identity import IdentityMethods
 from modelrail.client_mlflow import MlflowMethods
+from modelrail.client_monitoring import MonitoringMethods
 from modelrail.client_policy import PolicyMethods
+from modelrail.client_profiles import ProfileMethods
 from modelrail.client_reproduce import ReproduceMethods
 from modelrail.config import Settings, load_settings
 from modelrail.entities import (
@@ -63,6 +65,8 @@ class Client(
     ExchangeMethods,
     MlflowMethods,
     ReproduceMethods,
+    ProfileMethods,
+    MonitoringMethods,
 ):
     """Everything modelrail does, as methods. ``Client()`` reads settings from the environment.
 

@@ -42,6 +42,7 @@ from modelrail.remote.client_admin import RemoteAdministration, signed_in_user
 from modelrail.remote.client_batch import RemoteBatchMethods
 from modelrail.remote.client_card import RemoteCardMethods
 from modelrail.remote.client_exchange import RemoteExchangeMethods
+from modelrail.remote.client_profiles import RemoteProfileMethods
 from modelrail.remote.connection import ServerConnection, segment
 from modelrail.remote.decode import decode, decode_list
 from modelrail.remote.repositories import RemoteModels, RemoteRuns
@@ -63,6 +64,7 @@ class RemoteClient(
     RemoteCardMethods,
     RemoteExchangeMethods,
     RemoteReproduceMethods,
+    RemoteProfileMethods,
 ):
     """The library as a team server at ``url`` offers it, signed in with ``token``."""
 

@@ -37,6 +37,7 @@ from modelrail.server.exchange_routes import exchange_routes
 from modelrail.server.identity_routes import identity_routes
 from modelrail.server.payload import answer
 from modelrail.server.policy_routes import policy_routes
+from modelrail.server.profile_routes import profile_routes
 from modelrail.server.schedule_routes import schedule_routes
 from modelrail.server.shadow_routes import shadow_routes
 
@@ -335,6 +336,7 @@ def build_app(
     routes.extend(shadow_routes(client, signed_in, api))
     routes.extend(schedule_routes(client, signed_in, api))
     routes.extend(card_routes(client, signed_in, api))
+    routes.extend(profile_routes(client, signed_in, api))
     routes.extend(exchange_routes(client, signed_in, api, changes.poke))
     return Starlette(routes=routes, exception_handlers=dict(EXCEPTION_HANDLERS))
 

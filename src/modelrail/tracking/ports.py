@@ -20,6 +20,7 @@ from modelrail.entities import (
 if TYPE_CHECKING:
     from modelrail.artifacts import ArtifactStore
     from modelrail.flavors.base import SaveOptions
+    from modelrail.monitoring.profiles import ReferenceProfile
 
 __all__ = ["RunHost", "RunWriter"]
 
@@ -82,3 +83,7 @@ class RunHost(Protocol):
         description: str,
         options: SaveOptions,
     ) -> ModelVersion: ...
+
+    def record_reference_profile(
+        self, ref: str, profile: ReferenceProfile, *, actor: str | None = None
+    ) -> None: ...

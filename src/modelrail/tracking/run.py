@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextvars
 import json
+import logging
 import math
 import numbers
 import os
@@ -23,12 +24,18 @@ from modelrail.entities import (
     MetricPoint,
     ModelVersion,
 )
-from modelrail.errors import InvalidInputError, InvalidMetricError, RunStateError
+from modelrail.errors import InvalidInputError, InvalidMetricError, ModelrailError, RunStateError
 from modelrail.store.codec import to_jsonable
 from modelrail.tracking.components import data_component, params_component
 
 if TYPE_CHECKING:
+    from modelrail.monitoring.profiling import ProfiledDataset
+    from modelrail.monitoring.reference import LoggedData
     from modelrail.tracking.ports import RunHost
+
+log = logging.getLogger("modelrail")
+# Where a logged dataset's profile is kept among the run's artifacts: PROFILES/<role>.json.
+PROFILES = "modelrail/profiles"
 
 # The run a ``with`` block opened in this thread or task, for ``modelrail.active_run()``.
 current_run: contextvars.ContextVar[ActiveRun | None] = contextvars.ContextVar(
@@ -46,6 +53,9 @@ class ActiveRun:
         self._lock = threading.Lock()
         self._ended = False
         self._token: contextvars.Token[ActiveRun | None] | None = None
+        # The data logged per role, for the reference profile of a version this run
+        # registers: kept for this process only, by reference (or its path).
+        self._datasets: dict[str, LoggedData] = {}
 
     def __repr__(self) -> str:
         return f"<ActiveRun {self.id[:8]} experiment={self.experiment!r}>"
@@ -113,18 +123,35 @@ class ActiveRun:
 
         ``source``: where in-memory ``data`` was read from (a file, folder or URL), so that
         ``modelrail reproduce`` can find it and check it is unchanged; a path given as
-        ``data`` is its own source."""
-        from modelrail.tracking.datasets import fingerprint_dataset
+        ``data`` is its own source. In the same pass the data is profiled (per column
+        quantiles or category shares, ``monitoring.profiles``): the profile is stored with
+        the run as ``modelrail/profiles/<role>.json``, and a version this run registers
+        keeps its train and test profiles as its reference."""
+        from modelrail.tracking.datasets import fingerprint_and_profile
         from modelrail.tracking.sources import locate
 
         self._require_open()
         if role not in DATA_ROLES:
             raise InvalidInputError(f"dataset role {role!r} is not one of {', '.join(DATA_ROLES)}")
         dataset = _key(name or self.experiment, "dataset name")
-        fingerprint = fingerprint_dataset(data)
+        profiled = fingerprint_and_profile(data)
         location = None if source is None else locate(source)
-        spec = data_component(role, dataset, fingerprint, location)
-        return self.client.runs.attach_component(self.id, spec)
+        spec = data_component(role, dataset, profiled.fingerprint, location)
+        component = self.client.runs.attach_component(self.id, spec)
+        self._keep_dataset(role, data, profiled, component)
+        return component
+
+    def _keep_dataset(
+        self, role: str, data: Any, profiled: ProfiledDataset, component: ComponentVersion
+    ) -> None:
+        from modelrail.monitoring.reference import LoggedData
+
+        if profiled.profile is not None:
+            self._log_bytes(profiled.profile.to_text().encode(), f"{PROFILES}/{role}.json")
+        if isinstance(data, str | os.PathLike):  # resolved now: the working folder may change
+            data = Path(os.fsdecode(data)).expanduser().resolve()
+        label = f"{role} {component.label}"
+        self._datasets[role] = LoggedData(data, profiled.profile, label, profiled.problem)
 
     # -- artifacts ---------------------------------------------------------------------------
 
@@ -191,7 +218,27 @@ class ActiveRun:
         project's ``[models] allow_pickle``)."""
         self._require_open()
         options = self.client.save_options(allow_pickle, code_paths)
-        return self.client._register(model, name, self.id, input_example, description, options)
+        version = self.client._register(model, name, self.id, input_example, description, options)
+        self._record_reference(version, model)
+        return version
+
+    def _record_reference(self, version: ModelVersion, model: Any) -> None:
+        """Keep the version's reference profile: the profiles of the data this run logged
+        and its predictions on the test data. The version is registered whatever happens
+        here: a failure is a warning."""
+        if not self._datasets:
+            return
+        from modelrail.monitoring.reference import reference_profile
+
+        profile = reference_profile(version, model, self._datasets)
+        try:
+            self.client.record_reference_profile(version.reference, profile)
+        except ModelrailError as exc:
+            log.warning(
+                "modelrail: %s is registered, but its reference profile was not stored: %s",
+                version.reference,
+                exc.message,
+            )
 
     # -- life cycle ----------------------------------------------------------------------------
 
@@ -199,6 +246,7 @@ class ActiveRun:
         if self._ended:
             return
         self._ended = True
+        self._datasets.clear()  # the data may be large: not held beyond the run
         spec = params_component(self.experiment, self._params)
         self.client.runs.end_run(
             self.id, status=status, ended_at=time.time(), error=error, components=[spec]
