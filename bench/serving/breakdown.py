@@ -97,8 +97,9 @@ def main() -> None:
         built = build_app(args.project.resolve() / "project", [family])
         inner = built.app
         timed_function(served_app, "matrix_from_json", "parse")
-        if hasattr(served_app, "_Answering"):  # older app.py built the answer inline
-            timed_function(served_app._Answering, "answer", "answer")
+        from modelrail.serving import answers
+
+        timed_function(answers.Answering, "answer", "answer")
         if args.fixed_scores:
             served = inner.models.current[family.model_name]
             request = served_app.matrix_from_json(

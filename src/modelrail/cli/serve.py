@@ -13,6 +13,12 @@ from modelrail.cli.render import JsonOption, console, format_time, print_json
 shadow_app = typer.Typer(help="Shadow traffic: how a candidate answers live requests.")
 
 
+def _rate(value: float | None) -> float | None:
+    if value is not None and not 0 <= value <= 1:  # (NaN too)
+        raise typer.BadParameter(f"{value} is not a share of requests between 0 and 1")
+    return value
+
+
 def serve(
     references: Annotated[
         list[str] | None,
@@ -64,11 +70,27 @@ def serve(
     metrics_auth: Annotated[
         bool, typer.Option("--metrics-auth", help="/metrics needs a token too (implies --auth).")
     ] = False,
+    log_predictions: Annotated[
+        float | None,
+        typer.Option(
+            "--log-predictions",
+            metavar="RATE",
+            help="Share of requests (0 to 1) whose inputs and answers are logged for "
+            "'modelrail monitor' (default: the environment's [environments.NAME.monitoring] "
+            "log_predictions, else 0).",
+            callback=_rate,
+        ),
+    ] = None,
 ) -> None:
     """Serve predictions over HTTP: POST /v1/models/NAME/predict and MLflow's /invocations."""
     from modelrail.serving.server import ServeOptions, listen_address, run_bundle, run_server
 
     if bundle is not None:
+        if log_predictions:
+            raise typer.BadParameter(
+                "logging predictions needs a project; a bundle is served without one",
+                param_hint="'--log-predictions'",
+            )
         options = ServeOptions(
             bundle=bundle, host=host or "127.0.0.1", port=port or 8080, max_rows=max_rows
         )
@@ -89,6 +111,7 @@ def serve(
         poll_interval_s=poll_interval,
         auth=auth or metrics_auth,
         metrics_auth=metrics_auth,
+        log_predictions=log_predictions,
     )
     what = (
         f"{env} ({', '.join(model)})" if env and model else (env or ", ".join(options.references))
@@ -96,6 +119,8 @@ def serve(
     detail = f" with {workers} worker{'s' if workers > 1 else ''}" + (
         f", shadowing {shadow}" if shadow else ""
     )
+    if log_predictions:
+        detail += f", logging {log_predictions:.0%} of requests"
     run_server(client, options, lambda at: console().print(f"serving {what} on {at}{detail}"))
 
 

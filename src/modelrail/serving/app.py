@@ -3,42 +3,60 @@
 No framework sits on the predict path: a request is routed by a dict lookup,
 its body parsed by orjson into a float64 matrix, scored by the model's fastest
 verified predictor and answered with orjson. Every response names the model and
-version that produced it, in the body and in ``x-model-*`` headers.
+version that produced it, in the body and in ``x-model-*`` headers, and carries the
+request's id in ``x-request-id`` (see ``request_ids``).
+
+A request sampled for the prediction log costs one append of references the handler
+already holds to the log's queue, after the answer is sent (see
+``monitoring.prediction_log``); with logging off, one test of a number.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+import random
+import time
+from collections.abc import Callable
 from time import perf_counter
 from typing import Any
 
-import numpy as np
 import orjson
 
 from modelrail.errors import InvalidRequestError
-from modelrail.scoring.predictor import UNSCORABLE, Scored
+from modelrail.monitoring.feedback_api import FeedbackWriter, labels_from_json
+from modelrail.monitoring.prediction_rows import Origin
+from modelrail.serving.answers import Answering
 from modelrail.serving.auth import TokenGuard
 from modelrail.serving.docs import docs_page, openapi_spec
-from modelrail.serving.input_spec import InputSpec
-from modelrail.serving.inputs import Limits, ModelInput, matrix_from_csv, matrix_from_json
-from modelrail.serving.metrics import ModelCounts, ServerMetrics
+from modelrail.serving.http_io import (
+    JSON,
+    ClientGone,
+    Receive,
+    Scope,
+    Send,
+    error,
+    is_json,
+    other_content,
+    read_body,
+    respond,
+)
+from modelrail.serving.inputs import Limits, matrix_from_json, parse_json
+from modelrail.serving.metrics import ServerMetrics
 from modelrail.serving.models import ModelSet, ServedModel
+from modelrail.serving.prediction_logging import LogPlan
+from modelrail.serving.request_ids import HEADER, RequestIds, valid_request_id
 
 log = logging.getLogger("modelrail.serving")
 
-Scope = dict[str, Any]
-Receive = Callable[[], Awaitable[dict[str, Any]]]
-Send = Callable[[dict[str, Any]], Awaitable[None]]
-ShadowHook = Callable[[ServedModel, Any, Any, float], None]
+# Called after a live answer is sent: the served version, its input, its predictions, the
+# model's seconds, and (origin, request id, arrival) when the request was logged.
+ShadowHook = Callable[[ServedModel, Any, Any, float, "tuple[Origin, bytes, float] | None"], None]
 
-_JSON = (b"content-type", b"application/json")
-_CHALLENGE = ((b"www-authenticate", b'Bearer realm="modelrail"'),)
+_CHALLENGE = (b"www-authenticate", b'Bearer realm="modelrail"')
 _PREDICT_PREFIX = "/v1/models/"
 _PREDICT_SUFFIX = "/predict"
-# curl -d sends form encoding by default; the body is still the JSON the user typed.
-_JSON_TYPES = (b"application/json", b"application/x-www-form-urlencoded", b"")
+_FEEDBACK = "/v1/feedback"
 
 
 class PredictionApp:
@@ -54,6 +72,8 @@ class PredictionApp:
         on_shutdown: Callable[[], None] | None = None,
         guard: TokenGuard | None = None,
         guard_metrics: bool = False,
+        log_plan: LogPlan | None = None,
+        feedback: FeedbackWriter | None = None,
     ) -> None:
         self.models = models
         self.guard = guard
@@ -65,7 +85,12 @@ class PredictionApp:
         self.shadow = shadow
         self.on_startup = on_startup
         self.on_shutdown = on_shutdown
-        self._answering: dict[str, _Answering] = {}
+        self.log_plan = log_plan
+        self.feedback = feedback
+        self._log = log_plan.channel() if log_plan is not None else None
+        self._random = random.Random().random
+        self._ids = RequestIds()
+        self._answering: dict[str, Answering] = {}
         self._get_routes: dict[str, Callable[[], tuple[int, bytes, bytes]]] = {
             "/health": self._health,
             "/ready": self._ready,
@@ -87,56 +112,92 @@ class PredictionApp:
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope["path"]
         method: str = scope["method"]
+        # One pass over the headers for all the app reads of them.
+        content_type, length, given = b"", None, None
+        for key, value in scope["headers"]:
+            if key == b"content-type":
+                content_type = value
+            elif key == b"content-length":
+                length = value
+            elif key == HEADER:
+                given = value
+        if given is None:
+            request_id = self._ids.new()
+        elif valid_request_id(given):
+            request_id = given
+        else:
+            shown = given[:40].decode("latin-1")
+            await error(
+                send,
+                400,
+                f"x-request-id {shown!r} is not a usable id: 1 to 128 letters, digits or "
+                "- _ . : / + = @ ~ (or send none and the server makes one)",
+                "x-request-id",
+                ((HEADER, self._ids.new()),),
+            )
+            return
+        named = (HEADER, request_id)
         if self.guard is not None and path not in self._open:
             refusal = await self.guard.refusal(scope["headers"])
             if refusal is not None:
-                await _error(send, refusal.status, refusal.message, "Authorization", _CHALLENGE)
+                headers = (_CHALLENGE, named)
+                await error(send, refusal.status, refusal.message, "Authorization", headers)
                 return
         if method == "POST":
             if path.startswith(_PREDICT_PREFIX) and path.endswith(_PREDICT_SUFFIX):
                 name = path[len(_PREDICT_PREFIX) : -len(_PREDICT_SUFFIX)]
-                await self._predict(scope, receive, send, name, mlflow=False)
+                await self._predict(receive, send, name, False, request_id, content_type, length)
                 return
             if path == "/invocations":
-                await self._predict(scope, receive, send, None, mlflow=True)
+                await self._predict(receive, send, None, True, request_id, content_type, length)
+                return
+            if path == _FEEDBACK:
+                await self._feedback(scope, receive, send, named, content_type, length)
                 return
         elif method in ("GET", "HEAD"):
             route = self._get_routes.get(path)
             if route is not None:
-                status, content_type, body = route()
-                await _respond(send, status, body, [(b"content-type", content_type)])
+                status, media, body = route()
+                await respond(send, status, body, [(b"content-type", media), named])
                 return
         known = (
             path in self._get_routes
-            or path == "/invocations"
+            or path in ("/invocations", _FEEDBACK)
             or (path.startswith(_PREDICT_PREFIX) and path.endswith(_PREDICT_SUFFIX))
         )
         if known:
-            await _error(send, 405, f"method {method} is not allowed on {path}", "method")
+            await error(send, 405, f"method {method} is not allowed on {path}", "method", (named,))
         else:
-            await _error(send, 404, f"no route {path}", "path")
+            await error(send, 404, f"no route {path}", "path", (named,))
 
     # -- predictions ----------------------------------------------------------------------------
 
     async def _predict(
-        self, scope: Scope, receive: Receive, send: Send, name: str | None, *, mlflow: bool
+        self,
+        receive: Receive,
+        send: Send,
+        name: str | None,
+        mlflow: bool,
+        request_id: bytes,
+        content_type: bytes,
+        length: bytes | None,
     ) -> None:
         started = perf_counter()
         served = self._choose(name)
         if isinstance(served, str):
-            await _error(send, 404, served, "model")
+            await error(send, 404, served, "model", ((HEADER, request_id),))
             return
         answering = self._answering.get(served.name)
         if answering is None or answering.served is not served:  # first use, or a new version
-            answering = _Answering.of(served, self.metrics)
+            answering = Answering.of(served, self.metrics, self.log_plan)
             self._answering[served.name] = answering
         try:
-            content_type, body = await _read_body(scope, receive, self.limits)
+            body = await read_body(receive, self.limits, length)
             spec = served.input_spec
             if content_type == b"application/json":
                 matrix = matrix_from_json(body, spec, self.limits, mlflow=mlflow)
             else:
-                matrix = _other_content(content_type, body, spec, self.limits, mlflow)
+                matrix = other_content(content_type, body, spec, self.limits, mlflow)
             scoring_started = perf_counter()
             scored = served.scoring.score_input(matrix)
             scoring_seconds = perf_counter() - scoring_started
@@ -144,9 +205,10 @@ class PredictionApp:
         except InvalidRequestError as exc:
             self.metrics.refused(served.name, exc.field or "body")
             answering.counts.failed(exc.http_status, perf_counter() - started)
-            await _error(send, exc.http_status, exc.message, exc.field, answering.model_headers)
+            headers = (*answering.model_headers, (HEADER, request_id))
+            await error(send, exc.http_status, exc.message, exc.field, headers)
             return
-        except _ClientGone:
+        except ClientGone:
             return
         except Exception as exc:  # a valid-looking input the model itself cannot score
             log.warning(
@@ -156,26 +218,91 @@ class PredictionApp:
                 exc,
             )
             self.metrics.refused(served.name, "model")
-            await _error(
+            await error(
                 send,
                 422,
                 f"the model could not score this input: {type(exc).__name__}: {exc}",
                 "inputs",
-                answering.model_headers,
+                (*answering.model_headers, (HEADER, request_id)),
             )
             return
+        rows = len(matrix)
         # Counted before it is sent: a client holding its answer finds it in /metrics.
-        answering.counts.answered(len(matrix), perf_counter() - started)
+        answering.counts.answered(rows, perf_counter() - started)
         await send(
             {
                 "type": "http.response.start",
                 "status": 200,
-                "headers": [*answering.headers, (b"content-length", b"%d" % len(payload_out))],
+                "headers": [
+                    *answering.headers,
+                    (HEADER, request_id),
+                    (b"content-length", b"%d" % len(payload_out)),
+                ],
             }
         )
         await send({"type": "http.response.body", "body": payload_out})
+        rate = answering.log_rate
+        logged = None
+        if rate and (rate >= 1.0 or self._random() < rate):
+            origin = answering.origin
+            assert self._log is not None and origin is not None
+            self._log.offer(
+                (
+                    origin,
+                    request_id,
+                    started,
+                    matrix,
+                    scored.predictions,
+                    scored.probabilities,
+                    scoring_seconds,
+                    rows,
+                )
+            )
+            logged = (origin, request_id, started)
         if self.shadow is not None:
-            self.shadow(served, matrix, scored.predictions, scoring_seconds)
+            self.shadow(served, matrix, scored.predictions, scoring_seconds, logged)
+
+    # -- labels ------------------------------------------------------------------------------
+
+    async def _feedback(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        named: tuple[bytes, bytes],
+        content_type: bytes,
+        length: bytes | None,
+    ) -> None:
+        if self.feedback is None:
+            message = "this server keeps no labels (it serves a bundle, without a project)"
+            await error(send, 404, message, "path", (named,))
+            return
+        try:
+            if not is_json(content_type):
+                raise InvalidRequestError(
+                    "send the labels as application/json", field="content-type", status=415
+                )
+            payload = parse_json(await read_body(receive, self.limits, length))
+            who = self.guard.user_name(scope["headers"]) if self.guard is not None else None
+            model, table = labels_from_json(payload, loaded_by=who or "api", now=time.time())
+        except InvalidRequestError as exc:
+            await error(send, exc.http_status, exc.message, exc.field, (named,))
+            return
+        except ClientGone:
+            return
+        if model not in self.models.current:
+            served = ", ".join(sorted(self.models.current)) or "none"
+            message = f"no model {model!r} is served here (models: {served})"
+            await error(send, 404, message, "model", (named,))
+            return
+        try:
+            stored = await asyncio.wrap_future(self.feedback.submit(model, table))
+        except Exception as exc:  # disk full, no permission: the caller may send them again
+            message = f"the labels could not be stored: {type(exc).__name__}: {exc}"
+            await error(send, 503, message, None, (named,))
+            return
+        body = orjson.dumps({"model": model, "stored": stored})
+        await respond(send, 200, body, [JSON, named])
 
     def _choose(self, name: str | None) -> ServedModel | str:
         current = self.models.current
@@ -254,139 +381,3 @@ class PredictionApp:
                     self.on_shutdown()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
-
-
-class _ClientGone(Exception):
-    pass
-
-
-def _serialisable(values: np.ndarray[Any, Any]) -> Any:
-    """Numbers and booleans as a C-ordered array (orjson writes those directly, whatever
-    layout the library returned: XGBoost's and LightGBM's are often Fortran-ordered or
-    views); labels of any other type (text, objects) as a list."""
-    if values.dtype.kind in "biuf" and values.dtype.byteorder in "=|":
-        return np.ascontiguousarray(values)
-    if values.dtype.kind in "iuf":
-        return np.ascontiguousarray(values, dtype=values.dtype.newbyteorder("="))
-    return values.tolist()
-
-
-def _plain(value: Any) -> Any:
-    """What orjson cannot write by itself: numpy scalars inside label lists, dates."""
-    if isinstance(value, np.generic):
-        return value.item()
-    return str(value)
-
-
-def _refuse_unscorable(scored: Scored) -> None:
-    """A score that came out NaN or infinite is no answer: the input was outside what the
-    model can score (a feature so large that the arithmetic overflowed, say)."""
-    unscorable = scored.nonfinite_rows()
-    if unscorable is not None:
-        row = int(np.flatnonzero(unscorable)[0])
-        raise InvalidRequestError(f"row {row}: {UNSCORABLE}", field=f"inputs[{row}]", status=422)
-
-
-@dataclass(frozen=True, slots=True)
-class _Answering:
-    """What every answer of one served version repeats, worked out on its first request."""
-
-    served: ServedModel
-    model_headers: tuple[tuple[bytes, bytes], ...]  # x-model-*
-    headers: tuple[tuple[bytes, bytes], ...]  # content type + x-model-*
-    document: dict[str, Any]  # model, version, environment
-    counts: ModelCounts
-
-    @classmethod
-    def of(cls, served: ServedModel, metrics: ServerMetrics) -> _Answering:
-        named = [
-            (b"x-model-name", served.name.encode()),
-            (b"x-model-version", str(served.version).encode()),
-        ]
-        if served.environment:
-            named.append((b"x-model-environment", served.environment.encode()))
-        document = {
-            "model": served.name,
-            "version": served.version,
-            "environment": served.environment,
-        }
-        counts = metrics.for_model(served.name, served.version)
-        return cls(served, tuple(named), (_JSON, *named), document, counts)
-
-    def answer(self, scored: Scored) -> bytes:
-        """The response body; an InvalidRequestError when a score is NaN or infinite."""
-        document = self.document.copy()
-        document["predictions"] = _serialisable(scored.predictions)
-        if scored.probabilities is not None:
-            document["probabilities"] = _serialisable(scored.probabilities)
-        answer = orjson.dumps(document, option=orjson.OPT_SERIALIZE_NUMPY, default=_plain)
-        # orjson writes NaN and infinity as null: an answer without one has only finite
-        # scores, and only one with a null (a None label, say) needs its scores looked at.
-        if b"null" in answer:
-            _refuse_unscorable(scored)
-        return answer
-
-
-def _other_content(
-    content_type: bytes, body: bytes, spec: InputSpec, limits: Limits, mlflow: bool
-) -> ModelInput:
-    """A body whose content type is not exactly ``application/json``."""
-    content_type = bytes(content_type.split(b";", 1)[0].strip().lower())
-    if mlflow and content_type == b"text/csv":
-        return matrix_from_csv(body, spec, limits)
-    if content_type in _JSON_TYPES or content_type.endswith(b"+json"):
-        return matrix_from_json(body, spec, limits, mlflow=mlflow)
-    raise InvalidRequestError(
-        f"content type {content_type.decode(errors='replace')!r} is not supported: "
-        "send application/json" + (" or text/csv" if mlflow else ""),
-        field="content-type",
-        status=415,
-    )
-
-
-async def _read_body(scope: Scope, receive: Receive, limits: Limits) -> tuple[bytes, bytes]:
-    """The request's content type (as sent; ``b""`` without one) and its whole body."""
-    content_type = b""
-    for key, value in scope["headers"]:
-        if key == b"content-type":
-            content_type = value
-        elif key == b"content-length" and value.isdigit() and int(value) > limits.max_body_bytes:
-            raise InvalidRequestError(
-                f"the body is {int(value)} bytes; at most {limits.max_body_bytes}",
-                field="body",
-                status=413,
-            )
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise _ClientGone
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limits.max_body_bytes:
-            raise InvalidRequestError(
-                f"the body is over {limits.max_body_bytes} bytes", field="body", status=413
-            )
-        if not message.get("more_body", False):
-            return content_type, b"".join((*chunks, chunk)) if chunks else chunk
-        chunks.append(chunk)
-
-
-async def _respond(
-    send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]
-) -> None:
-    headers.append((b"content-length", str(len(body)).encode()))
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
-
-
-async def _error(
-    send: Send,
-    status: int,
-    message: str,
-    field: str | None,
-    headers: tuple[tuple[bytes, bytes], ...] = (),
-) -> None:
-    body = orjson.dumps({"error": message, "field": field, "status": status})
-    await _respond(send, status, body, [_JSON, *headers])

@@ -46,7 +46,8 @@ class TokenGuard:
     environment: str | None
     ttl_s: float = 5.0
     clock: Callable[[], float] = time.monotonic
-    _good: dict[str, float] = field(default_factory=dict)
+    # sha256 of a token found good -> (trusted until, its user's name)
+    _good: dict[str, tuple[float, str]] = field(default_factory=dict)
 
     async def refusal(self, headers: list[tuple[bytes, bytes]]) -> Refusal | None:
         """None when the request may go on, else why not."""
@@ -54,9 +55,9 @@ class TokenGuard:
         if secret is None:
             return Refusal(401, "this server needs 'Authorization: Bearer <token>'")
         key = hashlib.sha256(secret.encode()).hexdigest()
-        until = self._good.get(key)
+        known = self._good.get(key)
         now = self.clock()
-        if until is not None and until > now:
+        if known is not None and known[0] > now:
             return None
         try:
             user = await asyncio.to_thread(self.authenticate, secret)
@@ -69,8 +70,16 @@ class TokenGuard:
             return Refusal(403, exc.message)
         if len(self._good) >= _MAX_REMEMBERED:
             self._good.clear()
-        self._good[key] = now + self.ttl_s
+        self._good[key] = (now + self.ttl_s, user.name)
         return None
+
+    def user_name(self, headers: list[tuple[bytes, bytes]]) -> str | None:
+        """Who a request that ``refusal`` let through signed in as (labels record it)."""
+        secret = _bearer(headers)
+        if secret is None:
+            return None
+        known = self._good.get(hashlib.sha256(secret.encode()).hexdigest())
+        return known[1] if known is not None else None
 
 
 def _bearer(headers: list[tuple[bytes, bytes]]) -> str | None:

@@ -1,5 +1,5 @@
 """Prometheus metrics of the prediction server: requests, errors and latency per model
-and version, and shadow agreement.
+and version, shadow agreement, and what the prediction log wrote and dropped.
 
 Each request is counted through a ``ModelCounts`` bound to its model and version once. In one
 process (the default) these are plain numbers that the event loop, the only thread that
@@ -27,6 +27,8 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.utils import floatToGoString
 
+from modelrail.monitoring.prediction_log import LogCounts, TallyCounts
+
 LATENCY_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
 # The latency buckets' "le" labels, written as prometheus_client writes them.
 _BOUNDS = [*(floatToGoString(b) for b in LATENCY_BUCKETS), "+Inf"]  # type: ignore[no-untyped-call]
@@ -38,6 +40,19 @@ _ROWS = ("modelrail_predicted_rows_total", "Rows predicted.")
 _LATENCY = (
     "modelrail_request_latency_seconds",
     "Time from request received to response ready, by model and version.",
+)
+_LOG_WRITTEN = (
+    "modelrail_prediction_log_written_total",
+    "Requests whose predictions were written to the prediction log, by model.",
+)
+_LOG_DROPPED = (
+    "modelrail_prediction_log_dropped_total",
+    "Requests sampled for the prediction log but not written, by model and reason "
+    "(queue_full: the writer was behind; write_error: their file could not be written).",
+)
+_LOG_FAILURES = (
+    "modelrail_prediction_log_write_errors_total",
+    "Prediction log files that could not be written (disk full, no permission), by model.",
 )
 
 
@@ -102,6 +117,47 @@ class _LocalCollector:
         return iter(())
 
 
+class _LogCollector:
+    """The prediction log's counts of this process (``TallyCounts``), at scrape time."""
+
+    def __init__(self, counts: TallyCounts) -> None:
+        self.counts = counts
+
+    def collect(self) -> Iterator[Metric]:
+        written = CounterMetricFamily(*_LOG_WRITTEN, labels=["model"])
+        dropped = CounterMetricFamily(*_LOG_DROPPED, labels=["model", "reason"])
+        failures = CounterMetricFamily(*_LOG_FAILURES, labels=["model"])
+        for model, count in sorted(self.counts.written_by.items()):
+            written.add_metric([model], count)
+        for (model, reason), count in sorted(self.counts.dropped_by.items()):
+            dropped.add_metric([model, reason], count)
+        for model, count in sorted(self.counts.failures_by.items()):
+            failures.add_metric([model], count)
+        yield from (written, dropped, failures)
+
+    def describe(self) -> Iterator[Metric]:
+        return iter(())
+
+
+class _SharedLogCounts:
+    """The prediction log's counts in prometheus_client's multiprocess files (every worker
+    process adds to them; any one answers a scrape with the sum)."""
+
+    def __init__(self) -> None:
+        self._written = Counter(*_LOG_WRITTEN, ("model",), registry=None)
+        self._dropped = Counter(*_LOG_DROPPED, ("model", "reason"), registry=None)
+        self._failures = Counter(*_LOG_FAILURES, ("model",), registry=None)
+
+    def written(self, model: str, requests: int) -> None:
+        self._written.labels(model).inc(requests)
+
+    def dropped(self, model: str, reason: str, requests: int) -> None:
+        self._dropped.labels(model, reason).inc(requests)
+
+    def write_failed(self, model: str) -> None:
+        self._failures.labels(model).inc()
+
+
 class _SharedCounts:
     """One model version's counts in prometheus_client's multiprocess files."""
 
@@ -134,6 +190,7 @@ class ServerMetrics:
         registry = None if self.multiprocess else self.registry
         labels = ("model", "version")
         self._counts: dict[tuple[str, int], Any] = {}
+        self._log_counts: LogCounts | None = None
         if self.multiprocess:
             self.requests = Counter(*_REQUESTS, (*labels, "status"), registry=None)
             self.rows = Counter(*_ROWS, labels, registry=None)
@@ -194,6 +251,18 @@ class ServerMetrics:
             counts.answered(rows, seconds)
         else:
             counts.failed(status, seconds)
+
+    def prediction_log_counts(self) -> LogCounts:
+        """Where the prediction log counts what it wrote and dropped (made on first use: a
+        server that logs nothing shows none of these metrics)."""
+        if self._log_counts is None:
+            if self.multiprocess:
+                self._log_counts = _SharedLogCounts()
+            else:
+                tally = TallyCounts()
+                self.registry.register(_LogCollector(tally))
+                self._log_counts = tally
+        return self._log_counts
 
     def refused(self, model: str, reason: str) -> None:
         self.errors.labels(model, reason).inc()

@@ -24,3 +24,10 @@ class ServeOptions:
     max_body_bytes: int = 16 * 1024 * 1024
     auth: bool = False  # predictions need a token of a user with a role in the environment
     metrics_auth: bool = False  # /metrics too
+    # The share of requests whose inputs and answers are logged (0..1); None: the
+    # environment's [environments.NAME.monitoring] log_predictions.
+    log_predictions: float | None = None
+    log_queue_rows: int = 50_000  # rows waiting for the log's writer, at most (then dropped)
+    log_file_rows: int = 50_000  # a log file is written when a model has this many rows ...
+    log_file_seconds: float = 10.0  # ... or its oldest row waited this long
+    log_collect_every_s: float = 0.1  # how often the writer takes what requests handed over

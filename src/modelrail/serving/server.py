@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, cast
 from modelrail.client import Client, default_client
 from modelrail.entities import ModelVersion
 from modelrail.errors import ModelrailError, NotFoundError, ServerStartError
+from modelrail.monitoring.feedback_api import FeedbackWriter
 from modelrail.policy import EnvironmentPolicy
 from modelrail.refs import Ref
 from modelrail.scoring.forms.record import ONE_ROW
@@ -35,6 +36,7 @@ from modelrail.serving.inputs import Limits
 from modelrail.serving.metrics import ServerMetrics
 from modelrail.serving.models import ModelSet, ServedModel, Watcher
 from modelrail.serving.options import ServeOptions as ServeOptions  # its home until now
+from modelrail.serving.prediction_logging import plan_logging
 
 if TYPE_CHECKING:
     from modelrail.remote.client import RemoteClient
@@ -123,14 +125,22 @@ def build_server(client: Client, options: ServeOptions) -> BuiltServer:
 
     if options.environment is not None:
         watchers.append(_environment_watcher(client, options, models, load, loaded))
+    environments = {options.environment, *(m.environment for m in models.current.values())}
+    log_plan = plan_logging(client, options, metrics, environments)
+    starters: list[Any] = []
+    if log_plan is not None:
+        starters.append(log_plan.log.start)
+        stoppers.append(log_plan.log.stop)
     shadow_hook = None
     if options.shadow is not None:
         from modelrail.serving.shadow import ShadowScorer
 
-        shadow = ShadowScorer(client, options.shadow, metrics, load, options)
+        shadow = ShadowScorer(client, options.shadow, metrics, load, options, log_plan)
         watchers.append(shadow.watcher)
         shadow_hook = shadow.submit
-        stoppers.append(shadow.stop)
+        stoppers.insert(0, shadow.stop)  # its last answers go to the log before it stops
+    feedback = FeedbackWriter(client.settings.monitoring_folder)
+    stoppers.append(feedback.stop)
     for name, served in models.current.items():
         metrics.loaded.labels(name, served.environment or "").set(served.version)
     app = PredictionApp(
@@ -139,10 +149,12 @@ def build_server(client: Client, options: ServeOptions) -> BuiltServer:
         metrics=metrics,
         limits=Limits(max_rows=options.max_rows, max_body_bytes=options.max_body_bytes),
         shadow=shadow_hook,
-        on_startup=lambda: _each(watchers, Watcher.start),
+        on_startup=lambda: _each([*watchers, *starters], _start),
         on_shutdown=lambda: _each([*watchers, *stoppers], _stop),
         guard=TokenGuard(client.authenticate, options.environment) if options.auth else None,
         guard_metrics=options.auth and options.metrics_auth,
+        log_plan=log_plan,
+        feedback=feedback,
     )
     return BuiltServer(app=app, watchers=watchers, client=client, stoppers=stoppers)
 
@@ -154,6 +166,10 @@ def _each(items: list[Any], action: Any) -> None:
 
 def _stop(item: Any) -> None:
     item.stop() if isinstance(item, Watcher) else item()
+
+
+def _start(item: Any) -> None:
+    item.start() if isinstance(item, Watcher) else item()
 
 
 def _environment_watcher(

@@ -3,7 +3,9 @@ environment (say staging) holds, on a background thread after the response has
 gone out. Agreement and latencies go to /metrics and, every few seconds, to the
 store, where ``modelrail shadow report`` reads them.
 
-A full queue drops shadow work rather than slowing live traffic.
+A full queue drops shadow work rather than slowing live traffic. When the live request
+was logged (``serve --log-predictions``), the shadow's answer is logged too, under the same
+request id, with source "shadow" and the shadow environment and version.
 """
 
 from __future__ import annotations
@@ -19,12 +21,14 @@ import numpy as np
 
 from modelrail.client import Client
 from modelrail.errors import ModelrailError
+from modelrail.monitoring.prediction_rows import Origin
 from modelrail.serving.metrics import ServerMetrics
 from modelrail.serving.models import ModelSet, ServedModel, Watcher
 from modelrail.store.shadow_repo import ShadowTotals
 
 if TYPE_CHECKING:
     from modelrail.serving.options import ServeOptions
+    from modelrail.serving.prediction_logging import LogPlan
 
 log = logging.getLogger("modelrail.serving")
 FLUSH_EVERY_S = 2.0
@@ -39,8 +43,13 @@ class ShadowScorer:
         metrics: ServerMetrics,
         load: Any,
         options: ServeOptions,
+        log_plan: LogPlan | None = None,
     ) -> None:
         client.policy.environment(environment)
+        self.log_plan = log_plan
+        self._log = log_plan.channel() if log_plan is not None else None
+        # The origin of each shadow version's logged answers, by the live origin.
+        self._origins: dict[tuple[Origin, ServedModel], Origin] = {}
         self.environment = environment
         self.live_environment = options.environment or "-"
         self.metrics = metrics
@@ -77,15 +86,21 @@ class ShadowScorer:
         self._flush()
 
     def submit(
-        self, served: ServedModel, matrix: Any, predictions: Any, live_seconds: float
+        self,
+        served: ServedModel,
+        matrix: Any,
+        predictions: Any,
+        live_seconds: float,
+        logged: tuple[Origin, bytes, float] | None = None,
     ) -> None:
-        """On the request path: only a queue put."""
+        """On the request path: only a queue put. ``logged``: the live request's log origin,
+        id and arrival, when it was logged."""
         shadow = self.models.current.get(served.name)
         if shadow is None:
             return
         self.start()
         try:
-            self._queue.put_nowait((served, shadow, matrix, predictions, live_seconds))
+            self._queue.put_nowait((served, shadow, matrix, predictions, live_seconds, logged))
         except queue.Full:
             self.dropped += 1
 
@@ -105,18 +120,35 @@ class ShadowScorer:
                 last_flush = time.monotonic()
 
     def _score(
-        self, served: ServedModel, shadow: ServedModel, matrix: Any, live: Any, live_seconds: float
+        self,
+        served: ServedModel,
+        shadow: ServedModel,
+        matrix: Any,
+        live: Any,
+        live_seconds: float,
+        logged: tuple[Origin, bytes, float] | None,
     ) -> None:
         started = time.perf_counter()
         try:
-            predictions = shadow.scoring.score_input(matrix).predictions
+            scored = shadow.scoring.score_input(matrix)
         except Exception as exc:  # a candidate failing must never touch live traffic
             log.warning(
                 "modelrail serve: shadow %s %s failed: %s", shadow.name, shadow.version, exc
             )
             return
+        predictions = scored.predictions
         seconds = time.perf_counter() - started
-        rows = int(matrix.shape[0])
+        rows = len(matrix)
+        if logged is not None and self._log is not None and self.log_plan is not None:
+            live_origin, request_id, arrived = logged
+            pair = (live_origin, shadow)
+            origin = self._origins.get(pair)
+            if origin is None:
+                if len(self._origins) > 64:  # versions long replaced: forget them
+                    self._origins.clear()
+                origin = self._origins[pair] = self.log_plan.shadow_origin(live_origin, shadow)
+            record = (origin, request_id, arrived, matrix, predictions, scored.probabilities)
+            self._log.offer((*record, seconds, rows))
         agreeing = int(np.count_nonzero(np.asarray(predictions) == np.asarray(live)))
         labels = (served.name, str(served.version), str(shadow.version))
         self.metrics.shadow_requests.labels(*labels).inc()
