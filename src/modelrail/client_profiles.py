@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Protocol, cast
 from modelrail.store.profiles_repo import ReferenceProfileRepository
 
 if TYPE_CHECKING:
-    from modelrail.entities import ModelVersion
-    from modelrail.monitoring.profiles import ReferenceProfile
+    from modelrail.entities import BatchRun, ModelVersion
+    from modelrail.monitoring.profiles import BatchProfile, ReferenceProfile
     from modelrail.store.db import Database
 
 
@@ -22,7 +22,27 @@ class _Versions(Protocol):
     def get_model_version(self, reference: str) -> ModelVersion: ...
 
 
-class ProfileMethods:
+class _BatchRuns(Protocol):
+    def batch_run(self, run_id: str) -> BatchRun: ...
+
+
+class BatchProfileReading:
+    """A batch run's profile, read through the client's public ``batch_run`` (``Client``
+    and ``RemoteClient`` both have it)."""
+
+    def batch_profile(self, run_id: str) -> BatchProfile | None:
+        """What batch run ``run_id`` (or a prefix of 4+ characters) scored: its input profile
+        and prediction distribution; None for a run that records none (it failed, ran on
+        Spark, or ran before profiles existed)."""
+        from modelrail.monitoring.profiles import BatchProfile
+
+        record = cast(_BatchRuns, self).batch_run(run_id)
+        if record.profile is None:
+            return None
+        return BatchProfile.from_text(record.profile, f"the profile of batch run {record.id}")
+
+
+class ProfileMethods(BatchProfileReading):
     """Reference profiles: the monitoring half of ``Client``'s registry."""
 
     db: Database

@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     from modelrail.artifacts import ArtifactStore
     from modelrail.batch.host import BatchHost
     from modelrail.batch.sources import Source
+    from modelrail.monitoring.batch_profiles import BatchProfiling
 
 Progress = Callable[[int, int | None], None]
 Pipeline = Stage[ScoredBatch] | Generator[ScoredBatch, None, None]
@@ -62,6 +63,9 @@ class _Plan:
     artifacts: ArtifactStore
     # A fresh run's input, already being decoded and scored while its record is written.
     pipeline: Pipeline | None = None
+    # The run's input profile and prediction distribution, from the batches it scores
+    # (local engine; Spark's executors see the rows, not this process).
+    profiling: BatchProfiling | None = None
 
 
 def run_batch(
@@ -261,7 +265,13 @@ def _plan(client: BatchHost, spec: JobSpec, version: ModelVersion, run_id: str) 
     except BaseException:
         source.close()
         raise
-    return _Plan(spec, version, scorer, source, sink, client.artifacts)
+    profiling = None
+    if spec.engine == "local":
+        from modelrail.monitoring.batch_profiles import BatchProfiling
+
+        prediction = scorer.prediction_columns()[0]
+        profiling = BatchProfiling(version.signature, inputs, prediction)
+    return _Plan(spec, version, scorer, source, sink, client.artifacts, profiling=profiling)
 
 
 def _execute(
@@ -283,9 +293,13 @@ def _execute(
         row = done.next_row
         written, rejected = done.rows_written, done.rows_rejected
         saved_parts = writer.parts_done()
+        if plan.profiling is not None:
+            plan.profiling.first_row = row
         pipeline = _scored_batches(plan, row, record.id, writer)
         for scored in pipeline:
             writer.write(scored, clock())
+            if plan.profiling is not None:
+                plan.profiling.add_output(scored.output)
             row += scored.rows_read
             written += scored.rows_written
             rejected += scored.rows_rejected
@@ -323,6 +337,7 @@ def _execute(
         heartbeat_at=clock(),
         checkpoint=None,
         error=None,
+        profile=None if plan.profiling is None else plan.profiling.to_text(),
     )
     return repo.get(record.id)
 
@@ -353,6 +368,8 @@ def _scored(
     limits = contextlib.nullcontext() if compiled else threadpool_limits(1, user_api="blas")
     with batches, limits:
         for batch in batches:
+            if plan.profiling is not None:
+                plan.profiling.add_input(batch)
             scored = plan.scorer.score(batch, row, run_id)
             row += scored.rows_read
             yield scored

@@ -38,8 +38,10 @@ from modelrail.cli.render import (
     format_time,
     key_value_table,
     print_json,
+    to_plain,
 )
 from modelrail.entities import BatchRun
+from modelrail.monitoring.profiles import BatchProfile
 
 app = typer.Typer(help="Batch scoring: run jobs, resume them, see their history.")
 log = logging.getLogger("modelrail")
@@ -143,13 +145,18 @@ def show(
     run_id: Annotated[str, typer.Argument(help="Batch run id (or a prefix of 4+ characters).")],
     as_json: JsonOption = False,
 ) -> None:
-    """One batch run in full, with its error if it failed."""
+    """One batch run in full, with its error if it failed, and what it scored: its input per
+    column (quantiles or the most frequent values) and the distribution of its predictions."""
     with open_client() as client:
         record = client.batch_run(run_id)
+        profile = client.batch_profile(record.id)
     if as_json:
-        print_json(record)
+        print_json({**to_plain(record), "profile": None if profile is None else profile.to_json()})
         return
-    console().print(_details(record))
+    out = console()
+    out.print(_details(record, profile))
+    if profile is not None and profile.input is not None and profile.input.columns:
+        out.print(_profile_table(profile))
 
 
 def register(root: typer.Typer) -> None:
@@ -252,7 +259,12 @@ def _history_table(runs: list[BatchRun]) -> Table:
     return table
 
 
-def _details(r: BatchRun) -> Table:
+def _details(r: BatchRun, profile: BatchProfile | None) -> Table:
+    scored = None
+    if profile is not None and profile.input is not None:
+        scored = f"{len(profile.input.columns)} input columns of {profile.input.rows:,} rows"
+        scored += f" (from row {profile.first_row:,}: resumed)" if profile.first_row else ""
+    predicted = None if profile is None or profile.prediction is None else profile.prediction
     return key_value_table(
         f"batch run {r.id}",
         [
@@ -272,5 +284,21 @@ def _details(r: BatchRun) -> Table:
             ("took", format_duration(r.duration)),
             ("by", f"{r.user} on {r.host} (pid {r.pid})"),
             ("error", r.error),
+            ("profiled", scored),
+            ("predictions", None if predicted is None else predicted.summary(top=3)),
         ],
     )
+
+
+def _profile_table(profile: BatchProfile) -> Table:
+    table = Table(title="input", title_justify="left")
+    for heading in ("column", "kind", "values", "missing", "summary"):
+        table.add_column(heading)
+    assert profile.input is not None
+    for name, column in profile.input.columns.items():
+        summary = column.summary(top=3)
+        if column.kind == "numeric" and column.count:
+            summary += f", median {column.quantiles[50]:.3g} ({column.min:.3g} to {column.max:.3g})"
+        missing = f"{column.missing_rate:.1%}"
+        table.add_row(name, column.kind, f"{column.count:,}", missing, summary)
+    return table

@@ -35,10 +35,12 @@ import numpy as np
 from modelrail.errors import MonitoringDataError
 
 __all__ = [
+    "BATCH_FORMAT",
     "CATEGORICAL",
     "FORMAT",
     "NUMERIC",
     "REFERENCE_FORMAT",
+    "BatchProfile",
     "ColumnProfile",
     "DatasetProfile",
     "ReferenceProfile",
@@ -48,6 +50,7 @@ __all__ = [
 
 FORMAT = "modelrail.profile.v1"
 REFERENCE_FORMAT = "modelrail.reference.v1"
+BATCH_FORMAT = "modelrail.batch-profile.v1"
 NUMERIC = "numeric"
 CATEGORICAL = "categorical"
 QUANTILES = 101
@@ -239,6 +242,47 @@ class ReferenceProfile:
 
     @classmethod
     def from_text(cls, text: str | bytes, where: str = "reference profile") -> ReferenceProfile:
+        return cls.from_json(_parse(text, where), where)
+
+
+@dataclass(frozen=True)
+class BatchProfile:
+    """What a batch run scored: its input (the model's input columns) and the distribution
+    of its predictions. A resumed run profiles the rows it scored after resuming, from
+    ``first_row`` on."""
+
+    input: DatasetProfile | None
+    prediction: ColumnProfile | None
+    first_row: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format": BATCH_FORMAT,
+            "input": None if self.input is None else self.input.to_json(),
+            "prediction": None if self.prediction is None else self.prediction.to_json(),
+            "first_row": self.first_row,
+        }
+
+    @classmethod
+    def from_json(cls, document: object, where: str = "batch profile") -> BatchProfile:
+        body = _object(document, where)
+        if body.get("format") != BATCH_FORMAT:
+            found = body.get("format")
+            raise _bad(where, "format", f"must be {BATCH_FORMAT!r}, not {found!r}")
+        given, prediction = body.get("input"), body.get("prediction")
+        return cls(
+            None if given is None else DatasetProfile.from_json(given, f"{where} input"),
+            None
+            if prediction is None
+            else ColumnProfile.from_json(prediction, f"{where} prediction"),
+            _count(body, "first_row", where),
+        )
+
+    def to_text(self) -> str:
+        return json.dumps(self.to_json(), separators=(",", ":"), allow_nan=False)
+
+    @classmethod
+    def from_text(cls, text: str | bytes, where: str = "batch profile") -> BatchProfile:
         return cls.from_json(_parse(text, where), where)
 
 

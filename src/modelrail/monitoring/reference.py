@@ -32,7 +32,13 @@ from modelrail.monitoring.profiles import (
 )
 from modelrail.monitoring.profiling import ColumnProfiler
 
-__all__ = ["PREDICTED_ROLES", "LoggedData", "prediction_profile", "reference_profile"]
+__all__ = [
+    "PREDICTED_ROLES",
+    "LoggedData",
+    "prediction_profile",
+    "predicts_labels",
+    "reference_profile",
+]
 
 log = logging.getLogger("modelrail")
 
@@ -103,13 +109,18 @@ def prediction_profile(
     numeric = all(c.dtype in _NUMERIC_INPUTS for c in signature.inputs)
     wants_frame = hasattr(predictor, "feature_names_in_")
     call = ModelCall(predictor, columns, wants_frame, has_probabilities=False)
-    outputs = {o.dtype for o in signature.outputs}
-    categorical = bool(signature.classes) or not outputs <= _NUMERIC_OUTPUTS
-    profiler = ColumnProfiler(CATEGORICAL if categorical else NUMERIC)
+    profiler = ColumnProfiler(CATEGORICAL if predicts_labels(signature) else NUMERIC)
     as_matrix = numeric and not wants_frame
     for chunk in _model_inputs(data, signature, numeric, as_matrix, batch_rows):
         profiler.update(call.scores(chunk).predictions)
     return profiler.finish()
+
+
+def predicts_labels(signature: Signature) -> bool:
+    """Whether a version's predictions are labels (profiled as categories): a classifier's
+    (it has classes), or any that are not numbers."""
+    outputs = {o.dtype for o in signature.outputs}
+    return bool(signature.classes) or not outputs <= _NUMERIC_OUTPUTS
 
 
 def _model_inputs(

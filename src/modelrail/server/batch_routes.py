@@ -52,6 +52,7 @@ UPDATABLE = frozenset(
         "heartbeat_at",
         "finished_at",
         "error",
+        "profile",
     }
 )
 STATUSES = ("running", "succeeded", "failed")
