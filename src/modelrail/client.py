@@ -16,6 +16,7 @@ from modelrail.client_environments import EnvironmentMethods
 from modelrail.client_exchange import ExchangeMethods
 from modelrail.client_identity import IdentityMethods
 from modelrail.client_mlflow import MlflowMethods
+from modelrail.client_monitoring import MonitoringMethods
 from modelrail.client_policy import PolicyMethods
 from modelrail.client_profiles import ProfileMethods
 from modelrail.client_reproduce import ReproduceMethods
@@ -65,6 +66,7 @@ class Client(
     MlflowMethods,
     ReproduceMethods,
     ProfileMethods,
+    MonitoringMethods,
 ):
     """Everything modelrail does, as methods. ``Client()`` reads settings from the environment.
 

@@ -1,4 +1,5 @@
-"""Telling CI/CD about every change of what an environment holds.
+"""Telling CI/CD about every change of what an environment holds, and about monitoring
+alerts (``monitoring.alerts`` builds those payloads).
 
 The receiver (a command getting JSON on stdin and/or a URL getting it POSTed)
 runs in a detached process: a slow or failing receiver never blocks or undoes
@@ -52,6 +53,12 @@ def change_payload(event: EnvironmentEvent, version: ModelVersion) -> dict[str, 
 def notify_change(
     policy: PromotionPolicy, project_dir: Path, event: EnvironmentEvent, version: ModelVersion
 ) -> None:
+    send_notification(policy, project_dir, change_payload(event, version))
+
+
+def send_notification(policy: PromotionPolicy, project_dir: Path, payload: dict[str, Any]) -> None:
+    """Hand ``payload`` (JSON with an ``id``) to the policy's receivers in a detached
+    process; nothing when the policy names none. Monitoring alerts go out this way too."""
     if not policy.notify_command and not policy.notify_url:
         return
     logfile = project_dir / "notifications.log"
@@ -71,13 +78,13 @@ def notify_change(
             cwd=project_dir.parent,
         )
         assert child.stdin is not None
-        child.stdin.write(json.dumps(change_payload(event, version)).encode())
+        child.stdin.write(json.dumps(payload).encode())
         child.stdin.close()
         # Reap the child when it ends; the thread dies with a short-lived CLI process,
         # the child (its own session) lives on and finishes the delivery.
         threading.Thread(target=child.wait, name="modelrail-notify", daemon=True).start()
     except OSError as exc:
-        log.warning("modelrail: could not start the notification of event %s: %s", event.id, exc)
+        log.warning("modelrail: could not start the notification %s: %s", payload.get("id"), exc)
 
 
 def _deliver(payload: bytes, command: str | None, url: str | None) -> list[str]:

@@ -10,6 +10,8 @@ drift_watch = 0.1              # population stability index at or above: watch
 drift_alert = 0.2              # ... at or above: alert
 min_live = { accuracy = 0.88 } # a live metric below: alert
 max_live = { mae = 3.0 }       # a live metric above: alert
+check_every_minutes = 60       # the scheduler checks drift and live metrics this often
+check_window_days = 7          # ... over the logged traffic of this many days
 ```
 
 The monitoring table governs like the gates do (what is logged is a privacy decision), so a
@@ -35,6 +37,8 @@ class MonitoringPolicy:
     drift_alert: float = 0.2
     min_live: Mapping[str, float] = field(default_factory=dict)
     max_live: Mapping[str, float] = field(default_factory=dict)
+    check_every_minutes: float = 60.0
+    check_window_days: float = 7.0
 
     def to_document(self) -> dict[str, Any]:
         """Every key as modelrail.toml spells it, in a fixed order."""
@@ -46,6 +50,8 @@ class MonitoringPolicy:
             "drift_alert": self.drift_alert,
             "min_live": dict(sorted(self.min_live.items())),
             "max_live": dict(sorted(self.max_live.items())),
+            "check_every_minutes": self.check_every_minutes,
+            "check_window_days": self.check_window_days,
         }
 
 
@@ -93,6 +99,10 @@ def _non_negative(value: Any) -> str | None:
     return None if _finite(value) and value >= 0 else "a finite number >= 0"
 
 
+def _positive(value: Any) -> str | None:
+    return None if _finite(value) and value > 0 else "a finite number > 0"
+
+
 def _names(value: Any) -> str | None:
     ok = isinstance(value, list) and all(isinstance(v, str) and v for v in value)
     return None if ok else "a list of column names"
@@ -113,4 +123,6 @@ _CHECKS: dict[str, Callable[[Any], str | None]] = {
     "drift_alert": _non_negative,
     "min_live": _metrics,
     "max_live": _metrics,
+    "check_every_minutes": _positive,
+    "check_window_days": _positive,
 }

@@ -15,6 +15,11 @@ processes for more parallelism (a file trigger still scores its files one at a t
 File triggers take the files that have settled (see ``arrivals.py``) and are not yet known,
 one at a time. A file whose run fails is recorded as ``failed`` and not retried until it
 changes (``touch`` it to retry).
+
+Each pass also runs monitoring upkeep when it is due (``monitoring.upkeep``): checks of the
+environments that log predictions, with notifications when their alerts change, and
+removal of logged files past their retention. It runs on a local client (the logs are on
+this machine), after the due jobs.
 """
 
 from __future__ import annotations
@@ -50,6 +55,7 @@ from modelrail.store.batch_schedules_repo import (
 
 if TYPE_CHECKING:
     from modelrail.batch.host import ScheduleHost
+    from modelrail.monitoring.upkeep import MonitoringUpkeep
 
 log = logging.getLogger("modelrail.scheduler")
 
@@ -101,7 +107,10 @@ class Scheduler:
         grace_seconds: float = MISFIRE_GRACE_SECONDS,
         settle_seconds: float = SETTLE_SECONDS,
         stale_run_seconds: float = STALE_RUN_SECONDS,
+        monitoring: MonitoringUpkeep | Literal["auto"] | None = "auto",
     ) -> None:
+        """``monitoring``: the monitoring upkeep to run between jobs; "auto" builds it from a
+        client that offers monitoring, None runs none."""
         self.client = client
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self._run_job: RunJob = run_job or _run_batch
@@ -114,6 +123,7 @@ class Scheduler:
         self._arrivals = ArrivalWatch(settle_seconds)
         self._waiting_on: set[str] = set()
         self.next_due: float | None = None
+        self.monitoring = _monitoring_of(client) if monitoring == "auto" else monitoring
 
     # -- the loop ----------------------------------------------------------------------
 
@@ -158,7 +168,22 @@ class Scheduler:
                 log.exception(
                     "scheduler: %s: unexpected error; going on with the others", record.name
                 )
+        if stop is None or not stop.is_set():
+            self._monitor(now)
         return outcomes
+
+    def _monitor(self, now: float | None) -> None:
+        upkeep = self.monitoring
+        if upkeep is None:
+            return
+        try:
+            upkeep.run_due(self._now(now))
+        except ModelrailError as exc:
+            log.error("scheduler: monitoring: %s", exc.message)
+        except Exception:
+            log.exception("scheduler: monitoring: unexpected error; carrying on")
+        if upkeep.next_due is not None:
+            self._note_due(upkeep.next_due)
 
     def _now(self, now: float | None) -> float:
         return self._clock() if now is None else now
@@ -382,6 +407,13 @@ class Scheduler:
             self._repo.release(name, owner=self.owner, last_run_id=last_run_id)
         except ModelrailError as exc:
             log.error("scheduler: %s: could not release the lease: %s", name, exc.message)
+
+
+def _monitoring_of(client: ScheduleHost) -> MonitoringUpkeep | None:
+    from modelrail.client_monitoring import MonitoringMethods
+
+    # A team server's client has no monitoring: the logs are on the machines that serve.
+    return client.monitoring_upkeep() if isinstance(client, MonitoringMethods) else None
 
 
 def _describe(schedule: Schedule, fire: float | None) -> str:
