@@ -31,9 +31,11 @@ def openapi_spec(models: Mapping[str, ServedModel]) -> dict[str, Any]:
                 "text/csv, as `mlflow models serve` accepts. With several models, use the "
                 "per-model path instead.",
                 "requestBody": {"content": {"application/json": {}, "text/csv": {}}},
+                "parameters": [_REQUEST_ID],
                 "responses": _responses(),
             }
         },
+        "/v1/feedback": {"post": _feedback()},
     }
     for name, served in sorted(models.items()):
         record = {
@@ -78,6 +80,7 @@ def openapi_spec(models: Mapping[str, ServedModel]) -> dict[str, Any]:
                         }
                     },
                 },
+                "parameters": [_REQUEST_ID],
                 "responses": _responses(),
             }
         }
@@ -133,10 +136,102 @@ def _get(summary: str, description: str, media: str = "application/json") -> dic
     }
 
 
+_REQUEST_ID = {
+    "name": "x-request-id",
+    "in": "header",
+    "required": False,
+    "description": "Your id for this request (1 to 128 letters, digits or - _ . : / + = @ ~); "
+    "without one the server makes one. Every answer carries it in x-request-id: a logged "
+    "prediction is stored under it, for POST /v1/feedback. A malformed one is refused (400).",
+    "schema": {"type": "string", "maxLength": 128, "pattern": "^[A-Za-z0-9_.:/+=@~-]+$"},
+}
+_ID_HEADER = {
+    "x-request-id": {
+        "description": "The request's id (yours, or one the server made)",
+        "schema": {"type": "string"},
+    }
+}
+
+
+def _feedback() -> dict[str, Any]:
+    label = {
+        "type": "object",
+        "required": ["request_id", "label"],
+        "additionalProperties": False,
+        "properties": {
+            "request_id": {
+                "type": "string",
+                "maxLength": 1024,
+                "description": "The x-request-id of the answer, or a batch output row's id "
+                "(its id columns joined by '|')",
+            },
+            "row": {
+                "type": "integer",
+                "minimum": 0,
+                "default": 0,
+                "description": "The row within that request",
+            },
+            "label": {
+                "type": ["number", "boolean", "string"],
+                "description": "The true outcome; one kind (numbers, true/false or text) "
+                "per request",
+            },
+        },
+    }
+    return {
+        "summary": "Send true outcomes of logged predictions",
+        "description": "Labels for predictions this server (or a batch run) logged, by request "
+        "id and row. A later label for the same request and row replaces an earlier one. "
+        "Answered once the labels are on disk. At most 10,000 labels per request.",
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["model", "labels"],
+                        "additionalProperties": False,
+                        "properties": {
+                            "model": {"type": "string", "description": "A model served here"},
+                            "labels": {
+                                "type": "array",
+                                "minItems": 1,
+                                "maxItems": 10_000,
+                                "items": label,
+                            },
+                        },
+                    },
+                    "example": {
+                        "model": "churn",
+                        "labels": [{"request_id": "5f0c9a1e3b7d2c44-1a2b", "row": 0, "label": 1}],
+                    },
+                }
+            },
+        },
+        "parameters": [_REQUEST_ID],
+        "responses": {
+            "200": {
+                "description": "model, stored (the number of labels stored)",
+                "headers": _ID_HEADER,
+            },
+            "400": {
+                "description": "a malformed body; names the field at fault (e.g. labels[3].label)"
+            },
+            "404": {"description": "no such model is served here"},
+            "413": {"description": "too many labels or too large a body"},
+            "415": {"description": "not JSON"},
+            "503": {"description": "the labels could not be stored (nothing was)"},
+        },
+    }
+
+
 def _responses() -> dict[str, Any]:
     return {
-        "200": {"description": "model, version, environment, predictions[, probabilities]"},
-        "400": {"description": "malformed JSON or CSV"},
+        "200": {
+            "description": "model, version, environment, predictions[, probabilities]",
+            "headers": _ID_HEADER,
+        },
+        "400": {"description": "malformed JSON or CSV, or a malformed x-request-id"},
         "404": {"description": "no such model is served"},
         "413": {"description": "too many rows or too large a body"},
         "415": {"description": "unsupported content type"},
