@@ -8,9 +8,12 @@ its predictions on the test data. Monitors compare live data with them.
 Numeric columns (int, float, bool) keep count, missing, mean, std, min, max, the 0th..100th
 percentiles and ``edges``: the decile edges with duplicates dropped (first the minimum, last
 the maximum), with ``proportions``, each bin's share of the values; bins are
-``[e0, e1), ..., [e(k-1), e(k)]``, the last one closed. ``bin_proportions`` puts other
-values into the same bins (values outside go to the first or last bin), so a monitor
-compares like with like. A constant column has edges ``[v, v]`` and one bin. Other columns
+``[e0, e1), ..., [e(k-1), e(k)]``, the last one closed. When a tenth or more of the values
+are the maximum, the maximum is repeated as the last edge, so it has a bin of its own,
+``[max, max]``: a flag's edges are ``[0, 1, 1]`` (bins: zeros, ones), a constant column's
+``[v, v]``. ``bin_counts`` / ``bin_proportions`` (or ``numpy.histogram``) put other values into
+the same bins (values outside go to the first or last bin), so a monitor compares like
+with like. Other columns
 (text, categories, dates as text) keep the shares of their 50 most frequent values among
 non-missing ones, and ``other`` for the rest (and for values longer than 200 characters,
 which are text rather than categories). ``count`` is the number of non-missing values,
@@ -91,6 +94,20 @@ class ColumnProfile:
         shares = [f"{value} {share:.0%}" for value, share in list(self.frequencies.items())[:top]]
         more = len(self.frequencies) > top or self.other > 0
         return " ".join(shares) + (" ..." if more else "")
+
+    def describe(self, top: int = 5) -> str:
+        """A line for a page: ``mean 31.2, median 30, 5-95% 18 to 60`` or the ``top`` most
+        frequent values with their shares (and what the others add up to)."""
+        if self.count == 0:
+            return "no values"
+        if self.kind == NUMERIC:
+            q = self.quantiles
+            spread = f", 5-95% {_short(q[5])} to {_short(q[95])}" if len(q) == QUANTILES else ""
+            median = f", median {_short(q[50])}" if len(q) == QUANTILES else ""
+            return f"mean {_short(self.mean)}{median}{spread}"
+        shares = [f"{value} {share:.0%}" for value, share in list(self.frequencies.items())[:top]]
+        rest = self.other + sum(list(self.frequencies.values())[top:])
+        return ", ".join(shares) + (f", others {rest:.0%}" if rest > 0 else "")
 
     def to_json(self) -> dict[str, Any]:
         document: dict[str, Any] = {"kind": self.kind, "count": self.count}

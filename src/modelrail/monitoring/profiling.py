@@ -80,6 +80,12 @@ def kind_of(arrow_type: pa.DataType) -> str | None:
         return None
     if types.is_fixed_size_binary(arrow_type):
         return None
+    if types.is_string(arrow_type) or types.is_large_string(arrow_type):
+        return CATEGORICAL
+    try:  # anything else as its text, if Arrow can write it as text
+        label_text(pa.array([], type=arrow_type))
+    except (pa.ArrowException, ValueError, TypeError):
+        return None
     return CATEGORICAL
 
 
@@ -142,8 +148,10 @@ class _NumericColumn:
         quantiles[0], quantiles[-1] = self.low, self.high
         quantiles = _rounded(quantiles)
         edges = np.unique(quantiles[::10])
-        if len(edges) == 1:
-            edges = np.repeat(edges, 2)
+        if quantiles[90] == quantiles[100]:
+            # A tenth or more of the values are the maximum (a flag, a count, a capped value):
+            # it gets a bin of its own, [max, max], rather than sharing the one below.
+            edges = np.append(edges, edges[-1])
         shares = bin_counts(sample, edges.tolist()) / len(sample)
         std = math.sqrt(self.m2 / (self.count - 1)) if self.count > 1 else 0.0
         return ColumnProfile(

@@ -123,6 +123,7 @@ def create_app(
         get("/compare", pages_compare.compare),
         get("/models", pages_models.models),
         get("/models/{name}", pages_models.model_page),
+        get("/models/{name}/versions/{version:int}", pages_models.version_page),
         get("/models/{name}/promote", pages_models.promote_check),
         post("/models/{name}/promote", pages_models.promote),
         get("/models/{name}/versions/{version:int}/card", pages_card.card_page),

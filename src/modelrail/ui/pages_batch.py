@@ -1,5 +1,5 @@
 """Batch scoring: recent batch runs and the schedules (``/batch``), and one run with its
-spec, row counts, duration and error (``/batch/{id}``)."""
+spec, row counts, duration, error and what it scored (``/batch/{id}``)."""
 
 from __future__ import annotations
 
@@ -52,4 +52,6 @@ def batch_run(page: Page) -> Response:
         spec = json.dumps(json.loads(record.spec), indent=2, sort_keys=True)
     except ValueError:
         spec = record.spec
-    return page.render("batch_run.html", title=f"Batch run {record.id[:12]}", run=record, spec=spec)
+    profile = page.client.batch_profile(record.id)  # what it scored: inputs and predictions
+    title = f"Batch run {record.id[:12]}"
+    return page.render("batch_run.html", title=title, run=record, spec=spec, profile=profile)

@@ -1,5 +1,6 @@
 """Models and environments: the board (``/models``), one model's page with its versions
-and promotion timeline (``/models/{name}``), and the promote, approve, reject and rollback
+and promotion timeline (``/models/{name}``), one version's page with its reference profile
+(``/models/{name}/versions/{version}``), and the promote, approve, reject and rollback
 actions.
 
 Every action shows what it would do first (a GET that changes nothing: the gate results
@@ -76,6 +77,29 @@ def model_page(page: Page) -> Response:
         history=list(reversed(history)),
         pending=pending,
         notice=_notice(page, history),
+    )
+
+
+def version_page(page: Page) -> Response:
+    """One version: where it came from, and its reference profile (per column of its train
+    and test data: count, missing rate and a summary; the distribution of its predictions)."""
+    name = page.path_param("name")
+    number = _whole("version", page.path_param("version"))
+    client = page.client
+    version = client.get_model_version(f"{name}:{number}")  # unknown: a 404 page
+    profile = client.reference_profile(version.reference)
+    datasets = []
+    if profile is not None:
+        datasets = [
+            ("train", profile.train_label, profile.train),
+            ("test", profile.test_label, profile.test),
+        ]
+    return page.render(
+        "version.html",
+        title=f"{name} version {number}",
+        version=version,
+        profile=profile,
+        datasets=datasets,
     )
 
 
