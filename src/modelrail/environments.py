@@ -8,6 +8,7 @@ in one transaction, so racing writers never lose a change or a history line.
 from __future__ import annotations
 
 import functools
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -29,7 +30,13 @@ from modelrail.errors import (
     ModelVersionNotFoundError,
     PromotionError,
 )
-from modelrail.gates import GateContext, evaluate, safe_format, verify_artifacts
+from modelrail.gates import (
+    GateContext,
+    evaluate,
+    needs_live_evidence,
+    safe_format,
+    verify_artifacts,
+)
 from modelrail.notify import notify_change
 from modelrail.refs import Ref
 from modelrail.store.environments_repo import (
@@ -40,7 +47,8 @@ from modelrail.store.environments_repo import (
 
 if TYPE_CHECKING:
     from modelrail.environments_host import EnvironmentHost
-    from modelrail.policy import PromotionPolicy
+    from modelrail.monitoring.evidence import LiveEvidence
+    from modelrail.policy import GatePolicy, PromotionPolicy
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -405,8 +413,47 @@ class Environments:
             artifacts=self.client.artifacts,
             now=now,
             environment=to,
+            live=(
+                self._live_evidence(env.gates, version, incumbent, previous, to)
+                if needs_live_evidence(env.gates)
+                else None
+            ),
         )
         return evaluate(env.gates, context)
+
+    def _live_evidence(
+        self,
+        gates: GatePolicy,
+        version: ModelVersion,
+        incumbent: ModelVersion | None,
+        previous: str | None,
+        to: str,
+    ) -> LiveEvidence:
+        """What the prediction logs in this machine's monitoring folder show of the
+        candidate's traffic (and the incumbent's, for ``live_beats_incumbent``)."""
+        from modelrail.monitoring.evidence import Subject, gather
+        from modelrail.store.profiles_repo import ReferenceProfileRepository
+
+        profiles = ReferenceProfileRepository(self.client.db)
+        drift = math.isfinite(gates.max_live_drift)
+        # The profile is what drift is measured against, and tells a classifier from a
+        # regressor for the live metric; a request count needs none.
+        wanted = drift or gates.live_beats_incumbent
+
+        def subject(held: ModelVersion) -> Subject:
+            profile = profiles.get(held.model, held.version) if wanted else None
+            return Subject(held, profile)
+
+        return gather(
+            self.client.settings.monitoring_folder,
+            candidate=subject(version),
+            incumbent=subject(incumbent) if incumbent is not None else None,
+            previous=previous,
+            target=to,
+            metric=self.policy.primary_metric,
+            drift=drift,
+            live_metric=gates.live_beats_incumbent,
+        )
 
     def _run(self, version: ModelVersion) -> Run | None:
         return self.client.get_run(version.run_id) if version.run_id else None

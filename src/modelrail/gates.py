@@ -5,10 +5,15 @@ not evaluated here: ``environments`` turns it into an approval request.
 
 The safe-format gate (an environment with ``allow_pickle = false``) runs first, and when it
 fails the smoke test does not run: it would load the pickle, which is what the policy forbids.
+
+The gates from live data (``min_live_requests``, ``max_live_drift``, ``live_beats_incumbent``)
+judge the evidence ``environments`` gathers from the prediction logs
+(``monitoring.evidence``), and only when one of them is on (``needs_live_evidence``).
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,7 +26,7 @@ from modelrail.errors import ModelrailError
 from modelrail.policy import GatePolicy
 
 if TYPE_CHECKING:
-    pass
+    from modelrail.monitoring.evidence import LiveEvidence, Traffic
 
 
 @dataclass(frozen=True)
@@ -37,6 +42,8 @@ class GateContext:
     artifacts: ArtifactStore
     now: float
     environment: str = ""
+    # What the prediction logs show, gathered only when a gate from live data is on.
+    live: LiveEvidence | None = None
 
 
 SAFE_FORMAT = "safe format"
@@ -53,6 +60,9 @@ def evaluate(policy: GatePolicy, ctx: GateContext) -> tuple[GateResult, ...]:
         (policy.signature_compatible, _signature_compatible),
         (policy.runtime_compatible, _runtime_compatible),
         (policy.min_hours_in_previous > 0, _time_in_previous),
+        (policy.min_live_requests > 0, _live_requests),
+        (math.isfinite(policy.max_live_drift), _live_drift),
+        (policy.live_beats_incumbent, _live_beats_incumbent),
         (policy.smoke_test, _smoke_test if safe is None or safe.passed else _not_loaded),
     ]
     results += [check(policy, ctx) for enabled, check in checks if enabled]
@@ -203,6 +213,135 @@ def _time_in_previous(policy: GatePolicy, ctx: GateContext) -> GateResult:
         return GateResult(name, False, f"never was in {ctx.previous_environment}")
     spent = ctx.seconds_in_previous / 3600
     return GateResult(name, spent >= hours, f"{spent:.2f} h there")
+
+
+def needs_live_evidence(policy: GatePolicy) -> bool:
+    """Whether a gate from live data is on (then the prediction logs are read)."""
+    return (
+        policy.min_live_requests > 0
+        or math.isfinite(policy.max_live_drift)
+        or policy.live_beats_incumbent
+    )
+
+
+def _where(ctx: GateContext) -> str:
+    return ctx.previous_environment or ctx.environment
+
+
+def _no_logs(live: LiveEvidence) -> str | None:
+    """Why the logs say nothing at all (none found, or one unreadable); None if they can."""
+    if live.problem is not None:
+        return live.problem
+    if live.logged:
+        return None
+    return (
+        f"no prediction log of {live.model} in {live.root}: log its traffic (serve "
+        "--log-predictions, or log_predictions in [environments.NAME.monitoring]); a team "
+        "server reads only its own monitoring folder, so share [monitoring] root with the "
+        "machines that serve"
+    )
+
+
+def _live_requests(policy: GatePolicy, ctx: GateContext) -> GateResult:
+    name = f"at least {policy.min_live_requests:g} live requests in {_where(ctx)}"
+    live = ctx.live
+    if live is None:
+        return GateResult(name, False, "the prediction logs were not read")
+    missing = _no_logs(live)
+    if missing is not None:
+        return GateResult(name, False, missing)
+    traffic = live.candidate
+    passed = traffic.requests >= policy.min_live_requests
+    return GateResult(name, passed, _requests_detail(traffic))
+
+
+def _requests_detail(traffic: Traffic) -> str:
+    text = (
+        f"{traffic.requests:,.0f} requests of version {traffic.version} in {traffic.where}"
+        f" (estimated from {traffic.logged:,} logged at their sample rates"
+    )
+    if traffic.shadowed:
+        text += f"; {traffic.shadowed:,.0f} as a shadow"
+    return text + ")"
+
+
+def _live_drift(policy: GatePolicy, ctx: GateContext) -> GateResult:
+    name = f"live drift (PSI) <= {policy.max_live_drift:g} in {_where(ctx)}"
+    live = ctx.live
+    if live is None:
+        return GateResult(name, False, "the prediction logs were not read")
+    missing = _no_logs(live)
+    if missing is not None:
+        return GateResult(name, False, missing)
+    traffic = live.candidate
+    if traffic.logged == 0:
+        return GateResult(
+            name, False, f"no logged traffic of version {traffic.version} in {traffic.where}"
+        )
+    if not traffic.profiled:
+        return GateResult(
+            name,
+            False,
+            f"version {traffic.version} has no reference profile of its data: its drift "
+            "cannot be measured",
+        )
+    if traffic.drift is None:
+        return GateResult(
+            name,
+            False,
+            f"none of the logged inputs of version {traffic.version} is in its reference "
+            "profile (every column excluded from logging?)",
+        )
+    passed = traffic.drift <= policy.max_live_drift
+    return GateResult(
+        name,
+        passed,
+        f"largest PSI {traffic.drift:.3g} ({traffic.drift_feature}) over "
+        f"{traffic.compared} features and {traffic.requests:,.0f} requests",
+    )
+
+
+def _live_beats_incumbent(policy: GatePolicy, ctx: GateContext) -> GateResult:
+    key = ctx.primary_metric
+    live = ctx.live
+    lower = live is not None and live.lower_is_better
+    name = f"live {key} {'at most' if lower else 'at least'} the incumbent's"
+    if ctx.incumbent is None:
+        return GateResult(name, True, "no version in place")
+    if live is None:
+        return GateResult(name, False, "the prediction logs were not read")
+    missing = _no_logs(live)
+    if missing is not None:
+        return GateResult(name, False, missing)
+    ours, theirs = live.candidate, live.incumbent
+    if theirs is None:  # gathered without the incumbent: cannot happen with one in place
+        return GateResult(name, False, "the incumbent's traffic was not read")
+    lacking = [t for t in (ours, theirs) if t.metric_value is None]
+    if lacking:
+        said = "; ".join(_unlabelled(t, key) for t in lacking)
+        either = " (neither has labels)" if len(lacking) == 2 else ""
+        return GateResult(name, False, said + either)
+    assert ours.metric_value is not None and theirs.metric_value is not None
+    if lower:
+        passed = ours.metric_value <= theirs.metric_value + 1e-12
+    else:
+        passed = ours.metric_value >= theirs.metric_value - 1e-12
+    return GateResult(
+        name,
+        passed,
+        f"{ours.metric_value:.4g} on {ours.labelled:,} labelled (version {ours.version} in "
+        f"{ours.where}) vs {theirs.metric_value:.4g} on {theirs.labelled:,} labelled "
+        f"(version {theirs.version} in {theirs.where})",
+    )
+
+
+def _unlabelled(traffic: Traffic, key: str) -> str:
+    if traffic.labelled:
+        return (
+            f"{key} cannot be computed from the {traffic.labelled:,} labelled predictions "
+            f"of version {traffic.version}"
+        )
+    return f"no labelled traffic of version {traffic.version} in {traffic.where}"
 
 
 def _smoke_test(policy: GatePolicy, ctx: GateContext) -> GateResult:
