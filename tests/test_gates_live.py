@@ -257,7 +257,7 @@ def test_a_live_metric_worse_than_the_incumbents_fails(
     _labelled(client, 2, "staging", right=30, wrong=20)  # 0.6 live in staging
     (found,) = failed_gates(client, f"{MODEL}:2", "prod")
     assert found.gate == "live accuracy at least the incumbent's"
-    assert "0.6 on 50 labelled (version 2 in staging" in found.detail
+    assert "0.6 on 50 labelled (version 2) vs" in found.detail
     assert "vs 0.9 on 50 labelled (version 1 in prod)" in found.detail
     _labelled(client, 2, "staging", right=150, wrong=0)  # now 180 of 200: 0.9
     found = gate(client.check_promotion(f"{MODEL}:2", "prod"), "live accuracy")
@@ -272,7 +272,7 @@ def test_no_labels_fail_the_live_metric_gate_saying_whose(
     log_traffic(client, 1, "prod", 20)
     log_traffic(client, 2, "staging", 20)
     (found,) = failed_gates(client, f"{MODEL}:2", "prod")
-    assert "no labelled traffic of version 2" in found.detail
+    assert "no labelled traffic of version 2 in staging, or as a shadow in prod" in found.detail
     assert "no labelled traffic of version 1 in prod" in found.detail
     assert "neither has labels" in found.detail
     _labelled(client, 2, "staging", right=10, wrong=0)

@@ -329,9 +329,9 @@ def _live_beats_incumbent(policy: GatePolicy, ctx: GateContext) -> GateResult:
     return GateResult(
         name,
         passed,
-        f"{ours.metric_value:.4g} on {ours.labelled:,} labelled (version {ours.version} in "
-        f"{ours.where}) vs {theirs.metric_value:.4g} on {theirs.labelled:,} labelled "
-        f"(version {theirs.version} in {theirs.where})",
+        f"{ours.metric_value:.4g} on {ours.labelled:,} labelled (version {ours.version}) vs "
+        f"{theirs.metric_value:.4g} on {theirs.labelled:,} labelled (version "
+        f"{theirs.version} in {theirs.where})",
     )
 
 

@@ -62,7 +62,7 @@ class Traffic:
     """What one version's logged traffic shows."""
 
     version: int
-    where: str  # in words, e.g. "staging (served or as a shadow) and as a shadow in prod"
+    where: str  # in words, e.g. "staging, or as a shadow in prod"
     requests: float  # estimated from the logged ones and their sample rates
     shadowed: float  # of those, answered as a shadow
     logged: int  # logged requests (row 0)
@@ -144,7 +144,7 @@ def gather(
 def _where(previous: str | None, target: str) -> str:
     if previous is None:
         return f"as a shadow in {target}"
-    return f"{previous} (served or as a shadow) and as a shadow in {target}"
+    return f"{previous}, or as a shadow in {target}"
 
 
 def _reference(subject: Subject) -> Reference:
