@@ -132,7 +132,12 @@ def test_run_page_shows_everything_about_the_run(ui: UiServer, seeded: Seeded) -
     assert "<polyline" in text and "step" in text
     assert reply.count("package-row") > 10
     assert 'data-package="scikit-learn"' in text
-    assert rows(reply, "artifact-row", "data-path") == ["confusion.png", "notes.txt"]
+    assert rows(reply, "artifact-row", "data-path") == [
+        "confusion.png",
+        "modelrail/profiles/test.json",  # the logged datasets' profiles
+        "modelrail/profiles/train.json",
+        "notes.txt",
+    ]
     assert f'src="/runs/{run_id}/artifacts/confusion.png?inline=1"' in text
     assert reply.count("git-commit") == 1
     assert f'href="/models/{MODEL}#version-1" data-testid="model-version-link"' in text
