@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 from sklearn.linear_model import LogisticRegression
 
+from modelrail.batch.spec import JobSpec
 from modelrail.errors import ConflictError, MonitoringDataError, PermissionDeniedError
 from modelrail.monitoring.profiles import ReferenceProfile
 from tests.server.conftest import MODEL, Team, register
@@ -78,3 +79,24 @@ def test_a_damaged_profile_is_refused_with_422_naming_the_field(team: Team) -> N
     assert team.client.reference_profile(f"{MODEL}:1") is None
     with pytest.raises(MonitoringDataError):
         ReferenceProfile.from_json(damaged)
+
+
+def test_a_batch_run_through_the_server_records_what_it_scored(team: Team, tmp_path: Path) -> None:
+    register(team.client)
+    frame = pd.DataFrame({"id": [f"r{i}" for i in range(90)], "a": [i % 5 for i in range(90)]})
+    frame["b"] = 1.0
+    frame.to_parquet(tmp_path / "in.parquet")
+    spec = JobSpec(
+        reference=f"{MODEL}:1",
+        inputs=(str(tmp_path / "in.parquet"),),
+        output=f"sqlite:///{tmp_path / 'scores.db'}",
+        table="scores",
+        id_columns=("id",),
+    )
+    mia = remote(team, "mia", tmp_path)
+    run = mia.run_batch(spec)
+    profile = team.client.batch_profile(run.id)
+    assert profile is not None and profile == mia.batch_profile(run.id[:8])
+    assert profile.input is not None and list(profile.input.columns) == ["a", "b"]
+    assert profile.input.columns["a"].edges == (0.0, 1.0, 2.0, 3.0, 4.0, 4.0)
+    assert profile.prediction is not None and profile.prediction.count == 90
