@@ -120,6 +120,24 @@ def test_only_the_fifty_most_frequent_values_are_kept_and_the_rest_is_other() ->
     assert long_text not in column.frequencies  # free text is no category: counted in other
 
 
+def test_a_column_of_many_distinct_values_keeps_its_frequent_ones_in_bounded_memory() -> None:
+    """Past 10,000 distinct values the rarest are folded into "other" as batches come: values
+    that recur throughout keep their exact counts; a profile keeps 50 values whatever."""
+    rng = np.random.default_rng(8)
+    values = np.array([f"hot{i % 5}" for i in range(10_000)] + [f"id{i}" for i in range(20_000)])
+    frame = pd.DataFrame({"who": rng.permutation(values)})
+    profiled = fingerprint_and_profile(frame, batch_rows=1_000)
+    assert profiled.profile is not None
+    column = profiled.profile.columns["who"]
+    assert column.count == 30_000 and len(column.frequencies) == 50
+    assert list(column.frequencies)[:5] == [f"hot{i}" for i in range(5)]
+    for i in range(5):
+        assert column.frequencies[f"hot{i}"] == pytest.approx(2_000 / 30_000, abs=1e-6)
+    singles = sum(list(column.frequencies.values())[5:])
+    assert singles == pytest.approx(45 / 30_000, abs=1e-5)
+    assert column.other == pytest.approx(1 - 10_045 / 30_000, abs=1e-5)
+
+
 def test_edge_cases_all_missing_empty_one_row_and_no_columns() -> None:
     missing = _profile(pd.DataFrame({"x": [np.nan] * 4, "s": [None] * 4}))
     assert missing.columns["x"] == ColumnProfile("numeric", 0, 4)

@@ -184,19 +184,28 @@ class _CategoricalColumn:
         if nulls == len(text):
             return
         found = pc.value_counts(pc.drop_null(text) if nulls else text)
-        batch = pa.table(
-            {"value": found.field("values"), "n": found.field("counts").cast(pa.int64())}
-        )
+        values = found.field("values")
+        counts = found.field("counts").to_numpy().astype(np.int64)
         if self.counts is not None:
-            merged = pa.concat_tables([self.counts, batch])
-            batch = (
-                merged.group_by("value").aggregate([("n", "sum")]).rename_columns(["value", "n"])
+            # Values seen before add to their counts (a hash lookup per distinct value of the
+            # batch); the others are appended, in the order they first appear.
+            known_values = self.counts.column("value").combine_chunks()
+            known = self.counts.column("n").to_numpy().copy()
+            where = pc.index_in(values, value_set=known_values)
+            seen = pc.is_valid(where).to_numpy(zero_copy_only=False)
+            positions = where.to_numpy(zero_copy_only=False)[seen].astype(np.int64)
+            known += np.bincount(positions, weights=counts[seen], minlength=len(known)).astype(
+                np.int64
             )
-        if batch.num_rows > self.capacity:
-            ranked = _ranked(batch)
-            self.folded += int(pc.sum(ranked.column("n").slice(self.capacity)).as_py() or 0)
-            batch = ranked.slice(0, self.capacity)
-        self.counts = batch
+            values = pa.concat_arrays([known_values, values.filter(pa.array(~seen))])
+            counts = np.concatenate([known, counts[~seen]])
+        if len(counts) > self.capacity:
+            # The most frequent are kept (ties: the first seen); the rest is "other".
+            order = np.argsort(-counts, kind="stable")
+            self.folded += int(counts[order[self.capacity :]].sum())
+            kept = np.sort(order[: self.capacity])
+            values, counts = values.take(pa.array(kept)), counts[kept]
+        self.counts = pa.table({"value": values, "n": pa.array(counts, pa.int64())})
 
     def finish(self) -> ColumnProfile:
         if self.count == 0 or self.counts is None:
