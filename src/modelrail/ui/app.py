@@ -38,6 +38,7 @@ from modelrail.ui import (
     pages_card,
     pages_compare,
     pages_models,
+    pages_monitoring,
     pages_runs,
     pages_tracker,
 )
@@ -124,6 +125,7 @@ def create_app(
         get("/models", pages_models.models),
         get("/models/{name}", pages_models.model_page),
         get("/models/{name}/versions/{version:int}", pages_models.version_page),
+        get("/models/{name}/monitoring/{environment}", pages_monitoring.monitoring_page),
         get("/models/{name}/promote", pages_models.promote_check),
         post("/models/{name}/promote", pages_models.promote),
         get("/models/{name}/versions/{version:int}/card", pages_card.card_page),
