@@ -112,6 +112,7 @@ class _NumericColumn:
         if kept < len(values):
             values, keys = values[finite], keys[finite]
         mean = float(values.mean())
+        # Not np.dot: BLAS may start threads of its own, on the scoring thread of a batch run.
         m2 = float(np.square(values - mean).sum())
         total = self.count + kept
         delta = mean - self.mean
@@ -128,18 +129,23 @@ class _NumericColumn:
             keys, values = keys[entering], values[entering]
             if len(keys) == 0:
                 return
-        keys = np.concatenate([self.keys, keys])
-        values = np.concatenate([self.values, values])
-        if len(keys) > self.capacity:
-            smallest = np.argpartition(keys, self.capacity - 1)[: self.capacity]
-            keys, values = keys[smallest], values[smallest]
-        self.keys, self.values = keys, values
-        if len(keys) >= self.capacity:
-            self.threshold = float(keys.max())
+        self.keys = np.concatenate([self.keys, keys])
+        self.values = np.concatenate([self.values, values])
+        # Cut back to the smallest keys once twice as many are held: a partition every few
+        # batches rather than every batch. What is cut can never be among the smallest.
+        if len(self.keys) > 2 * self.capacity:
+            self._keep_smallest()
+
+    def _keep_smallest(self) -> None:
+        if len(self.keys) > self.capacity:
+            smallest = np.argpartition(self.keys, self.capacity - 1)[: self.capacity]
+            self.keys, self.values = self.keys[smallest], self.values[smallest]
+            self.threshold = float(self.keys.max())
 
     def finish(self) -> ColumnProfile:
         if self.count == 0:
             return ColumnProfile(NUMERIC, 0, self.missing)
+        self._keep_smallest()
         sample = np.sort(self.values)
         # Percentiles that are values of the data, so a discrete column (counts, flags) gets
         # bins at its own values rather than between them.
@@ -177,14 +183,18 @@ class _CategoricalColumn:
         self.counts: pa.Table | None = None  # columns "value" (large_string), "n" (int64)
 
     def update(self, array: Any) -> None:
-        text = label_text(array)
-        nulls = text.null_count
+        array = _arrow(array)
+        if pa.types.is_dictionary(array.type):
+            array = array.dictionary_decode()
+        nulls = array.null_count
         self.missing += nulls
-        self.count += len(text) - nulls
-        if nulls == len(text):
+        self.count += len(array) - nulls
+        if nulls == len(array):
             return
-        found = pc.value_counts(pc.drop_null(text) if nulls else text)
-        values = found.field("values")
+        # Counted as they are, then only the distinct values written as text (a label of
+        # numbers is counted as numbers, not as a million strings).
+        found = pc.value_counts(pc.drop_null(array) if nulls else array)
+        values = label_text(found.field("values"))
         counts = found.field("counts").to_numpy().astype(np.int64)
         if self.counts is not None:
             # Values seen before add to their counts (a hash lookup per distinct value of the
