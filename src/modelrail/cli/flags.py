@@ -51,6 +51,10 @@ FLAGS: dict[str, str] = {
     "environments": "--env-map",
     "batch_size": "--batch-size",
     "trust_pickles": "--trust-pickles",
+    # monitor
+    "since": "--since",
+    "until": "--until",
+    "window_seconds": "--window",
 }
 
 

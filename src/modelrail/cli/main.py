@@ -12,9 +12,11 @@ from modelrail.cli import (
     docker,
     envs,
     exchange,
+    feedback,
     login,
     mlflow_import,
     models,
+    monitor,
     policy,
     project,
     reproduce,
@@ -38,6 +40,7 @@ app.add_typer(runs.app, name="runs")
 app.add_typer(models.app, name="models")
 app.add_typer(docker.app, name="docker")
 app.add_typer(card.app, name="card")
+app.add_typer(feedback.app, name="feedback")
 project.register(app)
 envs.register(app)
 serve.register(app)
@@ -50,6 +53,7 @@ policy.register(app)
 mlflow_import.register(app)
 reproduce.register(app)
 exchange.register(app)
+monitor.register(app)
 
 
 def run() -> None:

@@ -7,25 +7,25 @@ plus a bin for missing values, so a column that starts arriving empty drifts too
 are floored at ``EPSILON`` so an empty bin counts as rare, not impossible:
 ``PSI = sum((current - reference) * ln(current / reference))``.
 
-Numeric columns also get the Kolmogorov-Smirnov test (``scipy.stats.kstest``) of the logged
-values against the reference's distribution function, interpolated between its 101
-percentiles; categorical ones the Jensen-Shannon distance (base 2, 0 to 1;
-``scipy.spatial.distance.jensenshannon``) between the shares. The status comes from PSI and
-the environment's ``drift_watch`` / ``drift_alert``.
+Numeric columns also get the Kolmogorov-Smirnov statistic (``scipy.stats.ks_2samp``) of the
+logged values against the reference's 101 percentiles, with its asymptotic p-value for the
+two samples' sizes (``scipy.stats.kstwobign``); categorical ones the Jensen-Shannon
+distance (base 2, 0 to 1; ``scipy.spatial.distance.jensenshannon``) between the shares.
+The status comes from PSI and the environment's ``drift_watch`` / ``drift_alert``.
 
 Everything is vectorised: Arrow's value counts for text, numpy for numbers.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from scipy.spatial.distance import jensenshannon
-from scipy.stats import kstest
+from scipy.stats import ks_2samp, kstwobign
 
 from modelrail.monitoring.profiles import CATEGORICAL, NUMERIC, ColumnProfile, bin_counts
 from modelrail.monitoring.profiling import label_text
@@ -100,7 +100,7 @@ def _numeric(
     psi = population_stability_index(ref_shares, cur_shares)
     statistic, p_value = (None, None)
     if len(finite) and profile.count and len(profile.quantiles) > 1:
-        statistic, p_value = ks_against_quantiles(finite, profile.quantiles)
+        statistic, p_value = ks_against_quantiles(finite, profile.quantiles, profile.count)
     status, threshold = drift_status(psi, watch, alert)
     return FeatureDrift(
         name,
@@ -179,31 +179,21 @@ def category_counts(text: pa.Array, known: list[str]) -> np.ndarray[Any, np.dtyp
     return result
 
 
-def ks_against_quantiles(values: Floats, quantiles: Any) -> tuple[float, float]:
-    """Kolmogorov-Smirnov statistic and p-value of finite ``values`` against the distribution
-    whose 0th..100th percentiles are ``quantiles`` (interpolated linearly between them)."""
-    sample = np.sort(values)
+def ks_against_quantiles(
+    values: Floats, quantiles: Any, reference_count: int
+) -> tuple[float, float]:
+    """Kolmogorov-Smirnov statistic of finite ``values`` against the distribution whose
+    0th..100th percentiles are ``quantiles`` (``scipy.stats.ks_2samp`` against those points,
+    which keeps the jumps of a discrete column where a continuous distribution function would
+    not), and its asymptotic p-value for ``len(values)`` against ``reference_count`` rows."""
+    sample = values
     if len(sample) > KS_SAMPLE:
-        sample = sample[np.linspace(0, len(sample) - 1, KS_SAMPLE).astype(np.int64)]
-    result = kstest(sample, reference_cdf(quantiles))
-    return float(result.statistic), float(result.pvalue)
-
-
-def reference_cdf(quantiles: Any) -> Callable[[Floats], Floats]:
-    """The distribution function through the percentiles ``quantiles``: 0 below the first,
-    1 from the last; a value repeated over several percentiles (a discrete column) jumps to
-    the highest of them, as a distribution function is continuous from the right."""
+        sample = np.sort(values)[np.linspace(0, len(values) - 1, KS_SAMPLE).astype(np.int64)]
     points = np.asarray(quantiles, dtype=np.float64)
-    shares = np.linspace(0.0, 1.0, len(points))
-    # The last percentile at each distinct value.
-    backwards = points[::-1]
-    distinct, first_backwards = np.unique(backwards, return_index=True)
-    at = shares[len(points) - 1 - first_backwards]
-
-    def cdf(x: Floats) -> Floats:
-        return np.interp(x, distinct, at, left=0.0, right=1.0)
-
-    return cdf
+    statistic = float(ks_2samp(sample, points).statistic)
+    n, m = len(values), max(reference_count, len(points))
+    p_value = float(kstwobign.sf(statistic * math.sqrt(n * m / (n + m))))
+    return statistic, p_value
 
 
 def _with_missing(kept: Floats, count: int, missing: int) -> Floats:

@@ -80,6 +80,8 @@ def load_feedback(
     rows = None
     if row_column is not None:
         rows = _rows(table.column(row_column), row_column, shown)
+    if pa.types.is_string(labels.type) or pa.types.is_large_string(labels.type):
+        labels = _blank_as_null(labels)
     keep = pc.is_valid(labels)
     if pa.types.is_floating(labels.type):
         keep = pc.and_(keep, pc.invert(pc.is_nan(labels)))
@@ -100,7 +102,9 @@ def load_feedback(
     distinct = keys.group_by(["request_id", "row"]).aggregate([]).num_rows
     earlier = logfiles.read_feedback(root, model)
     replaced = _matching(keys, earlier)
-    logged = logfiles.read_log(root, logfiles.PREDICTIONS, model, columns=["request_id", "row", "time"])
+    logged = logfiles.read_log(
+        root, logfiles.PREDICTIONS, model, columns=["request_id", "row", "time"]
+    )
     matched = 0 if logged is None else _matching(keys, logged)
     written = logfiles.write_table(root, logfiles.FEEDBACK, model, loaded)
     return FeedbackSummary(
@@ -176,6 +180,8 @@ def _ids(table: pa.Table, id_columns: Sequence[str], shown: str) -> pa.Array:
                 f"id column {name!r} of {shown} holds {kind} values: a request id is text or a "
                 "whole number"
             )
+        if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+            column = _blank_as_null(column)  # a CSV's empty cell is "" there
         missing = column.null_count
         if missing:
             raise FeedbackError(
@@ -189,6 +195,11 @@ def _ids(table: pa.Table, id_columns: Sequence[str], shown: str) -> pa.Array:
         return parts[0]
     joined: pa.Array = pc.binary_join_element_wise(*parts, ID_SEPARATOR)
     return joined
+
+
+def _blank_as_null(text: pa.Array) -> pa.Array:
+    blank = pc.equal(pc.utf8_trim_whitespace(text), "")
+    return pc.if_else(blank, pa.scalar(None, text.type), text)
 
 
 def _whole(column: pa.Array) -> bool:

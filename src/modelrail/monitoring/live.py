@@ -208,7 +208,11 @@ def live_metrics(
     table = CLASSIFIER_METRICS if task.kind == CLASSIFICATION else REGRESSOR_METRICS
     names = list(ALWAYS[task.kind])
     names += sorted(n for n in references if n in table and n not in names)
-    names += sorted(n for n in {*lower, *upper} if n not in names)
+    # A bound on a metric of the other kind (a policy's accuracy for a regressor) is not
+    # this model's; an unknown name is shown, without a value, so a typo is seen.
+    names += sorted(
+        n for n in {*lower, *upper} if n not in names and (n in table or n not in METRICS)
+    )
     values, classes = _compute(labelled, task, [n for n in names if n in table])
     count = labelled.num_rows
     result = []
@@ -292,6 +296,10 @@ def comparable_text(values: pa.Array | pa.ChunkedArray) -> pa.Array:
     """Labels as text that compares across sources: numbers in one spelling (``1.0`` and
     ``1`` are ``1``), booleans lower case (``True`` is ``true``); other text as it is."""
     array = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
+    if len(array) > 64:
+        # A few distinct labels in many rows: spell each distinct one once.
+        coded = array.cast(pa.string()).dictionary_encode()
+        return pc.take(comparable_text(coded.dictionary), coded.indices)
     text = array.cast(pa.string())
     try:
         numbers = pc.cast(pc.utf8_trim_whitespace(text), pa.float64())

@@ -87,7 +87,7 @@ def build_report(
 ) -> MonitorReport:
     """Judge ``predictions`` (the traffic, already narrowed to what is monitored, within
     ``[since, until)``) and their ``labels`` (``logfiles.read_feedback``)."""
-    ordered = predictions.sort_by([("time", "ascending")])
+    ordered = _by_time(predictions)
     labelled = _join(ordered, labels)
     judge = _Judge(ordered, labelled, reference_for, policy)
     reference = reference_for(version)
@@ -234,8 +234,16 @@ def _join(predictions: pa.Table, labels: pa.Table) -> pa.Table:
     right = labels.select(_LABEL_COLUMNS)
     if left.num_rows == 0 or right.num_rows == 0:
         return pa.schema([*left.schema, *right.schema.remove(0).remove(0)]).empty_table()
-    joined = left.join(right, keys=["request_id", "row"], join_type="inner")
-    return joined.sort_by([("time", "ascending")])
+    return _by_time(left.join(right, keys=["request_id", "row"], join_type="inner"))
+
+
+def _by_time(table: pa.Table) -> pa.Table:
+    """``table`` in time order; as it comes when it is (logs are written in time order),
+    which spares sorting every column of a million rows."""
+    micros = _micros(table)
+    if len(micros) < 2 or bool(np.all(micros[1:] >= micros[:-1])):
+        return table
+    return table.sort_by([("time", "ascending")])
 
 
 def _micros(table: pa.Table) -> np.ndarray[Any, np.dtype[np.int64]]:
@@ -267,9 +275,9 @@ def _requests(rows: pa.Table) -> float:
     1 / its sample rate."""
     if rows.num_rows == 0:
         return 0.0
-    first = rows.filter(pc.equal(rows.column("row"), 0))
+    first = pc.equal(rows.column("row"), 0)
     rates = np.asarray(
-        pc.cast(first.column("sample_rate"), pa.float64()).to_numpy(zero_copy_only=False),
+        pc.cast(rows.column("sample_rate").filter(first), pa.float64()).to_numpy(),
         dtype=np.float64,
     )
     rates = np.where(np.isfinite(rates) & (rates > 0), rates, 1.0)
