@@ -5,6 +5,7 @@ there is nothing to judge."""
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -13,6 +14,7 @@ import pytest
 from sklearn.metrics import accuracy_score, mean_absolute_error
 
 from modelrail.client import Client
+from modelrail.config import init_project, load_settings
 from modelrail.errors import InvalidInputError, ModelNotFoundError
 from modelrail.monitoring import logfiles
 from tests.monitoring.conftest import (
@@ -58,7 +60,7 @@ def test_usual_traffic_is_ok_and_a_shifted_number_and_category_are_alerts(
 
 
 def test_live_accuracy_uses_the_latest_label_of_each_prediction_even_a_late_one(
-    client: Client, registered: Registered, tmp_path: pytest.TempPathFactory
+    client: Client, registered: Registered, tmp_path: Path
 ) -> None:
     features = frame(400, 12)
     predicted = registered.churn.predict(features).tolist()
@@ -93,7 +95,7 @@ def _test_truth() -> list[str]:
 
 
 def test_a_live_metric_below_the_policy_bound_is_an_alert(
-    client: Client, registered: Registered, tmp_path: pytest.TempPathFactory
+    client: Client, registered: Registered, tmp_path: Path
 ) -> None:
     features = frame(200, 13)
     ids = log_traffic(client, registered.churn, features, at=NOW - DAY)
@@ -108,7 +110,7 @@ def test_a_live_metric_below_the_policy_bound_is_an_alert(
 
 
 def test_regression_live_metrics_against_the_run(
-    client: Client, registered: Registered, tmp_path: pytest.TempPathFactory
+    client: Client, registered: Registered, tmp_path: Path
 ) -> None:
     features = frame(300, 14)[["tenure"]].assign(size=np.arange(300) % 7)
     ids = log_traffic(client, registered.price, features, at=NOW - DAY, name="price")
@@ -172,7 +174,7 @@ def test_nothing_logged_is_a_report_without_data(client: Client) -> None:
 
 
 def test_a_version_without_a_reference_profile_still_gets_live_metrics(
-    client: Client, registered: Registered, tmp_path: pytest.TempPathFactory
+    client: Client, registered: Registered, tmp_path: Path
 ) -> None:
     # Registered outside a run: no data was logged with it, so no reference profile.
     version = client.register_model(registered.churn, "churn-bare", input_example=frame(5, 18))
@@ -233,3 +235,21 @@ def test_a_million_logged_rows_are_judged_in_seconds(
     took = time.perf_counter() - started
     assert report.overall.rows == rows and report.overall.requests == 2 * rows
     assert took < 20, f"{took:.1f} s for a million rows"
+
+
+def test_the_same_report_from_a_postgresql_store(store_url: str, tmp_path: Path) -> None:
+    init_project(tmp_path)
+    settings = load_settings(cwd=tmp_path, environ={}, create=False)
+    with Client(store_url=store_url, settings=settings, user="tester") as made:
+        model = register_churn(made, "churn", frame(1000, 80), 81)
+        features = frame(300, 82, shift=9.0)
+        ids = log_traffic(made, model, features, at=NOW - DAY)
+        labels = tmp_path / "labels.csv"
+        truth = model.predict(features).tolist()
+        pd.DataFrame({"id": ids, "y": truth}).to_csv(labels, index=False)
+        made.load_feedback("churn", inputs=[str(labels)], id_columns=["id"], label_column="y")
+        report = made.monitor("churn@dev", since=NOW - 2 * DAY, until=NOW)
+    assert report.overall.feature("tenure").status == "alert"  # type: ignore[union-attr]
+    accuracy = report.overall.metric("accuracy")
+    assert accuracy is not None and (accuracy.value, accuracy.labelled) == (1.0, 300)
+    assert accuracy.reference is not None  # the run's value, read from this store
