@@ -1,9 +1,10 @@
 """Monitoring through ``Client``: load labels, check drift and live metrics, keep checks.
 
-``MonitoringMethods`` is mixed into ``Client``. It reads the registry only through the
-client's public reads (versions, runs, reference profiles, the policy), and the logs from
-the monitoring folder of this machine (``Settings.monitoring_folder``: where the server that
-logs predictions runs, or a shared ``[monitoring] root``).
+``MonitoringMethods`` is mixed into ``Client`` and ``RemoteClient``. It reads the registry
+only through the client's public reads (versions, runs, reference profiles, the policy), so
+those may come from a team server, and the logs from the monitoring folder of this machine
+(``Settings.monitoring_folder``: where the server that logs predictions runs, or a shared
+``[monitoring] root``).
 
 What a reference names is the traffic judged:
 - ``churn@prod``: what prod answered (shadow answers left out), judged by the version prod
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from modelrail.errors import (
     FeedbackError,
@@ -49,9 +50,8 @@ class MonitoringMethods:
     """Prediction logs, labels and monitoring checks: the monitoring half of ``Client``."""
 
     settings: Settings
-    user: str
 
-    if TYPE_CHECKING:  # the other halves of Client define them
+    if TYPE_CHECKING:  # the other halves of Client (and RemoteClient) define them
 
         @property
         def policy(self) -> PromotionPolicy: ...
@@ -61,6 +61,9 @@ class MonitoringMethods:
         def get_run(self, run_id: str) -> Run: ...
 
         def reference_profile(self, ref: str) -> ReferenceProfile | None: ...
+
+        # An attribute of Client, a property of RemoteClient (the signed-in user).
+        user: Any
 
     @property
     def monitoring_root(self) -> str:

@@ -18,8 +18,8 @@ changes (``touch`` it to retry).
 
 Each pass also runs monitoring upkeep when it is due (``monitoring.upkeep``): checks of the
 environments that log predictions, with notifications when their alerts change, and
-removal of logged files past their retention. It runs on a local client (the logs are on
-this machine), after the due jobs.
+removal of logged files past their retention, in the monitoring folder of this machine,
+after the due jobs.
 """
 
 from __future__ import annotations
@@ -412,7 +412,8 @@ class Scheduler:
 def _monitoring_of(client: ScheduleHost) -> MonitoringUpkeep | None:
     from modelrail.client_monitoring import MonitoringMethods
 
-    # A team server's client has no monitoring: the logs are on the machines that serve.
+    # The logs are on this machine (or a shared [monitoring] root), the registry and the
+    # policy wherever the client reads them: a local store or a team server.
     return client.monitoring_upkeep() if isinstance(client, MonitoringMethods) else None
 
 

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from modelrail.artifacts import ArtifactStore, read_run_artifact
 from modelrail.client_batch import BatchMethods
 from modelrail.client_environments import EnvironmentView
+from modelrail.client_monitoring import MonitoringMethods
 from modelrail.client_reproduce import RemoteReproduceMethods
 from modelrail.config import Settings
 from modelrail.entities import (
@@ -65,6 +66,7 @@ class RemoteClient(
     RemoteExchangeMethods,
     RemoteReproduceMethods,
     RemoteProfileMethods,
+    MonitoringMethods,
 ):
     """The library as a team server at ``url`` offers it, signed in with ``token``."""
 
