@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -124,21 +125,25 @@ def test_a_rate_of_zero_logs_nothing_and_shows_no_log_metrics(
     assert not (tmp_path / "predictions").exists()
 
 
+@pytest.mark.parametrize(
+    ("model", "body"),
+    [
+        ("churn", {"inputs": [{"plan": "pro", "tenure": 3.0, "email": "a@b.c", "visits": 2}]}),
+        ("spend", {"inputs": [{"visits": 2, "tenure": 3.0}]}),  # numbers: copied into blocks
+    ],
+)
 def test_a_full_queue_drops_records_and_counts_them_never_the_requests(
-    project: Project, tmp_path: Path
+    project: Project, tmp_path: Path, model: str, body: Any
 ) -> None:
-    body = {"inputs": records(project.frame.iloc[40:41])}
     # The writer takes what is queued only once a minute: the queue holds 3 rows.
     with serving(project, tmp_path, log_queue_rows=3, log_collect_every_s=60.0) as server:
-        replies = [server.post(PREDICT, body) for _ in range(10)]
+        replies = [server.post(f"/v1/models/{model}/predict", body) for _ in range(10)]
         assert [r.status for r in replies] == [200] * 10
-        assert (
-            metric(
-                server, "modelrail_prediction_log_dropped_total", model="churn", reason="queue_full"
-            )
-            == 7
+        dropped = metric(
+            server, "modelrail_prediction_log_dropped_total", model=model, reason="queue_full"
         )
-    logged = read_predictions(tmp_path, "churn").column("request_id").to_pylist()
+        assert dropped == 7
+    logged = read_predictions(tmp_path, model).column("request_id").to_pylist()
     assert logged == [r.headers["x-request-id"] for r in replies[:3]]
 
 

@@ -1,10 +1,9 @@
-"""The prediction log's bounded queue and its writer thread.
+"""The prediction log's writer thread.
 
-A request that is sampled costs its handler one append to a ``LogChannel`` (a deque owned
-by the thread that fills it, so no lock is taken) of references it already holds: nothing is
-copied or converted there. A writer thread collects every channel a few times a second,
-turns what it found into Arrow tables (``prediction_rows``, a few array operations per
-group of records, none per row) and writes rolling Parquet files through
+Requests are handed over through ``LogChannel``s (one per producing thread, bounded, never
+blocking: see ``log_channel``). The writer collects every channel a few times a second,
+turns what it found into Arrow tables (``prediction_rows``: a few array operations per block
+or group of records, none per row) and writes rolling Parquet files through
 ``logfiles.write_table``: a file when a model has ``file_rows`` rows waiting or its oldest
 waited ``file_seconds``, and everything on ``stop``.
 
@@ -18,81 +17,36 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
+from operator import itemgetter
 from pathlib import Path
-from typing import Protocol
 
+import numpy as np
 import pyarrow as pa
 
+from modelrail.monitoring.log_channel import (
+    WRITE_ERROR,
+    LogChannel,
+    LogCounts,
+    RowBlock,
+    TallyCounts,
+)
 from modelrail.monitoring.logfiles import PREDICTIONS, write_table
-from modelrail.monitoring.prediction_rows import Origin, Record, records_table
+from modelrail.monitoring.prediction_rows import (
+    Origin,
+    Record,
+    Requests,
+    prediction_text,
+    prediction_value,
+    records_table,
+    rows_table,
+)
 
 __all__ = ["LogChannel", "LogCounts", "PredictionLog", "TallyCounts"]
 
 log = logging.getLogger("modelrail.monitoring")
-
-QUEUE_FULL = "queue_full"
-WRITE_ERROR = "write_error"
-
-
-class LogCounts(Protocol):
-    """Where the log reports what it wrote and what it lost (``/metrics`` in a server)."""
-
-    def written(self, model: str, requests: int) -> None: ...
-
-    def dropped(self, model: str, reason: str, requests: int) -> None: ...
-
-    def write_failed(self, model: str) -> None: ...
-
-
-class TallyCounts:
-    """Counts kept in this process (``dropped`` may come from several threads)."""
-
-    def __init__(self) -> None:
-        self.written_by: dict[str, int] = {}
-        self.dropped_by: dict[tuple[str, str], int] = {}
-        self.failures_by: dict[str, int] = {}
-        self._lock = threading.Lock()
-
-    def written(self, model: str, requests: int) -> None:
-        with self._lock:
-            self.written_by[model] = self.written_by.get(model, 0) + requests
-
-    def dropped(self, model: str, reason: str, requests: int) -> None:
-        with self._lock:
-            key = (model, reason)
-            self.dropped_by[key] = self.dropped_by.get(key, 0) + requests
-
-    def write_failed(self, model: str) -> None:
-        with self._lock:
-            self.failures_by[model] = self.failures_by.get(model, 0) + 1
-
-
-class LogChannel:
-    """The records one thread hands to the writer. Only that thread appends and adds to
-    ``offered``; only the writer takes and adds to ``taken``: each count has one writer."""
-
-    __slots__ = ("_counts", "capacity", "items", "offered", "taken")
-
-    def __init__(self, capacity_rows: int, counts: LogCounts) -> None:
-        self.items: deque[Record] = deque()
-        self.capacity = capacity_rows
-        self.offered = 0
-        self.taken = 0
-        self._counts = counts
-
-    def offer(self, record: Record) -> bool:
-        """Queue ``record`` (see ``prediction_rows.Record``) unless the queue is full; then it
-        is dropped and counted. Never blocks."""
-        rows = record[7]
-        if self.offered - self.taken + rows > self.capacity:
-            self._counts.dropped(record[0].model, QUEUE_FULL, 1)
-            return False
-        self.offered += rows
-        self.items.append(record)
-        return True
 
 
 @dataclass
@@ -104,6 +58,43 @@ class _Pending:
     tables: list[pa.Table] = field(default_factory=list)
     rows: int = 0
     requests: int = 0
+
+
+_ORIGIN = itemgetter(0)
+
+
+def _by_origin(batch: list[Record]) -> list[tuple[Origin, list[Record]]]:
+    """``batch`` split by origin, in order of first appearance (the usual batch has one: a
+    server of one model between two swaps)."""
+    first = batch[0][0]
+    if all(origin is first for origin in map(_ORIGIN, batch)):
+        return [(first, batch)]
+    grouped: dict[Origin, list[Record]] = {}
+    for record in batch:
+        grouped.setdefault(record[0], []).append(record)
+    return list(grouped.items())
+
+
+def _warm_up() -> None:
+    """Load what converting the first rows needs (Arrow's compute functions take a large
+    part of a second to load), before requests come, not while they wait for the GIL."""
+    for values in (np.array([1.5]), np.array([1]), np.array(["a"], dtype=object)):
+        prediction_text(values)
+        prediction_value(values, None, classifier=False)
+
+
+def _block_table(block: RowBlock, clock_offset: float) -> pa.Table:
+    ids, arrived, seconds, rows = zip(*block.requests, strict=True)
+    size = block.size
+    probabilities = block.probabilities
+    return rows_table(
+        block.origin,
+        Requests(ids, arrived, seconds, rows),
+        block.inputs[:size],
+        block.predictions[:size],
+        None if probabilities is None else probabilities[:size],
+        clock_offset,
+    )
 
 
 class PredictionLog:
@@ -140,13 +131,22 @@ class PredictionLog:
 
     def start(self) -> None:
         if self._thread is None and not self._stopping:
+            _warm_up()
             self._thread = threading.Thread(
                 target=self._run, name="modelrail-prediction-log", daemon=True
             )
             self._thread.start()
 
+    def seal(self) -> None:
+        """Hand the writer every channel's rows copied so far. Call it from the thread that
+        fills the channels (a server's event loop), or once they are no longer filled."""
+        for channel in self._channels:
+            channel.seal()
+
     def stop(self, timeout_s: float = 30.0) -> None:
-        """Write everything queued or waiting, then end the writer thread."""
+        """Write everything queued or waiting, then end the writer thread. Call it once
+        nothing adds to the channels any more (a server's shutdown)."""
+        self.seal()
         self._stopping = True
         self._wake.set()
         if self._thread is not None:
@@ -176,30 +176,41 @@ class PredictionLog:
                 return
 
     def _collect(self) -> None:
-        grouped: dict[Origin, list[Record]] = {}
+        blocks: list[RowBlock] = []
+        records: list[Record] = []
         for channel in self._channels:
-            items, taken = channel.items, 0
-            while items:
-                record = items.popleft()
-                taken += record[7]
-                found = grouped.get(record[0])
-                if found is None:
-                    grouped[record[0]] = [record]
+            items = channel.items
+            taken = 0
+            # Only what is there now: the producer may append meanwhile (deques allow it).
+            for _ in range(len(items)):
+                item = items.popleft()
+                if isinstance(item, RowBlock):
+                    blocks.append(item)
+                    taken += item.size
                 else:
-                    found.append(record)
+                    records.append(item)
+                    taken += item[7]
             channel.taken += taken
-        if not grouped:
+        if not blocks and not records:
             return
         offset = time.time() - time.perf_counter()
         now = self.clock()
-        for origin, records in grouped.items():
+        found: list[tuple[Origin, int, Callable[[], pa.Table]]] = [
+            (b.origin, len(b.requests), partial(_block_table, b, offset)) for b in blocks
+        ]
+        if records:
+            found += [
+                (origin, len(group), partial(records_table, group, offset))
+                for origin, group in _by_origin(records)
+            ]
+        for origin, requests, convert in found:
             try:
-                table = records_table(records, offset)
+                table = convert()
             except Exception:
-                log.exception("modelrail: cannot log %s predictions of %s", origin.source, origin)
-                self.counts.dropped(origin.model, WRITE_ERROR, len(records))
+                log.exception("modelrail: cannot log predictions of %s", origin.model)
+                self.counts.dropped(origin.model, WRITE_ERROR, requests)
                 continue
-            self._add(origin.model, table, len(records), now)
+            self._add(origin.model, table, requests, now)
 
     def add_table(self, model: str, table: pa.Table, requests: int) -> None:
         """Rows already in the log's layout (a batch run's sample), written with the rest."""

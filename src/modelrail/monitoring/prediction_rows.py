@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import repeat
+from operator import is_not
 from typing import Any
 
 import numpy as np
@@ -26,7 +28,7 @@ import pyarrow.compute as pc
 from modelrail.monitoring.logfiles import INPUT_PREFIX, PREDICTION_FIELDS, TIME_TYPE
 from modelrail.scoring.columns import Columns
 
-__all__ = ["Origin", "Record", "prediction_text", "records_table"]
+__all__ = ["Origin", "Record", "Requests", "prediction_text", "records_table", "rows_table"]
 
 NUMERIC_DTYPES = frozenset({"float64", "int64", "bool"})
 # What one scored request leaves for the log: its origin, its id (bytes or text), when it
@@ -89,26 +91,60 @@ class Origin:
 def records_table(records: Sequence[Record], clock_offset: float) -> pa.Table:
     """Records of one origin as one table. ``clock_offset``: ``time.time()`` minus
     ``time.perf_counter()``, to turn arrival times into wall-clock times."""
-    origin = records[0][0]
-    counts = np.fromiter((r[7] for r in records), dtype=np.int64, count=len(records))
+    # One C-level pass turns the records into a tuple per field.
+    origins, ids, arrived, inputs, predictions, probabilities, seconds, counts = zip(
+        *records, strict=True
+    )
+    joined = None
+    if all(map(is_not, probabilities, repeat(None))):  # (``in`` would compare arrays)
+        joined = _joined(probabilities)
+    matrices = inputs[0].__class__ is np.ndarray
+    return rows_table(
+        origins[0],
+        Requests(ids, arrived, seconds, counts),
+        _joined(inputs) if matrices else inputs,
+        _joined(predictions),
+        joined,
+        clock_offset,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Requests:
+    """Per request, in order: its id, arrival (``perf_counter``), model seconds, rows."""
+
+    ids: Sequence[bytes | str]
+    arrived: Sequence[float]
+    seconds: Sequence[float]
+    rows: Sequence[int]
+
+
+def rows_table(
+    origin: Origin,
+    requests: Requests,
+    inputs: Any,
+    predictions: np.ndarray[Any, Any],
+    probabilities: np.ndarray[Any, Any] | None,
+    clock_offset: float,
+) -> pa.Table:
+    """The log's rows of ``requests``: ``inputs`` is their input matrices one above the other
+    or their ``Columns`` (one per request); predictions and probabilities, every row's."""
+    counts = np.array(requests.rows, dtype=np.int64)
     total = int(counts.sum())
-    single = total == len(records)
-    ids = pa.array([r[1] for r in records])
+    first = requests.ids[0]
+    ids = pa.array(requests.ids, pa.binary() if isinstance(first, bytes) else pa.string())
     if ids.type == pa.binary():
         ids = ids.cast(pa.string())
-    arrived = np.fromiter((r[2] for r in records), dtype=np.float64, count=len(records))
+    arrived = np.array(requests.arrived, dtype=np.float64)
     micros = ((arrived + clock_offset) * 1e6).astype(np.int64)
-    latency = np.fromiter((r[6] for r in records), dtype=np.float64, count=len(records)) * 1e3
-    if single:
+    latency = np.array(requests.seconds, dtype=np.float64) * 1e3
+    if total == len(counts):  # one row each: the usual request
         rows = np.zeros(total, dtype=np.int32)
     else:
         starts = np.cumsum(counts) - counts
         rows = (np.arange(total) - np.repeat(starts, counts)).astype(np.int32)
-        ids = ids.take(pa.array(np.repeat(np.arange(len(records)), counts)))
+        ids = ids.take(pa.array(np.repeat(np.arange(len(counts)), counts)))
         micros, latency = np.repeat(micros, counts), np.repeat(latency, counts)
-    predictions = _joined([r[4] for r in records])
-    found = [r[5] for r in records if r[5] is not None]
-    probabilities = _joined(found) if len(found) == len(records) else None
     columns = [
         ids,
         pa.array(rows, pa.int32()),
@@ -121,12 +157,12 @@ def records_table(records: Sequence[Record], clock_offset: float) -> pa.Table:
         pa.array(latency, pa.float64()),
         prediction_text(predictions),
         prediction_value(predictions, probabilities, origin.classifier),
-        *_inputs(origin, [r[3] for r in records]),
+        *_inputs(origin, inputs),
     ]
     return pa.Table.from_arrays(columns, schema=origin.schema())
 
 
-def _joined(arrays: list[np.ndarray[Any, Any]]) -> np.ndarray[Any, Any]:
+def _joined(arrays: Sequence[np.ndarray[Any, Any]]) -> np.ndarray[Any, Any]:
     return arrays[0] if len(arrays) == 1 else np.concatenate(arrays)
 
 
@@ -168,18 +204,17 @@ def _arrow(values: np.ndarray[Any, Any]) -> pa.Array:
         return pa.array([None if v is None else str(v) for v in values.tolist()], pa.string())
 
 
-def _inputs(origin: Origin, inputs: list[Any]) -> list[pa.Array]:
-    """The logged features of every record, one Arrow array each."""
+def _inputs(origin: Origin, inputs: Any) -> list[pa.Array]:
+    """The logged features, one Arrow array each, from a matrix of every row or from each
+    request's ``Columns``."""
     if not origin.positions:
         return []
-    first = inputs[0]
-    if isinstance(first, np.ndarray):
-        matrix = _joined(inputs) if first.ndim == 2 else np.vstack(inputs)
+    if isinstance(inputs, np.ndarray):
         return [
-            pa.array(np.ascontiguousarray(matrix[:, j]), pa.float64(), from_pandas=True)
+            pa.array(np.ascontiguousarray(inputs[:, j]), pa.float64(), from_pandas=True)
             for j in origin.positions
         ]
-    columns: list[Columns] = inputs
+    columns: Sequence[Columns] = inputs
     found = []
     for j, number in zip(origin.positions, origin.numeric, strict=True):
         values = _joined([c.arrays[j] for c in columns])

@@ -246,17 +246,15 @@ class PredictionApp:
         if rate and (rate >= 1.0 or self._random() < rate):
             origin = answering.origin
             assert self._log is not None and origin is not None
-            self._log.offer(
-                (
-                    origin,
-                    request_id,
-                    started,
-                    matrix,
-                    scored.predictions,
-                    scored.probabilities,
-                    scoring_seconds,
-                    rows,
-                )
+            self._log.add(
+                origin,
+                request_id,
+                started,
+                matrix,
+                scored.predictions,
+                scored.probabilities,
+                scoring_seconds,
+                rows,
             )
             logged = (origin, request_id, started)
         if self.shadow is not None:
@@ -369,12 +367,25 @@ class PredictionApp:
 
     # -- lifespan ----------------------------------------------------------------------------------
 
+    def _seal_every(self, loop: asyncio.AbstractEventLoop, seconds: float) -> None:
+        """Hand the log's writer the rows copied so far, every ``seconds``, from the event
+        loop (the only thread that copies rows into the request channel)."""
+        assert self._log is not None
+
+        def seal() -> None:
+            self._log.seal()  # type: ignore[union-attr]
+            loop.call_later(seconds, seal)
+
+        loop.call_later(seconds, seal)
+
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
                 if self.on_startup is not None:
                     self.on_startup()
+                if self._log is not None and self.log_plan is not None:
+                    self._seal_every(asyncio.get_running_loop(), self.log_plan.log.collect_every_s)
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 if self.on_shutdown is not None:
