@@ -267,7 +267,7 @@ def test_a_store_with_users_shows_it_only_to_those_signed_in(team_ui: TeamUi) ->
     assert page.status == 200 and page.count("monitoring-empty") == 1
 
 
-def test_through_a_team_server_the_page_says_the_logs_are_not_offered(
+def test_through_a_team_server_the_page_shows_the_servers_history(
     dashboard: UiServer, team: Team
 ) -> None:
     register(team.client)
@@ -276,5 +276,6 @@ def test_through_a_team_server_the_page_says_the_logs_are_not_offered(
     assert vic.post("/login", {"token": team.tokens["vic"], "next": path}).status == 303
     page = vic.get(path)
     assert page.status == 200, page.text[-800:]
-    assert page.count("monitoring-unavailable") == 1 and "team server" in page.text
     assert rows(page, "serving-stay", "data-version") == ["1"]
+    # The logs are read from this machine's monitoring folder, and it has none.
+    assert page.count("monitoring-empty") == 1

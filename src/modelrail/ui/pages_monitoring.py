@@ -24,7 +24,7 @@ from markupsafe import Markup
 from starlette.responses import Response
 
 from modelrail.entities import EnvironmentEvent
-from modelrail.errors import InvalidInputError, NotOnServerError
+from modelrail.errors import InvalidInputError
 from modelrail.monitoring.drift import as_numbers, category_counts
 from modelrail.monitoring.logfiles import PREDICTIONS, read_log
 from modelrail.monitoring.profiles import NUMERIC, ColumnProfile, bin_counts
@@ -94,20 +94,12 @@ def monitoring_page(page: Page) -> Response:
         "start": start,
         "end": now,
         "stays": stays,
-        "unavailable": None,
     }
-    try:
-        report = client.monitor(
-            f"{name}@{environment}", since=start, until=now, window_seconds=window, now=now
-        )
-        root = client.monitoring_root
-    except NotOnServerError:
-        context["unavailable"] = (
-            "Monitoring reads the prediction logs of the machine they are kept on, and this "
-            "dashboard runs through a team server that does not offer them yet: open the "
-            "dashboard of a project that shares the [monitoring] root."
-        )
-        return page.render("monitoring.html", report=None, **context)
+    # Through a team server too, the logs are this machine's (``[monitoring] root``).
+    report = client.monitor(
+        f"{name}@{environment}", since=start, until=now, window_seconds=window, now=now
+    )
+    root = client.monitoring_root
     profile = client.reference_profile(f"{name}:{report.version}")
     prediction_profile = profile.prediction if profile is not None else None
     shares, predicted = prediction_shares(
