@@ -25,6 +25,11 @@ max = { false_positive_rate = 0.05 }
 beat_incumbent = true
 runtime_compatible = true
 approval = true
+
+[environments.prod.monitoring]
+drift_alert = 0.2
+min_live = { accuracy = 0.95 }
+max_live = { false_positive_rate = 0.05 }
 """
 
 

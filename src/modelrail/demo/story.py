@@ -19,6 +19,7 @@ from rich.console import Console
 from modelrail.client import Client
 from modelrail.config import CONFIG_FILE_NAME, init_project, load_settings
 from modelrail.demo.batch import run_batch_story
+from modelrail.demo.monitoring import run_monitoring_story
 from modelrail.demo.promotion import DEMO_POLICY, run_promotion_story
 from modelrail.errors import InvalidInputError
 from modelrail.store.tracker_query import TrackerQuery
@@ -248,9 +249,12 @@ def run_demo(path: Path, out: Console) -> None:
         with Client(settings=replace(settings, user="bob")) as bob:
             run_promotion_story(client, bob, MODEL, best_version.version, out)
         prod = client.get_model_version(f"{MODEL}@prod").version
-        run_batch_story(client, MODEL, _patients(step_of[prod], X, y), out)
+        patients = _patients(step_of[prod], X, y)
+        run_batch_story(client, MODEL, patients, out)
+        run_monitoring_story(client, MODEL, patients, y, out)
         out.print(
             f"\nexplore it: cd {path} && modelrail runs, modelrail runs show {best.short_id}, "
             "modelrail models show cancer-classifier, modelrail datasets, modelrail envs, "
-            "modelrail history, modelrail batch history, modelrail ui"
+            "modelrail history, modelrail batch history, modelrail monitor cancer-classifier@prod, "
+            "modelrail ui"
         )
