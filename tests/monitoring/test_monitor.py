@@ -163,6 +163,11 @@ def test_windows_are_whole_days_each_judged_by_the_version_that_answered(
     assert per_version == [(1, 1050), (2, 1000)]
     assert report.by_version[1].status == "ok"
     assert report.overall.requests == 2050  # the shadow's answers are left out
+    # A version's own traffic in an environment counts what it answered as a shadow too.
+    candidate = client.monitor("switch:2", environment="dev", since=day - 3 * DAY, until=day)
+    assert (candidate.environment, candidate.version, candidate.overall.rows) == ("dev", 2, 2000)
+    with pytest.raises(InvalidInputError, match="leave out environment"):
+        client.monitor("switch@dev", environment="dev")
 
 
 def test_nothing_logged_is_a_report_without_data(client: Client) -> None:
