@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from modelrail.batch.records import BatchRecords
     from modelrail.config import Settings
     from modelrail.entities import ModelVersion
+    from modelrail.policy import PromotionPolicy
     from modelrail.refs import Ref
 
 __all__ = ["BatchHost", "ScheduleHost", "ScheduleRecords"]
@@ -34,6 +35,9 @@ class BatchHost(Protocol):
 
     @property
     def batch_records(self) -> BatchRecords: ...
+
+    @property
+    def policy(self) -> PromotionPolicy: ...  # (what a run in an environment logs)
 
     def get_model_version(self, reference: str | Ref) -> ModelVersion: ...
 

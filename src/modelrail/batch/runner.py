@@ -45,6 +45,7 @@ from modelrail.urls import hide_password
 if TYPE_CHECKING:
     from modelrail.artifacts import ArtifactStore
     from modelrail.batch.host import BatchHost
+    from modelrail.batch.prediction_log import BatchLog
     from modelrail.batch.sources import Source
     from modelrail.monitoring.batch_profiles import BatchProfiling
 
@@ -66,6 +67,8 @@ class _Plan:
     # The run's input profile and prediction distribution, from the batches it scores
     # (local engine; Spark's executors see the rows, not this process).
     profiling: BatchProfiling | None = None
+    # A sample of the rows scored, in the prediction log (an environment that logs them).
+    prediction_log: BatchLog | None = None
 
 
 def run_batch(
@@ -271,7 +274,19 @@ def _plan(client: BatchHost, spec: JobSpec, version: ModelVersion, run_id: str) 
 
         prediction = scorer.prediction_columns()[0]
         profiling = BatchProfiling(version.signature, inputs, prediction)
-    return _Plan(spec, version, scorer, source, sink, client.artifacts, profiling=profiling)
+    from modelrail.batch.prediction_log import open_batch_log
+
+    logged = open_batch_log(client, spec, version, scorer)
+    return _Plan(
+        spec,
+        version,
+        scorer,
+        source,
+        sink,
+        client.artifacts,
+        profiling=profiling,
+        prediction_log=logged,
+    )
 
 
 def _execute(
@@ -313,6 +328,8 @@ def _execute(
                 progress(row, plan.source.total_rows)
         fingerprint = plan.source.fingerprint()
         writer.commit(fingerprint)
+        if plan.prediction_log is not None:
+            plan.prediction_log.close()
     except BaseException as exc:
         beat.stop()
         if writer is not None:
@@ -371,6 +388,8 @@ def _scored(
             if plan.profiling is not None:
                 plan.profiling.add_input(batch)
             scored = plan.scorer.score(batch, row, run_id)
+            if plan.prediction_log is not None:
+                plan.prediction_log.add(batch, scored, row)
             row += scored.rows_read
             yield scored
 
