@@ -26,6 +26,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from modelrail.batch import arrays
 from modelrail.monitoring.profiles import (
     CATEGORICAL,
     NUMERIC,
@@ -83,7 +84,7 @@ def kind_of(arrow_type: pa.DataType) -> str | None:
     if types.is_string(arrow_type) or types.is_large_string(arrow_type):
         return CATEGORICAL
     try:  # anything else as its text, if Arrow can write it as text
-        label_text(pa.array([], type=arrow_type))
+        label_text(pa.nulls(0, arrow_type))
     except (pa.ArrowException, ValueError, TypeError):
         return None
     return CATEGORICAL
@@ -180,7 +181,8 @@ class _CategoricalColumn:
         self.count = 0
         self.missing = 0
         self.folded = 0  # values dropped from tracking (counted in "other")
-        self.counts: pa.Table | None = None  # columns "value" (large_string), "n" (int64)
+        self.values: pa.Array | None = None  # the distinct values tracked, as text
+        self.counts = np.zeros(0, dtype=np.int64)  # how often each was seen
 
     def update(self, array: Any) -> None:
         array = _arrow(array)
@@ -195,43 +197,49 @@ class _CategoricalColumn:
         # numbers is counted as numbers, not as a million strings).
         found = pc.value_counts(pc.drop_null(array) if nulls else array)
         values = label_text(found.field("values"))
-        counts = found.field("counts").to_numpy().astype(np.int64)
-        if self.counts is not None:
+        counts = arrays.to_numpy(found.field("counts")).astype(np.int64)
+        if self.values is not None:
             # Values seen before add to their counts (a hash lookup per distinct value of the
             # batch); the others are appended, in the order they first appear.
-            known_values = self.counts.column("value").combine_chunks()
-            known = self.counts.column("n").to_numpy().copy()
-            where = pc.index_in(values, value_set=known_values)
-            seen = pc.is_valid(where).to_numpy(zero_copy_only=False)
-            positions = where.to_numpy(zero_copy_only=False)[seen].astype(np.int64)
-            known += np.bincount(positions, weights=counts[seen], minlength=len(known)).astype(
-                np.int64
-            )
-            values = pa.concat_arrays([known_values, values.filter(pa.array(~seen))])
+            where = pc.index_in(values, value_set=self.values)
+            seen = arrays.valid(where)
+            positions = arrays.to_numpy(where)[seen].astype(np.int64)
+            known = self.counts + np.bincount(
+                positions, weights=counts[seen], minlength=len(self.counts)
+            ).astype(np.int64)
+            new = values.filter(arrays.from_numpy(~seen, pa.bool_()))
+            values = pa.concat_arrays([self.values, new])
             counts = np.concatenate([known, counts[~seen]])
         if len(counts) > self.capacity:
             # The most frequent are kept (ties: the first seen); the rest is "other".
             order = np.argsort(-counts, kind="stable")
             self.folded += int(counts[order[self.capacity :]].sum())
             kept = np.sort(order[: self.capacity])
-            values, counts = values.take(pa.array(kept)), counts[kept]
-        self.counts = pa.table({"value": values, "n": pa.array(counts, pa.int64())})
+            values, counts = values.take(arrays.from_numpy(kept, pa.int64())), counts[kept]
+        self.values, self.counts = values, counts
 
     def finish(self) -> ColumnProfile:
-        if self.count == 0 or self.counts is None:
+        if self.count == 0 or self.values is None:
             return ColumnProfile(CATEGORICAL, 0, self.missing)
         # A value too long to be a category (free text) is counted in "other": a profile
         # stays small, and a monitor finds such values outside the kept ones anyway.
-        short = pc.less_equal(pc.utf8_length(self.counts.column("value")), MAX_VALUE_LENGTH)
-        top = _ranked(self.counts.filter(short)).slice(0, MAX_CATEGORIES)
-        values = top.column("value").to_pylist()
-        shares = _rounded(top.column("n").to_numpy() / self.count).tolist()
-        other = max(0.0, 1.0 - int(pc.sum(top.column("n")).as_py()) / self.count)
+        short = arrays.to_numpy(pc.utf8_length(self.values)) <= MAX_VALUE_LENGTH
+        counts = self.counts[short]
+        values = self.values.filter(arrays.from_numpy(short, pa.bool_()))
+        table = pa.Table.from_arrays(
+            [values, arrays.from_numpy(counts, pa.int64())], ["value", "n"]
+        )
+        # Most frequent first; ties by value, so the order never depends on batch sizes.
+        order = pc.sort_indices(table, sort_keys=[("n", "descending"), ("value", "ascending")])
+        top = arrays.to_numpy(order)[:MAX_CATEGORIES]
+        texts = values.take(arrays.from_numpy(top, pa.int64())).to_pylist()
+        shares = _rounded(counts[top] / self.count).tolist()
+        other = max(0.0, 1.0 - int(counts[top].sum()) / self.count)
         return ColumnProfile(
             CATEGORICAL,
             self.count,
             self.missing,
-            frequencies=dict(zip(values, shares, strict=True)),
+            frequencies=dict(zip(texts, shares, strict=True)),
             other=float(_rounded(np.array([other]))[0]),
         )
 
@@ -427,19 +435,13 @@ def _floats(array: Any) -> np.ndarray[Any, Any]:
         array = array.dictionary_decode()
     if array.type != pa.float64():
         array = pc.cast(array, pa.float64(), safe=False)
-    return np.asarray(array.to_numpy(zero_copy_only=False), dtype=np.float64)
+    return arrays.to_numpy(array, nulls_as_nan=True)
 
 
 def _rounded(values: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
     """``values`` to ``_DIGITS`` significant digits (monotonic: order is kept). A few hundred
     numbers per column, so formatting each is cheap and exact to the digit."""
     return np.array([float(f"{v:.{_DIGITS}g}") for v in np.asarray(values, dtype=np.float64)])
-
-
-def _ranked(counts: pa.Table) -> pa.Table:
-    """Most frequent first; ties by value, so the order never depends on batch sizes."""
-    order = pc.sort_indices(counts, sort_keys=[("n", "descending"), ("value", "ascending")])
-    return counts.take(order)
 
 
 def _finite(value: float) -> float | None:
