@@ -16,11 +16,9 @@ profile small.
 
 from __future__ import annotations
 
-import logging
 import math
 import re
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -35,20 +33,14 @@ from modelrail.monitoring.profiles import (
     bin_counts,
 )
 
-if TYPE_CHECKING:
-    from modelrail.tracking.datasets import DatasetFingerprint
-
 __all__ = [
     "MAX_COLUMNS",
     "ColumnProfiler",
     "ProfileBuilder",
-    "ProfiledDataset",
-    "SafeProfiling",
     "label_text",
     "profile_predictions",
 ]
 
-log = logging.getLogger("modelrail")
 
 MAX_COLUMNS = 200
 MAX_CATEGORIES = 50
@@ -336,52 +328,6 @@ class ProfileBuilder:
         table without columns)."""
         columns = {name: column.finish() for name, column in self._columns.items()}
         return DatasetProfile(self._rows if rows is None else rows, columns, self._truncated)
-
-
-@dataclass(frozen=True)
-class ProfiledDataset:
-    """A dataset's fingerprint and its profile, from one pass
-    (``tracking.datasets.fingerprint_and_profile``). ``profile`` is None when profiling
-    failed (``problem`` says why): that never costs the fingerprint."""
-
-    fingerprint: DatasetFingerprint
-    profile: DatasetProfile | None
-    problem: str | None = None
-
-
-class SafeProfiling:
-    """A ``ProfileBuilder`` fed the same batches as a fingerprint's hashers. A failure in it
-    is noted and profiling stops, while fingerprinting goes on."""
-
-    def __init__(self) -> None:
-        self.builder = ProfileBuilder()
-        self.problem: str | None = None
-
-    def start(self, schema: pa.Schema) -> None:
-        self._guarded(self.builder.start, schema)
-
-    def update(self, batch: pa.RecordBatch) -> None:
-        if self.problem is None:
-            self._guarded(self.builder.update, batch)
-
-    def result(self, fingerprint: DatasetFingerprint) -> ProfiledDataset:
-        if self.problem is not None:
-            return ProfiledDataset(fingerprint, None, self.problem)
-        try:
-            return ProfiledDataset(fingerprint, self.builder.finish(fingerprint.rows))
-        except Exception as exc:  # see _guarded
-            return ProfiledDataset(fingerprint, None, _failed(exc))
-
-    def _guarded(self, step: Any, value: Any) -> None:
-        try:
-            step(value)
-        except Exception as exc:  # a bug in profiling must not stop a dataset being logged
-            self.problem = _failed(exc)
-
-
-def _failed(exc: Exception) -> str:
-    log.warning("modelrail: profiling the dataset failed", exc_info=True)
-    return f"profiling failed: {type(exc).__name__}: {exc}"
 
 
 def profile_predictions(values: Any, *, categorical: bool | None = None) -> ColumnProfile:

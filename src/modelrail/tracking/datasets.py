@@ -36,7 +36,7 @@ import pyarrow.parquet as pq
 from modelrail.errors import DatasetReadError, InvalidInputError, UnsupportedDatasetError
 
 if TYPE_CHECKING:
-    from modelrail.monitoring.profiling import ProfiledDataset, SafeProfiling
+    from modelrail.monitoring.dataset_profiles import ProfiledDataset, SafeProfiling
 
 __all__ = [
     "DatasetFingerprint",
@@ -259,7 +259,7 @@ def fingerprint_dataset(data: object, *, batch_rows: int = 65_536) -> DatasetFin
 def fingerprint_and_profile(data: object, *, batch_rows: int = 65_536) -> ProfiledDataset:
     """``fingerprint_dataset(data)`` and the data's profile (``monitoring.profiles``),
     computed from the same batches in one pass; the fingerprint is the same as without."""
-    from modelrail.monitoring.profiling import SafeProfiling
+    from modelrail.monitoring.dataset_profiles import SafeProfiling
 
     profiling = SafeProfiling()
     fingerprint = _fingerprint(data, batch_rows, profiling)

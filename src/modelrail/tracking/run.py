@@ -29,7 +29,7 @@ from modelrail.store.codec import to_jsonable
 from modelrail.tracking.components import data_component, params_component
 
 if TYPE_CHECKING:
-    from modelrail.monitoring.profiling import ProfiledDataset
+    from modelrail.monitoring.dataset_profiles import ProfiledDataset
     from modelrail.monitoring.reference import LoggedData
     from modelrail.tracking.ports import RunHost
 
