@@ -137,6 +137,8 @@ def _scalar(hint: Any, value: Any, where: str) -> Any:
         if isinstance(value, bool) or not isinstance(value, int | float):
             if value is None:  # JSON has no NaN: the server sends one as null
                 return float("nan")
+            if value in ("inf", "-inf"):  # nor infinity: the server sends it as text
+                return float(value)
             raise _unexpected(where, "a number", value)
         return float(value)
     if hint is int:

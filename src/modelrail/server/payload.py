@@ -130,7 +130,10 @@ def to_json(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [to_json(v) for v in value]
     if isinstance(value, float):
-        return value if math.isfinite(value) else None  # JSON has no NaN or infinity
+        if math.isinf(value):
+            # JSON has no infinity: a limit that is off (inf) travels as text.
+            return "inf" if value > 0 else "-inf"
+        return value if math.isfinite(value) else None  # nor NaN
     if isinstance(value, str | int | bool) or value is None:
         return value
     return str(value)
