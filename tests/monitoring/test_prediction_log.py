@@ -214,3 +214,23 @@ def test_a_request_larger_than_a_block_is_queued_whole(tmp_path: Path, rows: int
     table = read_predictions(tmp_path, "m")
     assert table.num_rows == rows + 1
     assert sorted(table.column("row").to_pylist())[-1] == rows - 1
+
+
+def test_answers_of_several_outputs_are_logged_as_json_lists(tmp_path: Path) -> None:
+    log = PredictionLog(tmp_path)
+    channel = log.channel()
+    regression = Origin("two", 1, None, "serve", 1.0, (0,), ("x",), (True,), False)
+    for request in range(2):
+        outputs = np.array([[1.5, 2.0], [3.0, -1.25]]) + request
+        channel.add(regression, b"%d" % request, 0.0, np.ones((2, 1)), outputs, None, 0.0, 2)
+    log.stop()
+    table = read_predictions(tmp_path, "two").sort_by(
+        [("request_id", "ascending"), ("row", "ascending")]
+    )
+    assert table.column("prediction").to_pylist() == [
+        "[1.5,2.0]",
+        "[3.0,-1.25]",
+        "[2.5,3.0]",
+        "[4.0,-0.25]",
+    ]
+    assert table.column("prediction_value").null_count == 4

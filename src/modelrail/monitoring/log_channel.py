@@ -71,7 +71,16 @@ class RowBlock:
     """Rows of one origin copied side by side, with one (id, arrival, seconds, rows) tuple
     per request in ``requests``."""
 
-    __slots__ = ("inputs", "origin", "predictions", "probabilities", "requests", "size")
+    __slots__ = (
+        "inputs",
+        "kind",
+        "origin",
+        "predictions",
+        "probabilities",
+        "requests",
+        "size",
+        "without_probabilities",
+    )
 
     def __init__(
         self,
@@ -89,14 +98,18 @@ class RowBlock:
             if probabilities is None
             else np.empty((BLOCK_ROWS, probabilities.shape[1]), dtype=np.float64)
         )
+        self.without_probabilities = probabilities is None
+        # The dtype of the answers last found to fit (the same object, request after request,
+        # for a given model: one identity test tells the usual request fits).
+        self.kind = kind
         self.requests: list[tuple[bytes, float, float, int]] = []
         self.size = 0
 
     def fits(self, predictions: np.ndarray[Any, Any], probabilities: Any) -> bool:
-        """Whether a request's answers have this block's layout (checked once per request)."""
+        """Whether a request's answers have this block's layout."""
         kind = predictions.dtype
         mine = self.predictions.dtype
-        if kind is not mine and kind != mine and not (mine is _OBJECT and kind.kind in "UO"):
+        if kind != mine and not (mine == _OBJECT and kind.kind in "UO"):
             return False
         if predictions.ndim != 1:
             return False
@@ -137,26 +150,29 @@ class LogChannel:
             self._counts.dropped(origin.model, QUEUE_FULL, 1)
             return False
         self.offered += rows
+        block = self._blocks.get(origin)
         try:
-            if inputs.__class__ is not np.ndarray or rows > BLOCK_ROWS:
-                raise _Unusual
-            block = self._blocks.get(origin)
-            if block is None or not block.fits(predictions, probabilities):
-                if block is not None:
-                    self.seal(origin)
-                block = self._blocks[origin] = RowBlock(origin, inputs, predictions, probabilities)
+            if (
+                block is None
+                or predictions.dtype is not block.kind
+                or (probabilities is None) is not block.without_probabilities
+                or block.size + rows > BLOCK_ROWS
+            ):
+                block = self._block_for(origin, block, inputs, predictions, probabilities, rows)
             start = block.size
-            end = start + rows
-            if end > BLOCK_ROWS:
-                self.seal(origin)
-                block = self._blocks[origin] = RowBlock(origin, inputs, predictions, probabilities)
-                start, end = 0, rows
-            block.inputs[start:end] = inputs
-            block.predictions[start:end] = predictions
-            if probabilities is not None:
-                block.probabilities[start:end] = probabilities  # type: ignore[index]
+            if rows == 1:  # (a row's item assignment costs half a slice's)
+                block.inputs[start] = inputs[0]
+                block.predictions[start] = predictions[0]
+                if probabilities is not None:
+                    block.probabilities[start] = probabilities[0]  # type: ignore[index]
+            else:
+                end = start + rows
+                block.inputs[start:end] = inputs
+                block.predictions[start:end] = predictions
+                if probabilities is not None:
+                    block.probabilities[start:end] = probabilities  # type: ignore[index]
             block.requests.append((request_id, arrived, seconds, rows))
-            block.size = end
+            block.size = start + rows
         except _Unusual:
             self.items.append(
                 (origin, request_id, arrived, inputs, predictions, probabilities, seconds, rows)
@@ -166,6 +182,32 @@ class LogChannel:
             self._counts.dropped(origin.model, WRITE_ERROR, 1)
             return False
         return True
+
+    def _block_for(
+        self,
+        origin: Origin,
+        block: RowBlock | None,
+        inputs: Any,
+        predictions: np.ndarray[Any, Any],
+        probabilities: np.ndarray[Any, Any] | None,
+        rows: int,
+    ) -> RowBlock:
+        """The block for a request the usual test did not settle: the current one if the
+        request fits in it, else a new one (the current one goes to the writer)."""
+        if inputs.__class__ is not np.ndarray or inputs.ndim != 2 or predictions.ndim != 1:
+            raise _Unusual  # text inputs, several outputs
+        if rows > BLOCK_ROWS:
+            raise _Unusual
+        if block is not None:
+            if block.size + rows <= BLOCK_ROWS and block.fits(predictions, probabilities):
+                block.kind = predictions.dtype
+                return block
+            self.seal(origin)
+        made = self._blocks[origin] = RowBlock(origin, inputs, predictions, probabilities)
+        if not made.fits(predictions, probabilities):  # several outputs, say
+            del self._blocks[origin]
+            raise _Unusual
+        return made
 
     def offer(self, record: Record) -> bool:
         """Queue ``record`` as it is (see ``prediction_rows.Record``) unless the queue is
