@@ -198,10 +198,8 @@ def test_gates_off_read_no_log_and_on_a_damaged_log_fails_the_gate_naming_it(
 ) -> None:
     client = make_client("")
     two_versions(client, fitted)
-    folder = (
-        logfiles.model_folder(client.settings.monitoring_folder, logfiles.PREDICTIONS, MODEL)
-        / "date=2030-01-01"
-    )
+    relative = logfiles.model_folder(logfiles.PREDICTIONS, MODEL)
+    folder = Path(client.settings.monitoring_folder) / relative / "date=2030-01-01"
     folder.mkdir(parents=True)
     damaged = folder / "1-2-3.parquet"
     damaged.write_bytes(b"not parquet at all")

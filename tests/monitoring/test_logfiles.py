@@ -74,16 +74,18 @@ def test_nothing_logged_reads_as_an_empty_table_with_the_record_columns(tmp_path
 
 
 def test_a_file_left_half_written_by_a_crash_is_not_read(tmp_path: Path) -> None:
-    path = logfiles.write_table(tmp_path, "predictions", "churn", _predictions(["a"], NOW))
-    assert path is not None
+    written = logfiles.write_table(tmp_path, "predictions", "churn", _predictions(["a"], NOW))
+    assert written is not None
+    path = Path(written)
     # What a process killed mid-write leaves: the temporary name, never the final one.
     (path.parent / ".123-4-dead.parquet.tmp").write_bytes(path.read_bytes()[:40])
     assert logfiles.read_predictions(tmp_path, "churn").column("request_id").to_pylist() == ["a"]
 
 
 def test_a_damaged_log_file_is_named_in_the_error(tmp_path: Path) -> None:
-    path = logfiles.write_table(tmp_path, "predictions", "churn", _predictions(["a"], NOW))
-    assert path is not None
+    written = logfiles.write_table(tmp_path, "predictions", "churn", _predictions(["a"], NOW))
+    assert written is not None
+    path = Path(written)
     path.write_bytes(b"not parquet")
     with pytest.raises(MonitoringDataError, match=path.name):
         logfiles.read_predictions(tmp_path, "churn")
@@ -145,7 +147,9 @@ def test_retention_removes_whole_days_before_the_cut_and_keeps_the_rest(tmp_path
 
 def test_written_files_are_parquet_a_user_can_read_with_any_tool(tmp_path: Path) -> None:
     started = time.time()
-    path = logfiles.write_table(tmp_path, "predictions", "churn", _predictions(["a"], NOW))
-    assert path is not None and path.suffix == ".parquet"
+    written = logfiles.write_table(tmp_path, "predictions", "churn", _predictions(["a"], NOW))
+    assert written is not None
+    path = Path(written)
+    assert path.suffix == ".parquet"
     assert pq.read_table(path).num_rows == 1
     assert int(path.name.split("-")[0]) >= int(started * 1000)

@@ -20,13 +20,14 @@ import time
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from modelrail.errors import InvalidInputError, MonitoringDataError
+from modelrail.monitoring.storage import MonitoringFolder
 
 PREDICTIONS = "predictions"
 FEEDBACK = "feedback"
@@ -60,53 +61,56 @@ FEEDBACK_SCHEMA = pa.schema(
 )
 
 
-def model_folder(root: str | Path, kind: str, model: str) -> Path:
-    return Path(root) / kind / f"model={model}"
+Root = str | Path | MonitoringFolder
 
 
-def write_table(root: str | Path, kind: str, model: str, table: pa.Table) -> Path | None:
-    """``table`` as one new file of ``model``'s ``kind`` log; None when it has no rows."""
+def folder_of(root: Root) -> MonitoringFolder:
+    return root if isinstance(root, MonitoringFolder) else MonitoringFolder(root)
+
+
+def model_folder(kind: str, model: str) -> str:
+    """The folder of ``model``'s ``kind`` log, relative to the monitoring folder."""
+    return f"{kind}/model={model}"
+
+
+def write_table(root: Root, kind: str, model: str, table: pa.Table) -> str | None:
+    """``table`` as one new file of ``model``'s ``kind`` log; None when it has no rows, else
+    the file as messages show it."""
     if table.num_rows == 0:
         return None
+    folder = folder_of(root)
     first = pc.min(table.column("time")).as_py()
     day = (first or datetime.now(UTC)).strftime("%Y-%m-%d")
-    folder = model_folder(root, kind, model) / f"date={day}"
-    folder.mkdir(parents=True, exist_ok=True)
     name = f"{int(time.time() * 1000)}-{os.getpid()}-{secrets.token_hex(4)}.parquet"
-    target = folder / name
-    partial = folder / f".{name}.tmp"
-    try:
-        # Dictionary encoding pays for text (a model name, a class, a category repeated) but
-        # not for measurements: tried on every float column it tripled a write's time.
-        text = [f.name for f in table.schema if pa.types.is_string(f.type)]
-        with partial.open("wb") as handle:
-            pq.write_table(table, handle, compression="zstd", use_dictionary=text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(partial, target)
-    except BaseException:
-        partial.unlink(missing_ok=True)
-        raise
-    return target
+    # Dictionary encoding pays for text (a model name, a class, a category repeated) but
+    # not for measurements: tried on every float column it tripled a write's time.
+    text = [f.name for f in table.schema if pa.types.is_string(f.type)]
+
+    def write(handle: IO[bytes]) -> None:
+        pq.write_table(table, handle, compression="zstd", use_dictionary=text)
+
+    relative = f"{model_folder(kind, model)}/date={day}/{name}"
+    folder.write_whole(relative, write)
+    return folder.shown_path(relative)
 
 
-def log_files(root: str | Path, kind: str, model: str, *, since: float | None = None) -> list[Path]:
-    """The whole files of ``model``'s ``kind`` log that can hold records at or after ``since``."""
-    base = model_folder(root, kind, model)
-    if not base.is_dir():
-        return []
+def log_files(root: Root, kind: str, model: str, *, since: float | None = None) -> list[str]:
+    """The whole files of ``model``'s ``kind`` log that can hold records at or after
+    ``since``, relative to the monitoring folder."""
+    folder = folder_of(root)
+    base = model_folder(kind, model)
     # A file's folder is the day of its first record; its last may be a day later.
     first_day = None if since is None else _day(since - 86_400)
     files = []
-    for folder in sorted(base.glob("date=*")):
-        if first_day is not None and folder.name[len("date=") :] < first_day:
+    for day in folder.folders(base):
+        if not day.startswith("date=") or (first_day is not None and day[5:] < first_day):
             continue
-        files += sorted(p for p in folder.glob("*.parquet") if not p.name.startswith("."))
+        files += folder.files(f"{base}/{day}", suffix=".parquet")
     return files
 
 
 def read_log(
-    root: str | Path,
+    root: Root,
     kind: str,
     model: str,
     *,
@@ -116,24 +120,28 @@ def read_log(
 ) -> pa.Table | None:
     """The records of ``model``'s ``kind`` log with ``since <= time < until``; None when
     there are no files at all."""
-    files = log_files(root, kind, model, since=since)
+    folder = folder_of(root)
+    files = log_files(folder, kind, model, since=since)
     if not files:
         return None
     wanted = None if columns is None else list(columns)
     tables = []
-    for path in files:
+    for relative in files:
+        path = folder.full(relative)
         try:
-            table = pq.read_table(path, columns=_present(path, wanted))
+            present = _present(folder, path, wanted)
+            table = pq.read_table(path, columns=present, filesystem=folder.filesystem)
         except (pa.ArrowException, OSError) as exc:
-            raise MonitoringDataError(f"cannot read monitoring file {path}: {exc}") from exc
+            shown = folder.shown_path(relative)
+            raise MonitoringDataError(f"cannot read monitoring file {shown}: {exc}") from exc
         tables.append(_within(table, since, until))
     return _concat(tables)
 
 
-def _present(path: Path, wanted: list[str] | None) -> list[str] | None:
+def _present(folder: MonitoringFolder, path: str, wanted: list[str] | None) -> list[str] | None:
     if wanted is None:
         return None
-    names = set(pq.read_schema(path).names)
+    names = set(pq.read_schema(path, filesystem=folder.filesystem).names)
     return [name for name in wanted if name in names]
 
 
@@ -174,7 +182,7 @@ def _concat(tables: list[pa.Table]) -> pa.Table:
 
 
 def read_predictions(
-    root: str | Path,
+    root: Root,
     model: str,
     *,
     since: float | None = None,
@@ -245,13 +253,13 @@ def _label_text(values: pa.Array) -> pa.Array:
     return values.cast(pa.string())
 
 
-def write_feedback(root: str | Path, model: str, table: pa.Table) -> int:
+def write_feedback(root: Root, model: str, table: pa.Table) -> int:
     """Store labels built by ``feedback_table``; the number of labels stored."""
     write_table(root, FEEDBACK, model, table.cast(FEEDBACK_SCHEMA))
     return int(table.num_rows)
 
 
-def read_feedback(root: str | Path, model: str, *, since: float | None = None) -> pa.Table:
+def read_feedback(root: Root, model: str, *, since: float | None = None) -> pa.Table:
     """The latest label per (request_id, row): a later label replaces an earlier one."""
     table = read_log(root, FEEDBACK, model, since=since)
     if table is None or table.num_rows == 0:
@@ -265,7 +273,7 @@ def read_feedback(root: str | Path, model: str, *, since: float | None = None) -
 
 
 def labelled_predictions(
-    root: str | Path,
+    root: Root,
     model: str,
     *,
     since: float | None = None,
@@ -288,30 +296,31 @@ def labelled_predictions(
 # -- retention ---------------------------------------------------------------------------------
 
 
-def enforce_retention(root: str | Path, model: str, *, older_than: float) -> int:
+def enforce_retention(root: Root, model: str, *, older_than: float) -> int:
     """Remove ``model``'s prediction and label files of days wholly before ``older_than``
     (epoch seconds); the number of files removed."""
+    folder = folder_of(root)
     # A day folder holds files whose first record is of that day; the last may be a day later.
     cut = _day(older_than - 86_400)
     removed = 0
     for kind in (PREDICTIONS, FEEDBACK):
-        for folder in model_folder(root, kind, model).glob("date=*"):
-            if folder.name[len("date=") :] >= cut:
+        base = model_folder(kind, model)
+        for day in folder.folders(base):
+            if not day.startswith("date=") or day[5:] >= cut:
                 continue
-            for path in folder.iterdir():
-                path.unlink(missing_ok=True)
-                removed += path.suffix == ".parquet"
-            folder.rmdir()
+            for relative in folder.files(f"{base}/{day}"):
+                folder.remove(relative)
+                removed += relative.endswith(".parquet")
+            folder.remove_empty_folder(f"{base}/{day}")
     return removed
 
 
-def logged_models(root: str | Path) -> list[str]:
+def logged_models(root: Root) -> list[str]:
     """Models that have a prediction or label log under ``root``."""
+    folder = folder_of(root)
     names = set()
     for kind in (PREDICTIONS, FEEDBACK):
-        base = Path(root) / kind
-        if base.is_dir():
-            names |= {p.name[len("model=") :] for p in base.glob("model=*") if p.is_dir()}
+        names |= {n[len("model=") :] for n in folder.folders(kind) if n.startswith("model=")}
     return sorted(names)
 
 

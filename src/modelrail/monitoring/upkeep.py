@@ -18,14 +18,14 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 import pyarrow.compute as pc
 
 from modelrail.errors import ModelrailError
 from modelrail.monitoring import logfiles
-from modelrail.monitoring.checkfiles import CHECKS, latest_check
+from modelrail.monitoring.checkfiles import CHECKS, check_moments, latest_check
+from modelrail.monitoring.logfiles import folder_of
 
 if TYPE_CHECKING:
     from modelrail.config import Settings
@@ -137,11 +137,14 @@ def _retention(root: str, model: str, policy: PromotionPolicy, now: float) -> in
             removed,
             max(days),
         )
-    _prune_checks(Path(root) / CHECKS / f"model={model}", cut)
+    _prune_checks(root, model, cut)
     return removed
 
 
-def _prune_checks(folder: Path, cut: float) -> None:
-    for path in folder.glob("environment=*/*.json"):
-        if path.stem.isdigit() and int(path.stem) < cut * 1000:
-            path.unlink(missing_ok=True)
+def _prune_checks(root: str, model: str, cut: float) -> None:
+    folder = folder_of(root)
+    for environment in folder.folders(f"{CHECKS}/model={model}"):
+        name = environment.removeprefix("environment=")
+        for stamp, relative in check_moments(folder, model, name):
+            if stamp < cut * 1000:
+                folder.remove(relative)
