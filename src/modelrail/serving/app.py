@@ -242,12 +242,10 @@ class PredictionApp:
         )
         await send({"type": "http.response.body", "body": payload_out})
         rate = answering.log_rate
-        logged = None
         if rate and (rate >= 1.0 or self._random() < rate):
-            origin = answering.origin
-            assert self._log is not None and origin is not None
-            self._log.add(
-                origin,
+            # (a rate above 0 means the app has a channel and the version an origin)
+            self._log.add(  # type: ignore[union-attr]
+                answering.origin,  # type: ignore[arg-type]
                 request_id,
                 started,
                 matrix,
@@ -256,9 +254,11 @@ class PredictionApp:
                 scoring_seconds,
                 rows,
             )
-            logged = (origin, request_id, started)
-        if self.shadow is not None:
-            self.shadow(served, matrix, scored.predictions, scoring_seconds, logged)
+            if self.shadow is not None:
+                logged = (answering.origin, request_id, started)
+                self.shadow(served, matrix, scored.predictions, scoring_seconds, logged)  # type: ignore[arg-type]
+        elif self.shadow is not None:
+            self.shadow(served, matrix, scored.predictions, scoring_seconds, None)
 
     # -- labels ------------------------------------------------------------------------------
 

@@ -30,4 +30,4 @@ class ServeOptions:
     log_queue_rows: int = 50_000  # rows waiting for the log's writer, at most (then dropped)
     log_file_rows: int = 50_000  # a log file is written when a model has this many rows ...
     log_file_seconds: float = 10.0  # ... or its oldest row waited this long
-    log_collect_every_s: float = 0.1  # how often the writer takes what requests handed over
+    log_collect_every_s: float = 0.25  # how often the writer takes what requests handed over
