@@ -234,3 +234,21 @@ def test_answers_of_several_outputs_are_logged_as_json_lists(tmp_path: Path) -> 
         "[4.0,-0.25]",
     ]
     assert table.column("prediction_value").null_count == 4
+
+
+def test_a_request_laid_out_otherwise_is_queued_whole_and_the_block_kept(tmp_path: Path) -> None:
+    log = PredictionLog(tmp_path)
+    channel = log.channel()
+    add(channel, 1, rows=2)
+    inputs = np.asfortranarray(np.array([[20.0, 21.0, 22.0], [30.0, 31.0, 32.0]]))
+    probabilities = np.array([[0.1, 0.9, 0.0], [0.5, 0.5, 0.0]])[:, :2]  # a strided view
+    channel.add(ORIGIN, b"r2", 0.0, inputs, np.array([0, 1]), probabilities, 0.0, 2)
+    add(channel, 3)
+    log.stop()
+    table = read_predictions(tmp_path, "m").sort_by(
+        [("request_id", "ascending"), ("row", "ascending")]
+    )
+    assert table.column("request_id").to_pylist() == ["r1", "r1", "r2", "r2", "r3"]
+    assert table.column("input.a").to_pylist() == [10.0, 10.0, 20.0, 30.0, 30.0]
+    assert table.column("input.c").to_pylist() == [12.0, 12.0, 22.0, 32.0, 32.0]
+    assert table.column("prediction_value").to_pylist() == [0.75, 0.75, 0.9, 0.5, 0.75]

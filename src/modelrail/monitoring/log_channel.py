@@ -1,15 +1,16 @@
 """How a thread that answers requests hands sampled predictions to the log's writer, within a
 bound, without a lock and without blocking.
 
-The usual request (a float64 input matrix, one-dimensional predictions) is copied into a
-``RowBlock``: preallocated arrays the size of a few thousand rows, one per model version,
-plus one small tuple per request (its id, arrival, model seconds, rows). Copying a row while
-it is in the cache costs about as much as keeping references to it, and leaves nothing per
-request for the writer to gather: it gets whole blocks, converted with one array operation
-per column. A block goes to the writer when it is full or when the producing thread seals it
-(the server does a few times a second, on its event loop). Anything else (text inputs,
-several outputs, an unusually large request, a shadow's answers) is queued as a ``Record``
-of references, which the writer gathers itself.
+The usual request (a float64 input matrix, one answer per row) is appended to a ``RowBlock``
+of its model version as raw bytes (its input rows, its answers, its probabilities), plus one
+small tuple (its id, arrival, model seconds, rows). Appending a row while it is in the cache
+costs about as much as keeping references to it, and leaves nothing per request for the
+writer to gather: it gets whole blocks, read back as numpy arrays without a copy and
+converted with one array operation per column. A block goes to the writer when it holds
+``BLOCK_ROWS`` rows or when the producing thread seals it (the server does a few times a
+second, on its event loop). Anything else (text inputs, several outputs, an unusually large
+request, a shadow's answers) is queued as a ``Record`` of references, which the writer
+gathers itself.
 
 Each channel has one producing thread: only it appends, seals and adds to ``offered``; only
 the writer takes and adds to ``taken``. Deques allow one thread to append while another
@@ -32,6 +33,7 @@ QUEUE_FULL = "queue_full"
 WRITE_ERROR = "write_error"
 BLOCK_ROWS = 4096
 _OBJECT = np.dtype(object)
+_FLOAT = np.dtype(np.float64)
 
 
 class LogCounts(Protocol):
@@ -68,10 +70,12 @@ class TallyCounts:
 
 
 class RowBlock:
-    """Rows of one origin copied side by side, with one (id, arrival, seconds, rows) tuple
-    per request in ``requests``."""
+    """Rows of one origin appended side by side as raw bytes (float64 inputs, the answers'
+    numbers, float64 probabilities; text answers as a list), with one (id, arrival, seconds,
+    rows) tuple per request in ``requests``. ``arrays`` gives them back as numpy arrays."""
 
     __slots__ = (
+        "classes",
         "inputs",
         "kind",
         "origin",
@@ -79,6 +83,7 @@ class RowBlock:
         "probabilities",
         "requests",
         "size",
+        "width",
         "without_probabilities",
     )
 
@@ -90,34 +95,88 @@ class RowBlock:
         probabilities: np.ndarray[Any, Any] | None,
     ) -> None:
         self.origin = origin
-        self.inputs = np.empty((BLOCK_ROWS, matrix.shape[1]), dtype=np.float64)
-        kind = predictions.dtype
-        self.predictions = np.empty(BLOCK_ROWS, dtype=kind if kind.kind in "biuf" else _OBJECT)
-        self.probabilities = (
-            None
-            if probabilities is None
-            else np.empty((BLOCK_ROWS, probabilities.shape[1]), dtype=np.float64)
-        )
+        self.width = int(matrix.shape[1])
+        # The dtype of the answers (the same object, request after request, for a given
+        # model: one identity test tells the usual request fits).
+        self.kind = predictions.dtype
+        self.inputs = bytearray()
+        self.predictions: bytearray | list[Any] = bytearray() if self.kind.kind in "biuf" else []
         self.without_probabilities = probabilities is None
-        # The dtype of the answers last found to fit (the same object, request after request,
-        # for a given model: one identity test tells the usual request fits).
-        self.kind = kind
+        self.probabilities = None if probabilities is None else bytearray()
+        self.classes = 0 if probabilities is None else int(probabilities.shape[1])
         self.requests: list[tuple[bytes, float, float, int]] = []
         self.size = 0
 
-    def fits(self, predictions: np.ndarray[Any, Any], probabilities: Any) -> bool:
-        """Whether a request's answers have this block's layout."""
-        kind = predictions.dtype
-        mine = self.predictions.dtype
-        if kind != mine and not (mine == _OBJECT and kind.kind in "UO"):
+    @staticmethod
+    def takes(
+        inputs: np.ndarray[Any, Any],
+        predictions: np.ndarray[Any, Any],
+        probabilities: np.ndarray[Any, Any] | None,
+    ) -> bool:
+        """Whether a request's arrays can be appended as bytes (C order, float64 inputs and
+        probabilities, one answer per row)."""
+        if inputs.ndim != 2 or inputs.dtype != _FLOAT or not inputs.flags.c_contiguous:
             return False
-        if predictions.ndim != 1:
+        if predictions.ndim != 1 or not predictions.flags.c_contiguous:
             return False
         if probabilities is None:
-            return self.probabilities is None
-        return self.probabilities is not None and (
-            probabilities.shape[1:] == self.probabilities.shape[1:]
+            return True
+        return (
+            probabilities.ndim == 2
+            and probabilities.dtype == _FLOAT
+            and bool(probabilities.flags.c_contiguous)
         )
+
+    def fits(self, inputs: Any, predictions: Any, probabilities: Any) -> bool:
+        """Whether a request that ``takes`` has this block's layout."""
+        if inputs.shape[1] != self.width or (probabilities is None) != self.without_probabilities:
+            return False
+        if probabilities is not None and probabilities.shape[1] != self.classes:
+            return False
+        if isinstance(self.predictions, list):
+            return predictions.dtype.kind in "UO"
+        return bool(predictions.dtype == self.kind)
+
+    def append(self, inputs: Any, predictions: Any, probabilities: Any) -> None:
+        """Append a request's rows as raw bytes (a third of what numpy's item assignment
+        costs). A layout that changed without ``LogChannel.add``'s test seeing it (an array
+        in Fortran order, say) raises, leaving the block as it was (the request is then
+        queued as a record): never written wrong."""
+        try:
+            # (extend, not +=: numpy's own + would take a bytearray += array over)
+            self.inputs.extend(inputs)
+            if self.predictions.__class__ is list:
+                self.predictions.extend(predictions.tolist())
+            else:
+                self.predictions.extend(predictions)
+            if probabilities is not None:
+                self.probabilities.extend(probabilities)  # type: ignore[union-attr]
+            elif self.probabilities is not None:
+                raise ValueError("this request has no probabilities")
+        except BaseException:  # back to the rows before this request
+            size = self.size
+            del self.inputs[size * self.width * 8 :]
+            if self.predictions.__class__ is list:
+                del self.predictions[size:]
+            else:
+                del self.predictions[size * self.kind.itemsize :]
+            if self.probabilities is not None:
+                del self.probabilities[size * self.classes * 8 :]
+            raise
+
+    def arrays(self) -> tuple[np.ndarray[Any, Any], Any, np.ndarray[Any, Any] | None]:
+        """The rows' inputs, predictions and probabilities (views of the bytes: read them
+        once the producer is done with the block)."""
+        inputs = np.frombuffer(self.inputs, dtype=_FLOAT).reshape(-1, self.width)
+        if isinstance(self.predictions, list):
+            predictions = np.array(self.predictions, dtype=_OBJECT)
+        else:
+            predictions = np.frombuffer(self.predictions, dtype=self.kind)
+        probabilities = None
+        if self.probabilities is not None:
+            probabilities = np.frombuffer(self.probabilities, dtype=_FLOAT)
+            probabilities = probabilities.reshape(-1, self.classes)
+        return inputs, predictions, probabilities
 
 
 class LogChannel:
@@ -155,32 +214,18 @@ class LogChannel:
             if (
                 block is None
                 or predictions.dtype is not block.kind
-                or (probabilities is None) is not block.without_probabilities
+                or inputs.__class__ is not np.ndarray
+                or inputs.dtype is not _FLOAT
                 or block.size + rows > BLOCK_ROWS
             ):
                 block = self._block_for(origin, block, inputs, predictions, probabilities, rows)
-            start = block.size
-            if rows == 1:  # (a row's item assignment costs half a slice's)
-                block.inputs[start] = inputs[0]
-                block.predictions[start] = predictions[0]
-                if probabilities is not None:
-                    block.probabilities[start] = probabilities[0]  # type: ignore[index]
-            else:
-                end = start + rows
-                block.inputs[start:end] = inputs
-                block.predictions[start:end] = predictions
-                if probabilities is not None:
-                    block.probabilities[start:end] = probabilities  # type: ignore[index]
+            block.append(inputs, predictions, probabilities)
             block.requests.append((request_id, arrived, seconds, rows))
-            block.size = start + rows
-        except _Unusual:
+            block.size += rows
+        except Exception:  # text inputs, several outputs, a layout of its own: as it is
             self.items.append(
                 (origin, request_id, arrived, inputs, predictions, probabilities, seconds, rows)
             )
-        except Exception:  # an answer of an unforeseen shape: counted, never raised
-            self.offered -= rows
-            self._counts.dropped(origin.model, WRITE_ERROR, 1)
-            return False
         return True
 
     def _block_for(
@@ -194,19 +239,16 @@ class LogChannel:
     ) -> RowBlock:
         """The block for a request the usual test did not settle: the current one if the
         request fits in it, else a new one (the current one goes to the writer)."""
-        if inputs.__class__ is not np.ndarray or inputs.ndim != 2 or predictions.ndim != 1:
-            raise _Unusual  # text inputs, several outputs
-        if rows > BLOCK_ROWS:
-            raise _Unusual
+        if inputs.__class__ is not np.ndarray or rows > BLOCK_ROWS:
+            raise _Unusual  # text inputs, or a very large request
+        if not RowBlock.takes(inputs, predictions, probabilities):
+            raise _Unusual  # several outputs, say
         if block is not None:
-            if block.size + rows <= BLOCK_ROWS and block.fits(predictions, probabilities):
+            if block.size + rows <= BLOCK_ROWS and block.fits(inputs, predictions, probabilities):
                 block.kind = predictions.dtype
                 return block
             self.seal(origin)
         made = self._blocks[origin] = RowBlock(origin, inputs, predictions, probabilities)
-        if not made.fits(predictions, probabilities):  # several outputs, say
-            del self._blocks[origin]
-            raise _Unusual
         return made
 
     def offer(self, record: Record) -> bool:
