@@ -23,14 +23,20 @@ Every gauge has the labels ``model`` and ``environment``:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 
+from modelrail.errors import ModelrailError
 from modelrail.monitoring.checkfiles import latest_checks
 from modelrail.monitoring.report import ALERT, WATCH, MonitorReport
+
+log = logging.getLogger("modelrail.serving")
 
 _BASE = ["model", "environment"]
 
@@ -140,3 +146,37 @@ def _add(gauges: dict[str, GaugeMetricFamily], report: MonitorReport) -> None:
     gauges["rows"].add_metric(base, float(overall.rows))
     gauges["requests"].add_metric(base, overall.requests)
     gauges["time"].add_metric(base, report.checked_at)
+
+
+class LatestChecks:
+    """``render_latest`` for a server's ``/metrics``, read at most once per ``ttl_s``: a
+    scrape every few seconds must not list an object store each time, and a check that
+    cannot be read leaves the gauges out (logged), never fails the scrape."""
+
+    def __init__(
+        self,
+        root: str | Path,
+        models: Callable[[], Iterable[str]],
+        *,
+        ttl_s: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.root = root
+        self.models = models
+        self.ttl_s = ttl_s
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._text = b""
+        self._read_at: float | None = None
+
+    def __call__(self) -> bytes:
+        with self._lock:
+            now = self.clock()
+            if self._read_at is None or now - self._read_at >= self.ttl_s:
+                self._read_at = now
+                try:
+                    self._text = render_latest(self.root, list(self.models()))
+                except ModelrailError as exc:
+                    log.warning("modelrail serve: monitoring gauges left out: %s", exc.message)
+                    self._text = b""
+            return self._text

@@ -74,8 +74,10 @@ class PredictionApp:
         guard_metrics: bool = False,
         log_plan: LogPlan | None = None,
         feedback: FeedbackWriter | None = None,
+        more_metrics: Callable[[], bytes] | None = None,
     ) -> None:
         self.models = models
+        self.more_metrics = more_metrics
         self.guard = guard
         # Open to anyone: health checks, and /metrics unless it is guarded too.
         self._open = frozenset({"/health", "/ready"} | (set() if guard_metrics else {"/metrics"}))
@@ -357,7 +359,10 @@ class PredictionApp:
         return 200, b"application/json", orjson.dumps({"models": listing})
 
     def _metrics(self) -> tuple[int, bytes, bytes]:
-        return 200, self.metrics.content_type.encode(), self.metrics.render()
+        body = self.metrics.render()
+        if self.more_metrics is not None:
+            body += self.more_metrics()
+        return 200, self.metrics.content_type.encode(), body
 
     def _openapi(self) -> tuple[int, bytes, bytes]:
         return 200, b"application/json", orjson.dumps(openapi_spec(self.models.current))

@@ -26,6 +26,7 @@ from modelrail.client import Client, default_client
 from modelrail.entities import ModelVersion
 from modelrail.errors import ModelrailError, NotFoundError, ServerStartError
 from modelrail.monitoring.feedback_api import FeedbackWriter
+from modelrail.monitoring.gauges import LatestChecks
 from modelrail.policy import EnvironmentPolicy
 from modelrail.refs import Ref
 from modelrail.scoring.forms.record import ONE_ROW
@@ -155,6 +156,8 @@ def build_server(client: Client, options: ServeOptions) -> BuiltServer:
         guard_metrics=options.auth and options.metrics_auth,
         log_plan=log_plan,
         feedback=feedback,
+        # The latest monitoring checks of what this server answers, as gauges.
+        more_metrics=LatestChecks(client.settings.monitoring_folder, lambda: models.current),
     )
     return BuiltServer(app=app, watchers=watchers, client=client, stoppers=stoppers)
 
