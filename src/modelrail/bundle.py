@@ -7,11 +7,12 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from modelrail.artifacts import ArtifactStore
 from modelrail.entities import ModelVersion, Signature
 from modelrail.errors import InvalidInputError
+from modelrail.policy_monitoring import MonitoringPolicy, parse_monitoring
 from modelrail.scoring.forms.record import stored_blobs
 
 MANIFEST = "manifest.json"
@@ -21,6 +22,9 @@ MANIFEST = "manifest.json"
 class BundledModel:
     version: ModelVersion
     environment: str | None
+    # The environment's monitoring policy when the bundle was written: what a server of
+    # the bundle logs and keeps out of its log.
+    monitoring: MonitoringPolicy | None = None
 
 
 def write_bundle(artifacts: ArtifactStore, models: list[BundledModel], dest: Path) -> Path:
@@ -33,7 +37,10 @@ def write_bundle(artifacts: ArtifactStore, models: list[BundledModel], dest: Pat
         _copy(artifacts, target, version.artifact_sha256, version.artifact_size, version)
         for sha256, size, _ in stored_blobs(version):
             _copy(artifacts, target, sha256, size, version)
-        entries.append({"environment": item.environment, "version": _version_json(version)})
+        entry = {"environment": item.environment, "version": _version_json(version)}
+        if item.monitoring is not None:
+            entry["monitoring"] = item.monitoring.to_document()
+        entries.append(entry)
     (dest / MANIFEST).write_text(json.dumps({"models": entries}, indent=2), encoding="utf-8")
     return dest
 
@@ -45,13 +52,27 @@ def read_bundle(folder: Path) -> tuple[ArtifactStore, list[BundledModel]]:
     try:
         document = json.loads(manifest.read_text(encoding="utf-8"))
         models = [
-            BundledModel(_version_from(entry["version"]), entry.get("environment"))
+            BundledModel(
+                _version_from(entry["version"]),
+                entry.get("environment"),
+                _monitoring(manifest, entry.get("monitoring")),
+            )
             for entry in document["models"]
         ]
     except (ValueError, KeyError, TypeError) as exc:
         raise InvalidInputError(f"{manifest} is damaged: {exc}") from exc
     store = ArtifactStore(folder / "artifacts")
     return store, [_without_absent_compiled_form(store, item) for item in models]
+
+
+def _monitoring(manifest: Path, value: Any) -> MonitoringPolicy | None:
+    if value is None:
+        return None
+
+    def fail(key: str, problem: str) -> NoReturn:
+        raise InvalidInputError(f"{manifest} is damaged: {problem}")
+
+    return parse_monitoring("monitoring", value, fail)
 
 
 def _copy(

@@ -89,14 +89,16 @@ def _models(
         )
     if reference is not None:
         ref = Ref.parse(reference)
-        return (BundledModel(client.get_model_version(ref), ref.environment),)
+        policy = client.policy.environment(ref.environment).monitoring if ref.environment else None
+        return (BundledModel(client.get_model_version(ref), ref.environment, policy),)
     assert environment is not None
-    client.policy.environment(environment)
+    policy = client.policy.environment(environment).monitoring
     held = [h for h in client.board() if h.environment == environment]
     if not held:
         raise InvalidInputError(f"{environment} holds no model: nothing to put in an image")
     return tuple(
-        BundledModel(client.get_model_version(Ref(h.model, h.version)), environment) for h in held
+        BundledModel(client.get_model_version(Ref(h.model, h.version)), environment, policy)
+        for h in held
     )
 
 

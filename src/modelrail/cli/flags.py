@@ -55,6 +55,8 @@ FLAGS: dict[str, str] = {
     "since": "--since",
     "until": "--until",
     "window_seconds": "--window",
+    # serve
+    "log_predictions": "--log-predictions",
 }
 
 

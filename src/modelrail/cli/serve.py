@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Annotated
 
 import typer
@@ -86,13 +87,14 @@ def serve(
     from modelrail.serving.server import ServeOptions, listen_address, run_bundle, run_server
 
     if bundle is not None:
-        if log_predictions:
-            raise typer.BadParameter(
-                "logging predictions needs a project; a bundle is served without one",
-                param_hint="'--log-predictions'",
-            )
+        # A bundle has no project: its log goes where the variable says (a volume, a bucket).
         options = ServeOptions(
-            bundle=bundle, host=host or "127.0.0.1", port=port or 8080, max_rows=max_rows
+            bundle=bundle,
+            host=host or "127.0.0.1",
+            port=port or 8080,
+            max_rows=max_rows,
+            log_predictions=log_predictions,
+            monitoring_root=os.environ.get("MODELRAIL_MONITORING_ROOT") or None,
         )
         run_bundle(options, announce=lambda at: console().print(f"serving bundle {bundle} on {at}"))
         return

@@ -27,6 +27,9 @@ class ServeOptions:
     # The share of requests whose inputs and answers are logged (0..1); None: the
     # environment's [environments.NAME.monitoring] log_predictions.
     log_predictions: float | None = None
+    # Where a bundle's server writes its prediction log and labels (a server of a project
+    # uses the project's monitoring folder); None: a bundle logs nothing.
+    monitoring_root: str | None = None
     log_queue_rows: int = 50_000  # rows waiting for the log's writer, at most (then dropped)
     log_file_rows: int = 50_000  # a log file is written when a model has this many rows ...
     log_file_seconds: float = 10.0  # ... or its oldest row waited this long

@@ -83,13 +83,23 @@ def plan_logging(
         for name in {*environments, options.shadow}
         if name is not None
     }
+    return plan_log(client.settings.monitoring_folder, policies, options, metrics)
+
+
+def plan_log(
+    folder: str,
+    policies: Mapping[str, MonitoringPolicy],
+    options: ServeOptions,
+    metrics: ServerMetrics,
+) -> LogPlan | None:
+    """The logging of a server whose environments have ``policies``, into ``folder``."""
     if options.log_predictions is not None:
         if options.log_predictions <= 0:
             return None
     elif not any(p.log_predictions > 0 for p in policies.values()):
         return None
     log = PredictionLog(
-        client.settings.monitoring_folder,
+        folder,
         metrics.prediction_log_counts(),
         queue_rows=options.log_queue_rows,
         file_rows=options.log_file_rows,

@@ -37,7 +37,7 @@ from modelrail.serving.inputs import Limits
 from modelrail.serving.metrics import ServerMetrics
 from modelrail.serving.models import ModelSet, ServedModel, Watcher
 from modelrail.serving.options import ServeOptions as ServeOptions  # its home until now
-from modelrail.serving.prediction_logging import plan_logging
+from modelrail.serving.prediction_logging import plan_log, plan_logging
 
 if TYPE_CHECKING:
     from modelrail.remote.client import RemoteClient
@@ -83,12 +83,46 @@ def build_bundle_app(options: ServeOptions) -> PredictionApp:
     if not models.current:
         raise ServerStartError(f"bundle {options.bundle} holds no model")
     environments = {item.environment for item in bundled}
+    log_plan, feedback = _bundle_logging(options, bundled, metrics)
+    starters = [] if log_plan is None else [log_plan.log.start]
+    stoppers = [] if log_plan is None else [log_plan.log.stop]
+    if feedback is not None:
+        stoppers.append(feedback.stop)
     return PredictionApp(
         models,
         environment=environments.pop() if len(environments) == 1 else None,
         metrics=metrics,
         limits=Limits(max_rows=options.max_rows, max_body_bytes=options.max_body_bytes),
+        on_startup=lambda: _each(starters, _start),
+        on_shutdown=lambda: _each(stoppers, _stop),
+        log_plan=log_plan,
+        feedback=feedback,
     )
+
+
+def _bundle_logging(
+    options: ServeOptions, bundled: list[Any], metrics: ServerMetrics
+) -> tuple[Any, FeedbackWriter | None]:
+    """A bundle's server logs into ``options.monitoring_root`` at its ``log_predictions``
+    rate, else at the rate its environments' policies had when the bundle was written."""
+    policies = {item.environment: item.monitoring for item in bundled if item.monitoring}
+    root = options.monitoring_root
+    if root is None:
+        if options.log_predictions:
+            raise ServerStartError(
+                "{log_predictions} with a bundle needs a folder or bucket for the log: "
+                "set MODELRAIL_MONITORING_ROOT (a mounted volume, or s3://bucket/prefix)",
+                params=("log_predictions",),
+            )
+        if options.log_predictions is None and any(
+            p.log_predictions > 0 for p in policies.values()
+        ):
+            log.warning(
+                "modelrail serve: the bundle's environment logs predictions, but "
+                "MODELRAIL_MONITORING_ROOT names no folder or bucket for them: not logging"
+            )
+        return None, None
+    return plan_log(root, policies, options, metrics), FeedbackWriter(root)
 
 
 def build_server(client: Client, options: ServeOptions) -> BuiltServer:
