@@ -68,6 +68,10 @@ def test_versions_round_trip_sqlite_postgres_sqlite_field_by_field(
         summary = team.import_bundle(first)
         assert summary.report.versions_added == ("churn:1", "churn:2")
         assert records_of(team) == (source_versions, source_runs)
+        # What each version is monitored against travels with it.
+        profiles = [laptop.reference_profile(f"{MODEL}:{n}") for n in (1, 2)]
+        assert None not in profiles
+        assert [team.reference_profile(f"{MODEL}:{n}") for n in (1, 2)] == profiles
         # This store's history says only that alice imported them; nothing is held here.
         marks = [(e.action, e.environment, e.to_version, e.actor) for e in team.history(MODEL)]
         assert marks == [("imported", "-", 1, "alice"), ("imported", "-", 2, "alice")]
@@ -95,6 +99,7 @@ def test_versions_round_trip_sqlite_postgres_sqlite_field_by_field(
         offline.import_bundle(second)
         versions, runs = records_of(offline)
         assert (versions, runs) == (source_versions, source_runs)
+        assert [offline.reference_profile(f"{MODEL}:{n}") for n in (1, 2)] == profiles
         # The laptop's promotions, and the team store's import and promotion, all kept
         # as imported history, each under the store where it happened.
         kept = offline.imported_history(MODEL)

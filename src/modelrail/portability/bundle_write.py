@@ -16,7 +16,7 @@ import os
 import tempfile
 import time
 import zipfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Protocol
@@ -24,9 +24,16 @@ from typing import IO, Protocol
 from modelrail.artifacts import ArtifactStore
 from modelrail.entities import EnvironmentEvent, Experiment, MetricPoint, Model, ModelVersion, Run
 from modelrail.errors import ArtifactIntegrityError, InvalidInputError
+from modelrail.monitoring.profiles import ReferenceProfile
 from modelrail.portability import bundle_format as fmt
 from modelrail.portability.ingest import form_blobs
-from modelrail.portability.records import ComponentRecord, HistoryRecord, RunRecord, VersionRecord
+from modelrail.portability.records import (
+    JSON,
+    ComponentRecord,
+    HistoryRecord,
+    RunRecord,
+    VersionRecord,
+)
 from modelrail.refs import Ref
 from modelrail.store.codec import dumps
 
@@ -55,6 +62,8 @@ class ExportSource(Protocol):
     def get_model_version(self, reference: str | Ref) -> ModelVersion: ...
 
     def get_run(self, run_id: str) -> Run: ...
+
+    def reference_profile(self, ref: str) -> ReferenceProfile | None: ...
 
     def metric_history(self, run_id: str, key: str | None = None) -> list[MetricPoint]: ...
 
@@ -149,7 +158,8 @@ def _write(
     for run in runs:
         writer.record(fmt.run_member(run.id), run.to_json())
     for version in versions:
-        record = version_record(version, models)
+        profile = source.reference_profile(version.reference)
+        record = version_record(version, models, None if profile is None else profile.to_json())
         writer.record(fmt.version_member(version.model, version.version), record.to_json())
     writer.record(fmt.HISTORY, [event.to_json() for event in history])
     if progress is not None:
@@ -226,7 +236,11 @@ def run_record(run: Run, points: Iterable[MetricPoint], experiments: dict[str, f
     )
 
 
-def version_record(version: ModelVersion, models: dict[str, float]) -> VersionRecord:
+def version_record(
+    version: ModelVersion,
+    models: dict[str, float],
+    reference_profile: Mapping[str, JSON] | None = None,
+) -> VersionRecord:
     return VersionRecord(
         model=version.model,
         model_created_at=models.get(version.model),
@@ -242,6 +256,7 @@ def version_record(version: ModelVersion, models: dict[str, float]) -> VersionRe
         created_by=version.created_by,
         description=version.description,
         forms=version.forms,
+        reference_profile=reference_profile,
     )
 
 

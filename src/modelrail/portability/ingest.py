@@ -41,7 +41,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from modelrail.entities import RUN_STATUSES, ModelVersion
-from modelrail.errors import ImportConflictError, InvalidInputError
+from modelrail.errors import ImportConflictError, InvalidInputError, MonitoringDataError
+from modelrail.monitoring.profiles import ReferenceProfile
 from modelrail.portability.records import HistoryRecord, ImportSource, RunRecord, VersionRecord
 from modelrail.refs import MAX_VERSION, validate_name
 from modelrail.store.codec import dumps
@@ -342,6 +343,13 @@ def _check_version(version: VersionRecord) -> None:
     _check_sha256(version.artifact_sha256, f"{version.reference}: model file")
     if version.run_id is not None and not _RUN_ID.match(version.run_id):
         raise InvalidInputError(f"{version.reference}: run id {version.run_id!r} is malformed")
+    if version.reference_profile is not None:
+        try:
+            ReferenceProfile.from_json(
+                version.reference_profile, f"{version.reference}: reference profile"
+            )
+        except MonitoringDataError as exc:
+            raise InvalidInputError(exc.message) from exc
 
 
 def _check_sha256(value: str, what: str) -> None:

@@ -149,6 +149,9 @@ class VersionRecord:
     description: str = ""
     forms: Mapping[str, JSON] | None = None
     model_created_at: float | None = None
+    # What the version is monitored against (monitoring.profiles.ReferenceProfile's JSON);
+    # bundles written before profiles have none.
+    reference_profile: Mapping[str, JSON] | None = None
 
     @property
     def reference(self) -> str:
@@ -161,6 +164,7 @@ class VersionRecord:
     def from_json(cls, data: JSON, where: str) -> VersionRecord:
         f = _Fields(data, where)
         forms = f.value("forms")
+        profile = data.get("reference_profile") if isinstance(data, Mapping) else None
         return cls(
             model=f.text("model"),
             model_created_at=f.number("model_created_at", optional=True),
@@ -176,6 +180,7 @@ class VersionRecord:
             created_by=f.text("created_by"),
             description=f.text("description"),
             forms=None if forms is None else f.mapping("forms"),
+            reference_profile=None if profile is None else f.mapping("reference_profile"),
         )
 
 

@@ -328,6 +328,15 @@ class ImportWriter:
             )
             .returning(mv.c.id)
         ).one()
+        if record.reference_profile is not None:
+            conn.execute(
+                t.reference_profiles.insert().values(
+                    model_version_id=version_id,
+                    record=dumps(dict(record.reference_profile)),
+                    created_at=record.created_at,
+                    created_by=record.created_by,
+                )
+            )
         if record.forms is not None:
             conn.execute(
                 t.model_version_forms.insert().values(
