@@ -84,7 +84,8 @@ def serve(
     ] = None,
 ) -> None:
     """Serve predictions over HTTP: POST /v1/models/NAME/predict and MLflow's /invocations."""
-    from modelrail.serving.server import ServeOptions, listen_address, run_bundle, run_server
+    from modelrail.serving.bundle_server import run_bundle
+    from modelrail.serving.server import ServeOptions, listen_address, run_server
 
     if bundle is not None:
         # A bundle has no project: its log goes where the variable says (a volume, a bucket).

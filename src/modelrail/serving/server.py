@@ -37,7 +37,7 @@ from modelrail.serving.inputs import Limits
 from modelrail.serving.metrics import ServerMetrics
 from modelrail.serving.models import ModelSet, ServedModel, Watcher
 from modelrail.serving.options import ServeOptions as ServeOptions  # its home until now
-from modelrail.serving.prediction_logging import plan_log, plan_logging
+from modelrail.serving.prediction_logging import plan_logging
 
 if TYPE_CHECKING:
     from modelrail.remote.client import RemoteClient
@@ -58,71 +58,6 @@ class BuiltServer:
         for stop in self.stoppers:
             stop()
         self.client.close()
-
-
-def build_bundle_app(options: ServeOptions) -> PredictionApp:
-    """The app for a serving bundle: fixed versions, verified, no store."""
-    from pathlib import Path
-
-    from modelrail.bundle import read_bundle
-
-    assert options.bundle is not None
-    artifacts, bundled = read_bundle(Path(options.bundle))
-    models = ModelSet()
-    metrics = ServerMetrics()
-    for item in bundled:
-        try:
-            # Its verified one-row form where it has one: no training library to load.
-            scoring = scoring_model_for(artifacts, item.version, ONE_ROW)
-            scoring.prefetch_library()
-        except ModelrailError as exc:
-            raise ServerStartError(f"cannot serve {item.version.reference}: {exc.message}") from exc
-        models.swap(ServedModel(item.version.model, item.environment, scoring, time.time()))
-        metrics.loaded.labels(item.version.model, item.environment or "").set(item.version.version)
-    models.expected = frozenset(models.current)
-    if not models.current:
-        raise ServerStartError(f"bundle {options.bundle} holds no model")
-    environments = {item.environment for item in bundled}
-    log_plan, feedback = _bundle_logging(options, bundled, metrics)
-    starters = [] if log_plan is None else [log_plan.log.start]
-    stoppers = [] if log_plan is None else [log_plan.log.stop]
-    if feedback is not None:
-        stoppers.append(feedback.stop)
-    return PredictionApp(
-        models,
-        environment=environments.pop() if len(environments) == 1 else None,
-        metrics=metrics,
-        limits=Limits(max_rows=options.max_rows, max_body_bytes=options.max_body_bytes),
-        on_startup=lambda: _each(starters, _start),
-        on_shutdown=lambda: _each(stoppers, _stop),
-        log_plan=log_plan,
-        feedback=feedback,
-    )
-
-
-def _bundle_logging(
-    options: ServeOptions, bundled: list[Any], metrics: ServerMetrics
-) -> tuple[Any, FeedbackWriter | None]:
-    """A bundle's server logs into ``options.monitoring_root`` at its ``log_predictions``
-    rate, else at the rate its environments' policies had when the bundle was written."""
-    policies = {item.environment: item.monitoring for item in bundled if item.monitoring}
-    root = options.monitoring_root
-    if root is None:
-        if options.log_predictions:
-            raise ServerStartError(
-                "{log_predictions} with a bundle needs a folder or bucket for the log: "
-                "set MODELRAIL_MONITORING_ROOT (a mounted volume, or s3://bucket/prefix)",
-                params=("log_predictions",),
-            )
-        if options.log_predictions is None and any(
-            p.log_predictions > 0 for p in policies.values()
-        ):
-            log.warning(
-                "modelrail serve: the bundle's environment logs predictions, but "
-                "MODELRAIL_MONITORING_ROOT names no folder or bucket for them: not logging"
-            )
-        return None, None
-    return plan_log(root, policies, options, metrics), FeedbackWriter(root)
 
 
 def build_server(client: Client, options: ServeOptions) -> BuiltServer:
@@ -184,8 +119,8 @@ def build_server(client: Client, options: ServeOptions) -> BuiltServer:
         metrics=metrics,
         limits=Limits(max_rows=options.max_rows, max_body_bytes=options.max_body_bytes),
         shadow=shadow_hook,
-        on_startup=lambda: _each([*watchers, *starters], _start),
-        on_shutdown=lambda: _each([*watchers, *stoppers], _stop),
+        on_startup=lambda: each([*watchers, *starters], start_item),
+        on_shutdown=lambda: each([*watchers, *stoppers], stop_item),
         guard=TokenGuard(client.authenticate, options.environment) if options.auth else None,
         guard_metrics=options.auth and options.metrics_auth,
         log_plan=log_plan,
@@ -196,16 +131,16 @@ def build_server(client: Client, options: ServeOptions) -> BuiltServer:
     return BuiltServer(app=app, watchers=watchers, client=client, stoppers=stoppers)
 
 
-def _each(items: list[Any], action: Any) -> None:
+def each(items: list[Any], action: Any) -> None:
     for item in items:
         action(item)
 
 
-def _stop(item: Any) -> None:
+def stop_item(item: Any) -> None:
     item.stop() if isinstance(item, Watcher) else item()
 
 
-def _start(item: Any) -> None:
+def start_item(item: Any) -> None:
     item.start() if isinstance(item, Watcher) else item()
 
 
@@ -293,21 +228,14 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def run_bundle(options: ServeOptions, announce: Announce | None = None) -> None:
-    app = build_bundle_app(options)
-    sock = bind(options.host, options.port)
-    _announce(announce, sock)
-    _run_uvicorn(app, sock)
-
-
 def run_server(client: Client, options: ServeOptions, announce: Announce | None = None) -> None:
     """Serve until interrupted. Raises ServerStartError before binding if anything is wrong."""
     built = build_server(client, options)  # checks every model loads before the port opens
     sock = bind(options.host, options.port)
-    _announce(announce, sock)
+    announce_address(announce, sock)
     if options.workers <= 1:
         try:
-            _run_uvicorn(built.app, sock)
+            run_uvicorn(built.app, sock)
         finally:
             built.close()
         return
@@ -315,14 +243,14 @@ def run_server(client: Client, options: ServeOptions, announce: Announce | None 
     _run_workers(sock, client, options)
 
 
-def _announce(announce: Announce | None, sock: socket.socket) -> None:
+def announce_address(announce: Announce | None, sock: socket.socket) -> None:
     if announce is None:
         return
     host, port = sock.getsockname()[:2]
     announce(f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}")
 
 
-def _run_uvicorn(app: PredictionApp, sock: socket.socket) -> None:
+def run_uvicorn(app: PredictionApp, sock: socket.socket) -> None:
     import uvicorn
 
     config = uvicorn.Config(
@@ -406,6 +334,6 @@ def worker_main(argv: list[str]) -> None:
         print(f"modelrail serve worker: {exc.message}", file=sys.stderr)
         sys.exit(exc.exit_code)
     try:
-        _run_uvicorn(built.app, sock)
+        run_uvicorn(built.app, sock)
     finally:
         built.close()
