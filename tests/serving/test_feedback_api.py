@@ -5,9 +5,11 @@ malformed request is refused naming its field, with nothing stored."""
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import pyarrow.parquet as pq
 import pytest
 
 from modelrail.monitoring.logfiles import labelled_predictions, read_feedback
@@ -187,8 +189,6 @@ def test_feedback_needs_the_same_token_as_predictions(project: Project, tmp_path
     with project.client() as client:
         client.add_user("lena", ["viewer@dev"])
         token = client.create_token("lena", label="labels")[1]
-    from dataclasses import replace
-
     settings = replace(project.settings, monitoring_root=str(tmp_path))
     body = {"model": "churn", "labels": [{"request_id": "a", "label": 1}]}
     with running_server(settings, ServeOptions(environment="dev", auth=True)) as server:
@@ -203,8 +203,6 @@ def test_feedback_needs_the_same_token_as_predictions(project: Project, tmp_path
 
 
 def read_feedback_loaded_by(logs: Path) -> list[str]:
-    import pyarrow.parquet as pq
-
     return [
         name
         for path in feedback_files(logs)
