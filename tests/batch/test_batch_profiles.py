@@ -12,9 +12,9 @@ import pandas as pd
 import pytest
 
 from modelrail.batch.runner import resume_batch
+from modelrail.monitoring.dataset_profiles import fingerprint_and_profile
 from modelrail.monitoring.profiles import BatchProfile
 from modelrail.store.batch_runs_repo import BatchRunRepository
-from modelrail.tracking.datasets import fingerprint_and_profile
 from tests.batch.conftest import (
     BINARY,
     FEATURES,

@@ -15,6 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from modelrail.errors import MonitoringDataError
+from modelrail.monitoring.dataset_profiles import fingerprint_and_profile
 from modelrail.monitoring.profiles import (
     BatchProfile,
     ColumnProfile,
@@ -30,7 +31,7 @@ from modelrail.monitoring.profiling import (
     label_text,
     profile_predictions,
 )
-from modelrail.tracking.datasets import fingerprint_and_profile, fingerprint_dataset
+from modelrail.tracking.datasets import fingerprint_dataset
 
 
 def _mixed(rows: int, seed: int = 3) -> pd.DataFrame:

@@ -19,8 +19,8 @@ from sklearn.linear_model import LinearRegression, LogisticRegression
 from modelrail.client import Client
 from modelrail.config import init_project, load_settings
 from modelrail.errors import ConflictError, ModelVersionNotFoundError
+from modelrail.monitoring.dataset_profiles import fingerprint_and_profile
 from modelrail.monitoring.profiles import ReferenceProfile
-from modelrail.tracking.datasets import fingerprint_and_profile
 from modelrail.tracking.run import PROFILES
 
 FEATURES = ["tenure", "spend"]

@@ -15,7 +15,7 @@ from modelrail.monitoring.profiling import ProfileBuilder
 if TYPE_CHECKING:
     from modelrail.tracking.datasets import DatasetFingerprint
 
-__all__ = ["ProfiledDataset", "SafeProfiling"]
+__all__ = ["ProfiledDataset", "SafeProfiling", "fingerprint_and_profile"]
 
 log = logging.getLogger("modelrail")
 
@@ -23,7 +23,7 @@ log = logging.getLogger("modelrail")
 @dataclass(frozen=True)
 class ProfiledDataset:
     """A dataset's fingerprint and its profile, from one pass
-    (``tracking.datasets.fingerprint_and_profile``). ``profile`` is None when profiling
+    (``fingerprint_and_profile``). ``profile`` is None when profiling
     failed (``problem`` says why): that never costs the fingerprint."""
 
     fingerprint: DatasetFingerprint
@@ -64,3 +64,12 @@ class SafeProfiling:
 def _failed(exc: Exception) -> str:
     log.warning("modelrail: profiling the dataset failed", exc_info=True)
     return f"profiling failed: {type(exc).__name__}: {exc}"
+
+
+def fingerprint_and_profile(data: object, *, batch_rows: int = 65_536) -> ProfiledDataset:
+    """``tracking.datasets.fingerprint_dataset(data)`` and the data's profile, computed
+    from the same batches in one pass; the fingerprint is the same as without."""
+    from modelrail.tracking.datasets import fingerprint_dataset
+
+    profiling = SafeProfiling()
+    return profiling.result(fingerprint_dataset(data, batch_rows=batch_rows, watcher=profiling))

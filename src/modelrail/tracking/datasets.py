@@ -24,7 +24,7 @@ import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -35,13 +35,19 @@ import pyarrow.parquet as pq
 
 from modelrail.errors import DatasetReadError, InvalidInputError, UnsupportedDatasetError
 
-if TYPE_CHECKING:
-    from modelrail.monitoring.dataset_profiles import ProfiledDataset, SafeProfiling
+
+class BatchWatcher(Protocol):
+    """Sees the batches a fingerprint is computed from (a profile is built from them, in the
+    same pass): the schema once, then every batch."""
+
+    def start(self, schema: Any) -> None: ...
+
+    def update(self, batch: Any) -> None: ...
+
 
 __all__ = [
     "DatasetFingerprint",
     "dataset_batches",
-    "fingerprint_and_profile",
     "fingerprint_dataset",
 ]
 
@@ -231,7 +237,9 @@ def _shape(schema: Any) -> tuple[list[int], list[_Plan], tuple[tuple[str, str], 
     return positions, plans, canonical
 
 
-def fingerprint_dataset(data: object, *, batch_rows: int = 65_536) -> DatasetFingerprint:
+def fingerprint_dataset(
+    data: object, *, batch_rows: int = 65_536, watcher: BatchWatcher | None = None
+) -> DatasetFingerprint:
     """Fingerprint a table's content, independent of its container and chunking.
 
     ``data``: a pandas DataFrame or Series (one column named after it, "0" if unnamed), a 1-D
@@ -252,22 +260,13 @@ def fingerprint_dataset(data: object, *, batch_rows: int = 65_536) -> DatasetFin
     Files are streamed (Parquet in ``batch_rows`` batches, CSV in 1 MB blocks) so memory stays
     bounded; ``batch_rows`` never changes the result. Raises UnsupportedDatasetError for other
     objects and file types, DatasetReadError (naming the file) for missing or corrupt files.
+    ``watcher`` sees the same batches (``monitoring.dataset_profiles`` profiles them).
     """
-    return _fingerprint(data, batch_rows, None)
-
-
-def fingerprint_and_profile(data: object, *, batch_rows: int = 65_536) -> ProfiledDataset:
-    """``fingerprint_dataset(data)`` and the data's profile (``monitoring.profiles``),
-    computed from the same batches in one pass; the fingerprint is the same as without."""
-    from modelrail.monitoring.dataset_profiles import SafeProfiling
-
-    profiling = SafeProfiling()
-    fingerprint = _fingerprint(data, batch_rows, profiling)
-    return profiling.result(fingerprint)
+    return _fingerprint(data, batch_rows, watcher)
 
 
 def _fingerprint(
-    data: object, batch_rows: int, profiling: SafeProfiling | None
+    data: object, batch_rows: int, profiling: BatchWatcher | None
 ) -> DatasetFingerprint:
     if batch_rows < 1:
         raise InvalidInputError(f"batch_rows must be at least 1, got {batch_rows}")
@@ -351,7 +350,7 @@ def _to_arrow(data: object, source: str) -> tuple[Any, int]:
 
 
 def _fingerprint_path(
-    path: Path, batch_rows: int, profiling: SafeProfiling | None
+    path: Path, batch_rows: int, profiling: BatchWatcher | None
 ) -> DatasetFingerprint:
     path = path.expanduser().resolve()
     if not path.exists():
@@ -384,7 +383,7 @@ def _parquet_files(folder: Path) -> list[Path]:
 
 
 def _fingerprint_parquet(
-    files: list[Path], source: str, batch_rows: int, profiling: SafeProfiling | None
+    files: list[Path], source: str, batch_rows: int, profiling: BatchWatcher | None
 ) -> DatasetFingerprint:
     fingerprinter: _Fingerprinter | None = None
     rows = 0
@@ -414,7 +413,7 @@ def _fingerprint_parquet(
     return fingerprinter.finish(rows, source)
 
 
-def _fingerprint_csv(path: Path, profiling: SafeProfiling | None) -> DatasetFingerprint:
+def _fingerprint_csv(path: Path, profiling: BatchWatcher | None) -> DatasetFingerprint:
     read_options = pacsv.ReadOptions(block_size=_CSV_BLOCK_BYTES)
     column_types: dict[str, Any] = {}
     while True:

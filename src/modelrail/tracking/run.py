@@ -127,7 +127,7 @@ class ActiveRun:
         quantiles or category shares, ``monitoring.profiles``): the profile is stored with
         the run as ``modelrail/profiles/<role>.json``, and a version this run registers
         keeps its train and test profiles as its reference."""
-        from modelrail.tracking.datasets import fingerprint_and_profile
+        from modelrail.monitoring.dataset_profiles import fingerprint_and_profile
         from modelrail.tracking.sources import locate
 
         self._require_open()
