@@ -16,6 +16,7 @@ from modelrail.monitoring.log_channel import BLOCK_ROWS, RowBlock, TallyCounts
 from modelrail.monitoring.logfiles import read_predictions
 from modelrail.monitoring.prediction_log import PredictionLog
 from modelrail.monitoring.prediction_rows import Origin
+from modelrail.monitoring.profiling import label_text
 from modelrail.scoring.columns import Columns
 
 ORIGIN = Origin(
@@ -252,3 +253,28 @@ def test_a_request_laid_out_otherwise_is_queued_whole_and_the_block_kept(tmp_pat
     assert table.column("input.a").to_pylist() == [10.0, 10.0, 20.0, 30.0, 30.0]
     assert table.column("input.c").to_pylist() == [12.0, 12.0, 22.0, 32.0, 32.0]
     assert table.column("prediction_value").to_pylist() == [0.75, 0.75, 0.9, 0.5, 0.75]
+
+
+def test_logged_times_read_as_the_profile_counts_them(tmp_path: Path) -> None:
+    # A profile writes 2024-03-01 09:30:00 (no trailing zeros); a log that wrote Arrow's
+    # 2024-03-01 09:30:00.000000000 would make every logged time a new category: drift.
+    when = Origin(
+        model="w",
+        version=1,
+        environment=None,
+        source="serve",
+        rate=1.0,
+        positions=(0,),
+        names=("visited",),
+        numeric=(False,),
+        classifier=False,
+    )
+    times = np.array(["2024-03-01T09:30", "NaT", "2024-03-02T10:00:00.25"], "datetime64[ns]")
+    log = PredictionLog(tmp_path)
+    log.channel().add(
+        when, b"t", time.perf_counter(), Columns(("visited",), (times,)), np.zeros(3), None, 0, 3
+    )
+    log.stop()
+    logged = read_predictions(tmp_path, "w").sort_by("row").column("input.visited")
+    assert logged.to_pylist() == ["2024-03-01 09:30:00", None, "2024-03-02 10:00:00.25"]
+    assert logged.to_pylist() == label_text(times).to_pylist()

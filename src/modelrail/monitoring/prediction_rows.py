@@ -26,6 +26,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from modelrail.monitoring.logfiles import INPUT_PREFIX, PREDICTION_FIELDS, TIME_TYPE
+from modelrail.monitoring.profiling import label_text
 from modelrail.scoring.columns import Columns
 
 __all__ = ["Origin", "Record", "Requests", "prediction_text", "records_table", "rows_table"]
@@ -231,8 +232,8 @@ def _number_column(values: np.ndarray[Any, Any]) -> pa.Array:
 
 
 def _text_column(values: np.ndarray[Any, Any]) -> pa.Array:
-    if values.dtype.kind == "M":
-        return pa.array(values).cast(pa.string())
+    if values.dtype.kind == "M":  # as profiles write them, or every logged time drifts
+        return label_text(values).cast(pa.string())
     try:
         return pa.array(values, pa.string(), from_pandas=True)
     except (pa.ArrowInvalid, pa.ArrowTypeError):
