@@ -207,6 +207,9 @@ class Output:
     def rejects(self) -> list[dict[str, Any]]:
         raise NotImplementedError
 
+    def has_table(self, name: str) -> bool:
+        raise NotImplementedError
+
     def close(self) -> None:
         return None
 

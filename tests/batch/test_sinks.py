@@ -187,6 +187,20 @@ def test_bad_row_stops_the_run_naming_row_and_column_and_leaves_the_output_as_it
         assert batch_output.unpublished() == []  # no staging left behind
 
 
+def test_a_first_run_that_fails_leaves_no_table_behind(
+    scoring: ScoringProject, sql_output: Output
+) -> None:
+    bad = scoring.parquet("bad.parquet", with_bad_rows(scoring.frame, BAD_ROW))
+    spec = scoring.spec(sql_output, inputs=(bad,), batch_rows=25, on_bad_rows="fail")
+    with pytest.raises(BatchInputError):
+        scoring.run(spec)
+    assert not sql_output.has_table(str(sql_output.table))
+    # Setting the bad row aside makes the output table and its rejects table.
+    record = scoring.run(scoring.spec(sql_output, inputs=(bad,), on_bad_rows="skip"))
+    assert (record.rows_written, record.rows_rejected) == (ROWS - 1, 1)
+    assert len(sql_output.rows()) == ROWS - 1 and len(sql_output.rejects()) == 1
+
+
 def test_bad_rows_are_set_aside_with_their_reason_when_skipped(
     scoring: ScoringProject, batch_output: Output
 ) -> None:

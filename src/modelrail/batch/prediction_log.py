@@ -26,6 +26,7 @@ import pyarrow.compute as pc
 from modelrail.monitoring.logfiles import TIME_TYPE
 from modelrail.monitoring.prediction_log import PredictionLog
 from modelrail.monitoring.prediction_rows import Origin, prediction_text, prediction_value
+from modelrail.monitoring.profiling import label_text
 from modelrail.refs import Ref
 
 if TYPE_CHECKING:
@@ -176,5 +177,6 @@ def _inputs(origin: Origin, inputs: pa.RecordBatch) -> list[pa.Array]:
     found = []
     for name, number in zip(origin.names, origin.numeric, strict=True):
         column = inputs.column(name)
-        found.append(column.cast(pa.float64()) if number else column.cast(pa.string()))
+        # Text as profiles count it (times without trailing zeros, categories decoded).
+        found.append(column.cast(pa.float64()) if number else label_text(column).cast(pa.string()))
     return found

@@ -3,8 +3,10 @@
 
 One transaction makes the run atomic (readers see all of it or nothing; a killed process
 leaves nothing, SQLite's journal rolls it back) and a re-run replaces rows instead of
-adding them. The run's constants are written into the statement as literals, so each row
-binds only its own values: that is most of the speed of ``executemany``.
+adding them. A missing table is created by that transaction too (SQLite's DDL is
+transactional), so a run that fails leaves no empty table behind. The run's constants are
+written into the statement as literals, so each row binds only its own values: that is most
+of the speed of ``executemany``.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 from sqlalchemy import Engine, MetaData, create_engine
+from sqlalchemy.dialects import sqlite
+from sqlalchemy.schema import CreateTable
 
 from modelrail.batch import arrays
 from modelrail.batch.scorer import REJECT_SCHEMA, STAMP_FIELDS, RunStamp, ScoredBatch
@@ -54,17 +58,23 @@ class SQLiteSink:
             raise BatchOutputError(f"cannot write {self.location}: folder {path.parent} is missing")
         self._columns: list[str] = []
         self._id_columns: tuple[str, ...] = ()
+        self._creations: list[str] = []  # CREATE TABLE of the tables missing at ``prepare``
 
     def prepare(self, schema: pa.Schema, id_columns: tuple[str, ...], with_rejects: bool) -> None:
+        where = f"sqlite:///{self.path}"
+        metadata = MetaData()
+        wanted = [(output_table(self.table, schema, id_columns, metadata), id_columns)]
+        if with_rejects:
+            rejects = rejects_table(self.table.rejects, metadata)
+            wanted.append((rejects, ("batch_run_id", "row_number")))
+        dialect = sqlite.dialect()  # type: ignore[no-untyped-call]
+        creations = []
         with self._engine() as engine:
-            metadata = MetaData()
-            table = output_table(self.table, schema, id_columns, metadata)
-            create_or_check(engine, table, id_columns, f"sqlite:///{self.path}")
-            if with_rejects:
-                rejects = rejects_table(self.table.rejects, metadata)
-                create_or_check(
-                    engine, rejects, ("batch_run_id", "row_number"), f"sqlite:///{self.path}"
-                )
+            for table, key in wanted:
+                if not create_or_check(engine, table, key, where, create=False):
+                    ddl = CreateTable(table, if_not_exists=True).compile(dialect=dialect)
+                    creations.append(str(ddl))
+        self._creations = creations
         self._columns = [f.name for f in schema]
         self._id_columns = id_columns
 
@@ -107,6 +117,8 @@ class SQLiteWriter:
             # toward the 300 MB a run may take.
             self.conn.execute("PRAGMA cache_size = -16384")
             self.conn.execute("BEGIN IMMEDIATE")
+            for creation in sink._creations:
+                self.conn.execute(creation)
         except sqlite3.Error as exc:
             raise BatchOutputError(f"cannot write {sink.location}: {exc}") from exc
         self._max_variables = self.conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
