@@ -8,6 +8,9 @@ with ``record_reference_profile`` right after the version is registered.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, cast
 
 from modelrail.store.profiles_repo import ReferenceProfileRepository
@@ -42,7 +45,24 @@ class BatchProfileReading:
         return BatchProfile.from_text(record.profile, f"the profile of batch run {record.id}")
 
 
-class ProfileMethods(BatchProfileReading):
+class ProfileBackfill:
+    """Making a missing reference profile (``Client`` and ``RemoteClient``)."""
+
+    def profile_version(
+        self, ref: str, data: Mapping[str, str | os.PathLike[str]] | None = None
+    ) -> ReferenceProfile:
+        """Make and keep the reference profile of a version registered without one (before
+        profiles existed): its run's datasets are read again where it recorded them, or
+        where ``data`` (role -> file or folder) says they are now, checked against their
+        fingerprints and profiled, and the model predicts the test data. ``data`` also gives
+        the data of a version registered outside a run. See ``monitoring.backfill``."""
+        from modelrail.monitoring.backfill import backfill_reference
+
+        given = {role: Path(os.fsdecode(place)) for role, place in (data or {}).items()}
+        return backfill_reference(self, ref, given)  # type: ignore[arg-type]
+
+
+class ProfileMethods(BatchProfileReading, ProfileBackfill):
     """Reference profiles: the monitoring half of ``Client``'s registry."""
 
     db: Database

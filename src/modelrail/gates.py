@@ -228,8 +228,11 @@ def _where(ctx: GateContext) -> str:
     return ctx.previous_environment or ctx.environment
 
 
-def _no_logs(live: LiveEvidence) -> str | None:
-    """Why the logs say nothing at all (none found, or one unreadable); None if they can."""
+def _unreadable(live: LiveEvidence | None) -> str | None:
+    """Why the logs say nothing at all (not read, none found, or one unreadable); None if
+    they can."""
+    if live is None:
+        return "the prediction logs were not read"
     if live.problem is not None:
         return live.problem
     if live.logged:
@@ -244,13 +247,11 @@ def _no_logs(live: LiveEvidence) -> str | None:
 
 def _live_requests(policy: GatePolicy, ctx: GateContext) -> GateResult:
     name = f"at least {policy.min_live_requests:g} live requests in {_where(ctx)}"
-    live = ctx.live
-    if live is None:
-        return GateResult(name, False, "the prediction logs were not read")
-    missing = _no_logs(live)
+    missing = _unreadable(ctx.live)
     if missing is not None:
         return GateResult(name, False, missing)
-    traffic = live.candidate
+    assert ctx.live is not None
+    traffic = ctx.live.candidate
     passed = traffic.requests >= policy.min_live_requests
     return GateResult(name, passed, _requests_detail(traffic))
 
@@ -267,13 +268,11 @@ def _requests_detail(traffic: Traffic) -> str:
 
 def _live_drift(policy: GatePolicy, ctx: GateContext) -> GateResult:
     name = f"live drift (PSI) <= {policy.max_live_drift:g} in {_where(ctx)}"
-    live = ctx.live
-    if live is None:
-        return GateResult(name, False, "the prediction logs were not read")
-    missing = _no_logs(live)
+    missing = _unreadable(ctx.live)
     if missing is not None:
         return GateResult(name, False, missing)
-    traffic = live.candidate
+    assert ctx.live is not None
+    traffic = ctx.live.candidate
     if traffic.logged == 0:
         return GateResult(
             name, False, f"no logged traffic of version {traffic.version} in {traffic.where}"
@@ -308,11 +307,10 @@ def _live_beats_incumbent(policy: GatePolicy, ctx: GateContext) -> GateResult:
     name = f"live {key} {'at most' if lower else 'at least'} the incumbent's"
     if ctx.incumbent is None:
         return GateResult(name, True, "no version in place")
-    if live is None:
-        return GateResult(name, False, "the prediction logs were not read")
-    missing = _no_logs(live)
+    missing = _unreadable(live)
     if missing is not None:
         return GateResult(name, False, missing)
+    assert live is not None
     ours, theirs = live.candidate, live.incumbent
     if theirs is None:  # gathered without the incumbent: cannot happen with one in place
         return GateResult(name, False, "the incumbent's traffic was not read")

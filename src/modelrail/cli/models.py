@@ -121,6 +121,47 @@ def compile_version(
     console().print(key_value_table(f"predictors of {version.reference}", _predictor_pairs(lines)))
 
 
+@app.command("profile")
+def profile_version(
+    reference: Annotated[
+        str, typer.Argument(help="The version to profile: NAME:VERSION or NAME@ENV.")
+    ],
+    data: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="ROLE=PATH: where a dataset is now, if not where the run read it, or the "
+            "data of a version registered outside a run (e.g. test=/data/test.parquet; "
+            "repeatable).",
+        ),
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Make the reference profile of a version registered without one (before profiles
+    existed), for drift monitoring and live-data gates: its run's datasets are read again,
+    checked against their recorded fingerprints, and profiled, and the model predicts the
+    test data. A version that has a profile keeps it (exit 5)."""
+    from modelrail.cli.reproduce import data_places
+
+    places = data_places(data or [])
+    with open_client() as client, console().status(f"profiling {reference}"):
+        version = client.get_model_version(Ref.parse(reference))
+        profile = client.profile_version(version.reference, places)
+    if as_json:
+        print_json({"reference": version.reference, "profile": profile.to_json()})
+        return
+    datasets = ((profile.train_label, profile.train), (profile.test_label, profile.test))
+    parts = [
+        f"{label} ({len(found.columns)} columns, {found.rows:,} rows)"
+        for label, found in datasets
+        if found is not None
+    ]
+    if profile.prediction is not None:
+        parts.append(f"predictions on the {profile.prediction_data} data")
+    console().print(f"profiled {version.reference}: {', '.join(parts) or 'nothing'}")
+    for note in profile.notes[:-1]:  # the last one says it was made after registration
+        console().print(f"  note: {note}")
+
+
 def _predictors(version: ModelVersion) -> dict[str, object]:
     return describe(forms_record(version), version.flavor)
 

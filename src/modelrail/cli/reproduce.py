@@ -70,7 +70,7 @@ def reproduce(
     tagged as a reproduction, and compares code, environment, data, params, metrics and
     predictions on the test data. Exits 15 when something differs, 14 when a step cannot be
     done; the scratch folder is removed either way unless --keep is given."""
-    places = _data_places(data or [])
+    places = data_places(data or [])
     log = error_console()
     with open_client() as client:
         report = client.reproduce(
@@ -97,7 +97,8 @@ def reproduce(
         )
 
 
-def _data_places(items: list[str]) -> dict[str, str]:
+def data_places(items: list[str]) -> dict[str, str]:
+    """``--data ROLE=PATH`` values as role -> path."""
     places: dict[str, str] = {}
     for item in items:
         role, sep, path = item.partition("=")

@@ -6,14 +6,14 @@ the signed-in user, whatever ``actor`` says."""
 
 from __future__ import annotations
 
-from modelrail.client_profiles import BatchProfileReading
+from modelrail.client_profiles import BatchProfileReading, ProfileBackfill
 from modelrail.errors import ServerResponseError
 from modelrail.monitoring.profiles import ReferenceProfile
 from modelrail.refs import Ref
 from modelrail.remote.connection import ServerConnection, segment
 
 
-class RemoteProfileMethods(BatchProfileReading):
+class RemoteProfileMethods(BatchProfileReading, ProfileBackfill):
     connection: ServerConnection
 
     def reference_profile(self, ref: str) -> ReferenceProfile | None:

@@ -67,7 +67,7 @@ class SQLiteSink:
         if with_rejects:
             rejects = rejects_table(self.table.rejects, metadata)
             wanted.append((rejects, ("batch_run_id", "row_number")))
-        dialect = sqlite.dialect()  # type: ignore[no-untyped-call]
+        dialect = sqlite.dialect()
         creations = []
         with self._engine() as engine:
             for table, key in wanted:
