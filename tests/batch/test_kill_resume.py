@@ -33,13 +33,15 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
+from modelrail.batch import prediction_log
 from modelrail.batch.heartbeat import HEARTBEAT_SECONDS, STALE_AFTER_SECONDS
 from modelrail.batch.runner import resume_batch, run_batch
 from modelrail.batch.spec import JobSpec
 from modelrail.client import Client
-from modelrail.config import load_settings
+from modelrail.config import init_project, load_settings
 from modelrail.entities import BatchRun
 from modelrail.errors import BatchInputError, BatchRunStateError
+from modelrail.monitoring.logfiles import read_predictions
 from modelrail.store.batch_runs_repo import BatchRunRepository
 from tests.batch.conftest import (
     BINARY,
@@ -71,10 +73,18 @@ _FORKS.set_forkserver_preload(["skops.io", "sklearn.linear_model", "modelrail.re
 
 
 def _doomed_run(
-    root: str, spec_json: str, stall_after: int, kill_at: str | None, events: Connection
+    root: str,
+    spec_json: str,
+    stall_after: int,
+    kill_at: str | None,
+    events: Connection,
+    log_file_rows: int | None = None,
 ) -> None:
     """Runs in the killed process: run_batch, stopping for good after batch ``stall_after``,
-    or killing itself at the point ``kill_at`` names (``KILL_AT``)."""
+    or killing itself at the point ``kill_at`` names (``KILL_AT``); ``log_file_rows``: rows
+    per prediction log file, so a small run writes several."""
+    if log_file_rows is not None:
+        prediction_log.FILE_ROWS = log_file_rows  # in this process only
 
     def progress(rows: int, total: int | None) -> None:
         progress.batches += 1  # type: ignore[attr-defined]
@@ -136,13 +146,16 @@ KILL_AT: dict[str, Callable[[Callable[[], None]], None]] = {
 
 @contextmanager
 def stalled_run(
-    scoring: ScoringProject, spec: JobSpec, stall_after: int = 0, kill_at: str | None = None
+    scoring: ScoringProject,
+    spec: JobSpec,
+    stall_after: int = 0,
+    kill_at: str | None = None,
+    log_file_rows: int | None = None,
 ) -> Iterator[BatchRun]:
     """``spec`` running in another process, stopped at the chosen point; SIGKILLed on exit."""
     receive, send = _FORKS.Pipe(duplex=False)
-    process = _FORKS.Process(
-        target=_doomed_run, args=(str(scoring.root), spec.to_json(), stall_after, kill_at, send)
-    )
+    arguments = (str(scoring.root), spec.to_json(), stall_after, kill_at, send, log_file_rows)
+    process = _FORKS.Process(target=_doomed_run, args=arguments)
     process.start()
     send.close()
     try:
@@ -164,10 +177,14 @@ def stalled_run(
 
 
 def kill_during_run(
-    scoring: ScoringProject, spec: JobSpec, stall_after: int = 0, kill_at: str | None = None
+    scoring: ScoringProject,
+    spec: JobSpec,
+    stall_after: int = 0,
+    kill_at: str | None = None,
+    log_file_rows: int | None = None,
 ) -> BatchRun:
     """Start ``spec`` in another process, SIGKILL it at the chosen point; its run record."""
-    with stalled_run(scoring, spec, stall_after, kill_at) as record:
+    with stalled_run(scoring, spec, stall_after, kill_at, log_file_rows) as record:
         if stall_after:  # alive, beating: not resumable yet
             with pytest.raises(BatchRunStateError, match="is still running"):
                 resume_batch(scoring.client, record.id)
@@ -274,6 +291,45 @@ def test_killed_run_resumes_with_its_version_to_one_row_per_input_row(
             resume_batch(scoring.client, killed.id)
     finally:
         output.close()
+
+
+@pytest.fixture
+def logging_killable(tmp_path: Path, batch_models: Models) -> Iterator[ScoringProject]:
+    """A project whose staging logs every row a batch run scores."""
+    init_project(tmp_path)
+    with (tmp_path / "modelrail.toml").open("a") as config:
+        config.write("\n[environments.staging.monitoring]\nlog_predictions = 1.0\n")
+    project = open_project(tmp_path, batch_models)
+    project.client.promote(f"{BINARY}:1", to="staging", force=True, reason="batch test")
+    yield project
+    project.client.close()
+
+
+@pytest.mark.parametrize("again", ["resumed", "run again"])
+@pytest.mark.parametrize("kind", ["parquet", "sqlite"])
+def test_a_killed_run_finished_again_logs_each_row_once(
+    logging_killable: ScoringProject, kind: str, again: str
+) -> None:
+    # Parquet resumes after its last checkpoint (every 5 batches here), SQLite starts over;
+    # the killed process has logged files beyond the checkpoint by then (a file per batch).
+    scoring = logging_killable
+    output = make_output(kind, scoring.root)
+    spec = scoring.spec(
+        output, reference=f"{BINARY}@staging", batch_rows=BATCH_ROWS, part_rows=5 * BATCH_ROWS
+    )
+    killed = kill_during_run(scoring, spec, 8, log_file_rows=BATCH_ROWS // 2)
+    logs = Path(scoring.client.settings.monitoring_folder)
+    before = read_predictions(logs, BINARY).column("request_id").to_pylist()
+    assert len(before) >= 7 * BATCH_ROWS  # logged up to the kill, past the checkpoint
+    assert checkpoint_rows(killed) == (5 * BATCH_ROWS if kind == "parquet" else 0)
+    make_stale(scoring, killed.id)
+    if again == "resumed":
+        resume_batch(scoring.client, killed.id)
+    else:
+        run_batch(scoring.client, spec)
+    logged = read_predictions(logs, BINARY).column("request_id").to_pylist()
+    assert sorted(logged) == sorted(str(i) for i in scoring.frame["id"])  # each once
+    assert len(by_id(output.rows())) == ROWS
 
 
 @pytest.mark.parametrize("kind", OUTPUT_KINDS)

@@ -130,10 +130,12 @@ def committed_record(record: BatchRun, committed: Committed, fingerprint: str) -
 
 def supersede_dead_runs(
     repo: BatchRecords, sink: Sink, record: BatchRun, clock: Callable[[], float]
-) -> None:
+) -> list[BatchRun]:
     """Running again after a kill replaces the killed run: a run killed after its output
     committed gets the record of a run that succeeded, any other is marked failed and its
-    staging dropped. Staging that finished runs left behind is dropped too."""
+    staging dropped. Staging that finished runs left behind is dropped too. The runs marked
+    failed."""
+    replaced = []
     for other in repo.recent(status="running", limit=1000):
         if other.id == record.id or other.output != record.output:
             continue
@@ -154,6 +156,7 @@ def supersede_dead_runs(
         )
         if superseded:
             sink.discard(other.id)
+            replaced.append(other)
     for run_id in sink.staged_runs():
         try:
             finished = repo.get(run_id).status != "running"
@@ -161,3 +164,4 @@ def supersede_dead_runs(
             continue  # not a run of this store: not ours to drop
         if finished:
             sink.discard(run_id)
+    return replaced

@@ -7,15 +7,21 @@ writes, chosen at random, with source "batch". A row's ``request_id`` is its id 
 values as text, joined by "|" when there are several (a whole float such as 17.0 reads
 17, as labels loaded by id do), so ``modelrail feedback load --id-column`` finds it.
 
-Rows are logged as they are scored, on the scoring thread, and files are written whole as
-they fill (``PredictionLog.add_table``); what a run that fails had not yet written is
-dropped. Runs on Spark log nothing: their rows are scored in the executors.
+The sample is taken as rows are scored (on the scoring thread) but logged only once the
+output has them (``written``, on the writing thread), into whole files of the run's own,
+named by the run and the first input row they hold: ``...-batch-<run>-<row>.parquet``. A
+checkpoint writes what is waiting, so no file holds rows on both sides of one, and a resumed
+run first removes its files from the checkpoint on (``discard_after``): the rows it scores
+again are logged once. Runs on Spark log nothing: their rows are scored in the executors.
 """
 
 from __future__ import annotations
 
 import logging
+import re
+import threading
 import time
+from collections import deque
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -23,10 +29,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from modelrail.monitoring.logfiles import TIME_TYPE
-from modelrail.monitoring.prediction_log import PredictionLog
+from modelrail.monitoring.logfiles import PREDICTIONS, TIME_TYPE, log_files, write_table
 from modelrail.monitoring.prediction_rows import Origin, prediction_text, prediction_value
 from modelrail.monitoring.profiling import label_text
+from modelrail.monitoring.storage import MonitoringFolder
 from modelrail.refs import Ref
 
 if TYPE_CHECKING:
@@ -35,13 +41,15 @@ if TYPE_CHECKING:
     from modelrail.batch.spec import JobSpec
     from modelrail.entities import ModelVersion
 
-__all__ = ["BatchLog", "open_batch_log"]
+__all__ = ["BatchLog", "discard_after", "open_batch_log"]
 
 log = logging.getLogger("modelrail.batch")
 
+FILE_ROWS = 50_000  # logged rows per file, as the prediction server's
+
 
 def open_batch_log(
-    client: BatchHost, spec: JobSpec, version: ModelVersion, scorer: BatchScorer
+    client: BatchHost, spec: JobSpec, version: ModelVersion, scorer: BatchScorer, run_id: str
 ) -> BatchLog | None:
     """The run's prediction log, or None when it logs nothing."""
     environment = Ref.parse(spec.reference).environment
@@ -57,34 +65,84 @@ def open_batch_log(
         rate=monitoring.log_predictions,
         exclude=monitoring.exclude_columns,
     )
-    target = PredictionLog(client.settings.monitoring_folder)
-    return BatchLog(target, origin, scorer)
+    folder = MonitoringFolder(client.settings.monitoring_folder)
+    return BatchLog(folder, origin, scorer, run_id)
+
+
+def discard_after(
+    root: str, model: str, run_id: str, first_row: int, *, since: float | None = None
+) -> int:
+    """Remove the log files of run ``run_id`` that start at input row ``first_row`` or
+    later (files of runs logged from ``since``, a time); how many were removed."""
+    folder = MonitoringFolder(root)
+    pattern = re.compile(rf"-batch-{re.escape(run_id)}-(\d+)\.parquet$")
+    removed = 0
+    for relative in log_files(folder, PREDICTIONS, model, since=since):
+        found = pattern.search(relative)
+        if found is not None and int(found[1]) >= first_row:
+            folder.remove(relative)
+            removed += 1
+    return removed
 
 
 class BatchLog:
-    def __init__(self, target: PredictionLog, origin: Origin, scorer: BatchScorer) -> None:
-        self.target = target
+    def __init__(
+        self, folder: MonitoringFolder, origin: Origin, scorer: BatchScorer, run_id: str
+    ) -> None:
+        self.folder = folder
         self.origin = origin
+        self.run_id = run_id
         self.id_columns = scorer.id_columns
         self.predictions = scorer.prediction_columns()
         probability = scorer.probability_columns()
         self.probability = probability[0] if len(probability) == 1 else None
         self._random = np.random.default_rng()
+        self._sampled: deque[tuple[int, pa.Table]] = deque()  # scored, maybe not written
+        self._waiting: list[tuple[int, pa.Table]] = []  # written to the output, not logged
+        self._waiting_rows = 0
+        self._lock = threading.Lock()
 
     def add(self, batch: pa.RecordBatch, scored: ScoredBatch, first_row: int) -> None:
-        """Log a sample of ``scored``'s output rows (``batch``: the input they came from,
-        whose first row is the run's ``first_row``). Never raises: logging never fails a
-        run."""
+        """Take the sample of ``scored``'s output rows (``batch``: the input they came from,
+        whose first row is the run's ``first_row``); it is logged once ``written`` says the
+        output has them. Never raises: logging never fails a run."""
         try:
             table = self._sample(batch, scored, first_row)
-            if table is not None:
-                self.target.add_table(self.origin.model, table, table.num_rows)
         except Exception:
             log.exception("modelrail: could not log the predictions of a batch")
+            return
+        if table is not None:
+            self._sampled.append((first_row, table))  # (a deque: safe across the two threads)
+
+    def written(self, next_row: int, *, checkpoint: bool = False) -> None:
+        """The output holds every row before input row ``next_row``: their samples may be
+        logged; at a ``checkpoint`` everything waiting is, so no file spans one."""
+        with self._lock:
+            while self._sampled and self._sampled[0][0] < next_row:
+                first_row, table = self._sampled.popleft()
+                self._waiting.append((first_row, table))
+                self._waiting_rows += table.num_rows
+            if checkpoint or self._waiting_rows >= FILE_ROWS:
+                self._write()
 
     def close(self) -> None:
-        """Write what is waiting (the run succeeded)."""
-        self.target.flush()
+        """Write what is waiting (the run's output is committed)."""
+        with self._lock:
+            while self._sampled:
+                self._waiting.append(self._sampled.popleft())
+            self._write()
+
+    def _write(self) -> None:
+        if not self._waiting:
+            return
+        first_row = self._waiting[0][0]
+        table = pa.concat_tables([t for _, t in self._waiting])
+        self._waiting, self._waiting_rows = [], 0
+        name = f"{int(time.time() * 1000)}-batch-{self.run_id}-{first_row}.parquet"
+        try:
+            write_table(self.folder, PREDICTIONS, self.origin.model, table, name=name)
+        except Exception:  # disk full, no permission: the run goes on
+            log.exception("modelrail: could not write the prediction log of a batch run")
 
     def _sample(
         self, batch: pa.RecordBatch, scored: ScoredBatch, first_row: int

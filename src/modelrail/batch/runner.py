@@ -10,6 +10,7 @@ stopped belongs to a killed process and may be resumed.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import socket
 import time
@@ -51,6 +52,8 @@ if TYPE_CHECKING:
 
 Progress = Callable[[int, int | None], None]
 Pipeline = Stage[ScoredBatch] | Generator[ScoredBatch, None, None]
+log = logging.getLogger("modelrail.batch")
+
 _ARROW_INPUT_TYPES = {"float64": pa.float64(), "int64": pa.int64(), "bool": pa.bool_()}
 
 
@@ -113,7 +116,8 @@ def run_batch(
             output=plan.sink.location,
         )
         repo.create(record)
-        supersede_dead_runs(repo, plan.sink, record, clock)
+        for dead in supersede_dead_runs(repo, plan.sink, record, clock):
+            _discard_logged(client, dead, 0)
         try:
             _validate_first(plan)
         except ModelrailError as exc:
@@ -221,8 +225,21 @@ def resume_batch(
             f"the input of batch run {record.id[:12]} ({record.input_description}) has changed "
             "since it started: start a new run instead of resuming this one"
         )
+    _discard_logged(client, record, 0 if checkpoint is None else checkpoint.next_row)
     repo.update(record.id, status="running", heartbeat_at=clock(), error=None, pid=os.getpid())
     return _execute(repo, plan, record, checkpoint, progress, clock)
+
+
+def _discard_logged(client: BatchHost, record: BatchRun, first_row: int) -> None:
+    """Remove what ``record`` logged of the rows from ``first_row`` on: they are scored
+    (and logged) again, by a resumed run or by the run that replaces it."""
+    from modelrail.batch.prediction_log import discard_after
+
+    try:
+        folder = client.settings.monitoring_folder
+        discard_after(folder, record.model, record.id, first_row, since=record.started_at)
+    except Exception:  # the monitoring folder unreachable: logging never fails a run
+        log.exception("modelrail: could not remove the prediction log of batch run %s", record.id)
 
 
 def _refuse_if_replaced(repo: BatchRecords, record: BatchRun) -> None:
@@ -276,7 +293,7 @@ def _plan(client: BatchHost, spec: JobSpec, version: ModelVersion, run_id: str) 
         profiling = BatchProfiling(version.signature, inputs, prediction)
     from modelrail.batch.prediction_log import open_batch_log
 
-    logged = open_batch_log(client, spec, version, scorer)
+    logged = open_batch_log(client, spec, version, scorer, run_id)
     return _Plan(
         spec,
         version,
@@ -320,7 +337,10 @@ def _execute(
             rejected += scored.rows_rejected
             # A checkpoint as soon as a part is closed: all rows read so far are in it.
             parts = writer.parts_done()
-            if parts is not None and parts != saved_parts:
+            checkpoint_due = parts is not None and parts != saved_parts
+            if plan.prediction_log is not None:
+                plan.prediction_log.written(row, checkpoint=checkpoint_due)
+            if parts is not None and checkpoint_due:
                 state = Checkpoint(row, parts, written, rejected).to_dict()
                 repo.update(record.id, checkpoint=orjson.dumps(state).decode(), rows_read=row)
                 saved_parts = parts

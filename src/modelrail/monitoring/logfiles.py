@@ -73,15 +73,17 @@ def model_folder(kind: str, model: str) -> str:
     return f"{kind}/model={model}"
 
 
-def write_table(root: Root, kind: str, model: str, table: pa.Table) -> str | None:
-    """``table`` as one new file of ``model``'s ``kind`` log; None when it has no rows, else
-    the file as messages show it."""
+def write_table(
+    root: Root, kind: str, model: str, table: pa.Table, *, name: str | None = None
+) -> str | None:
+    """``table`` as one new file of ``model``'s ``kind`` log (``name``: its file name, else
+    a new unique one); None when it has no rows, else the file as messages show it."""
     if table.num_rows == 0:
         return None
     folder = folder_of(root)
     first = pc.min(table.column("time")).as_py()
     day = (first or datetime.now(UTC)).strftime("%Y-%m-%d")
-    name = f"{int(time.time() * 1000)}-{os.getpid()}-{secrets.token_hex(4)}.parquet"
+    name = name or f"{int(time.time() * 1000)}-{os.getpid()}-{secrets.token_hex(4)}.parquet"
     # Dictionary encoding pays for text (a model name, a class, a category repeated) but
     # not for measurements: tried on every float column it tripled a write's time.
     text = [f.name for f in table.schema if pa.types.is_string(f.type)]
