@@ -8,10 +8,13 @@ from __future__ import annotations
 import json
 import re
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 from modelrail.batch.runner import resume_batch
+from modelrail.monitoring.batch_profiles import BatchProfiling
 from modelrail.monitoring.dataset_profiles import fingerprint_and_profile
 from modelrail.monitoring.profiles import BatchProfile
 from modelrail.store.batch_runs_repo import BatchRunRepository
@@ -128,3 +131,29 @@ def test_batch_show_prints_the_profile_and_json_gives_it_as_an_object(
     assert as_json["profile"] == profile.to_json()
     assert as_json["profile"]["prediction"]["frequencies"] == profile.prediction.frequencies
     assert as_json["status"] == "succeeded" and as_json["model"] == BINARY
+
+
+def test_large_batches_are_profiled_from_a_sample_with_exact_counts(
+    scoring: ScoringProject,
+) -> None:
+    rng = np.random.default_rng(5)
+    rows = 60_000
+    frame = pd.DataFrame({name: rng.normal(10.0, 3.0, rows) for name in FEATURES})
+    first = FEATURES[0]
+    frame.loc[rng.choice(rows, 600, replace=False), first] = np.nan
+    frame.loc[:4, first] = np.inf
+    profiling = BatchProfiling(scoring.versions["churn:1"].signature, list(FEATURES), "label")
+    for start in range(0, rows, 20_000):  # batches larger than the sample taken of each
+        batch = pa.RecordBatch.from_pandas(frame.iloc[start : start + 20_000])
+        profiling.add_input(batch)
+    text = profiling.to_text()
+    assert text is not None
+    profile = BatchProfile.from_text(text).input
+    whole = fingerprint_and_profile(frame).profile
+    assert profile is not None and whole is not None and profile.rows == rows
+    for name in FEATURES:
+        got, want = profile.columns[name], whole.columns[name]
+        assert (got.count, got.missing) == (want.count, want.missing)  # exact
+        assert got.quantiles[50] == pytest.approx(want.quantiles[50], abs=0.15)  # sampled
+        assert got.mean == pytest.approx(want.mean, abs=0.1)
+    assert profile.columns[first].missing == 605  # NaN and infinities

@@ -39,6 +39,60 @@ from modelrail.monitoring.report import ALERT, WATCH, MonitorReport
 log = logging.getLogger("modelrail.serving")
 
 _BASE = ["model", "environment"]
+# key: (name, help, labels beyond _BASE)
+_GAUGES: dict[str, tuple[str, str, tuple[str, ...]]] = {
+    "alert": (
+        "modelrail_monitor_alert",
+        "1 when the latest monitoring check found an alert.",
+        ("version",),
+    ),
+    "watch": (
+        "modelrail_monitor_watch",
+        "1 when the latest monitoring check's worst status is watch.",
+        ("version",),
+    ),
+    "psi": (
+        "modelrail_monitor_drift_psi",
+        "Population stability index of an input feature against the reference profile.",
+        ("feature",),
+    ),
+    "statistic": (
+        "modelrail_monitor_drift_statistic",
+        "Kolmogorov-Smirnov statistic (numeric) or Jensen-Shannon distance (categorical).",
+        ("feature", "statistic"),
+    ),
+    "prediction": (
+        "modelrail_monitor_prediction_psi",
+        "Population stability index of the predictions against the reference profile.",
+        (),
+    ),
+    "live": (
+        "modelrail_monitor_live_metric",
+        "A model metric computed on labelled logged predictions.",
+        ("metric",),
+    ),
+    "reference": (
+        "modelrail_monitor_live_metric_reference",
+        "The metric's value logged by the reference version's run (test data).",
+        ("metric",),
+    ),
+    "labelled": (
+        "modelrail_monitor_labelled",
+        "Logged predictions with a label in the checked range.",
+        (),
+    ),
+    "rows": ("modelrail_monitor_rows", "Logged prediction rows in the checked range.", ()),
+    "requests": (
+        "modelrail_monitor_requests",
+        "Requests in the checked range, estimated from the logged ones and their rate.",
+        (),
+    ),
+    "time": (
+        "modelrail_monitor_check_timestamp_seconds",
+        "When the latest monitoring check was made (Unix time).",
+        (),
+    ),
+}
 
 
 def render_latest(root: str | Path, models: Iterable[str] | None = None) -> bytes:
@@ -61,61 +115,8 @@ class _ChecksCollector:
 
     def collect(self) -> Iterator[Metric]:
         gauges = {
-            "alert": GaugeMetricFamily(
-                "modelrail_monitor_alert",
-                "1 when the latest monitoring check found an alert.",
-                labels=[*_BASE, "version"],
-            ),
-            "watch": GaugeMetricFamily(
-                "modelrail_monitor_watch",
-                "1 when the latest monitoring check's worst status is watch.",
-                labels=[*_BASE, "version"],
-            ),
-            "psi": GaugeMetricFamily(
-                "modelrail_monitor_drift_psi",
-                "Population stability index of an input feature against the reference profile.",
-                labels=[*_BASE, "feature"],
-            ),
-            "statistic": GaugeMetricFamily(
-                "modelrail_monitor_drift_statistic",
-                "Kolmogorov-Smirnov statistic (numeric) or Jensen-Shannon distance (categorical).",
-                labels=[*_BASE, "feature", "statistic"],
-            ),
-            "prediction": GaugeMetricFamily(
-                "modelrail_monitor_prediction_psi",
-                "Population stability index of the predictions against the reference profile.",
-                labels=_BASE,
-            ),
-            "live": GaugeMetricFamily(
-                "modelrail_monitor_live_metric",
-                "A model metric computed on labelled logged predictions.",
-                labels=[*_BASE, "metric"],
-            ),
-            "reference": GaugeMetricFamily(
-                "modelrail_monitor_live_metric_reference",
-                "The metric's value logged by the reference version's run (test data).",
-                labels=[*_BASE, "metric"],
-            ),
-            "labelled": GaugeMetricFamily(
-                "modelrail_monitor_labelled",
-                "Logged predictions with a label in the checked range.",
-                labels=_BASE,
-            ),
-            "rows": GaugeMetricFamily(
-                "modelrail_monitor_rows",
-                "Logged prediction rows in the checked range.",
-                labels=_BASE,
-            ),
-            "requests": GaugeMetricFamily(
-                "modelrail_monitor_requests",
-                "Requests in the checked range, estimated from the logged ones and their rate.",
-                labels=_BASE,
-            ),
-            "time": GaugeMetricFamily(
-                "modelrail_monitor_check_timestamp_seconds",
-                "When the latest monitoring check was made (Unix time).",
-                labels=_BASE,
-            ),
+            key: GaugeMetricFamily(name, text, labels=[*_BASE, *extra])
+            for key, (name, text, extra) in _GAUGES.items()
         }
         for report in self.reports:
             _add(gauges, report)
