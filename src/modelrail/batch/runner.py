@@ -337,10 +337,10 @@ def _execute(
             rejected += scored.rows_rejected
             # A checkpoint as soon as a part is closed: all rows read so far are in it.
             parts = writer.parts_done()
-            checkpoint_due = parts is not None and parts != saved_parts
             if plan.prediction_log is not None:
+                checkpoint_due = parts is not None and parts != saved_parts
                 plan.prediction_log.written(row, checkpoint=checkpoint_due)
-            if parts is not None and checkpoint_due:
+            if parts is not None and parts != saved_parts:
                 state = Checkpoint(row, parts, written, rejected).to_dict()
                 repo.update(record.id, checkpoint=orjson.dumps(state).decode(), rows_read=row)
                 saved_parts = parts

@@ -215,12 +215,6 @@ class PredictionLog:
                 continue
             self._add(origin.model, table, requests, now)
 
-    def add_table(self, model: str, table: pa.Table, requests: int) -> None:
-        """Rows already in the log's layout (a batch run's sample), written with the rest."""
-        with self._lock:
-            self._add(model, table, requests, self.clock())
-            self._write(force=False)
-
     def _add(self, model: str, table: pa.Table, requests: int, now: float) -> None:
         key = (model, table.schema)
         pending = self._pending.get(key)
